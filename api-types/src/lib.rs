@@ -1,0 +1,293 @@
+//! The wire format of seckill's HTTP APIs (see `CONTRACT.md`).
+//!
+//! The backend, the admin UI (compiled to wasm) and the load tool all use these
+//! types, so the JSON the server writes and the JSON its clients read have one
+//! definition. Nothing here does I/O; it only names things and how they look on
+//! the wire.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Where an activity stands, derived from its window and its remaining stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityStatus {
+    Scheduled,
+    Live,
+    SoldOut,
+    Ended,
+}
+
+impl ActivityStatus {
+    /// The status an activity has at `now`: the window decides first, then stock.
+    pub fn at(
+        now: OffsetDateTime,
+        starts_at: OffsetDateTime,
+        ends_at: OffsetDateTime,
+        remaining: i64,
+    ) -> Self {
+        if now >= ends_at {
+            Self::Ended
+        } else if now < starts_at {
+            Self::Scheduled
+        } else if remaining <= 0 {
+            Self::SoldOut
+        } else {
+            Self::Live
+        }
+    }
+}
+
+/// A flash sale of one product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub id: u64,
+    pub name: String,
+    pub price_cents: i64,
+    pub total_stock: i64,
+    pub remaining: i64,
+    pub sold: i64,
+    pub limit_per_user: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+    pub status: ActivityStatus,
+}
+
+/// Body of `POST /admin/api/activities`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewActivity {
+    pub name: String,
+    pub price_cents: i64,
+    pub total_stock: i64,
+    pub limit_per_user: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+}
+
+/// Answer of `POST /api/activities/{id}/token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurchaseToken {
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Body of `POST /api/activities/{id}/purchase`.
+///
+/// `quantity` is kept as raw JSON so that the backend can tell a buyer exactly
+/// what is wrong with it (zero, negative, fractional, a string, too large)
+/// instead of a generic deserialisation failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurchaseRequest {
+    pub token: String,
+    pub quantity: serde_json::Value,
+}
+
+/// Answer of an accepted purchase (`202`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurchaseAccepted {
+    pub order_id: String,
+    pub status: OrderStatus,
+}
+
+/// The life of an order: `queued` until the worker writes its row, then
+/// `pending_payment` until it is paid, cancelled or expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Queued,
+    PendingPayment,
+    Paid,
+    Cancelled,
+    Expired,
+}
+
+/// An order as buyers and admins see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: String,
+    pub activity_id: u64,
+    pub user_id: String,
+    pub quantity: i64,
+    pub amount_cents: i64,
+    pub status: OrderStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub pay_deadline: OffsetDateTime,
+}
+
+/// One page of a list that can grow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /admin/api/login`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub password: String,
+}
+
+/// Answer of `POST /admin/api/login`: the admin bearer token (also set as a cookie).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminSession {
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Answer of `GET /admin/api/activities/{id}/stats`: the live counters of one
+/// activity as Redis holds them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityStats {
+    pub activity_id: u64,
+    pub status: ActivityStatus,
+    pub total_stock: i64,
+    pub remaining: i64,
+    pub sold: i64,
+    /// `remaining + sold == total_stock` must hold at every instant.
+    pub invariant_ok: bool,
+    /// Purchase tokens issued and neither used nor expired.
+    pub live_tokens: i64,
+    /// Order events in the activity's stream (not yet trimmed).
+    pub stream_length: i64,
+}
+
+/// A blacklisted user id or IP/CIDR, as listed by the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlacklistEntry {
+    pub value: String,
+}
+
+/// The machine-readable part of every error (`CONTRACT.md`, "Errors").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    Blacklisted,
+    InvalidToken,
+    NotFound,
+    NotStarted,
+    Ended,
+    SoldOut,
+    LimitExceeded,
+    OrderClosed,
+    RateLimited,
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The HTTP status the contract pairs with this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden | Self::Blacklisted | Self::InvalidToken => 403,
+            Self::NotFound => 404,
+            Self::NotStarted
+            | Self::Ended
+            | Self::SoldOut
+            | Self::LimitExceeded
+            | Self::OrderClosed => 409,
+            Self::RateLimited => 429,
+            Self::Unavailable => 503,
+        }
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::Blacklisted => "blacklisted",
+            Self::InvalidToken => "invalid_token",
+            Self::NotFound => "not_found",
+            Self::NotStarted => "not_started",
+            Self::Ended => "ended",
+            Self::SoldOut => "sold_out",
+            Self::LimitExceeded => "limit_exceeded",
+            Self::OrderClosed => "order_closed",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Every error body: `{"code": "...", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn error_codes_serialise_as_the_contract_spells_them() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::InvalidToken,
+            ErrorCode::LimitExceeded,
+            ErrorCode::Unavailable,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn status_follows_window_then_stock() {
+        let start = datetime!(2026-11-11 00:00 UTC);
+        let end = datetime!(2026-11-12 00:00 UTC);
+        let before = datetime!(2026-11-10 23:59 UTC);
+        let during = datetime!(2026-11-11 12:00 UTC);
+        assert_eq!(
+            ActivityStatus::at(before, start, end, 0),
+            ActivityStatus::Scheduled
+        );
+        assert_eq!(
+            ActivityStatus::at(during, start, end, 5),
+            ActivityStatus::Live
+        );
+        assert_eq!(
+            ActivityStatus::at(during, start, end, 0),
+            ActivityStatus::SoldOut
+        );
+        assert_eq!(
+            ActivityStatus::at(end, start, end, 5),
+            ActivityStatus::Ended
+        );
+    }
+
+    #[test]
+    fn activity_times_are_rfc3339() {
+        let a = Activity {
+            id: 1,
+            name: "phone".into(),
+            price_cents: 100,
+            total_stock: 10,
+            remaining: 10,
+            sold: 0,
+            limit_per_user: 1,
+            starts_at: datetime!(2026-11-11 00:00 UTC),
+            ends_at: datetime!(2026-11-12 00:00 UTC),
+            status: ActivityStatus::Live,
+        };
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["starts_at"], "2026-11-11T00:00:00Z");
+        assert_eq!(json["status"], "live");
+    }
+}

@@ -1,0 +1,93 @@
+//! The application: its shared state, its router and how it is served.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+use crate::auth::Keys;
+use crate::blacklist::Blacklist;
+use crate::config::{Secrets, Settings};
+use crate::error::ApiError;
+use crate::routes;
+use crate::store::Store;
+
+/// Largest request body accepted; anything bigger is `bad_request`.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub keys: Arc<Keys>,
+    pub store: Store,
+    pub blacklist: Blacklist,
+}
+
+impl AppState {
+    /// Connects to Redis and prepares the keys; fails on a missing secret.
+    pub async fn new(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
+        let store = Store::connect(&settings.redis_url, settings.redis_timeout()).await?;
+        let keys = Keys::new(&secrets.jwt, &secrets.admin_password);
+        Ok(Self {
+            settings: Arc::new(settings),
+            keys: Arc::new(keys),
+            store,
+            blacklist: Blacklist::default(),
+        })
+    }
+
+    /// Starts the background work: the blacklist refresher, and script loading.
+    pub async fn start_background(&self) {
+        if let Err(e) = self.blacklist.refresh(&self.store, true).await {
+            tracing::warn!(error = %e, "initial blacklist load failed; will retry");
+        }
+        if let Err(e) = self.store.load_scripts().await {
+            tracing::warn!(error = %e, "loading scripts failed; they load on first use");
+        }
+        self.blacklist.spawn_refresher(self.store.clone());
+    }
+}
+
+/// The whole HTTP surface of the backend.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::public::router())
+        .merge(routes::admin::router())
+        .merge(routes::health::router())
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::telemetry::track_latency))
+        .with_state(state)
+}
+
+/// Serves the router on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Now, in milliseconds since the epoch (the clock every script gets).
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Milliseconds since the epoch as a UTC time.
+pub fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A UTC time in milliseconds since the epoch.
+pub fn to_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}

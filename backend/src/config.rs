@@ -1,0 +1,176 @@
+//! Settings, from flags or the `SECKILL_*` environment (`CONTRACT.md`, "Processes").
+//!
+//! Secrets never get a silent default: outside dev mode a missing secret stops
+//! start-up with an error that names it. In dev mode a missing secret is
+//! generated at random and logged, so a demo works without pretending to be
+//! production.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use ipnet::IpNet;
+
+/// Command-line and environment settings of the backend process.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "seckill-backend",
+    version,
+    about = "seckill backend: public API, admin API, metrics"
+)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "SECKILL_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    /// Redis: `redis://host:port/db`, or a comma-separated list of cluster node URLs.
+    #[arg(
+        long,
+        env = "SECKILL_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/"
+    )]
+    pub redis_url: String,
+
+    /// Order database (`sqlite://…` or `mysql://…`); used by the order worker.
+    #[arg(
+        long,
+        env = "SECKILL_DATABASE_URL",
+        default_value = "sqlite://var/orders.db"
+    )]
+    pub database_url: String,
+
+    /// HS256 secret that buyers' JWTs are signed with.
+    #[arg(long, env = "SECKILL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Password of the admin API.
+    #[arg(long, env = "SECKILL_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Shared secret the edge presents to `/internal/edge/state`.
+    #[arg(long, env = "SECKILL_EDGE_SECRET", hide_env_values = true)]
+    pub edge_secret: Option<String>,
+
+    /// Seconds an order may stay unpaid before it expires and its stock goes back.
+    #[arg(long, env = "SECKILL_PAY_TIMEOUT_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pay_timeout_secs: u64,
+
+    /// Seconds a purchase token stays valid.
+    #[arg(long, env = "SECKILL_TOKEN_TTL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_ttl_secs: u64,
+
+    /// Live purchase tokens allowed per unit of remaining stock.
+    #[arg(long, env = "SECKILL_TOKEN_FACTOR", default_value_t = 1.5, value_parser = parse_factor)]
+    pub token_factor: f64,
+
+    /// Peers (IPs or CIDRs, comma-separated) whose `x-forwarded-for` is believed.
+    #[arg(long, env = "SECKILL_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// How long a Redis call may take before the request fails with `unavailable`.
+    #[arg(long, env = "SECKILL_REDIS_TIMEOUT_MS", default_value_t = 800)]
+    pub redis_timeout_ms: u64,
+
+    /// Dev mode: generate missing secrets instead of refusing to start.
+    #[arg(long, env = "SECKILL_DEV")]
+    pub dev: bool,
+}
+
+fn parse_factor(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if !(1.0..=100.0).contains(&f) {
+        return Err(format!("token factor must be between 1 and 100, got {f}"));
+    }
+    Ok(f)
+}
+
+/// The secrets, resolved: present, or generated in dev mode.
+#[derive(Clone)]
+pub struct Secrets {
+    pub jwt: String,
+    pub admin_password: String,
+    pub edge: String,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets { .. }")
+    }
+}
+
+/// A start-up error that names the missing setting.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0} is not set; set it (or run with --dev / SECKILL_DEV=1 for generated development secrets)"
+)]
+pub struct MissingSecret(pub &'static str);
+
+impl Settings {
+    /// Resolves the secrets: every one must be set unless in dev mode.
+    pub fn secrets(&self) -> Result<Secrets, MissingSecret> {
+        let resolve = |value: &Option<String>, name: &'static str| match value {
+            Some(v) if !v.is_empty() => Ok(v.clone()),
+            _ if self.dev => {
+                let generated = random_secret();
+                tracing::warn!(setting = name, "dev mode: generated a random secret");
+                Ok(generated)
+            }
+            _ => Err(MissingSecret(name)),
+        };
+        Ok(Secrets {
+            jwt: resolve(&self.jwt_secret, "SECKILL_JWT_SECRET")?,
+            admin_password: resolve(&self.admin_password, "SECKILL_ADMIN_PASSWORD")?,
+            edge: resolve(&self.edge_secret, "SECKILL_EDGE_SECRET")?,
+        })
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// Issuance factor as the token script takes it: per mille of remaining stock.
+    pub fn token_factor_per_mille(&self) -> u64 {
+        (self.token_factor * 1000.0).round() as u64
+    }
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Settings {
+        let mut all = vec!["seckill-backend"];
+        all.extend_from_slice(args);
+        Settings::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn missing_secret_is_an_error_outside_dev_mode() {
+        let s = parse(&["--jwt-secret", "x", "--admin-password", "y"]);
+        let err = s.secrets().unwrap_err();
+        assert_eq!(err.0, "SECKILL_EDGE_SECRET");
+    }
+
+    #[test]
+    fn dev_mode_generates_distinct_secrets() {
+        let s = parse(&["--dev"]);
+        let secrets = s.secrets().unwrap();
+        assert_ne!(secrets.jwt, secrets.admin_password);
+        assert_eq!(secrets.jwt.len(), 48);
+    }
+
+    #[test]
+    fn token_factor_is_bounded() {
+        assert!(Settings::try_parse_from(["b", "--token-factor", "0.5"]).is_err());
+        assert_eq!(
+            parse(&["--token-factor", "1.5"]).token_factor_per_mille(),
+            1500
+        );
+    }
+}

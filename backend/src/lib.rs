@@ -1,0 +1,16 @@
+//! seckill's backend: the buyers' API, the operators' API, health and
+//! metrics, over the Redis Lua scripts in `lua/`.
+//!
+//! The binary (`main.rs`) only parses settings and serves `app::router`; tests
+//! build the same router around their own Redis.
+
+pub mod app;
+pub mod auth;
+pub mod blacklist;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod keys;
+pub mod routes;
+pub mod store;
+pub mod telemetry;

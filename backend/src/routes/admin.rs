@@ -1,0 +1,388 @@
+//! The operators' API under `/admin/api`: login, activities, stats, blacklist.
+
+use axum::extract::{Path, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use seckill_api::{
+    Activity, ActivityStats, ActivityStatus, AdminSession, BlacklistEntry, LoginRequest,
+    NewActivity, Page,
+};
+use time::OffsetDateTime;
+
+use crate::app::{AppState, from_ms, now_ms, to_ms};
+use crate::auth::{ADMIN_COOKIE, ADMIN_SESSION_SECS, Admin, valid_user_id};
+use crate::blacklist::parse_ip_entry;
+use crate::error::ApiError;
+use crate::extract::{ActivityId, JsonBody, PageQuery, Query};
+use crate::routes::activity_view;
+use crate::store::{BlacklistKind, NewActivityRecord};
+use crate::telemetry;
+
+/// Largest stock one activity may hold (keeps every count exact in Lua's doubles).
+pub const MAX_STOCK: i64 = 1_000_000_000_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/api/login", post(login))
+        .route("/admin/api/logout", post(logout))
+        .route(
+            "/admin/api/activities",
+            get(list_activities).post(create_activity),
+        )
+        .route("/admin/api/activities/{id}", get(get_activity))
+        .route("/admin/api/activities/{id}/stats", get(activity_stats))
+        .route("/admin/api/blacklist/users", get(list_blacklisted_users))
+        .route(
+            "/admin/api/blacklist/users/{user_id}",
+            get(get_blacklisted_user)
+                .put(blacklist_user)
+                .delete(unblacklist_user),
+        )
+        .route("/admin/api/blacklist/ips", get(list_blacklisted_ips))
+        .route(
+            "/admin/api/blacklist/ips/{ip}",
+            get(get_blacklisted_ip)
+                .put(blacklist_ip)
+                .delete(unblacklist_ip),
+        )
+}
+
+fn session_cookie(token: &str, max_age: i64) -> HeaderValue {
+    let cookie = format!(
+        "{ADMIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/admin; Max-Age={max_age}"
+    );
+    HeaderValue::from_str(&cookie).expect("session tokens are header-safe")
+}
+
+async fn login(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    if !state.keys.check_admin_password(&body.password) {
+        tracing::warn!("admin login refused: wrong password");
+        return Err(ApiError::unauthorized("wrong admin password"));
+    }
+    let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(ADMIN_SESSION_SECS);
+    let token = state.keys.issue_admin_session(expires_at.unix_timestamp());
+    let cookie = session_cookie(&token, ADMIN_SESSION_SECS);
+    Ok((
+        [(SET_COOKIE, cookie)],
+        Json(AdminSession { token, expires_at }),
+    )
+        .into_response())
+}
+
+async fn logout() -> impl IntoResponse {
+    (
+        StatusCode::NO_CONTENT,
+        [(SET_COOKIE, session_cookie("", 0))],
+    )
+}
+
+async fn list_activities(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<Vec<Activity>>, ApiError> {
+    let now = now_ms();
+    let mut out = Vec::new();
+    for id in state.store.activity_ids().await? {
+        if let Some(record) = state.store.activity(id).await? {
+            out.push(activity_view(record, now));
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Checks a new activity, naming the first field that is wrong.
+fn validate(new: &NewActivity) -> Result<(), ApiError> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::bad_request("name: 1 to 200 characters"));
+    }
+    if new.price_cents < 0 {
+        return Err(ApiError::bad_request("price_cents: must be 0 or more"));
+    }
+    if !(0..=MAX_STOCK).contains(&new.total_stock) {
+        return Err(ApiError::bad_request(format!(
+            "total_stock: must be between 0 and {MAX_STOCK}"
+        )));
+    }
+    if !(1..=1_000_000).contains(&new.limit_per_user) {
+        return Err(ApiError::bad_request(
+            "limit_per_user: must be between 1 and 1000000",
+        ));
+    }
+    if new.ends_at <= new.starts_at {
+        return Err(ApiError::bad_request("ends_at: must be after starts_at"));
+    }
+    Ok(())
+}
+
+async fn create_activity(
+    State(state): State<AppState>,
+    _: Admin,
+    JsonBody(new): JsonBody<NewActivity>,
+) -> Result<(StatusCode, Json<Activity>), ApiError> {
+    validate(&new)?;
+    let record = NewActivityRecord {
+        name: new.name.trim().to_owned(),
+        price_cents: new.price_cents,
+        total_stock: new.total_stock,
+        limit_per_user: new.limit_per_user,
+        starts_at_ms: to_ms(new.starts_at),
+        ends_at_ms: to_ms(new.ends_at),
+    };
+    let id = state.store.create_activity(&record).await?;
+    let created = state
+        .store
+        .activity(id)
+        .await?
+        .ok_or_else(|| ApiError::unavailable("activity vanished"))?;
+    telemetry::record_stock(id, created.remaining, created.sold);
+    tracing::info!(id, name = %created.name, stock = created.total_stock, "activity created and stock warmed");
+    Ok((StatusCode::CREATED, Json(activity_view(created, now_ms()))))
+}
+
+async fn get_activity(
+    State(state): State<AppState>,
+    _: Admin,
+    ActivityId(id): ActivityId,
+) -> Result<Json<Activity>, ApiError> {
+    let record = state
+        .store
+        .activity(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("activity"))?;
+    Ok(Json(activity_view(record, now_ms())))
+}
+
+async fn activity_stats(
+    State(state): State<AppState>,
+    _: Admin,
+    ActivityId(id): ActivityId,
+) -> Result<Json<ActivityStats>, ApiError> {
+    let record = state
+        .store
+        .activity(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("activity"))?;
+    let now = now_ms();
+    let counters = state.store.counters(id, now).await?;
+    telemetry::record_stock(id, counters.remaining, counters.sold);
+    Ok(Json(ActivityStats {
+        activity_id: id,
+        status: ActivityStatus::at(
+            from_ms(now),
+            from_ms(record.starts_at_ms),
+            from_ms(record.ends_at_ms),
+            counters.remaining,
+        ),
+        total_stock: record.total_stock,
+        remaining: counters.remaining,
+        sold: counters.sold,
+        invariant_ok: counters.remaining + counters.sold == record.total_stock,
+        live_tokens: counters.live_tokens,
+        stream_length: counters.stream_length,
+    }))
+}
+
+async fn blacklist_page(
+    state: &AppState,
+    kind: BlacklistKind,
+    query: &PageQuery,
+) -> Result<Json<Page<BlacklistEntry>>, ApiError> {
+    let limit = query.limit()?;
+    let cursor = match query.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => c
+            .parse()
+            .map_err(|_| ApiError::bad_request("cursor: not one this API returned"))?,
+    };
+    let (next, values) = state.store.blacklist_page(kind, cursor, limit).await?;
+    Ok(Json(Page {
+        items: values
+            .into_iter()
+            .map(|value| BlacklistEntry { value })
+            .collect(),
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+async fn list_blacklisted_users(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<BlacklistEntry>>, ApiError> {
+    blacklist_page(&state, BlacklistKind::Users, &q).await
+}
+
+async fn list_blacklisted_ips(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<BlacklistEntry>>, ApiError> {
+    blacklist_page(&state, BlacklistKind::Ips, &q).await
+}
+
+/// A blacklist entry in its stored form, or `bad_request`.
+fn canonical(kind: BlacklistKind, raw: &str) -> Result<String, ApiError> {
+    match kind {
+        BlacklistKind::Users if valid_user_id(raw) => Ok(raw.to_owned()),
+        BlacklistKind::Users => Err(ApiError::bad_request(
+            "user id: 1-64 characters of [A-Za-z0-9_-]",
+        )),
+        BlacklistKind::Ips => parse_ip_entry(raw)
+            .map(|net| {
+                if net.prefix_len() == net.max_prefix_len() {
+                    net.addr().to_string()
+                } else {
+                    net.to_string()
+                }
+            })
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "ip: an IPv4/IPv6 address or CIDR range (percent-encode the /)",
+                )
+            }),
+    }
+}
+
+async fn get_entry(
+    state: &AppState,
+    kind: BlacklistKind,
+    raw: &str,
+) -> Result<Json<BlacklistEntry>, ApiError> {
+    let value = canonical(kind, raw)?;
+    if state.store.blacklist_contains(kind, &value).await? {
+        Ok(Json(BlacklistEntry { value }))
+    } else {
+        Err(ApiError::not_found("blacklist entry"))
+    }
+}
+
+async fn put_entry(
+    state: &AppState,
+    kind: BlacklistKind,
+    raw: &str,
+) -> Result<Json<BlacklistEntry>, ApiError> {
+    let value = canonical(kind, raw)?;
+    state.store.blacklist_add(kind, &value).await?;
+    tracing::info!(?kind, %value, "blacklisted");
+    if let Err(e) = state.blacklist.refresh(&state.store, true).await {
+        tracing::warn!(error = %e, "blacklist reload after change failed; the poller will retry");
+    }
+    Ok(Json(BlacklistEntry { value }))
+}
+
+async fn delete_entry(
+    state: &AppState,
+    kind: BlacklistKind,
+    raw: &str,
+) -> Result<StatusCode, ApiError> {
+    let value = canonical(kind, raw)?;
+    let removed = state.store.blacklist_remove(kind, &value).await?;
+    if let Err(e) = state.blacklist.refresh(&state.store, true).await {
+        tracing::warn!(error = %e, "blacklist reload after change failed; the poller will retry");
+    }
+    if removed {
+        tracing::info!(?kind, %value, "removed from the blacklist");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("blacklist entry"))
+    }
+}
+
+async fn get_blacklisted_user(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<BlacklistEntry>, ApiError> {
+    get_entry(&s, BlacklistKind::Users, &id).await
+}
+async fn blacklist_user(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<BlacklistEntry>, ApiError> {
+    put_entry(&s, BlacklistKind::Users, &id).await
+}
+async fn unblacklist_user(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    delete_entry(&s, BlacklistKind::Users, &id).await
+}
+async fn get_blacklisted_ip(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(ip): Path<String>,
+) -> Result<Json<BlacklistEntry>, ApiError> {
+    get_entry(&s, BlacklistKind::Ips, &ip).await
+}
+async fn blacklist_ip(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(ip): Path<String>,
+) -> Result<Json<BlacklistEntry>, ApiError> {
+    put_entry(&s, BlacklistKind::Ips, &ip).await
+}
+async fn unblacklist_ip(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(ip): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    delete_entry(&s, BlacklistKind::Ips, &ip).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn new_activity() -> NewActivity {
+        NewActivity {
+            name: "phone".into(),
+            price_cents: 100,
+            total_stock: 10,
+            limit_per_user: 1,
+            starts_at: datetime!(2026-11-11 00:00 UTC),
+            ends_at: datetime!(2026-11-12 00:00 UTC),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert!(validate(&new_activity()).is_ok());
+        let cases: [(fn(&mut NewActivity), &str); 5] = [
+            (|a| a.total_stock = -1, "total_stock"),
+            (|a| a.limit_per_user = 0, "limit_per_user"),
+            (|a| a.ends_at = a.starts_at, "ends_at"),
+            (|a| a.name = "  ".into(), "name"),
+            (|a| a.price_cents = -5, "price_cents"),
+        ];
+        for (spoil, field) in cases {
+            let mut a = new_activity();
+            spoil(&mut a);
+            let err = validate(&a).unwrap_err();
+            assert!(err.message.starts_with(field), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn ip_entries_are_stored_canonically() {
+        assert_eq!(
+            canonical(BlacklistKind::Ips, "10.0.0.7").unwrap(),
+            "10.0.0.7"
+        );
+        assert_eq!(
+            canonical(BlacklistKind::Ips, "10.9.9.9/8").unwrap(),
+            "10.0.0.0/8"
+        );
+        assert!(canonical(BlacklistKind::Ips, "nope").is_err());
+        assert!(canonical(BlacklistKind::Users, "bad id").is_err());
+    }
+}

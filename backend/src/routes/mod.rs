@@ -1,0 +1,28 @@
+//! HTTP routes, grouped by who calls them. Handlers stay thin: they parse
+//! (through extractors), call the store, and shape the answer.
+
+pub mod admin;
+pub mod health;
+pub mod public;
+
+use seckill_api::{Activity, ActivityStatus};
+
+use crate::app::from_ms;
+use crate::store::ActivityRecord;
+
+/// An activity as the API shows it at `now_ms`.
+pub fn activity_view(r: ActivityRecord, now_ms: i64) -> Activity {
+    let (starts_at, ends_at) = (from_ms(r.starts_at_ms), from_ms(r.ends_at_ms));
+    Activity {
+        id: r.id,
+        name: r.name,
+        price_cents: r.price_cents,
+        total_stock: r.total_stock,
+        remaining: r.remaining,
+        sold: r.sold,
+        limit_per_user: r.limit_per_user,
+        starts_at,
+        ends_at,
+        status: ActivityStatus::at(from_ms(now_ms), starts_at, ends_at, r.remaining),
+    }
+}

@@ -1,0 +1,688 @@
+//! The Redis side of seckill: connections, the Lua scripts, and the few plain
+//! commands around them.
+//!
+//! Every call is bounded by a timeout, so that a Redis that is down or stuck
+//! turns into a fast error (`unavailable`) instead of a hanging request; the
+//! connection manager reconnects by itself, so sales resume when Redis is back.
+//! Script outcomes are values (`Rejection`, `PurchaseOutcome`, …), not errors:
+//! a sold-out answer is a normal result of a sale, not a failure of the store.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+
+use crate::keys;
+
+/// The purchase script and its companions, hashed once; `invoke_async` sends
+/// EVALSHA and falls back to loading the script when Redis answers NOSCRIPT.
+pub struct Scripts {
+    pub token: Script,
+    pub purchase: Script,
+    pub release: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            token: Script::new(include_str!("../../lua/token.lua")),
+            purchase: Script::new(include_str!("../../lua/purchase.lua")),
+            release: Script::new(include_str!("../../lua/release.lua")),
+        }
+    }
+}
+
+/// What went wrong talking to Redis (as opposed to what Redis decided).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected reply from redis: {0}")]
+    Reply(String),
+    #[error("unsupported redis url: {0}")]
+    Url(String),
+}
+
+/// One Redis server, or a Redis Cluster; both reconnect by themselves.
+#[derive(Clone)]
+pub enum RedisConn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Why a script said no. Each maps onto one error code of the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    NotFound,
+    NotStarted,
+    Ended,
+    SoldOut,
+    LimitExceeded,
+    /// Live tokens already cover the remaining stock; one frees up in `retry_after_ms`.
+    TokensExhausted {
+        retry_after_ms: u64,
+    },
+    InvalidToken(String),
+    BadQuantity,
+    /// The backend passed something the script refuses: a bug, not the buyer's fault.
+    BadArg(String),
+}
+
+/// Result of the token script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenOutcome {
+    Issued { token: String, expires_at_ms: i64 },
+    Rejected(Rejection),
+}
+
+/// A sale the purchase script made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sale {
+    pub order_id: String,
+    pub remaining: i64,
+    pub sold: i64,
+    pub created_at_ms: i64,
+    pub pay_deadline_ms: i64,
+    pub amount_cents: i64,
+}
+
+/// Result of the purchase script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurchaseOutcome {
+    Accepted(Sale),
+    /// The token was already used: here is the order it made.
+    Replay {
+        order_id: String,
+    },
+    Rejected(Rejection),
+}
+
+/// Result of the release script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    Released {
+        remaining: i64,
+        sold: i64,
+    },
+    AlreadyReleased,
+    /// `sold` is smaller than the order's quantity; nothing was changed.
+    OverRelease,
+    Rejected(Rejection),
+}
+
+/// A purchase as the backend hands it to the purchase script.
+#[derive(Debug, Clone)]
+pub struct PurchaseRequest<'a> {
+    pub activity: u64,
+    pub user: &'a str,
+    pub token: &'a str,
+    /// The quantity exactly as the client sent it; the script validates it again.
+    pub quantity: &'a str,
+    pub now_ms: i64,
+    pub order_id: &'a str,
+    pub pay_timeout_ms: u64,
+}
+
+/// An activity as stored in its Redis hash plus its two counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityRecord {
+    pub id: u64,
+    pub name: String,
+    pub price_cents: i64,
+    pub total_stock: i64,
+    pub limit_per_user: i64,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub remaining: i64,
+    pub sold: i64,
+}
+
+/// Live counters of one activity, for the stats route and the gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub remaining: i64,
+    pub sold: i64,
+    pub live_tokens: i64,
+    pub stream_length: i64,
+}
+
+/// Which blacklist set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlacklistKind {
+    Users,
+    Ips,
+}
+
+impl BlacklistKind {
+    fn key(self) -> &'static str {
+        match self {
+            Self::Users => keys::BLACKLIST_USERS,
+            Self::Ips => keys::BLACKLIST_IPS,
+        }
+    }
+}
+
+/// A purchase token lives this long after use, answering retries with its order.
+const USED_TOKEN_RETENTION_MS: u64 = 24 * 3600 * 1000;
+
+/// Handle on Redis: cheap to clone, one multiplexed connection underneath.
+#[derive(Clone)]
+pub struct Store {
+    conn: RedisConn,
+    timeout: Duration,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl Store {
+    /// Connects to `url`: `redis://…` (one server) or a comma-separated list of
+    /// cluster node URLs. A single server is connected lazily, so the backend
+    /// starts (and reports not-ready) while Redis is still down.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let conn = if url.contains(',') {
+            let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
+            let client = redis::cluster::ClusterClientBuilder::new(nodes)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .build()?;
+            RedisConn::Cluster(client.get_async_connection().await?)
+        } else if url.starts_with("redis://")
+            || url.starts_with("rediss://")
+            || url.starts_with("unix://")
+        {
+            let client = redis::Client::open(url)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(500));
+            RedisConn::Single(ConnectionManager::new_lazy_with_config(client, config)?)
+        } else {
+            return Err(StoreError::Url(format!(
+                "{url}: expected redis://host:port or a comma-separated list of cluster node URLs"
+            )));
+        };
+        Ok(Self {
+            conn,
+            timeout,
+            scripts: std::sync::Arc::new(Scripts::new()),
+        })
+    }
+
+    /// Runs one Redis interaction under the store's timeout.
+    async fn bounded<T, F>(&self, work: impl FnOnce(RedisConn) -> F) -> Result<T, StoreError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.timeout, work(self.conn.clone())).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Loads the scripts ahead of the first sale (they are loaded lazily otherwise).
+    pub async fn load_scripts(&self) -> Result<(), StoreError> {
+        let scripts = self.scripts.clone();
+        self.bounded(|mut c| async move {
+            scripts.token.load_async(&mut c).await?;
+            scripts.purchase.load_async(&mut c).await?;
+            scripts.release.load_async(&mut c).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.bounded(|mut c| async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Creates an activity and pre-warms its stock; the activity is listed only
+    /// once its stock, counters and order stream exist.
+    pub async fn create_activity(&self, new: &NewActivityRecord) -> Result<u64, StoreError> {
+        let id: u64 = self
+            .bounded(|mut c| async move {
+                redis::cmd("INCR")
+                    .arg(keys::ACTIVITY_SEQ)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let new = new.clone();
+        self.bounded(|mut c| async move {
+            redis::pipe()
+                .atomic()
+                .cmd("HSET")
+                .arg(keys::activity(id))
+                .arg("id")
+                .arg(id)
+                .arg("name")
+                .arg(&new.name)
+                .arg("price_cents")
+                .arg(new.price_cents)
+                .arg("total_stock")
+                .arg(new.total_stock)
+                .arg("limit_per_user")
+                .arg(new.limit_per_user)
+                .arg("starts_at_ms")
+                .arg(new.starts_at_ms)
+                .arg("ends_at_ms")
+                .arg(new.ends_at_ms)
+                .ignore()
+                .cmd("SET")
+                .arg(keys::inventory(id))
+                .arg(new.total_stock)
+                .ignore()
+                .cmd("SET")
+                .arg(keys::sold(id))
+                .arg(0)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await?;
+            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(keys::order_stream(id))
+                .arg(keys::ORDER_GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut c)
+                .await;
+            match created {
+                Err(e) if e.code() != Some("BUSYGROUP") => return Err(e),
+                _ => {}
+            }
+            redis::cmd("ZADD")
+                .arg(keys::ACTIVITIES)
+                .arg(id)
+                .arg(id)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// All listed activity ids, oldest first.
+    pub async fn activity_ids(&self) -> Result<Vec<u64>, StoreError> {
+        self.bounded(|mut c| async move {
+            redis::cmd("ZRANGE")
+                .arg(keys::ACTIVITIES)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// One activity with its counters, or `None` if unknown.
+    pub async fn activity(&self, id: u64) -> Result<Option<ActivityRecord>, StoreError> {
+        let (fields, remaining, sold): (HashMap<String, String>, Option<i64>, Option<i64>) = self
+            .bounded(|mut c| async move {
+                redis::pipe()
+                    .cmd("HGETALL")
+                    .arg(keys::activity(id))
+                    .cmd("GET")
+                    .arg(keys::inventory(id))
+                    .cmd("GET")
+                    .arg(keys::sold(id))
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let field = |name: &str| -> Result<i64, StoreError> {
+            fields
+                .get(name)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| StoreError::Reply(format!("activity {id} lacks a numeric {name}")))
+        };
+        Ok(Some(ActivityRecord {
+            id,
+            name: fields.get("name").cloned().unwrap_or_default(),
+            price_cents: field("price_cents")?,
+            total_stock: field("total_stock")?,
+            limit_per_user: field("limit_per_user")?,
+            starts_at_ms: field("starts_at_ms")?,
+            ends_at_ms: field("ends_at_ms")?,
+            remaining: remaining.unwrap_or(0),
+            sold: sold.unwrap_or(0),
+        }))
+    }
+
+    /// Live counters of one activity.
+    pub async fn counters(&self, id: u64, now_ms: i64) -> Result<Counters, StoreError> {
+        let (remaining, sold, _, live_tokens, stream_length): (
+            Option<i64>,
+            Option<i64>,
+            (),
+            i64,
+            i64,
+        ) = self
+            .bounded(|mut c| async move {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(keys::inventory(id))
+                    .cmd("GET")
+                    .arg(keys::sold(id))
+                    .cmd("ZREMRANGEBYSCORE")
+                    .arg(keys::live_tokens(id))
+                    .arg("-inf")
+                    .arg(now_ms)
+                    .ignore()
+                    .cmd("ZCARD")
+                    .arg(keys::live_tokens(id))
+                    .cmd("XLEN")
+                    .arg(keys::order_stream(id))
+                    .query_async::<(Option<i64>, Option<i64>, i64, i64)>(&mut c)
+                    .await
+                    .map(|(r, s, l, x)| (r, s, (), l, x))
+            })
+            .await?;
+        Ok(Counters {
+            remaining: remaining.unwrap_or(0),
+            sold: sold.unwrap_or(0),
+            live_tokens,
+            stream_length,
+        })
+    }
+
+    /// Runs the token script for `user` in `activity`.
+    pub async fn issue_token(
+        &self,
+        activity: u64,
+        user: &str,
+        now_ms: i64,
+        ttl_ms: u64,
+        factor_per_mille: u64,
+    ) -> Result<TokenOutcome, StoreError> {
+        let candidate = format!("{:032x}", rand::random::<u128>());
+        let scripts = self.scripts.clone();
+        let reply: Vec<String> = self
+            .bounded(|mut c| async move {
+                scripts
+                    .token
+                    .key(keys::activity(activity))
+                    .key(keys::inventory(activity))
+                    .key(keys::user_limit(activity, user))
+                    .key(keys::user_token(activity, user))
+                    .key(keys::token(activity, &candidate))
+                    .key(keys::live_tokens(activity))
+                    .arg(user)
+                    .arg(&candidate)
+                    .arg(now_ms)
+                    .arg(ttl_ms)
+                    .arg(factor_per_mille)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match reply.as_slice() {
+            [ok, token, expires] if ok == "OK" => Ok(TokenOutcome::Issued {
+                token: token.clone(),
+                expires_at_ms: parse_int(expires)?,
+            }),
+            _ => Ok(TokenOutcome::Rejected(rejection(&reply)?)),
+        }
+    }
+
+    /// Runs the purchase script.
+    pub async fn purchase(&self, req: &PurchaseRequest<'_>) -> Result<PurchaseOutcome, StoreError> {
+        let scripts = self.scripts.clone();
+        let (a, user) = (req.activity, req.user);
+        let reply: Vec<String> = self
+            .bounded(|mut c| async move {
+                scripts
+                    .purchase
+                    .key(keys::activity(a))
+                    .key(keys::inventory(a))
+                    .key(keys::sold(a))
+                    .key(keys::user_limit(a, user))
+                    .key(keys::user_token(a, user))
+                    .key(keys::token(a, req.token))
+                    .key(keys::user_order(a, user))
+                    .key(keys::order_stream(a))
+                    .key(keys::live_tokens(a))
+                    .arg(user)
+                    .arg(req.token)
+                    .arg(req.quantity)
+                    .arg(req.now_ms)
+                    .arg(req.order_id)
+                    .arg(req.pay_timeout_ms)
+                    .arg(USED_TOKEN_RETENTION_MS)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match reply.as_slice() {
+            [ok, order_id, remaining, sold, created, deadline, amount] if ok == "OK" => {
+                Ok(PurchaseOutcome::Accepted(Sale {
+                    order_id: order_id.clone(),
+                    remaining: parse_int(remaining)?,
+                    sold: parse_int(sold)?,
+                    created_at_ms: parse_int(created)?,
+                    pay_deadline_ms: parse_int(deadline)?,
+                    amount_cents: parse_int(amount)?,
+                }))
+            }
+            [replay, order_id] if replay == "REPLAY" => Ok(PurchaseOutcome::Replay {
+                order_id: order_id.clone(),
+            }),
+            _ => Ok(PurchaseOutcome::Rejected(rejection(&reply)?)),
+        }
+    }
+
+    /// Runs the release script: gives an order's stock back, exactly once.
+    pub async fn release(
+        &self,
+        activity: u64,
+        user: &str,
+        order_id: &str,
+        quantity: i64,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        let scripts = self.scripts.clone();
+        let reply: Vec<String> = self
+            .bounded(|mut c| async move {
+                scripts
+                    .release
+                    .key(keys::inventory(activity))
+                    .key(keys::sold(activity))
+                    .key(keys::user_limit(activity, user))
+                    .key(keys::released(activity))
+                    .arg(order_id)
+                    .arg(quantity)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("OK") if reply.len() == 3 => Ok(ReleaseOutcome::Released {
+                remaining: parse_int(&reply[1])?,
+                sold: parse_int(&reply[2])?,
+            }),
+            Some("ALREADY") => Ok(ReleaseOutcome::AlreadyReleased),
+            Some("OVER_RELEASE") => Ok(ReleaseOutcome::OverRelease),
+            _ => Ok(ReleaseOutcome::Rejected(rejection(&reply)?)),
+        }
+    }
+
+    /// Adds `value` to a blacklist; true if it was not there yet.
+    pub async fn blacklist_add(
+        &self,
+        kind: BlacklistKind,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        self.blacklist_change("SADD", kind, value).await
+    }
+
+    /// Removes `value` from a blacklist; true if it was there.
+    pub async fn blacklist_remove(
+        &self,
+        kind: BlacklistKind,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        self.blacklist_change("SREM", kind, value).await
+    }
+
+    async fn blacklist_change(
+        &self,
+        command: &'static str,
+        kind: BlacklistKind,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let value = value.to_owned();
+        let (changed,): (i64,) = self
+            .bounded(|mut c| async move {
+                redis::pipe()
+                    .cmd(command)
+                    .arg(kind.key())
+                    .arg(&value)
+                    .cmd("INCR")
+                    .arg(keys::BLACKLIST_VERSION)
+                    .ignore()
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
+    pub async fn blacklist_contains(
+        &self,
+        kind: BlacklistKind,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let value = value.to_owned();
+        self.bounded(|mut c| async move {
+            redis::cmd("SISMEMBER")
+                .arg(kind.key())
+                .arg(&value)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// One page of a blacklist: `(next cursor or None, entries)`.
+    pub async fn blacklist_page(
+        &self,
+        kind: BlacklistKind,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<(Option<u64>, Vec<String>), StoreError> {
+        let (next, items): (u64, Vec<String>) = self
+            .bounded(|mut c| async move {
+                redis::cmd("SSCAN")
+                    .arg(kind.key())
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(((next != 0).then_some(next), items))
+    }
+
+    /// The whole blacklist with its version, for the in-memory copy.
+    pub async fn blacklist_snapshot(&self) -> Result<(i64, Vec<String>, Vec<String>), StoreError> {
+        self.bounded(|mut c| async move {
+            let (version, users, ips): (Option<i64>, Vec<String>, Vec<String>) = redis::pipe()
+                .cmd("GET")
+                .arg(keys::BLACKLIST_VERSION)
+                .cmd("SMEMBERS")
+                .arg(keys::BLACKLIST_USERS)
+                .cmd("SMEMBERS")
+                .arg(keys::BLACKLIST_IPS)
+                .query_async(&mut c)
+                .await?;
+            Ok((version.unwrap_or(0), users, ips))
+        })
+        .await
+    }
+
+    pub async fn blacklist_version(&self) -> Result<i64, StoreError> {
+        self.bounded(|mut c| async move {
+            let v: Option<i64> = redis::cmd("GET")
+                .arg(keys::BLACKLIST_VERSION)
+                .query_async(&mut c)
+                .await?;
+            Ok(v.unwrap_or(0))
+        })
+        .await
+    }
+}
+
+/// An activity to create, with its window in milliseconds since the epoch.
+#[derive(Debug, Clone)]
+pub struct NewActivityRecord {
+    pub name: String,
+    pub price_cents: i64,
+    pub total_stock: i64,
+    pub limit_per_user: i64,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+}
+
+fn parse_int(s: &str) -> Result<i64, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Reply(format!("expected an integer, got {s:?}")))
+}
+
+/// Maps a script's `{CODE, detail}` reply onto a `Rejection`.
+fn rejection(reply: &[String]) -> Result<Rejection, StoreError> {
+    let detail = reply.get(1).cloned().unwrap_or_default();
+    Ok(match reply.first().map(String::as_str) {
+        Some("NOT_FOUND") => Rejection::NotFound,
+        Some("NOT_STARTED") => Rejection::NotStarted,
+        Some("ENDED") => Rejection::Ended,
+        Some("SOLD_OUT") => Rejection::SoldOut,
+        Some("LIMIT_EXCEEDED") => Rejection::LimitExceeded,
+        Some("TOKENS_EXHAUSTED") => Rejection::TokensExhausted {
+            retry_after_ms: detail.parse().unwrap_or(1000),
+        },
+        Some("INVALID_TOKEN") => Rejection::InvalidToken(detail),
+        Some("BAD_QUANTITY") => Rejection::BadQuantity,
+        Some("BAD_ARG") => Rejection::BadArg(detail),
+        _ => return Err(StoreError::Reply(format!("{reply:?}"))),
+    })
+}

@@ -1,0 +1,65 @@
+//! Prometheus metrics and the request-latency middleware.
+//!
+//! The recorder is process-global (the `metrics` facade has one), so it is
+//! installed once and every router in the process renders the same registry.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const PURCHASES: &str = "seckill_purchases_total";
+pub const TOKENS: &str = "seckill_tokens_total";
+pub const REQUEST_DURATION: &str = "seckill_http_request_duration_seconds";
+pub const STOCK: &str = "seckill_stock_remaining";
+pub const SOLD: &str = "seckill_stock_sold";
+
+/// The process's Prometheus registry, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &buckets)
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        handle
+    })
+}
+
+/// Records every request's latency by route and status.
+pub async fn track_latency(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    metrics::histogram!(
+        REQUEST_DURATION,
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_u16().to_string()
+    )
+    .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Publishes an activity's stock and sold counts.
+pub fn record_stock(activity: u64, remaining: i64, sold: i64) {
+    let id = activity.to_string();
+    metrics::gauge!(STOCK, "activity" => id.clone()).set(remaining as f64);
+    metrics::gauge!(SOLD, "activity" => id).set(sold as f64);
+}

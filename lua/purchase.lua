@@ -1,0 +1,89 @@
+-- purchase.lua: the sale itself (扣减库存), hardened.
+--
+-- One script does everything a sale means, so that no crash or race can split
+-- it: verify and consume the one-time token, check the per-user limit and the
+-- stock, DECRBY the stock, count the user's purchase and the sold total, and
+-- append the order event to the activity's stream. Either all of it happens or
+-- none of it does.
+--
+-- The token is the idempotency key: once used it remembers its order, and a
+-- retry with it returns that order ('REPLAY') instead of a second sale.
+--
+-- KEYS[1] seckill:activity:{A}         hash: price_cents, limit_per_user, starts_at_ms, ends_at_ms
+-- KEYS[2] seckill:inventory:{A}        remaining stock
+-- KEYS[3] seckill:sold:{A}             sold count
+-- KEYS[4] seckill:user_limit:{A}:U     what U bought in A
+-- KEYS[5] seckill:user_token:{A}:U     U's live token
+-- KEYS[6] seckill:token:{A}:T          T -> "U" (live) or "U:<order id>" (used)
+-- KEYS[7] seckill:user_order:{A}:U     list of U's order ids in A
+-- KEYS[8] queue:seckill_order:{A}      order event stream
+-- KEYS[9] seckill:live_tokens:{A}      zset of live tokens
+-- ARGV[1] user id U   ARGV[2] token T   ARGV[3] quantity (as the client sent it)
+-- ARGV[4] now (ms)    ARGV[5] order id for a new order   ARGV[6] pay timeout (ms)
+-- ARGV[7] how long a used token keeps answering retries (ms)
+--
+-- Returns {'OK', order_id, remaining, sold, created_at_ms, pay_deadline_ms, amount_cents},
+-- {'REPLAY', order_id} or {CODE, detail}; CODE is one of BAD_ARG, BAD_QUANTITY,
+-- NOT_FOUND, INVALID_TOKEN, NOT_STARTED, ENDED, LIMIT_EXCEEDED, SOLD_OUT.
+
+local function posint(s)
+  if type(s) ~= 'string' or not string.match(s, '^[1-9]%d*$') or #s > 15 then
+    return nil
+  end
+  return tonumber(s)
+end
+
+local user, token, order_id = ARGV[1], ARGV[2], ARGV[5]
+local now, pay_timeout, keep_used = posint(ARGV[4]), posint(ARGV[6]), posint(ARGV[7])
+if not user or user == '' or not token or token == '' or not order_id or order_id == ''
+    or not now or not pay_timeout or not keep_used then
+  return {'BAD_ARG', 'user, token, now, order id, pay timeout and retention are required'}
+end
+
+-- A negative, zero, fractional or non-numeric quantity never reaches DECRBY.
+local qty = posint(ARGV[3])
+if not qty then return {'BAD_QUANTITY', tostring(ARGV[3])} end
+
+local act = redis.call('HMGET', KEYS[1], 'price_cents', 'limit_per_user', 'starts_at_ms', 'ends_at_ms')
+if not act[1] then return {'NOT_FOUND', ''} end
+local price, limit, starts, ends = tonumber(act[1]), tonumber(act[2]), tonumber(act[3]), tonumber(act[4])
+
+local held = redis.call('GET', KEYS[6])
+if not held then return {'INVALID_TOKEN', 'unknown or expired'} end
+local owner, used_order = string.match(held, '^([^:]+):(.+)$')
+if not owner then owner = held end
+if owner ~= user then return {'INVALID_TOKEN', 'not yours'} end
+if used_order then return {'REPLAY', used_order} end
+
+if now < starts then return {'NOT_STARTED', tostring(starts)} end
+if now >= ends then return {'ENDED', tostring(ends)} end
+
+local bought = tonumber(redis.call('GET', KEYS[4]) or '0')
+if qty > limit or bought + qty > limit then
+  return {'LIMIT_EXCEEDED', tostring(limit - bought)}
+end
+
+local remaining = tonumber(redis.call('GET', KEYS[2]) or '0')
+if remaining < qty then return {'SOLD_OUT', tostring(remaining)} end
+
+-- The sale.
+remaining = redis.call('DECRBY', KEYS[2], qty)
+local sold = redis.call('INCRBY', KEYS[3], qty)
+redis.call('INCRBY', KEYS[4], qty)
+-- The user's count must outlive the activity, or the limit could be reset by waiting.
+redis.call('PEXPIREAT', KEYS[4], ends + 86400000)
+redis.call('RPUSH', KEYS[7], order_id)
+redis.call('PEXPIREAT', KEYS[7], ends + 86400000)
+local amount = price * qty
+local deadline = now + pay_timeout
+redis.call('XADD', KEYS[8], '*',
+  'order_id', order_id, 'activity_id', redis.call('HGET', KEYS[1], 'id'), 'user_id', user,
+  'quantity', qty, 'amount_cents', amount, 'created_at_ms', now,
+  'pay_deadline_ms', deadline, 'token', token)
+
+-- Consume the token: it now answers retries with this order, and the user may
+-- ask for a new one for a further purchase within the limit.
+redis.call('SET', KEYS[6], user .. ':' .. order_id, 'PX', keep_used)
+redis.call('DEL', KEYS[5])
+redis.call('ZREM', KEYS[9], token)
+return {'OK', order_id, remaining, sold, now, deadline, amount}
