@@ -86,7 +86,7 @@ impl RedisServer {
                 "--save",
                 "",
             ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -137,6 +137,16 @@ impl Drop for RedisServer {
     }
 }
 
+/// Sends the backend's logs to the test output (shown for failing tests).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
 /// The backend router served in-process on a free port, against `redis_url`.
 pub struct Backend {
     pub addr: SocketAddr,
@@ -152,6 +162,7 @@ impl Backend {
     /// Starts with extra command-line settings (e.g. `--token-factor`).
     pub async fn start_with(redis_url: &str, extra: &[&str]) -> anyhow::Result<Self> {
         use clap::Parser as _;
+        init_logging();
         let mut args = vec![
             "seckill-backend",
             "--redis-url",
@@ -162,8 +173,6 @@ impl Backend {
             ADMIN_PASSWORD,
             "--edge-secret",
             EDGE_SECRET,
-            "--redis-timeout-ms",
-            "500",
         ];
         args.extend_from_slice(extra);
         let settings = seckill_backend::config::Settings::try_parse_from(args)?;
