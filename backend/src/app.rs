@@ -54,6 +54,7 @@ impl AppState {
 
 /// The whole HTTP surface of the backend.
 pub fn router(state: AppState) -> Router {
+    crate::telemetry::prometheus();
     Router::new()
         .merge(routes::public::router())
         .merge(routes::admin::router())

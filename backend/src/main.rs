@@ -15,7 +15,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let settings = Settings::parse();
     let secrets = settings.secrets()?;
-    seckill_backend::telemetry::prometheus();
     let listen = settings.listen;
     let state = AppState::new(settings, &secrets).await?;
     state.start_background().await;

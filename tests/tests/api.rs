@@ -1,0 +1,645 @@
+//! The HTTP contract of the buy path, one error code at a time, plus the
+//! admin routes and health endpoints. Every bad request must change nothing.
+
+use std::time::Duration;
+
+use seckill_backend::keys;
+use seckill_tests::{
+    ActivitySpec, Backend, JWT_SECRET, RedisServer, eventually, get_int, jwt, jwt_with,
+};
+use serde_json::{Value, json};
+
+struct World {
+    redis: RedisServer,
+    api: Backend,
+}
+
+async fn world() -> World {
+    world_with(&[]).await
+}
+
+async fn world_with(args: &[&str]) -> World {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start_with(&redis.url(), args).await.unwrap();
+    World { redis, api }
+}
+
+fn code(body: &Value) -> &str {
+    body["code"].as_str().unwrap_or("<no code>")
+}
+
+async fn post_raw(w: &World, path: &str, auth: Option<&str>, body: &str) -> (u16, Value) {
+    let mut req = w
+        .api
+        .http
+        .post(w.api.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(token) = auth {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn assert_untouched(w: &World, a: u64, stock: i64) {
+    let mut c = w.redis.conn().await;
+    assert_eq!(
+        get_int(&mut c, &keys::inventory(a)).await,
+        stock,
+        "inventory changed"
+    );
+    assert_eq!(get_int(&mut c, &keys::sold(a)).await, 0, "sold changed");
+}
+
+#[tokio::test]
+async fn bad_request_for_malformed_purchases_changes_nothing() {
+    let w = world().await;
+    let a = w.api.create_activity(ActivitySpec::live(10, 5)).await;
+    let (_, t) = w.api.token(a, "alice").await;
+    let token = t["token"].as_str().unwrap();
+    let path = format!("/api/activities/{a}/purchase");
+    let bearer = jwt("alice");
+    let huge_token = "x".repeat(20_000);
+    let bodies = [
+        "{\"token\":".to_owned(),
+        "not json".to_owned(),
+        json!({"token": 5, "quantity": 1}).to_string(),
+        json!({"quantity": 1}).to_string(),
+        json!({"token": token}).to_string(),
+        json!({"token": token, "quantity": 0}).to_string(),
+        json!({"token": token, "quantity": -1}).to_string(),
+        json!({"token": token, "quantity": 1.5}).to_string(),
+        json!({"token": token, "quantity": "1"}).to_string(),
+        json!({"token": token, "quantity": 10_000_000}).to_string(),
+        json!({"token": token, "quantity": 1e300}).to_string(),
+        json!({"token": huge_token, "quantity": 1}).to_string(),
+    ];
+    for body in &bodies {
+        let (status, answer) = post_raw(&w, &path, Some(&bearer), body).await;
+        assert_eq!(
+            (status, code(&answer)),
+            (400, "bad_request"),
+            "body {:.80}",
+            body
+        );
+        assert!(
+            answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "a human message is required"
+        );
+    }
+    assert_untouched(&w, a, 10).await;
+    // The token was not consumed by any of it.
+    let (status, _) = w.api.purchase(a, "alice", token, json!(1)).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn unauthorized_without_a_valid_jwt() {
+    let w = world().await;
+    let a = w.api.create_activity(ActivitySpec::live(10, 5)).await;
+    let path = format!("/api/activities/{a}/token");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let header = |v: &str| ("authorization", v.to_owned());
+    let cases = [
+        None,
+        Some(header("Bearer")),
+        Some(header("Bearer not.a.jwt")),
+        Some(header(&format!("Basic {}", jwt("alice")))),
+        Some(header(&format!(
+            "Bearer {}",
+            jwt_with("alice", now - 600, JWT_SECRET)
+        ))),
+        Some(header(&format!(
+            "Bearer {}",
+            jwt_with("alice", now + 600, "wrong-secret")
+        ))),
+        Some(header(&format!(
+            "Bearer {}",
+            jwt_with("bad user!", now + 600, JWT_SECRET)
+        ))),
+        Some(header(&format!(
+            "Bearer {}",
+            jwt_with(&"a".repeat(65), now + 600, JWT_SECRET)
+        ))),
+    ];
+    for case in cases {
+        let mut req = w.api.http.post(w.api.url(&path));
+        if let Some((k, v)) = &case {
+            req = req.header(*k, v);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!((status, code(&body)), (401, "unauthorized"), "{case:?}");
+    }
+    // A JWT without `exp` is refused too.
+    let no_exp = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "alice"}),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let (status, body) = post_raw(&w, &path, Some(&no_exp), "").await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+    assert_untouched(&w, a, 10).await;
+}
+
+#[tokio::test]
+async fn admin_routes_need_a_session() {
+    let w = world().await;
+    for (method, path) in [
+        ("GET", "/admin/api/activities"),
+        ("POST", "/admin/api/activities"),
+        ("GET", "/admin/api/blacklist/users"),
+    ] {
+        let req = w.api.http.request(method.parse().unwrap(), w.api.url(path));
+        for auth in [None, Some(jwt("admin"))] {
+            let req = req.try_clone().unwrap();
+            let req = match &auth {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            };
+            let res = req.json(&json!({})).send().await.unwrap();
+            assert_eq!(res.status(), 401, "{method} {path} with {auth:?}");
+        }
+    }
+    let (status, body) = post_raw(
+        &w,
+        "/admin/api/login",
+        None,
+        &json!({"password": "guess"}).to_string(),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+}
+
+#[tokio::test]
+async fn admin_login_sets_a_strict_httponly_cookie_that_works() {
+    let w = world().await;
+    let res = w
+        .api
+        .http
+        .post(w.api.url("/admin/api/login"))
+        .json(&json!({"password": seckill_tests::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert!(body["expires_at"].as_str().is_some());
+    let pair = cookie.split(';').next().unwrap();
+    let res = w
+        .api
+        .http
+        .get(w.api.url("/admin/api/activities"))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn blacklisted_users_and_ips_are_refused_before_any_script() {
+    let w = world_with(&["--trusted-proxies", "127.0.0.1/32"]).await;
+    let a = w.api.create_activity(ActivitySpec::live(10, 5)).await;
+    let admin = w.api.admin_token().await;
+    let (_, t) = w.api.token(a, "mallory").await;
+    let token = t["token"].as_str().unwrap().to_owned();
+
+    let put = w
+        .api
+        .http
+        .put(w.api.url("/admin/api/blacklist/users/mallory"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let (status, body) = w.api.token(a, "mallory").await;
+    assert_eq!((status, code(&body)), (403, "blacklisted"));
+    let (status, body) = w.api.purchase(a, "mallory", &token, json!(1)).await;
+    assert_eq!((status, code(&body)), (403, "blacklisted"));
+    assert_untouched(&w, a, 10).await;
+
+    // A CIDR range, matched against the client behind a trusted proxy.
+    let put = w
+        .api
+        .http
+        .put(w.api.url("/admin/api/blacklist/ips/203.0.113.0%2F24"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let from = |xff: &'static str| {
+        w.api
+            .http
+            .post(w.api.url(&format!("/api/activities/{a}/token")))
+            .bearer_auth(jwt("trent"))
+            .header("x-forwarded-for", xff)
+    };
+    let res = from("203.0.113.77").send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let res = from("198.51.100.1").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Removing the entry lets the buyer in again.
+    let del = w
+        .api
+        .http
+        .delete(w.api.url("/admin/api/blacklist/users/mallory"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    let (status, _) = w.api.purchase(a, "mallory", &token, json!(1)).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
+    let w = world().await; // no trusted proxies
+    let a = w.api.create_activity(ActivitySpec::live(10, 5)).await;
+    let admin = w.api.admin_token().await;
+    w.api
+        .http
+        .put(w.api.url("/admin/api/blacklist/ips/127.0.0.1"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let res = w
+        .api
+        .http
+        .post(w.api.url(&format!("/api/activities/{a}/token")))
+        .bearer_auth(jwt("sly"))
+        .header("x-forwarded-for", "198.51.100.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "the peer address decides, not the header"
+    );
+}
+
+#[tokio::test]
+async fn invalid_token_when_missing_forged_foreign_or_expired() {
+    let w = world_with(&["--token-ttl-secs", "1"]).await;
+    let a = w.api.create_activity(ActivitySpec::live(10, 5)).await;
+    let (_, t) = w.api.token(a, "olga").await;
+    let token = t["token"].as_str().unwrap().to_owned();
+    for (user, tok) in [
+        ("olga", ""),
+        ("olga", "garbage"),
+        ("olga", &"0".repeat(32)[..]),
+        ("peter", &token[..]),
+    ] {
+        let (status, body) = w.api.purchase(a, user, tok, json!(1)).await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "invalid_token"),
+            "{user} with {tok:?}"
+        );
+    }
+    // Once the token's TTL passes it is refused as well.
+    let key = keys::token(a, &token);
+    let redis = &w.redis;
+    eventually(
+        Duration::from_secs(5),
+        "the purchase token to expire",
+        || async {
+            let mut c = redis.conn().await;
+            let held: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            held.is_none().then_some(())
+        },
+    )
+    .await;
+    let (status, body) = w.api.purchase(a, "olga", &token, json!(1)).await;
+    assert_eq!((status, code(&body)), (403, "invalid_token"));
+    assert_untouched(&w, a, 10).await;
+}
+
+#[tokio::test]
+async fn not_found_for_unknown_activities_and_routes() {
+    let w = world().await;
+    for path in ["/api/activities/999", "/api/activities/abc", "/api/nope"] {
+        let res = w.api.http.get(w.api.url(path)).send().await.unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!((status, code(&body)), (404, "not_found"), "{path}");
+    }
+    let (status, body) = w.api.token(999, "u").await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = w.api.purchase(999, "u", &"a".repeat(32), json!(1)).await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+}
+
+#[tokio::test]
+async fn not_started_and_ended_outside_the_window() {
+    let w = world().await;
+    let mut later = ActivitySpec::live(10, 5);
+    later.starts_in = time::Duration::hours(1);
+    let a = w.api.create_activity(later).await;
+    let (status, body) = w.api.token(a, "u").await;
+    assert_eq!((status, code(&body)), (409, "not_started"));
+    let mut past = ActivitySpec::live(10, 5);
+    past.starts_in = time::Duration::hours(-2);
+    let b = w.api.create_activity(past).await;
+    let (status, body) = w.api.token(b, "u").await;
+    assert_eq!((status, code(&body)), (409, "ended"));
+    let res = w
+        .api
+        .http
+        .get(w.api.url(&format!("/api/activities/{a}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "scheduled");
+    let res = w
+        .api
+        .http
+        .get(w.api.url(&format!("/api/activities/{b}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "ended");
+}
+
+#[tokio::test]
+async fn sold_out_and_limit_exceeded() {
+    let w = world().await;
+    let a = w.api.create_activity(ActivitySpec::live(2, 1)).await;
+    let (_, t) = w.api.token(a, "quinn").await;
+    let (status, body) = w
+        .api
+        .purchase(a, "quinn", t["token"].as_str().unwrap(), json!(2))
+        .await;
+    assert_eq!((status, code(&body)), (409, "limit_exceeded"));
+    let (_, t_rose) = w.api.token(a, "rose").await;
+    w.api.buy(a, "quinn", 1).await;
+    w.api.buy(a, "sam", 1).await;
+    // Rose got her token before the stock ran out; it no longer buys anything.
+    let (status, body) = w
+        .api
+        .purchase(a, "rose", t_rose["token"].as_str().unwrap(), json!(1))
+        .await;
+    assert_eq!((status, code(&body)), (409, "sold_out"));
+    let (status, body) = w.api.token(a, "tom").await;
+    assert_eq!((status, code(&body)), (409, "sold_out"));
+    let res = w
+        .api
+        .http
+        .get(w.api.url(&format!("/api/activities/{a}")))
+        .send()
+        .await
+        .unwrap();
+    let activity: Value = res.json().await.unwrap();
+    assert_eq!(
+        (activity["remaining"].as_i64(), activity["sold"].as_i64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(activity["status"], "sold_out");
+}
+
+#[tokio::test]
+async fn rate_limited_when_live_tokens_cover_the_stock() {
+    let w = world_with(&["--token-factor", "1"]).await;
+    let a = w.api.create_activity(ActivitySpec::live(1, 1)).await;
+    let (status, _) = w.api.token(a, "first").await;
+    assert_eq!(status, 200);
+    let res = w
+        .api
+        .http
+        .post(w.api.url(&format!("/api/activities/{a}/token")))
+        .bearer_auth(jwt("second"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(code(&body), "rate_limited");
+}
+
+#[tokio::test]
+async fn a_retried_purchase_returns_the_same_order_concurrently_and_after() {
+    let w = world().await;
+    let a = w.api.create_activity(ActivitySpec::live(10, 5)).await;
+    let (_, t) = w.api.token(a, "uma").await;
+    let token = t["token"].as_str().unwrap().to_owned();
+    let retries = (0..20).map(|_| w.api.purchase(a, "uma", &token, json!(1)));
+    let answers = futures::future::join_all(retries).await;
+    let first = answers[0].1["order_id"].as_str().unwrap().to_owned();
+    for (status, body) in &answers {
+        assert_eq!(*status, 202, "{body}");
+        assert_eq!(body["order_id"], first.as_str());
+        assert_eq!(body["status"], "queued");
+    }
+    let (status, body) = w.api.purchase(a, "uma", &token, json!(1)).await;
+    assert_eq!(
+        (status, body["order_id"].as_str()),
+        (202, Some(first.as_str()))
+    );
+    let mut c = w.redis.conn().await;
+    assert_eq!(get_int(&mut c, &keys::sold(a)).await, 1);
+    let len: i64 = redis::cmd("XLEN")
+        .arg(keys::order_stream(a))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "one order event, however many retries");
+}
+
+#[tokio::test]
+async fn creating_an_activity_validates_and_prewarms_stock() {
+    let w = world().await;
+    let admin = w.api.admin_token().await;
+    let base = json!({
+        "name": "tv", "price_cents": 100, "total_stock": 7, "limit_per_user": 1,
+        "starts_at": "2026-11-11T00:00:00Z", "ends_at": "2030-11-12T00:00:00Z"
+    });
+    let spoil = |field: &str, value: Value| {
+        let mut b = base.clone();
+        b[field] = value;
+        b
+    };
+    for (body, field) in [
+        (spoil("total_stock", json!(-1)), "total_stock"),
+        (spoil("limit_per_user", json!(0)), "limit_per_user"),
+        (spoil("ends_at", json!("2026-11-10T00:00:00Z")), "ends_at"),
+        (spoil("starts_at", json!("yesterday")), "starts_at"),
+        (spoil("unknown", json!(1)), "unknown"),
+    ] {
+        let (status, answer) =
+            post_raw(&w, "/admin/api/activities", Some(&admin), &body.to_string()).await;
+        assert_eq!((status, code(&answer)), (400, "bad_request"), "{body}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{answer}"
+        );
+    }
+    let (status, created) =
+        post_raw(&w, "/admin/api/activities", Some(&admin), &base.to_string()).await;
+    assert_eq!(status, 201, "{created}");
+    let a = created["id"].as_u64().unwrap();
+    assert_eq!(
+        (created["remaining"].as_i64(), created["sold"].as_i64()),
+        (Some(7), Some(0))
+    );
+    assert_untouched(&w, a, 7).await;
+
+    let res = w
+        .api
+        .http
+        .get(w.api.url(&format!("/admin/api/activities/{a}/stats")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let stats: Value = res.json().await.unwrap();
+    assert_eq!(stats["invariant_ok"], true);
+    assert_eq!(stats["total_stock"], 7);
+    let list: Value = w
+        .api
+        .http
+        .get(w.api.url("/api/activities"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list.as_array().unwrap().iter().any(|x| x["id"] == a));
+}
+
+#[tokio::test]
+async fn blacklist_lists_are_pages() {
+    let w = world().await;
+    let admin = w.api.admin_token().await;
+    let users: Vec<String> = (0..7).map(|i| format!("bot-{i}")).collect();
+    for u in &users {
+        let res = w
+            .api
+            .http
+            .put(w.api.url(&format!("/admin/api/blacklist/users/{u}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let mut url = w.api.url("/admin/api/blacklist/users?limit=3");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = w
+            .api
+            .http
+            .get(url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for item in page["items"].as_array().unwrap() {
+            seen.insert(item["value"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), users);
+    for bad in ["limit=0", "limit=501", "cursor=xyz"] {
+        let res = w
+            .api
+            .http
+            .get(w.api.url(&format!("/admin/api/blacklist/users?{bad}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    let res = w
+        .api
+        .http
+        .get(w.api.url("/admin/api/blacklist/users/nobody"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = w
+        .api
+        .http
+        .put(w.api.url("/admin/api/blacklist/ips/not-an-ip"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let w = world().await;
+    let a = w.api.create_activity(ActivitySpec::live(5, 1)).await;
+    w.api.buy(a, "vera", 1).await;
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            w.api
+                .http
+                .get(w.api.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{path}"
+        );
+    }
+    let text = w
+        .api
+        .http
+        .get(w.api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "seckill_purchases_total{result=\"accepted\"}",
+        "seckill_http_request_duration_seconds_bucket",
+        &format!("seckill_stock_remaining{{activity=\"{a}\"}} 4"),
+        &format!("seckill_stock_sold{{activity=\"{a}\"}} 1"),
+    ] {
+        assert!(text.contains(needle), "/metrics lacks {needle}");
+    }
+}
