@@ -1,1 +1,254 @@
-fn main() {}
+//! `seckill-load`: drives N distinct buyers through the token and purchase
+//! calls of a running backend (or edge) and reports throughput, latency and
+//! whether the stock invariant held.
+//!
+//! This file is the command line and the order of a run; the connection pool
+//! is in `client`, the admin calls in `admin`, the buyers' JWTs and bodies in
+//! `buyers`, and the figures in `report`.
+
+mod admin;
+mod buyers;
+mod client;
+mod report;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use seckill_api::{NewActivity, PurchaseToken};
+use time::OffsetDateTime;
+
+use crate::admin::Admin;
+use crate::client::{Endpoint, Item, Phase, PhaseOutcome, run_phase};
+use crate::report::{ExpectedSold, Summary, check_invariant};
+
+/// Flash-sale load: N buyers each get a purchase token, then each buys.
+#[derive(Debug, Parser)]
+#[command(name = "seckill-load", version, about)]
+struct Args {
+    /// Base URL of the backend or the edge (public API).
+    #[arg(
+        long,
+        env = "SECKILL_LOAD_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    url: String,
+
+    /// Base URL of the admin API [default: --url].
+    #[arg(long, env = "SECKILL_LOAD_ADMIN_URL")]
+    admin_url: Option<String>,
+
+    /// Secret the buyers' HS256 JWTs are signed with.
+    #[arg(long, env = "SECKILL_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: String,
+
+    /// Admin password (to create the activity and read its stats).
+    #[arg(long, env = "SECKILL_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: String,
+
+    /// Concurrent keep-alive connections.
+    #[arg(long, env = "SECKILL_LOAD_CONNECTIONS", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    connections: u64,
+
+    /// Distinct buyers (user ids `load-<run>-<n>`).
+    #[arg(long, env = "SECKILL_LOAD_BUYERS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    buyers: u64,
+
+    /// Stock of the created activity [default: buyers x quantity, so every purchase can succeed].
+    #[arg(long, env = "SECKILL_LOAD_STOCK", value_parser = clap::value_parser!(i64).range(0..))]
+    stock: Option<i64>,
+
+    /// Use this existing activity instead of creating one.
+    #[arg(long, env = "SECKILL_LOAD_ACTIVITY")]
+    activity: Option<u64>,
+
+    /// Quantity each buyer asks for.
+    #[arg(long, env = "SECKILL_LOAD_QUANTITY", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    quantity: u64,
+
+    /// Run id in the user ids [default: the current unix time in ms].
+    #[arg(long)]
+    run_id: Option<String>,
+
+    /// Worker threads of the client's runtime (it shares the cores with the server).
+    #[arg(long, env = "SECKILL_LOAD_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    threads: u64,
+
+    /// Also print one JSON line per phase with the figures.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads as usize)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<ExitCode> {
+    let backend = Arc::new(Endpoint::resolve("backend", &args.url).await?);
+    let admin_url = args.admin_url.as_deref().unwrap_or(&args.url);
+    let admin_endpoint = Endpoint::resolve("admin API", admin_url).await?;
+    // Fail fast, with the address, when nothing listens.
+    drop(backend.connect().await?);
+
+    let admin = Admin::login(&admin_endpoint, &args.admin_password).await?;
+    let buyers = args.buyers as usize;
+    let now = OffsetDateTime::now_utc();
+    let (activity, created) = match args.activity {
+        Some(id) => (admin.activity(id).await?, false),
+        None => {
+            let stock = match args.stock {
+                Some(s) => s,
+                None => i64::try_from(args.buyers * args.quantity)
+                    .context("--buyers x --quantity is too large")?,
+            };
+            let new = NewActivity {
+                name: format!("load run {}", now.unix_timestamp()),
+                price_cents: 100,
+                total_stock: stock,
+                // One purchase per buyer; a buyer may take `--quantity` units in it.
+                limit_per_user: args.quantity as i64,
+                starts_at: now - time::Duration::minutes(1),
+                ends_at: now + time::Duration::hours(1),
+            };
+            (admin.create_activity(&new).await?, true)
+        }
+    };
+    println!(
+        "activity {} ({}): {} of {} left, status {:?}, limit {} per user{}",
+        activity.id,
+        activity.name,
+        activity.remaining,
+        activity.total_stock,
+        activity.status,
+        activity.limit_per_user,
+        if created { ", created by this run" } else { "" },
+    );
+
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| (now.unix_timestamp_nanos() / 1_000_000).to_string());
+    let minting = Instant::now();
+    let exp = (now + time::Duration::hours(1)).unix_timestamp();
+    let auth = buyers::bearer_headers(&args.jwt_secret, &run_id, buyers, exp)?;
+    println!(
+        "{} buyers load-{run_id}-0..{}: JWTs minted in {:.2} s; {} connections to {}",
+        buyers,
+        buyers - 1,
+        minting.elapsed().as_secs_f64(),
+        args.connections,
+        backend.url(),
+    );
+
+    // Phase 1: a purchase token per buyer.
+    let token_phase = Phase {
+        uri: backend.uri(&format!("/api/activities/{}/token", activity.id))?,
+        items: auth
+            .iter()
+            .map(|a| Item {
+                auth: a.clone(),
+                body: Default::default(),
+            })
+            .collect(),
+        keep_bodies: true,
+    };
+    let outcome = run_phase(backend.clone(), token_phase, args.connections as usize).await?;
+    report(&args, "token", &outcome, buyers);
+    let mut tokens = Vec::with_capacity(outcome.bodies.len());
+    for (index, body) in &outcome.bodies {
+        let t: PurchaseToken = serde_json::from_slice(body).with_context(|| {
+            format!("buyer {index}: the token answer is not {{token, expires_at}}")
+        })?;
+        tokens.push((*index, t.token));
+    }
+    tokens.sort_unstable_by_key(|(i, _)| *i);
+    if tokens.is_empty() {
+        bail!(
+            "no buyer got a purchase token; nothing to buy with (see the status breakdown above)"
+        );
+    }
+
+    // Phase 2: every buyer with a token buys.
+    let purchase_phase = Phase {
+        uri: backend.uri(&format!("/api/activities/{}/purchase", activity.id))?,
+        items: tokens
+            .iter()
+            .map(|(i, token)| Item {
+                auth: auth[*i].clone(),
+                body: buyers::purchase_body(token, args.quantity),
+            })
+            .collect(),
+        keep_bodies: false,
+    };
+    drop(tokens);
+    let purchases = purchase_phase.items.len();
+    let outcome = run_phase(backend.clone(), purchase_phase, args.connections as usize).await?;
+    report(&args, "purchase", &outcome, purchases);
+
+    // The invariant, as the admin API sees it.
+    let stats = admin.stats(activity.id).await?;
+    println!(
+        "stats: remaining {}, sold {}, total_stock {} (live tokens {}, stream length {})",
+        stats.remaining, stats.sold, stats.total_stock, stats.live_tokens, stats.stream_length
+    );
+    let expected = created.then(|| {
+        ExpectedSold::new(
+            args.quantity,
+            outcome.stats.count(202),
+            outcome.stats.transport_errors,
+        )
+    });
+    match check_invariant(&stats, expected) {
+        Ok(()) => {
+            println!("invariant: OK");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            println!("invariant: VIOLATED ({why})");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Prints a phase's figures (and its JSON line with `--json`).
+fn report(args: &Args, phase: &'static str, outcome: &PhaseOutcome, planned: usize) {
+    let summary = Summary::new(phase, &outcome.stats, outcome.duration);
+    print!("{}", summary.render(&outcome.stats, outcome.connections));
+    let skipped = planned as u64 - outcome.stats.attempted().min(planned as u64);
+    if skipped > 0 {
+        println!("  not sent: {skipped} (every connection task gave up)");
+    }
+    if let Some(e) = outcome.task_errors.first() {
+        println!(
+            "  {} connection task(s) gave up; first: {e}",
+            outcome.task_errors.len()
+        );
+    }
+    if args.json {
+        println!("{}", summary.json_line(&outcome.stats));
+    }
+}

@@ -134,7 +134,7 @@ async fn two_thousand_buyers_never_oversell() {
 /// forged token), until they hold an order or the stock is gone.
 async fn buyer(i: usize, backend: &Backend, a: u64, ledger: &Mutex<Ledger>) {
     let user = format!("user-{}", i % USERS);
-    let quantity = if i % 3 == 0 { 2 } else { 1 };
+    let quantity = if i.is_multiple_of(3) { 2 } else { 1 };
     for _attempt in 0..200 {
         let (status, body) = backend.token(a, &user).await;
         match (status, code(&body)) {
@@ -179,7 +179,7 @@ async fn buyer(i: usize, backend: &Backend, a: u64, ledger: &Mutex<Ledger>) {
         match (status, code(&body)) {
             (202, _) => {
                 let order = body["order_id"].as_str().unwrap().to_owned();
-                if i % 4 == 0 {
+                if i.is_multiple_of(4) {
                     // A client that timed out retries with the same token: same order.
                     let (s2, b2) = backend.purchase(a, &user, &token, json!(quantity)).await;
                     assert_eq!(s2, 202, "{b2}");

@@ -1,1 +1,47 @@
-fn main() {}
+//! `cargo xtask …`: the two commands a newcomer needs, and the chores behind
+//! them, in Rust so that they run wherever cargo does.
+//!
+//! - `start`: installs what is missing, builds, starts a private redis-server
+//!   (AOF on, data under `./var/`) and the backend, creates a demo activity and
+//!   prints the URLs and a ready-to-paste buy example.
+//! - `test`: installs what the tests need and runs every test.
+
+mod deps;
+mod http;
+mod start;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "seckill's developer commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the whole system locally with demo data (Ctrl-C stops it).
+    Start(start::StartArgs),
+    /// Install what the tests need, then run every test of the workspace.
+    Test {
+        /// Extra arguments passed to `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Only install the system packages the system and its tests need.
+    Deps,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Start(args) => start::run(args),
+        Command::Test { cargo_args } => {
+            deps::ensure_test_deps()?;
+            let mut cmd = deps::cargo();
+            cmd.args(["test", "--workspace"]).args(&cargo_args);
+            deps::run(&mut cmd)
+        }
+        Command::Deps => deps::ensure_test_deps(),
+    }
+}

@@ -357,7 +357,8 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         assert!(validate(&new_activity()).is_ok());
-        let cases: [(fn(&mut NewActivity), &str); 5] = [
+        type Spoil = fn(&mut NewActivity);
+        let cases: [(Spoil, &str); 5] = [
             (|a| a.total_stock = -1, "total_stock"),
             (|a| a.limit_per_user = 0, "limit_per_user"),
             (|a| a.ends_at = a.starts_at, "ends_at"),

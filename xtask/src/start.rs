@@ -1,0 +1,326 @@
+//! `cargo xtask start`: the whole system on this machine, with demo data.
+//!
+//! Everything lives under `./var/` (redis data with AOF, logs, the generated
+//! development secrets), so a restart keeps the sales and `rm -rf var` starts
+//! over. Secrets come from the environment when set; otherwise they are
+//! generated once into `var/dev-secrets.env` and printed, never defaulted.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use crate::deps::{self, root};
+use crate::http;
+
+#[derive(clap::Args)]
+pub struct StartArgs {
+    /// Port of the private redis-server (ignored when SECKILL_REDIS_URL is set).
+    #[arg(long, default_value_t = 6479)]
+    redis_port: u16,
+    /// Where the backend listens.
+    #[arg(long, env = "SECKILL_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// Do not create the demo activity.
+    #[arg(long)]
+    no_demo: bool,
+}
+
+const SECRET_NAMES: [&str; 3] = [
+    "SECKILL_JWT_SECRET",
+    "SECKILL_ADMIN_PASSWORD",
+    "SECKILL_EDGE_SECRET",
+];
+
+/// The processes started, stopped together whichever way the launcher ends
+/// (Ctrl-C, SIGTERM, a child dying, an error).
+struct Supervisor {
+    children: Vec<(&'static str, Child)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Supervisor {
+    fn new() -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+            .context("installing the signal handler")?;
+        Ok(Self {
+            children: Vec::new(),
+            stop,
+        })
+    }
+
+    /// Fails if a child exited; `Ok(true)` once a stop was asked for.
+    fn check(&mut self) -> anyhow::Result<bool> {
+        for (name, child) in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                bail!("{name} exited ({status}); stopping the rest");
+            }
+        }
+        Ok(self.stop.load(Ordering::SeqCst))
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        for (name, child) in self.children.iter_mut().rev() {
+            if let Ok(None) = child.try_wait() {
+                // SIGTERM first so that redis flushes its AOF and the backend drains.
+                let _ = Command::new("kill").arg(child.id().to_string()).status();
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!("xtask: stopped {name}");
+            }
+        }
+    }
+}
+
+pub fn run(args: StartArgs) -> anyhow::Result<()> {
+    let root = root();
+    let var = root.join("var");
+    std::fs::create_dir_all(var.join("redis")).context("creating ./var")?;
+    deps::ensure_packages(&[("redis-server", "redis-server")])?;
+
+    eprintln!("xtask: building the backend (release)…");
+    deps::run(deps::cargo().args(["build", "--release", "-p", "seckill-backend"]))?;
+
+    let secrets = dev_secrets(&var.join("dev-secrets.env"))?;
+    let mut sup = Supervisor::new()?;
+
+    let redis_url = match std::env::var("SECKILL_REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &args.redis_port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                ])
+                .args([
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "everysec",
+                    "--save",
+                    "",
+                ])
+                .arg("--dir")
+                .arg(var.join("redis"))
+                .arg("--logfile")
+                .arg(var.join("redis.log"))
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting redis-server")?;
+            sup.children.push(("redis-server", child));
+            let addr = SocketAddr::from(([127, 0, 0, 1], args.redis_port));
+            wait_until(
+                &mut sup,
+                Duration::from_secs(15),
+                "redis-server to answer PING",
+                || redis_ping(addr),
+            )?;
+            format!("redis://127.0.0.1:{}/", args.redis_port)
+        }
+    };
+
+    let backend = Command::new(root.join("target/release/seckill-backend"))
+        .current_dir(&root)
+        .env("SECKILL_REDIS_URL", &redis_url)
+        .env("SECKILL_LISTEN", args.listen.to_string())
+        .envs(&secrets)
+        .spawn()
+        .context("starting seckill-backend")?;
+    sup.children.push(("seckill-backend", backend));
+    let api = args.listen;
+    wait_until(
+        &mut sup,
+        Duration::from_secs(30),
+        "the backend to be ready (/readyz)",
+        || {
+            matches!(
+                http::request(api, "GET", "/readyz", None, None),
+                Ok((200, _))
+            )
+        },
+    )?;
+
+    let demo = if args.no_demo {
+        None
+    } else {
+        Some(ensure_demo_activity(
+            api,
+            &secrets["SECKILL_ADMIN_PASSWORD"],
+        )?)
+    };
+    print_banner(api, &redis_url, &secrets, demo);
+
+    while !sup.check()? {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("xtask: stopping…");
+    Ok(())
+}
+
+/// Polls `ready` until it holds, failing early if a started process died.
+fn wait_until(
+    sup: &mut Supervisor,
+    limit: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while !ready() {
+        if sup
+            .check()
+            .with_context(|| format!("while waiting for {what}"))?
+        {
+            bail!("stopped while waiting for {what}");
+        }
+        if start.elapsed() > limit {
+            bail!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn redis_ping(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 16];
+    s.write_all(b"PING\r\n").is_ok()
+        && s.read(&mut buf)
+            .map(|n| buf[..n].starts_with(b"+PONG"))
+            .unwrap_or(false)
+}
+
+/// Secrets from the environment, else from (or newly into) `path`.
+fn dev_secrets(path: &Path) -> anyhow::Result<BTreeMap<&'static str, String>> {
+    let stored: BTreeMap<String, String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    let mut secrets = BTreeMap::new();
+    for name in SECRET_NAMES {
+        let value = std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| stored.get(name).cloned())
+            .unwrap_or_else(|| {
+                let bytes: [u8; 18] = rand::random();
+                bytes.iter().map(|b| format!("{b:02x}")).collect()
+            });
+        secrets.insert(name, value);
+    }
+    let file: String = secrets.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(path, file).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secrets)
+}
+
+/// The demo activity's id: the first existing one, or a newly created one.
+fn ensure_demo_activity(api: SocketAddr, password: &str) -> anyhow::Result<u64> {
+    let login = http::expect(
+        api,
+        "POST",
+        "/admin/api/login",
+        None,
+        Some(&json!({"password": password})),
+        200,
+    )?;
+    let admin = login["token"]
+        .as_str()
+        .context("login answer without token")?;
+    let existing = http::expect(api, "GET", "/admin/api/activities", Some(admin), None, 200)?;
+    if let Some(id) = existing
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|a| a["id"].as_u64())
+    {
+        return Ok(id);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let demo = json!({
+        "name": "Demo: flagship phone, Double 11",
+        "price_cents": 99900,
+        "total_stock": 100,
+        "limit_per_user": 2,
+        "starts_at": fmt(now - time::Duration::minutes(1)),
+        "ends_at": fmt(now + time::Duration::days(7)),
+    });
+    let created = http::expect(
+        api,
+        "POST",
+        "/admin/api/activities",
+        Some(admin),
+        Some(&demo),
+        201,
+    )?;
+    created["id"]
+        .as_u64()
+        .context("created activity without id")
+}
+
+fn demo_jwt(secret: &str) -> String {
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "demo-buyer", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 encoding cannot fail")
+}
+
+fn print_banner(
+    api: SocketAddr,
+    redis_url: &str,
+    secrets: &BTreeMap<&str, String>,
+    demo: Option<u64>,
+) {
+    println!();
+    println!("seckill is running (Ctrl-C stops everything)");
+    println!("  public + admin API  http://{api}/api/activities");
+    println!("  health / metrics    http://{api}/readyz   http://{api}/metrics");
+    println!("  redis               {redis_url}   (data and logs under ./var/)");
+    println!(
+        "  admin password      {}   (login: POST http://{api}/admin/api/login)",
+        secrets["SECKILL_ADMIN_PASSWORD"]
+    );
+    println!("  secrets             ./var/dev-secrets.env (set SECKILL_* to override)");
+    if let Some(id) = demo {
+        let jwt = demo_jwt(&secrets["SECKILL_JWT_SECRET"]);
+        println!();
+        println!(
+            "Buy one unit of the demo activity {id} as user `demo-buyer` (paste into a shell):"
+        );
+        println!();
+        println!("  JWT='{jwt}'");
+        println!(
+            "  TOKEN=$(curl -s -X POST -H \"Authorization: Bearer $JWT\" http://{api}/api/activities/{id}/token | sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/')"
+        );
+        println!(
+            "  curl -s -X POST -H \"Authorization: Bearer $JWT\" -H 'content-type: application/json' -d \"{{\\\"token\\\":\\\"$TOKEN\\\",\\\"quantity\\\":1}}\" http://{api}/api/activities/{id}/purchase; echo"
+        );
+        println!("  curl -s http://{api}/api/activities/{id}; echo");
+    }
+    println!();
+}
