@@ -19,8 +19,12 @@
 -- KEYS[8] queue:seckill_order:{A}      order event stream
 -- KEYS[9] seckill:live_tokens:{A}      zset of live tokens
 -- ARGV[1] user id U   ARGV[2] token T   ARGV[3] quantity (as the client sent it)
--- ARGV[4] now (ms)    ARGV[5] order id for a new order   ARGV[6] pay timeout (ms)
--- ARGV[7] how long a used token keeps answering retries (ms)
+-- ARGV[4] now (ms)    ARGV[5] pay timeout (ms)
+-- ARGV[6] how long a used token keeps answering retries (ms)
+--
+-- The order id is "<activity id>-<stream entry id>": unique, ordered, and it
+-- points at its own event, so a queued order can be found before the worker
+-- has written its row.
 --
 -- Returns {'OK', order_id, remaining, sold, created_at_ms, pay_deadline_ms, amount_cents},
 -- {'REPLAY', order_id} or {CODE, detail}; CODE is one of BAD_ARG, BAD_QUANTITY,
@@ -33,20 +37,20 @@ local function posint(s)
   return tonumber(s)
 end
 
-local user, token, order_id = ARGV[1], ARGV[2], ARGV[5]
-local now, pay_timeout, keep_used = posint(ARGV[4]), posint(ARGV[6]), posint(ARGV[7])
-if not user or user == '' or not token or token == '' or not order_id or order_id == ''
-    or not now or not pay_timeout or not keep_used then
-  return {'BAD_ARG', 'user, token, now, order id, pay timeout and retention are required'}
+local user, token = ARGV[1], ARGV[2]
+local now, pay_timeout, keep_used = posint(ARGV[4]), posint(ARGV[5]), posint(ARGV[6])
+if not user or user == '' or not token or token == '' or not now or not pay_timeout or not keep_used then
+  return {'BAD_ARG', 'user, token, now, pay timeout and retention are required'}
 end
 
 -- A negative, zero, fractional or non-numeric quantity never reaches DECRBY.
 local qty = posint(ARGV[3])
 if not qty then return {'BAD_QUANTITY', tostring(ARGV[3])} end
 
-local act = redis.call('HMGET', KEYS[1], 'price_cents', 'limit_per_user', 'starts_at_ms', 'ends_at_ms')
+local act = redis.call('HMGET', KEYS[1], 'price_cents', 'limit_per_user', 'starts_at_ms', 'ends_at_ms', 'id')
 if not act[1] then return {'NOT_FOUND', ''} end
 local price, limit, starts, ends = tonumber(act[1]), tonumber(act[2]), tonumber(act[3]), tonumber(act[4])
+local activity_id = act[5]
 
 local held = redis.call('GET', KEYS[6])
 if not held then return {'INVALID_TOKEN', 'unknown or expired'} end
@@ -72,14 +76,14 @@ local sold = redis.call('INCRBY', KEYS[3], qty)
 redis.call('INCRBY', KEYS[4], qty)
 -- The user's count must outlive the activity, or the limit could be reset by waiting.
 redis.call('PEXPIREAT', KEYS[4], ends + 86400000)
-redis.call('RPUSH', KEYS[7], order_id)
-redis.call('PEXPIREAT', KEYS[7], ends + 86400000)
 local amount = price * qty
 local deadline = now + pay_timeout
-redis.call('XADD', KEYS[8], '*',
-  'order_id', order_id, 'activity_id', redis.call('HGET', KEYS[1], 'id'), 'user_id', user,
-  'quantity', qty, 'amount_cents', amount, 'created_at_ms', now,
-  'pay_deadline_ms', deadline, 'token', token)
+local event_id = redis.call('XADD', KEYS[8], '*',
+  'activity_id', activity_id, 'user_id', user, 'quantity', qty, 'amount_cents', amount,
+  'created_at_ms', now, 'pay_deadline_ms', deadline, 'token', token)
+local order_id = activity_id .. '-' .. event_id
+redis.call('RPUSH', KEYS[7], order_id)
+redis.call('PEXPIREAT', KEYS[7], ends + 86400000)
 
 -- Consume the token: it now answers retries with this order, and the user may
 -- ask for a new one for a further purchase within the limit.

@@ -20,12 +20,7 @@ pub enum ActivityStatus {
 
 impl ActivityStatus {
     /// The status an activity has at `now`: the window decides first, then stock.
-    pub fn at(
-        now: OffsetDateTime,
-        starts_at: OffsetDateTime,
-        ends_at: OffsetDateTime,
-        remaining: i64,
-    ) -> Self {
+    pub fn at(now: OffsetDateTime, starts_at: OffsetDateTime, ends_at: OffsetDateTime, remaining: i64) -> Self {
         if now >= ends_at {
             Self::Ended
         } else if now < starts_at {
@@ -193,11 +188,7 @@ impl ErrorCode {
             Self::Unauthorized => 401,
             Self::Forbidden | Self::Blacklisted | Self::InvalidToken => 403,
             Self::NotFound => 404,
-            Self::NotStarted
-            | Self::Ended
-            | Self::SoldOut
-            | Self::LimitExceeded
-            | Self::OrderClosed => 409,
+            Self::NotStarted | Self::Ended | Self::SoldOut | Self::LimitExceeded | Self::OrderClosed => 409,
             Self::RateLimited => 429,
             Self::Unavailable => 503,
         }
@@ -237,12 +228,7 @@ mod tests {
 
     #[test]
     fn error_codes_serialise_as_the_contract_spells_them() {
-        for code in [
-            ErrorCode::BadRequest,
-            ErrorCode::InvalidToken,
-            ErrorCode::LimitExceeded,
-            ErrorCode::Unavailable,
-        ] {
+        for code in [ErrorCode::BadRequest, ErrorCode::InvalidToken, ErrorCode::LimitExceeded, ErrorCode::Unavailable] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
@@ -254,22 +240,10 @@ mod tests {
         let end = datetime!(2026-11-12 00:00 UTC);
         let before = datetime!(2026-11-10 23:59 UTC);
         let during = datetime!(2026-11-11 12:00 UTC);
-        assert_eq!(
-            ActivityStatus::at(before, start, end, 0),
-            ActivityStatus::Scheduled
-        );
-        assert_eq!(
-            ActivityStatus::at(during, start, end, 5),
-            ActivityStatus::Live
-        );
-        assert_eq!(
-            ActivityStatus::at(during, start, end, 0),
-            ActivityStatus::SoldOut
-        );
-        assert_eq!(
-            ActivityStatus::at(end, start, end, 5),
-            ActivityStatus::Ended
-        );
+        assert_eq!(ActivityStatus::at(before, start, end, 0), ActivityStatus::Scheduled);
+        assert_eq!(ActivityStatus::at(during, start, end, 5), ActivityStatus::Live);
+        assert_eq!(ActivityStatus::at(during, start, end, 0), ActivityStatus::SoldOut);
+        assert_eq!(ActivityStatus::at(end, start, end, 5), ActivityStatus::Ended);
     }
 
     #[test]

@@ -32,12 +32,7 @@ impl AppState {
     pub async fn new(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.redis_url, settings.redis_timeout()).await?;
         let keys = Keys::new(&secrets.jwt, &secrets.admin_password);
-        Ok(Self {
-            settings: Arc::new(settings),
-            keys: Arc::new(keys),
-            store,
-            blacklist: Blacklist::default(),
-        })
+        Ok(Self { settings: Arc::new(settings), keys: Arc::new(keys), store, blacklist: Blacklist::default() })
     }
 
     /// Starts the background work: the blacklist refresher, and script loading.
@@ -72,9 +67,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 /// Now, in milliseconds since the epoch (the clock every script gets).
@@ -84,8 +77,7 @@ pub fn now_ms() -> i64 {
 
 /// Milliseconds since the epoch as a UTC time.
 pub fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// A UTC time in milliseconds since the epoch.

@@ -54,10 +54,8 @@ impl Keys {
         let mut buyer_validation = Validation::new(Algorithm::HS256);
         buyer_validation.set_required_spec_claims(&["exp", "sub"]);
         buyer_validation.leeway = 5;
-        let admin_secret = Sha256::new()
-            .chain_update(b"seckill admin session\0")
-            .chain_update(jwt_secret.as_bytes())
-            .finalize();
+        let admin_secret =
+            Sha256::new().chain_update(b"seckill admin session\0").chain_update(jwt_secret.as_bytes()).finalize();
         let mut admin_validation = Validation::new(Algorithm::HS256);
         admin_validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         admin_validation.set_audience(&[ADMIN_AUDIENCE]);
@@ -78,9 +76,7 @@ impl Keys {
             .map_err(|e| ApiError::unauthorized(format!("invalid bearer token: {e}")))?;
         let sub = data.claims.sub;
         if !valid_user_id(&sub) {
-            return Err(ApiError::unauthorized(
-                "the token's sub must be 1-64 characters of [A-Za-z0-9_-]",
-            ));
+            return Err(ApiError::unauthorized("the token's sub must be 1-64 characters of [A-Za-z0-9_-]"));
         }
         Ok(sub)
     }
@@ -94,34 +90,21 @@ impl Keys {
 
     /// Issues an admin session token valid until `exp` (unix seconds).
     pub fn issue_admin_session(&self, exp: i64) -> String {
-        let claims = AdminClaims {
-            sub: "admin".into(),
-            aud: ADMIN_AUDIENCE.into(),
-            exp,
-        };
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.admin_encoding,
-        )
-        .expect("HS256 encoding of plain claims cannot fail")
+        let claims = AdminClaims { sub: "admin".into(), aud: ADMIN_AUDIENCE.into(), exp };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.admin_encoding)
+            .expect("HS256 encoding of plain claims cannot fail")
     }
 
     fn verify_admin(&self, token: &str) -> Result<(), ApiError> {
         jsonwebtoken::decode::<AdminClaims>(token, &self.admin_decoding, &self.admin_validation)
             .map(drop)
-            .map_err(|_| {
-                ApiError::unauthorized("admin session missing, expired or invalid; log in again")
-            })
+            .map_err(|_| ApiError::unauthorized("admin session missing, expired or invalid; log in again"))
     }
 }
 
 /// A user id as the contract allows it: 1–64 characters of `[A-Za-z0-9_-]`.
 pub fn valid_user_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -148,12 +131,8 @@ pub struct Buyer(pub String);
 impl FromRequestParts<AppState> for Buyer {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)
-            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <JWT>`"))?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <JWT>`"))?;
         state.keys.verify_buyer(token).map(Buyer)
     }
 }
@@ -165,15 +144,10 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)
             .or_else(|| cookie(parts, ADMIN_COOKIE))
-            .ok_or_else(|| {
-                ApiError::unauthorized("admin session required; log in at POST /admin/api/login")
-            })?;
+            .ok_or_else(|| ApiError::unauthorized("admin session required; log in at POST /admin/api/login"))?;
         state.keys.verify_admin(token).map(|()| Admin)
     }
 }
@@ -187,22 +161,10 @@ pub struct ClientIp(pub IpAddr);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let trusted = |ip: &IpAddr| {
-            state
-                .settings
-                .trusted_proxies
-                .iter()
-                .any(|net| net.contains(ip))
-        };
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let trusted = |ip: &IpAddr| state.settings.trusted_proxies.iter().any(|net| net.contains(ip));
         if !trusted(&peer) {
             return Ok(ClientIp(peer));
         }
@@ -257,10 +219,7 @@ mod tests {
         let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 60;
         let buyer = jsonwebtoken::encode(
             &Header::default(),
-            &BuyerClaims {
-                sub: "admin".into(),
-                exp,
-            },
+            &BuyerClaims { sub: "admin".into(), exp },
             &EncodingKey::from_secret(b"secret"),
         )
         .unwrap();

@@ -33,19 +33,12 @@ pub struct Blacklist {
 
 /// Parses a blacklist IP entry: an address (stored as itself) or a CIDR range.
 pub fn parse_ip_entry(entry: &str) -> Option<IpNet> {
-    entry
-        .parse::<IpNet>()
-        .ok()
-        .map(|n| n.trunc())
-        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+    entry.parse::<IpNet>().ok().map(|n| n.trunc()).or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 impl Blacklist {
     fn snapshot(&self) -> Arc<Snapshot> {
-        self.current
-            .read()
-            .expect("blacklist lock poisoned")
-            .clone()
+        self.current.read().expect("blacklist lock poisoned").clone()
     }
 
     pub fn blocks_user(&self, user: &str) -> bool {
@@ -63,11 +56,7 @@ impl Blacklist {
         }
         let (version, users, ips) = store.blacklist_snapshot().await?;
         let nets = ips.iter().filter_map(|e| parse_ip_entry(e)).collect();
-        let next = Arc::new(Snapshot {
-            version,
-            users: users.into_iter().collect(),
-            nets,
-        });
+        let next = Arc::new(Snapshot { version, users: users.into_iter().collect(), nets });
         *self.current.write().expect("blacklist lock poisoned") = next;
         Ok(())
     }
@@ -99,14 +88,8 @@ mod tests {
 
     #[test]
     fn ip_entries_are_addresses_or_ranges() {
-        assert_eq!(
-            parse_ip_entry("10.1.2.3").unwrap().to_string(),
-            "10.1.2.3/32"
-        );
-        assert_eq!(
-            parse_ip_entry("10.1.2.3/8").unwrap().to_string(),
-            "10.0.0.0/8"
-        );
+        assert_eq!(parse_ip_entry("10.1.2.3").unwrap().to_string(), "10.1.2.3/32");
+        assert_eq!(parse_ip_entry("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(parse_ip_entry("::1").unwrap().to_string(), "::1/128");
         assert!(parse_ip_entry("10.1.2").is_none());
         assert!(parse_ip_entry("10.0.0.0/33").is_none());

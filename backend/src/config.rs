@@ -13,30 +13,18 @@ use ipnet::IpNet;
 
 /// Command-line and environment settings of the backend process.
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "seckill-backend",
-    version,
-    about = "seckill backend: public API, admin API, metrics"
-)]
+#[command(name = "seckill-backend", version, about = "seckill backend: public API, admin API, metrics")]
 pub struct Settings {
     /// Address the HTTP server listens on.
     #[arg(long, env = "SECKILL_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
     /// Redis: `redis://host:port/db`, or a comma-separated list of cluster node URLs.
-    #[arg(
-        long,
-        env = "SECKILL_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379/"
-    )]
+    #[arg(long, env = "SECKILL_REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
     pub redis_url: String,
 
     /// Order database (`sqlite://…` or `mysql://…`); used by the order worker.
-    #[arg(
-        long,
-        env = "SECKILL_DATABASE_URL",
-        default_value = "sqlite://var/orders.db"
-    )]
+    #[arg(long, env = "SECKILL_DATABASE_URL", default_value = "sqlite://var/orders.db")]
     pub database_url: String,
 
     /// HS256 secret that buyers' JWTs are signed with.
@@ -100,9 +88,7 @@ impl std::fmt::Debug for Secrets {
 
 /// A start-up error that names the missing setting.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{0} is not set; set it (or run with --dev / SECKILL_DEV=1 for generated development secrets)"
-)]
+#[error("{0} is not set; set it (or run with --dev / SECKILL_DEV=1 for generated development secrets)")]
 pub struct MissingSecret(pub &'static str);
 
 impl Settings {
@@ -168,9 +154,6 @@ mod tests {
     #[test]
     fn token_factor_is_bounded() {
         assert!(Settings::try_parse_from(["b", "--token-factor", "0.5"]).is_err());
-        assert_eq!(
-            parse(&["--token-factor", "1.5"]).token_factor_per_mille(),
-            1500
-        );
+        assert_eq!(parse(&["--token-factor", "1.5"]).token_factor_per_mille(), 1500);
     }
 }

@@ -20,11 +20,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry_after_secs: None,
-        }
+        Self { code, message: message.into(), retry_after_secs: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -40,17 +36,11 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self {
-            retry_after_secs: Some(1),
-            ..Self::new(ErrorCode::Unavailable, message)
-        }
+        Self { retry_after_secs: Some(1), ..Self::new(ErrorCode::Unavailable, message) }
     }
 
     pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
-        Self {
-            retry_after_secs: Some(retry_after_secs.max(1)),
-            ..Self::new(ErrorCode::RateLimited, message)
-        }
+        Self { retry_after_secs: Some(retry_after_secs.max(1)), ..Self::new(ErrorCode::RateLimited, message) }
     }
 }
 
@@ -64,17 +54,11 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorBody {
-            code: self.code,
-            message: self.message,
-        };
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody { code: self.code, message: self.message };
         let mut response = (status, Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -97,18 +81,14 @@ impl From<crate::store::Rejection> for ApiError {
             R::NotStarted => Self::new(ErrorCode::NotStarted, "the activity has not started yet"),
             R::Ended => Self::new(ErrorCode::Ended, "the activity has ended"),
             R::SoldOut => Self::new(ErrorCode::SoldOut, "not enough stock left"),
-            R::LimitExceeded => Self::new(
-                ErrorCode::LimitExceeded,
-                "this would pass the per-user limit of the activity",
-            ),
+            R::LimitExceeded => {
+                Self::new(ErrorCode::LimitExceeded, "this would pass the per-user limit of the activity")
+            }
             R::TokensExhausted { retry_after_ms } => Self::rate_limited(
                 "purchase tokens for the remaining stock are all handed out; retry shortly",
                 retry_after_ms.div_ceil(1000),
             ),
-            R::InvalidToken(why) => Self::new(
-                ErrorCode::InvalidToken,
-                format!("purchase token is invalid: {why}"),
-            ),
+            R::InvalidToken(why) => Self::new(ErrorCode::InvalidToken, format!("purchase token is invalid: {why}")),
             R::BadQuantity => Self::bad_request("quantity must be a positive integer"),
             R::BadArg(why) => {
                 tracing::error!(%why, "a script refused the backend's arguments");

@@ -29,12 +29,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ActivityId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::not_found("activity"))?;
-        raw.parse::<u64>()
-            .map(Self)
-            .map_err(|_| ApiError::not_found("activity"))
+        let Path(raw) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(|_| ApiError::not_found("activity"))?;
+        raw.parse::<u64>().map(Self).map_err(|_| ApiError::not_found("activity"))
     }
 }
 
@@ -54,9 +51,7 @@ impl PageQuery {
         match self.limit {
             None => Ok(Self::DEFAULT_LIMIT),
             Some(n) if (1..=Self::MAX_LIMIT).contains(&n) => Ok(n),
-            Some(n) => Err(ApiError::bad_request(format!(
-                "limit must be between 1 and 500, got {n}"
-            ))),
+            Some(n) => Err(ApiError::bad_request(format!("limit must be between 1 and 500, got {n}"))),
         }
     }
 }

@@ -46,19 +46,36 @@ pub fn released(a: u64) -> String {
     format!("seckill:released:{{{a}}}")
 }
 
+/// The order id of stream entry `event_id` of activity `a` (the purchase
+/// script builds the same string): `"<a>-<event id>"`.
+pub fn order_id(a: u64, event_id: &str) -> String {
+    format!("{a}-{event_id}")
+}
+
+/// Splits an order id into its activity and its stream entry id.
+pub fn parse_order_id(order_id: &str) -> Option<(u64, &str)> {
+    let (a, event) = order_id.split_once('-')?;
+    let (ms, seq) = event.split_once('-')?;
+    let valid = !ms.is_empty() && !seq.is_empty() && (ms.bytes().chain(seq.bytes())).all(|b| b.is_ascii_digit());
+    valid.then_some((a.parse().ok()?, event))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn order_ids_name_their_event() {
+        assert_eq!(order_id(42, "1764083707629-0"), "42-1764083707629-0");
+        assert_eq!(parse_order_id("42-1764083707629-0"), Some((42, "1764083707629-0")));
+        for bad in ["42", "42-17", "x-1-0", "42-1-0-0", "42--0", "-1-0", "42-1-a"] {
+            assert_eq!(parse_order_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn activity_keys_share_one_hash_tag() {
-        for key in [
-            inventory(7),
-            sold(7),
-            user_limit(7, "u"),
-            token(7, "t"),
-            order_stream(7),
-        ] {
+        for key in [inventory(7), sold(7), user_limit(7, "u"), token(7, "t"), order_stream(7)] {
             assert!(key.contains("{7}"), "{key} lacks the hash tag");
         }
         assert_eq!(inventory(42), "seckill:inventory:{42}");

@@ -152,7 +152,6 @@ pub struct PurchaseRequest<'a> {
     /// The quantity exactly as the client sent it; the script validates it again.
     pub quantity: &'a str,
     pub now_ms: i64,
-    pub order_id: &'a str,
     pub pay_timeout_ms: u64,
 }
 
@@ -218,10 +217,7 @@ impl Store {
                 .response_timeout(timeout)
                 .build()?;
             RedisConn::Cluster(client.get_async_connection().await?)
-        } else if url.starts_with("redis://")
-            || url.starts_with("rediss://")
-            || url.starts_with("unix://")
-        {
+        } else if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://") {
             let client = redis::Client::open(url)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
@@ -234,11 +230,7 @@ impl Store {
                 "{url}: expected redis://host:port or a comma-separated list of cluster node URLs"
             )));
         };
-        Ok(Self {
-            conn,
-            timeout,
-            scripts: std::sync::Arc::new(Scripts::new()),
-        })
+        Ok(Self { conn, timeout, scripts: std::sync::Arc::new(Scripts::new()) })
     }
 
     /// Runs one Redis interaction under the store's timeout.
@@ -265,25 +257,14 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.bounded(|mut c| async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut c)
-                .await
-                .map(drop)
-        })
-        .await
+        self.bounded(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await.map(drop) }).await
     }
 
     /// Creates an activity and pre-warms its stock; the activity is listed only
     /// once its stock, counters and order stream exist.
     pub async fn create_activity(&self, new: &NewActivityRecord) -> Result<u64, StoreError> {
         let id: u64 = self
-            .bounded(|mut c| async move {
-                redis::cmd("INCR")
-                    .arg(keys::ACTIVITY_SEQ)
-                    .query_async(&mut c)
-                    .await
-            })
+            .bounded(|mut c| async move { redis::cmd("INCR").arg(keys::ACTIVITY_SEQ).query_async(&mut c).await })
             .await?;
         let new = new.clone();
         self.bounded(|mut c| async move {
@@ -328,12 +309,7 @@ impl Store {
                 Err(e) if e.code() != Some("BUSYGROUP") => return Err(e),
                 _ => {}
             }
-            redis::cmd("ZADD")
-                .arg(keys::ACTIVITIES)
-                .arg(id)
-                .arg(id)
-                .query_async::<()>(&mut c)
-                .await
+            redis::cmd("ZADD").arg(keys::ACTIVITIES).arg(id).arg(id).query_async::<()>(&mut c).await
         })
         .await?;
         Ok(id)
@@ -342,12 +318,7 @@ impl Store {
     /// All listed activity ids, oldest first.
     pub async fn activity_ids(&self) -> Result<Vec<u64>, StoreError> {
         self.bounded(|mut c| async move {
-            redis::cmd("ZRANGE")
-                .arg(keys::ACTIVITIES)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut c)
-                .await
+            redis::cmd("ZRANGE").arg(keys::ACTIVITIES).arg(0).arg(-1).query_async(&mut c).await
         })
         .await
     }
@@ -391,13 +362,7 @@ impl Store {
 
     /// Live counters of one activity.
     pub async fn counters(&self, id: u64, now_ms: i64) -> Result<Counters, StoreError> {
-        let (remaining, sold, _, live_tokens, stream_length): (
-            Option<i64>,
-            Option<i64>,
-            (),
-            i64,
-            i64,
-        ) = self
+        let (remaining, sold, _, live_tokens, stream_length): (Option<i64>, Option<i64>, (), i64, i64) = self
             .bounded(|mut c| async move {
                 redis::pipe()
                     .cmd("GET")
@@ -418,12 +383,7 @@ impl Store {
                     .map(|(r, s, l, x)| (r, s, (), l, x))
             })
             .await?;
-        Ok(Counters {
-            remaining: remaining.unwrap_or(0),
-            sold: sold.unwrap_or(0),
-            live_tokens,
-            stream_length,
-        })
+        Ok(Counters { remaining: remaining.unwrap_or(0), sold: sold.unwrap_or(0), live_tokens, stream_length })
     }
 
     /// Runs the token script for `user` in `activity`.
@@ -457,10 +417,9 @@ impl Store {
             })
             .await?;
         match reply.as_slice() {
-            [ok, token, expires] if ok == "OK" => Ok(TokenOutcome::Issued {
-                token: token.clone(),
-                expires_at_ms: parse_int(expires)?,
-            }),
+            [ok, token, expires] if ok == "OK" => {
+                Ok(TokenOutcome::Issued { token: token.clone(), expires_at_ms: parse_int(expires)? })
+            }
             _ => Ok(TokenOutcome::Rejected(rejection(&reply)?)),
         }
     }
@@ -486,7 +445,6 @@ impl Store {
                     .arg(req.token)
                     .arg(req.quantity)
                     .arg(req.now_ms)
-                    .arg(req.order_id)
                     .arg(req.pay_timeout_ms)
                     .arg(USED_TOKEN_RETENTION_MS)
                     .invoke_async(&mut c)
@@ -504,9 +462,7 @@ impl Store {
                     amount_cents: parse_int(amount)?,
                 }))
             }
-            [replay, order_id] if replay == "REPLAY" => Ok(PurchaseOutcome::Replay {
-                order_id: order_id.clone(),
-            }),
+            [replay, order_id] if replay == "REPLAY" => Ok(PurchaseOutcome::Replay { order_id: order_id.clone() }),
             _ => Ok(PurchaseOutcome::Rejected(rejection(&reply)?)),
         }
     }
@@ -535,10 +491,9 @@ impl Store {
             })
             .await?;
         match reply.first().map(String::as_str) {
-            Some("OK") if reply.len() == 3 => Ok(ReleaseOutcome::Released {
-                remaining: parse_int(&reply[1])?,
-                sold: parse_int(&reply[2])?,
-            }),
+            Some("OK") if reply.len() == 3 => {
+                Ok(ReleaseOutcome::Released { remaining: parse_int(&reply[1])?, sold: parse_int(&reply[2])? })
+            }
             Some("ALREADY") => Ok(ReleaseOutcome::AlreadyReleased),
             Some("OVER_RELEASE") => Ok(ReleaseOutcome::OverRelease),
             _ => Ok(ReleaseOutcome::Rejected(rejection(&reply)?)),
@@ -546,20 +501,12 @@ impl Store {
     }
 
     /// Adds `value` to a blacklist; true if it was not there yet.
-    pub async fn blacklist_add(
-        &self,
-        kind: BlacklistKind,
-        value: &str,
-    ) -> Result<bool, StoreError> {
+    pub async fn blacklist_add(&self, kind: BlacklistKind, value: &str) -> Result<bool, StoreError> {
         self.blacklist_change("SADD", kind, value).await
     }
 
     /// Removes `value` from a blacklist; true if it was there.
-    pub async fn blacklist_remove(
-        &self,
-        kind: BlacklistKind,
-        value: &str,
-    ) -> Result<bool, StoreError> {
+    pub async fn blacklist_remove(&self, kind: BlacklistKind, value: &str) -> Result<bool, StoreError> {
         self.blacklist_change("SREM", kind, value).await
     }
 
@@ -586,19 +533,11 @@ impl Store {
         Ok(changed == 1)
     }
 
-    pub async fn blacklist_contains(
-        &self,
-        kind: BlacklistKind,
-        value: &str,
-    ) -> Result<bool, StoreError> {
+    pub async fn blacklist_contains(&self, kind: BlacklistKind, value: &str) -> Result<bool, StoreError> {
         let value = value.to_owned();
-        self.bounded(|mut c| async move {
-            redis::cmd("SISMEMBER")
-                .arg(kind.key())
-                .arg(&value)
-                .query_async(&mut c)
-                .await
-        })
+        self.bounded(
+            |mut c| async move { redis::cmd("SISMEMBER").arg(kind.key()).arg(&value).query_async(&mut c).await },
+        )
         .await
     }
 
@@ -611,13 +550,7 @@ impl Store {
     ) -> Result<(Option<u64>, Vec<String>), StoreError> {
         let (next, items): (u64, Vec<String>) = self
             .bounded(|mut c| async move {
-                redis::cmd("SSCAN")
-                    .arg(kind.key())
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(limit)
-                    .query_async(&mut c)
-                    .await
+                redis::cmd("SSCAN").arg(kind.key()).arg(cursor).arg("COUNT").arg(limit).query_async(&mut c).await
             })
             .await?;
         Ok(((next != 0).then_some(next), items))
@@ -642,10 +575,7 @@ impl Store {
 
     pub async fn blacklist_version(&self) -> Result<i64, StoreError> {
         self.bounded(|mut c| async move {
-            let v: Option<i64> = redis::cmd("GET")
-                .arg(keys::BLACKLIST_VERSION)
-                .query_async(&mut c)
-                .await?;
+            let v: Option<i64> = redis::cmd("GET").arg(keys::BLACKLIST_VERSION).query_async(&mut c).await?;
             Ok(v.unwrap_or(0))
         })
         .await
@@ -664,8 +594,7 @@ pub struct NewActivityRecord {
 }
 
 fn parse_int(s: &str) -> Result<i64, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Reply(format!("expected an integer, got {s:?}")))
+    s.parse().map_err(|_| StoreError::Reply(format!("expected an integer, got {s:?}")))
 }
 
 /// Maps a script's `{CODE, detail}` reply onto a `Rejection`.
@@ -677,9 +606,7 @@ fn rejection(reply: &[String]) -> Result<Rejection, StoreError> {
         Some("ENDED") => Rejection::Ended,
         Some("SOLD_OUT") => Rejection::SoldOut,
         Some("LIMIT_EXCEEDED") => Rejection::LimitExceeded,
-        Some("TOKENS_EXHAUSTED") => Rejection::TokensExhausted {
-            retry_after_ms: detail.parse().unwrap_or(1000),
-        },
+        Some("TOKENS_EXHAUSTED") => Rejection::TokensExhausted { retry_after_ms: detail.parse().unwrap_or(1000) },
         Some("INVALID_TOKEN") => Rejection::InvalidToken(detail),
         Some("BAD_QUANTITY") => Rejection::BadQuantity,
         Some("BAD_ARG") => Rejection::BadArg(detail),

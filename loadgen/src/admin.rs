@@ -20,76 +20,40 @@ pub struct Admin<'a> {
 impl<'a> Admin<'a> {
     /// `POST /admin/api/login {password}`.
     pub async fn login(endpoint: &'a Endpoint, password: &str) -> Result<Self> {
-        let body = serde_json::to_vec(&LoginRequest {
-            password: password.to_owned(),
-        })?;
-        let (status, bytes) = endpoint
-            .oneshot(Method::POST, "/admin/api/login", None, Some(body))
-            .await?;
+        let body = serde_json::to_vec(&LoginRequest { password: password.to_owned() })?;
+        let (status, bytes) = endpoint.oneshot(Method::POST, "/admin/api/login", None, Some(body)).await?;
         let session: AdminSession = expect(status, &bytes, StatusCode::OK, "admin login")?;
-        Ok(Self {
-            endpoint,
-            token: session.token,
-        })
+        Ok(Self { endpoint, token: session.token })
     }
 
     /// `POST /admin/api/activities`.
     pub async fn create_activity(&self, new: &NewActivity) -> Result<Activity> {
         let body = serde_json::to_vec(new)?;
-        let (status, bytes) = self
-            .endpoint
-            .oneshot(
-                Method::POST,
-                "/admin/api/activities",
-                Some(&self.token),
-                Some(body),
-            )
-            .await?;
+        let (status, bytes) =
+            self.endpoint.oneshot(Method::POST, "/admin/api/activities", Some(&self.token), Some(body)).await?;
         expect(status, &bytes, StatusCode::CREATED, "creating the activity")
     }
 
     /// `GET /admin/api/activities/{id}`.
     pub async fn activity(&self, id: u64) -> Result<Activity> {
         let path = format!("/admin/api/activities/{id}");
-        let (status, bytes) = self
-            .endpoint
-            .oneshot(Method::GET, &path, Some(&self.token), None)
-            .await?;
-        expect(
-            status,
-            &bytes,
-            StatusCode::OK,
-            &format!("reading activity {id}"),
-        )
+        let (status, bytes) = self.endpoint.oneshot(Method::GET, &path, Some(&self.token), None).await?;
+        expect(status, &bytes, StatusCode::OK, &format!("reading activity {id}"))
     }
 
     /// `GET /admin/api/activities/{id}/stats`.
     pub async fn stats(&self, id: u64) -> Result<ActivityStats> {
         let path = format!("/admin/api/activities/{id}/stats");
-        let (status, bytes) = self
-            .endpoint
-            .oneshot(Method::GET, &path, Some(&self.token), None)
-            .await?;
-        expect(
-            status,
-            &bytes,
-            StatusCode::OK,
-            &format!("reading the stats of activity {id}"),
-        )
+        let (status, bytes) = self.endpoint.oneshot(Method::GET, &path, Some(&self.token), None).await?;
+        expect(status, &bytes, StatusCode::OK, &format!("reading the stats of activity {id}"))
     }
 }
 
 /// Decodes the body when the status is `want`; otherwise an error that quotes
 /// the contract error (or the start of whatever else came back).
-fn expect<T: DeserializeOwned>(
-    status: StatusCode,
-    body: &Bytes,
-    want: StatusCode,
-    what: &str,
-) -> Result<T> {
+fn expect<T: DeserializeOwned>(status: StatusCode, body: &Bytes, want: StatusCode, what: &str) -> Result<T> {
     if status == want {
-        return serde_json::from_slice(body)
-            .with_context(|| format!("{what}: unexpected answer body"));
+        return serde_json::from_slice(body).with_context(|| format!("{what}: unexpected answer body"));
     }
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => bail!("{what} failed: {status} {}: {}", e.code.as_str(), e.message),
@@ -106,19 +70,9 @@ mod tests {
 
     #[test]
     fn failures_quote_the_contract_error() {
-        let body =
-            Bytes::from_static(br#"{"code":"unauthorized","message":"wrong admin password"}"#);
-        let err = expect::<AdminSession>(
-            StatusCode::UNAUTHORIZED,
-            &body,
-            StatusCode::OK,
-            "admin login",
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "admin login failed: 401 Unauthorized unauthorized: wrong admin password"
-        );
+        let body = Bytes::from_static(br#"{"code":"unauthorized","message":"wrong admin password"}"#);
+        let err = expect::<AdminSession>(StatusCode::UNAUTHORIZED, &body, StatusCode::OK, "admin login").unwrap_err();
+        assert_eq!(err.to_string(), "admin login failed: 401 Unauthorized unauthorized: wrong admin password");
         let err = expect::<AdminSession>(
             StatusCode::BAD_GATEWAY,
             &Bytes::from_static(b"no healthy upstream"),
@@ -126,9 +80,6 @@ mod tests {
             "admin login",
         )
         .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "admin login failed: 502 Bad Gateway: no healthy upstream"
-        );
+        assert_eq!(err.to_string(), "admin login failed: 502 Bad Gateway: no healthy upstream");
     }
 }

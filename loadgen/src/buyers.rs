@@ -26,25 +26,18 @@ pub fn user_id(run: &str, n: usize) -> String {
 
 /// Whether `id` is a user id the contract allows (1–64 of `[A-Za-z0-9_-]`).
 pub fn valid_user_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// `Bearer <jwt>` for each of buyers `0..count`, in order.
 pub fn bearer_headers(secret: &str, run: &str, count: usize, exp: i64) -> Result<Vec<HeaderValue>> {
     let last = user_id(run, count.saturating_sub(1));
-    ensure!(
-        valid_user_id(&last),
-        "user id `{last}` is not 1-64 characters of [A-Za-z0-9_-]; use a shorter --run-id"
-    );
+    ensure!(valid_user_id(&last), "user id `{last}` is not 1-64 characters of [A-Za-z0-9_-]; use a shorter --run-id");
     let key = EncodingKey::from_secret(secret.as_bytes());
     let header = Header::new(Algorithm::HS256);
     let mint = |n: usize| -> Result<HeaderValue> {
         let sub = user_id(run, n);
-        let jwt = jsonwebtoken::encode(&header, &Claims { sub: &sub, exp }, &key)
-            .context("signing a buyer JWT")?;
+        let jwt = jsonwebtoken::encode(&header, &Claims { sub: &sub, exp }, &key).context("signing a buyer JWT")?;
         HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {jwt}")))
             .context("a JWT is always a valid header value")
     };
@@ -68,10 +61,7 @@ pub fn bearer_headers(secret: &str, run: &str, count: usize, exp: i64) -> Result
 
 /// The JSON body of a purchase with `token` and `quantity`.
 pub fn purchase_body(token: &str, quantity: u64) -> Bytes {
-    let request = PurchaseRequest {
-        token: token.to_owned(),
-        quantity: quantity.into(),
-    };
+    let request = PurchaseRequest { token: token.to_owned(), quantity: quantity.into() };
     Bytes::from(serde_json::to_vec(&request).expect("a purchase request always serialises"))
 }
 
@@ -96,12 +86,7 @@ mod tests {
         validation.set_required_spec_claims(&["exp", "sub"]);
         for (n, h) in headers.iter().enumerate() {
             let jwt = h.to_str().unwrap().strip_prefix("Bearer ").unwrap();
-            let data = jsonwebtoken::decode::<Decoded>(
-                jwt,
-                &DecodingKey::from_secret(b"s3cret"),
-                &validation,
-            )
-            .unwrap();
+            let data = jsonwebtoken::decode::<Decoded>(jwt, &DecodingKey::from_secret(b"s3cret"), &validation).unwrap();
             assert_eq!(data.claims.sub, format!("load-r1-{n}"));
             assert_eq!(data.claims.exp, exp);
         }
@@ -119,9 +104,6 @@ mod tests {
     fn purchase_bodies_are_contract_json() {
         let body = purchase_body("0123456789abcdef0123456789abcdef", 2);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"token": "0123456789abcdef0123456789abcdef", "quantity": 2})
-        );
+        assert_eq!(v, serde_json::json!({"token": "0123456789abcdef0123456789abcdef", "quantity": 2}));
     }
 }

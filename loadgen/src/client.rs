@@ -49,9 +49,7 @@ pub struct BaseUrl {
 
 impl BaseUrl {
     pub fn parse(url: &str) -> Result<Self> {
-        let uri: Uri = url
-            .parse()
-            .with_context(|| format!("`{url}` is not a URL"))?;
+        let uri: Uri = url.parse().with_context(|| format!("`{url}` is not a URL"))?;
         match uri.scheme_str() {
             Some("http") => {}
             Some(other) => bail!(
@@ -59,24 +57,13 @@ impl BaseUrl {
             ),
             None => bail!("`{url}`: the URL needs a scheme, e.g. http://127.0.0.1:8081"),
         }
-        let authority = uri
-            .authority()
-            .with_context(|| format!("`{url}` has no host"))?;
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+        let authority = uri.authority().with_context(|| format!("`{url}` has no host"))?;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
         let prefix = uri.path().trim_end_matches('/').to_owned();
         if uri.query().is_some() {
             bail!("`{url}`: a base URL cannot carry a query");
         }
-        Ok(Self {
-            host,
-            port: authority.port_u16().unwrap_or(80),
-            authority: authority.as_str().to_owned(),
-            prefix,
-        })
+        Ok(Self { host, port: authority.port_u16().unwrap_or(80), authority: authority.as_str().to_owned(), prefix })
     }
 
     /// The request target of `path` (which starts with `/`) under this base.
@@ -108,13 +95,7 @@ impl Endpoint {
             .with_context(|| format!("{role} host `{}` has no address", base.host))?;
         let host = HeaderValue::from_str(&base.authority)
             .with_context(|| format!("`{}` is not a valid Host header", base.authority))?;
-        Ok(Self {
-            role,
-            url: url.trim_end_matches('/').to_owned(),
-            base,
-            addr,
-            host,
-        })
+        Ok(Self { role, url: url.trim_end_matches('/').to_owned(), base, addr, host })
     }
 
     pub fn url(&self) -> &str {
@@ -150,10 +131,8 @@ impl Endpoint {
         json: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes)> {
         let mut sender = self.connect().await?;
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(self.uri(path)?)
-            .header(HOST, self.host.clone());
+        let mut builder =
+            Request::builder().method(method.clone()).uri(self.uri(path)?).header(HOST, self.host.clone());
         if let Some(token) = bearer {
             builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -169,19 +148,12 @@ impl Endpoint {
                 Bytes::new()
             }
         };
-        let request = builder
-            .body(Full::new(body))
-            .context("building a request")?;
+        let request = builder.body(Full::new(body)).context("building a request")?;
         let what = || format!("{method} {}{path}", self.url);
         sender.ready().await.with_context(what)?;
         let response = sender.send_request(request).await.with_context(what)?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .with_context(what)?
-            .to_bytes();
+        let body = response.into_body().collect().await.with_context(what)?.to_bytes();
         Ok((status, body))
     }
 }
@@ -230,17 +202,9 @@ struct TaskOutcome {
 /// Runs `phase` over `connections` concurrent connections. The clock starts
 /// once every task has tried its first connection, so connection set-up is
 /// not part of the measured time.
-pub async fn run_phase(
-    endpoint: Arc<Endpoint>,
-    phase: Phase,
-    connections: usize,
-) -> Result<PhaseOutcome> {
+pub async fn run_phase(endpoint: Arc<Endpoint>, phase: Phase, connections: usize) -> Result<PhaseOutcome> {
     let connections = connections.clamp(1, phase.items.len().max(1));
-    let shared = Arc::new(Shared {
-        host: endpoint.host.clone(),
-        phase,
-        next: AtomicUsize::new(0),
-    });
+    let shared = Arc::new(Shared { host: endpoint.host.clone(), phase, next: AtomicUsize::new(0) });
     let barrier = Arc::new(Barrier::new(connections + 1));
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
@@ -259,21 +223,11 @@ pub async fn run_phase(
         bodies.extend(out.bodies);
         task_errors.extend(out.error);
     }
-    Ok(PhaseOutcome {
-        stats,
-        duration: started.elapsed(),
-        connections,
-        bodies,
-        task_errors,
-    })
+    Ok(PhaseOutcome { stats, duration: started.elapsed(), connections, bodies, task_errors })
 }
 
 async fn worker(endpoint: &Endpoint, shared: &Shared, barrier: &Barrier) -> TaskOutcome {
-    let mut out = TaskOutcome {
-        stats: PhaseStats::new(),
-        bodies: Vec::new(),
-        error: None,
-    };
+    let mut out = TaskOutcome { stats: PhaseStats::new(), bodies: Vec::new(), error: None };
     let mut conn = endpoint.connect().await.ok();
     barrier.wait().await;
     let items = &shared.phase.items;
@@ -292,11 +246,7 @@ async fn worker(endpoint: &Endpoint, shared: &Shared, barrier: &Barrier) -> Task
             let sender = conn.as_mut().expect("ensure_ready left a connection");
             match exchange(sender, shared, item).await {
                 Ok((status, body)) => {
-                    let code = if status.is_success() {
-                        None
-                    } else {
-                        error_code(&body)
-                    };
+                    let code = if status.is_success() { None } else { error_code(&body) };
                     out.stats.record(status.as_u16(), code, started.elapsed());
                     if status.is_success() && shared.phase.keep_bodies {
                         out.bodies.push((index, body));
@@ -354,11 +304,7 @@ async fn ensure_ready(conn: &mut Option<Sender>, endpoint: &Endpoint) -> Result<
 }
 
 /// Sends one pre-built request and reads the whole answer.
-async fn exchange(
-    sender: &mut Sender,
-    shared: &Shared,
-    item: &Item,
-) -> Result<(StatusCode, Bytes), hyper::Error> {
+async fn exchange(sender: &mut Sender, shared: &Shared, item: &Item) -> Result<(StatusCode, Bytes), hyper::Error> {
     let mut request = Request::new(Full::new(item.body.clone()));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = shared.phase.uri.clone();
@@ -385,17 +331,9 @@ mod tests {
         let b = BaseUrl::parse("http://127.0.0.1:8091").unwrap();
         assert_eq!(
             b,
-            BaseUrl {
-                host: "127.0.0.1".into(),
-                port: 8091,
-                authority: "127.0.0.1:8091".into(),
-                prefix: String::new(),
-            }
+            BaseUrl { host: "127.0.0.1".into(), port: 8091, authority: "127.0.0.1:8091".into(), prefix: String::new() }
         );
-        assert_eq!(
-            b.uri("/api/activities/7/token").unwrap(),
-            "/api/activities/7/token"
-        );
+        assert_eq!(b.uri("/api/activities/7/token").unwrap(), "/api/activities/7/token");
         let b = BaseUrl::parse("http://localhost/shop/").unwrap();
         assert_eq!((b.host.as_str(), b.port), ("localhost", 80));
         assert_eq!(b.uri("/api/x").unwrap(), "/shop/api/x");

@@ -29,11 +29,7 @@ use crate::report::{ExpectedSold, Summary, check_invariant};
 #[command(name = "seckill-load", version, about)]
 struct Args {
     /// Base URL of the backend or the edge (public API).
-    #[arg(
-        long,
-        env = "SECKILL_LOAD_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
+    #[arg(long, env = "SECKILL_LOAD_URL", default_value = "http://127.0.0.1:8081")]
     url: String,
 
     /// Base URL of the admin API [default: --url].
@@ -87,17 +83,14 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads as usize)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads as usize).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: cannot start the tokio runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     match runtime.block_on(run(args)) {
         Ok(code) => code,
         Err(e) => {
@@ -122,8 +115,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         None => {
             let stock = match args.stock {
                 Some(s) => s,
-                None => i64::try_from(args.buyers * args.quantity)
-                    .context("--buyers x --quantity is too large")?,
+                None => i64::try_from(args.buyers * args.quantity).context("--buyers x --quantity is too large")?,
             };
             let new = NewActivity {
                 name: format!("load run {}", now.unix_timestamp()),
@@ -148,10 +140,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         if created { ", created by this run" } else { "" },
     );
 
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| (now.unix_timestamp_nanos() / 1_000_000).to_string());
+    let run_id = args.run_id.clone().unwrap_or_else(|| (now.unix_timestamp_nanos() / 1_000_000).to_string());
     let minting = Instant::now();
     let exp = (now + time::Duration::hours(1)).unix_timestamp();
     let auth = buyers::bearer_headers(&args.jwt_secret, &run_id, buyers, exp)?;
@@ -167,29 +156,20 @@ async fn run(args: Args) -> Result<ExitCode> {
     // Phase 1: a purchase token per buyer.
     let token_phase = Phase {
         uri: backend.uri(&format!("/api/activities/{}/token", activity.id))?,
-        items: auth
-            .iter()
-            .map(|a| Item {
-                auth: a.clone(),
-                body: Default::default(),
-            })
-            .collect(),
+        items: auth.iter().map(|a| Item { auth: a.clone(), body: Default::default() }).collect(),
         keep_bodies: true,
     };
     let outcome = run_phase(backend.clone(), token_phase, args.connections as usize).await?;
     report(&args, "token", &outcome, buyers);
     let mut tokens = Vec::with_capacity(outcome.bodies.len());
     for (index, body) in &outcome.bodies {
-        let t: PurchaseToken = serde_json::from_slice(body).with_context(|| {
-            format!("buyer {index}: the token answer is not {{token, expires_at}}")
-        })?;
+        let t: PurchaseToken = serde_json::from_slice(body)
+            .with_context(|| format!("buyer {index}: the token answer is not {{token, expires_at}}"))?;
         tokens.push((*index, t.token));
     }
     tokens.sort_unstable_by_key(|(i, _)| *i);
     if tokens.is_empty() {
-        bail!(
-            "no buyer got a purchase token; nothing to buy with (see the status breakdown above)"
-        );
+        bail!("no buyer got a purchase token; nothing to buy with (see the status breakdown above)");
     }
 
     // Phase 2: every buyer with a token buys.
@@ -197,10 +177,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         uri: backend.uri(&format!("/api/activities/{}/purchase", activity.id))?,
         items: tokens
             .iter()
-            .map(|(i, token)| Item {
-                auth: auth[*i].clone(),
-                body: buyers::purchase_body(token, args.quantity),
-            })
+            .map(|(i, token)| Item { auth: auth[*i].clone(), body: buyers::purchase_body(token, args.quantity) })
             .collect(),
         keep_bodies: false,
     };
@@ -215,13 +192,8 @@ async fn run(args: Args) -> Result<ExitCode> {
         "stats: remaining {}, sold {}, total_stock {} (live tokens {}, stream length {})",
         stats.remaining, stats.sold, stats.total_stock, stats.live_tokens, stats.stream_length
     );
-    let expected = created.then(|| {
-        ExpectedSold::new(
-            args.quantity,
-            outcome.stats.count(202),
-            outcome.stats.transport_errors,
-        )
-    });
+    let expected =
+        created.then(|| ExpectedSold::new(args.quantity, outcome.stats.count(202), outcome.stats.transport_errors));
     match check_invariant(&stats, expected) {
         Ok(()) => {
             println!("invariant: OK");
@@ -243,10 +215,7 @@ fn report(args: &Args, phase: &'static str, outcome: &PhaseOutcome, planned: usi
         println!("  not sent: {skipped} (every connection task gave up)");
     }
     if let Some(e) = outcome.task_errors.first() {
-        println!(
-            "  {} connection task(s) gave up; first: {e}",
-            outcome.task_errors.len()
-        );
+        println!("  {} connection task(s) gave up; first: {e}", outcome.task_errors.len());
     }
     if args.json {
         println!("{}", summary.json_line(&outcome.stats));

@@ -50,8 +50,7 @@ impl Default for PhaseStats {
 impl PhaseStats {
     pub fn new() -> Self {
         Self {
-            latency: Histogram::new_with_bounds(1, MAX_MICROS, 3)
-                .expect("static histogram bounds are valid"),
+            latency: Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds are valid"),
             statuses: Vec::new(),
             transport_errors: 0,
             retries: 0,
@@ -67,17 +66,9 @@ impl PhaseStats {
     }
 
     fn add_status(&mut self, status: u16, code: Option<&'static str>, count: u64) {
-        match self
-            .statuses
-            .iter_mut()
-            .find(|s| s.status == status && s.code == code)
-        {
+        match self.statuses.iter_mut().find(|s| s.status == status && s.code == code) {
             Some(s) => s.count += count,
-            None => self.statuses.push(StatusCount {
-                status,
-                code,
-                count,
-            }),
+            None => self.statuses.push(StatusCount { status, code, count }),
         }
     }
 
@@ -89,9 +80,7 @@ impl PhaseStats {
 
     /// Folds another task's observations into these.
     pub fn merge(&mut self, other: PhaseStats) {
-        self.latency
-            .add(&other.latency)
-            .expect("histograms share their bounds");
+        self.latency.add(&other.latency).expect("histograms share their bounds");
         for s in other.statuses {
             self.add_status(s.status, s.code, s.count);
         }
@@ -104,11 +93,7 @@ impl PhaseStats {
 
     /// Answers with this HTTP status, whatever their code.
     pub fn count(&self, status: u16) -> u64 {
-        self.statuses
-            .iter()
-            .filter(|s| s.status == status)
-            .map(|s| s.count)
-            .sum()
+        self.statuses.iter().filter(|s| s.status == status).map(|s| s.count).sum()
     }
 
     /// Requests that got an answer.
@@ -128,9 +113,7 @@ pub fn error_code(body: &[u8]) -> Option<&'static str> {
     struct CodeOnly {
         code: ErrorCode,
     }
-    serde_json::from_slice::<CodeOnly>(body)
-        .ok()
-        .map(|b| b.code.as_str())
+    serde_json::from_slice::<CodeOnly>(body).ok().map(|b| b.code.as_str())
 }
 
 /// "202: 99990, 409 sold_out: 10, transport errors: 2", sorted by status then code.
@@ -147,11 +130,7 @@ pub fn format_statuses(stats: &PhaseStats) -> String {
     if stats.transport_errors > 0 {
         parts.push(format!("transport errors: {}", stats.transport_errors));
     }
-    if parts.is_empty() {
-        "none".to_owned()
-    } else {
-        parts.join(", ")
-    }
+    if parts.is_empty() { "none".to_owned() } else { parts.join(", ") }
 }
 
 /// The headline figures of one phase.
@@ -172,19 +151,11 @@ impl Summary {
     pub fn new(phase: &'static str, stats: &PhaseStats, duration: Duration) -> Self {
         let requests = stats.attempted();
         let secs = duration.as_secs_f64();
-        let rps = if secs > 0.0 {
-            requests as f64 / secs
-        } else {
-            0.0
-        };
+        let rps = if secs > 0.0 { requests as f64 / secs } else { 0.0 };
         let h = &stats.latency;
         let ms = |micros: u64| micros as f64 / 1000.0;
         let q = |quantile: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                ms(h.value_at_quantile(quantile))
-            }
+            if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(quantile)) }
         };
         Self {
             phase,
@@ -218,11 +189,7 @@ impl Summary {
             self.p50_ms, self.p90_ms, self.p99_ms, self.p999_ms, self.max_ms
         );
         if stats.retries > 0 {
-            let _ = writeln!(
-                out,
-                "  retries: {} (on a fresh connection after a transport error)",
-                stats.retries
-            );
+            let _ = writeln!(out, "  retries: {} (on a fresh connection after a transport error)", stats.retries);
         }
         if let Some(e) = &stats.last_error {
             let _ = writeln!(out, "  last transport error: {e}");
@@ -287,35 +254,24 @@ pub struct ExpectedSold {
 impl ExpectedSold {
     pub fn new(quantity: u64, accepted: u64, unanswered: u64) -> Self {
         let q = quantity as i64;
-        Self {
-            min: q * accepted as i64,
-            max: q * (accepted + unanswered) as i64,
-        }
+        Self { min: q * accepted as i64, max: q * (accepted + unanswered) as i64 }
     }
 }
 
 /// Checks the stock invariant (and the sold count, when known); the error
 /// names every violation.
-pub fn check_invariant(
-    stats: &ActivityStats,
-    expected: Option<ExpectedSold>,
-) -> Result<(), String> {
+pub fn check_invariant(stats: &ActivityStats, expected: Option<ExpectedSold>) -> Result<(), String> {
     let mut violations = Vec::new();
     if stats.remaining + stats.sold != stats.total_stock {
-        violations.push(format!(
-            "remaining {} + sold {} != total_stock {}",
-            stats.remaining, stats.sold, stats.total_stock
-        ));
+        violations
+            .push(format!("remaining {} + sold {} != total_stock {}", stats.remaining, stats.sold, stats.total_stock));
     }
     if !stats.invariant_ok {
         violations.push("the backend reports invariant_ok = false".to_owned());
     }
     if let Some(e) = expected {
         if e.min == e.max && stats.sold != e.min {
-            violations.push(format!(
-                "sold {} != quantity x accepted purchases = {}",
-                stats.sold, e.min
-            ));
+            violations.push(format!("sold {} != quantity x accepted purchases = {}", stats.sold, e.min));
         } else if !(e.min..=e.max).contains(&stats.sold) {
             violations.push(format!(
                 "sold {} outside {}..={} (accepted purchases, plus those whose answer was lost)",
@@ -323,11 +279,7 @@ pub fn check_invariant(
             ));
         }
     }
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(violations.join("; "))
-    }
+    if violations.is_empty() { Ok(()) } else { Err(violations.join("; ")) }
 }
 
 #[cfg(test)]
@@ -355,24 +307,15 @@ mod tests {
         assert_eq!(a.count(409), 3);
         assert_eq!(a.answered(), 6);
         assert_eq!(a.attempted(), 7);
-        assert_eq!(
-            format_statuses(&a),
-            "202: 3, 409 limit_exceeded: 1, 409 sold_out: 2, transport errors: 1"
-        );
+        assert_eq!(format_statuses(&a), "202: 3, 409 limit_exceeded: 1, 409 sold_out: 2, transport errors: 1");
         assert_eq!(a.last_error.as_deref(), Some("connection reset"));
         assert_eq!(format_statuses(&PhaseStats::new()), "none");
     }
 
     #[test]
     fn error_codes_come_from_contract_bodies_only() {
-        assert_eq!(
-            error_code(br#"{"code":"sold_out","message":"gone"}"#),
-            Some("sold_out")
-        );
-        assert_eq!(
-            error_code(br#"{"code":"rate_limited","message":"slow down"}"#),
-            Some("rate_limited")
-        );
+        assert_eq!(error_code(br#"{"code":"sold_out","message":"gone"}"#), Some("sold_out"));
+        assert_eq!(error_code(br#"{"code":"rate_limited","message":"slow down"}"#), Some("rate_limited"));
         assert_eq!(error_code(br#"{"code":"something_new"}"#), None);
         assert_eq!(error_code(b"upstream connect error"), None);
         assert_eq!(error_code(b""), None);
@@ -392,19 +335,14 @@ mod tests {
         assert!((sum.p99_ms - 9.9).abs() < 0.01, "{}", sum.p99_ms);
         assert!((sum.max_ms - 10.0).abs() < 0.01, "{}", sum.max_ms);
         let text = sum.render(&s, 64);
-        assert!(text.starts_with(
-            "phase token: 1000 requests in 0.500 s over 64 connections = 2000 req/s\n"
-        ));
+        assert!(text.starts_with("phase token: 1000 requests in 0.500 s over 64 connections = 2000 req/s\n"));
         assert!(text.contains("  status:  200: 1000\n"));
         let json: serde_json::Value = serde_json::from_str(&sum.json_line(&s)).unwrap();
         assert_eq!(json["phase"], "token");
         assert_eq!(json["rps"], 2000.0);
         assert_eq!(json["statuses"]["200"], 1000);
         assert!(json["p999_ms"].as_f64().unwrap() > 0.0);
-        assert!(
-            sum.json_line(&s)
-                .starts_with(r#"{"phase":"token","requests":1000,"#)
-        );
+        assert!(sum.json_line(&s).starts_with(r#"{"phase":"token","requests":1000,"#));
     }
 
     #[test]
@@ -436,10 +374,7 @@ mod tests {
         assert_eq!(check_invariant(&stats(100, 10, 90), exact), Ok(()));
         assert_eq!(check_invariant(&stats(100, 10, 90), None), Ok(()));
         let err = check_invariant(&stats(100, 11, 90), exact).unwrap_err();
-        assert!(
-            err.contains("remaining 11 + sold 90 != total_stock 100"),
-            "{err}"
-        );
+        assert!(err.contains("remaining 11 + sold 90 != total_stock 100"), "{err}");
         let err = check_invariant(&stats(100, 12, 88), exact).unwrap_err();
         assert_eq!(err, "sold 88 != quantity x accepted purchases = 90");
         // Two lost answers with quantity 2: sold may be 180..=184.

@@ -22,11 +22,7 @@ pub const EDGE_SECRET: &str = "test-edge-secret";
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls `check` until it returns `Some`, or fails after `deadline`.
@@ -40,10 +36,7 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -59,14 +52,9 @@ impl RedisServer {
     /// Starts a server with AOF on (so a restart keeps the data) and waits for PING.
     pub fn start() -> anyhow::Result<Self> {
         let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("seckill-test-redis-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("seckill-test-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let mut server = Self {
-            port,
-            dir,
-            child: None,
-        };
+        let mut server = Self { port, dir, child: None };
         server.restart()?;
         Ok(server)
     }
@@ -78,14 +66,7 @@ impl RedisServer {
     /// (Re)starts the process on the same port and data dir.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "everysec"])
             .arg("--dir")
             .arg(&self.dir)
@@ -103,10 +84,7 @@ impl RedisServer {
                 return Ok(());
             }
             if start.elapsed() > Duration::from_secs(10) {
-                bail!(
-                    "redis-server on port {} did not answer PING within 10s",
-                    self.port
-                );
+                bail!("redis-server on port {} did not answer PING within 10s", self.port);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -122,11 +100,7 @@ impl RedisServer {
 
     /// A plain async connection for assertions on raw keys.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+        redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
     }
 }
 
@@ -140,9 +114,7 @@ impl Drop for RedisServer {
 /// Sends the backend's logs to the test output (shown for failing tests).
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
 }
@@ -185,14 +157,8 @@ impl Backend {
         tokio::spawn(seckill_backend::app::serve(listener, state, async move {
             let _ = rx.await;
         }));
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()?;
-        Ok(Self {
-            addr,
-            http,
-            shutdown: Some(tx),
-        })
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+        Ok(Self { addr, http, shutdown: Some(tx) })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -209,10 +175,7 @@ impl Backend {
             .await
             .unwrap();
         assert_eq!(res.status(), 200, "admin login failed");
-        res.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
     }
 
     /// Creates an activity through the admin API and returns its id.
@@ -227,42 +190,21 @@ impl Backend {
             "starts_at": rfc3339(now + spec.starts_in),
             "ends_at": rfc3339(now + spec.starts_in + spec.lasts),
         });
-        let res = self
-            .http
-            .post(self.url("/admin/api/activities"))
-            .bearer_auth(&admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status(),
-            201,
-            "creating the activity failed: {}",
-            res.text().await.unwrap()
-        );
+        let res =
+            self.http.post(self.url("/admin/api/activities")).bearer_auth(&admin).json(&body).send().await.unwrap();
+        assert_eq!(res.status(), 201, "creating the activity failed: {}", res.text().await.unwrap());
         res.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
     }
 
     /// `POST /api/activities/{id}/token` as `user`; returns (status, body).
     pub async fn token(&self, activity: u64, user: &str) -> (u16, Value) {
-        let res = self
-            .http
-            .post(self.url(&format!("/api/activities/{activity}/token")))
-            .bearer_auth(jwt(user))
-            .send()
-            .await;
+        let res =
+            self.http.post(self.url(&format!("/api/activities/{activity}/token"))).bearer_auth(jwt(user)).send().await;
         into_pair(res).await
     }
 
     /// `POST /api/activities/{id}/purchase` as `user`; returns (status, body).
-    pub async fn purchase(
-        &self,
-        activity: u64,
-        user: &str,
-        token: &str,
-        quantity: Value,
-    ) -> (u16, Value) {
+    pub async fn purchase(&self, activity: u64, user: &str, token: &str, quantity: Value) -> (u16, Value) {
         let res = self
             .http
             .post(self.url(&format!("/api/activities/{activity}/purchase")))
@@ -277,14 +219,7 @@ impl Backend {
     pub async fn buy(&self, activity: u64, user: &str, quantity: u64) -> String {
         let (status, body) = self.token(activity, user).await;
         assert_eq!(status, 200, "token for {user}: {body}");
-        let (status, body) = self
-            .purchase(
-                activity,
-                user,
-                body["token"].as_str().unwrap(),
-                json!(quantity),
-            )
-            .await;
+        let (status, body) = self.purchase(activity, user, body["token"].as_str().unwrap(), json!(quantity)).await;
         assert_eq!(status, 202, "purchase for {user}: {body}");
         body["order_id"].as_str().unwrap().to_owned()
     }
@@ -330,17 +265,12 @@ impl ActivitySpec {
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
+    t.format(&time::format_description::well_known::Rfc3339).unwrap()
 }
 
 /// A buyer JWT for `user`, valid for an hour, signed with the test secret.
 pub fn jwt(user: &str) -> String {
-    jwt_with(
-        user,
-        OffsetDateTime::now_utc().unix_timestamp() + 3600,
-        JWT_SECRET,
-    )
+    jwt_with(user, OffsetDateTime::now_utc().unix_timestamp() + 3600, JWT_SECRET)
 }
 
 /// A buyer JWT with a chosen expiry and secret (for forged and expired tokens).

@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use seckill_backend::keys;
-use seckill_tests::{
-    ActivitySpec, Backend, JWT_SECRET, RedisServer, eventually, get_int, jwt, jwt_with,
-};
+use seckill_tests::{ActivitySpec, Backend, JWT_SECRET, RedisServer, eventually, get_int, jwt, jwt_with};
 use serde_json::{Value, json};
 
 struct World {
@@ -29,12 +27,7 @@ fn code(body: &Value) -> &str {
 }
 
 async fn post_raw(w: &World, path: &str, auth: Option<&str>, body: &str) -> (u16, Value) {
-    let mut req = w
-        .api
-        .http
-        .post(w.api.url(path))
-        .header("content-type", "application/json")
-        .body(body.to_owned());
+    let mut req = w.api.http.post(w.api.url(path)).header("content-type", "application/json").body(body.to_owned());
     if let Some(token) = auth {
         req = req.bearer_auth(token);
     }
@@ -45,11 +38,7 @@ async fn post_raw(w: &World, path: &str, auth: Option<&str>, body: &str) -> (u16
 
 async fn assert_untouched(w: &World, a: u64, stock: i64) {
     let mut c = w.redis.conn().await;
-    assert_eq!(
-        get_int(&mut c, &keys::inventory(a)).await,
-        stock,
-        "inventory changed"
-    );
+    assert_eq!(get_int(&mut c, &keys::inventory(a)).await, stock, "inventory changed");
     assert_eq!(get_int(&mut c, &keys::sold(a)).await, 0, "sold changed");
 }
 
@@ -78,16 +67,8 @@ async fn bad_request_for_malformed_purchases_changes_nothing() {
     ];
     for body in &bodies {
         let (status, answer) = post_raw(&w, &path, Some(&bearer), body).await;
-        assert_eq!(
-            (status, code(&answer)),
-            (400, "bad_request"),
-            "body {:.80}",
-            body
-        );
-        assert!(
-            answer["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "a human message is required"
-        );
+        assert_eq!((status, code(&answer)), (400, "bad_request"), "body {:.80}", body);
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "a human message is required");
     }
     assert_untouched(&w, a, 10).await;
     // The token was not consumed by any of it.
@@ -107,22 +88,10 @@ async fn unauthorized_without_a_valid_jwt() {
         Some(header("Bearer")),
         Some(header("Bearer not.a.jwt")),
         Some(header(&format!("Basic {}", jwt("alice")))),
-        Some(header(&format!(
-            "Bearer {}",
-            jwt_with("alice", now - 600, JWT_SECRET)
-        ))),
-        Some(header(&format!(
-            "Bearer {}",
-            jwt_with("alice", now + 600, "wrong-secret")
-        ))),
-        Some(header(&format!(
-            "Bearer {}",
-            jwt_with("bad user!", now + 600, JWT_SECRET)
-        ))),
-        Some(header(&format!(
-            "Bearer {}",
-            jwt_with(&"a".repeat(65), now + 600, JWT_SECRET)
-        ))),
+        Some(header(&format!("Bearer {}", jwt_with("alice", now - 600, JWT_SECRET)))),
+        Some(header(&format!("Bearer {}", jwt_with("alice", now + 600, "wrong-secret")))),
+        Some(header(&format!("Bearer {}", jwt_with("bad user!", now + 600, JWT_SECRET)))),
+        Some(header(&format!("Bearer {}", jwt_with(&"a".repeat(65), now + 600, JWT_SECRET)))),
     ];
     for case in cases {
         let mut req = w.api.http.post(w.api.url(&path));
@@ -149,11 +118,9 @@ async fn unauthorized_without_a_valid_jwt() {
 #[tokio::test]
 async fn admin_routes_need_a_session() {
     let w = world().await;
-    for (method, path) in [
-        ("GET", "/admin/api/activities"),
-        ("POST", "/admin/api/activities"),
-        ("GET", "/admin/api/blacklist/users"),
-    ] {
+    for (method, path) in
+        [("GET", "/admin/api/activities"), ("POST", "/admin/api/activities"), ("GET", "/admin/api/blacklist/users")]
+    {
         let req = w.api.http.request(method.parse().unwrap(), w.api.url(path));
         for auth in [None, Some(jwt("admin"))] {
             let req = req.try_clone().unwrap();
@@ -165,13 +132,7 @@ async fn admin_routes_need_a_session() {
             assert_eq!(res.status(), 401, "{method} {path} with {auth:?}");
         }
     }
-    let (status, body) = post_raw(
-        &w,
-        "/admin/api/login",
-        None,
-        &json!({"password": "guess"}).to_string(),
-    )
-    .await;
+    let (status, body) = post_raw(&w, "/admin/api/login", None, &json!({"password": "guess"}).to_string()).await;
     assert_eq!((status, code(&body)), (401, "unauthorized"));
 }
 
@@ -188,21 +149,11 @@ async fn admin_login_sets_a_strict_httponly_cookie_that_works() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     let body: Value = res.json().await.unwrap();
     assert!(body["expires_at"].as_str().is_some());
     let pair = cookie.split(';').next().unwrap();
-    let res = w
-        .api
-        .http
-        .get(w.api.url("/admin/api/activities"))
-        .header("cookie", pair)
-        .send()
-        .await
-        .unwrap();
+    let res = w.api.http.get(w.api.url("/admin/api/activities")).header("cookie", pair).send().await.unwrap();
     assert_eq!(res.status(), 200);
 }
 
@@ -214,14 +165,7 @@ async fn blacklisted_users_and_ips_are_refused_before_any_script() {
     let (_, t) = w.api.token(a, "mallory").await;
     let token = t["token"].as_str().unwrap().to_owned();
 
-    let put = w
-        .api
-        .http
-        .put(w.api.url("/admin/api/blacklist/users/mallory"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let put = w.api.http.put(w.api.url("/admin/api/blacklist/users/mallory")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(put.status(), 200);
     let (status, body) = w.api.token(a, "mallory").await;
     assert_eq!((status, code(&body)), (403, "blacklisted"));
@@ -252,14 +196,8 @@ async fn blacklisted_users_and_ips_are_refused_before_any_script() {
     assert_eq!(res.status(), 200);
 
     // Removing the entry lets the buyer in again.
-    let del = w
-        .api
-        .http
-        .delete(w.api.url("/admin/api/blacklist/users/mallory"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let del =
+        w.api.http.delete(w.api.url("/admin/api/blacklist/users/mallory")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(del.status(), 204);
     let (status, _) = w.api.purchase(a, "mallory", &token, json!(1)).await;
     assert_eq!(status, 202);
@@ -270,13 +208,7 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     let w = world().await; // no trusted proxies
     let a = w.api.create_activity(ActivitySpec::live(10, 5)).await;
     let admin = w.api.admin_token().await;
-    w.api
-        .http
-        .put(w.api.url("/admin/api/blacklist/ips/127.0.0.1"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    w.api.http.put(w.api.url("/admin/api/blacklist/ips/127.0.0.1")).bearer_auth(&admin).send().await.unwrap();
     let res = w
         .api
         .http
@@ -286,11 +218,7 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        res.status(),
-        403,
-        "the peer address decides, not the header"
-    );
+    assert_eq!(res.status(), 403, "the peer address decides, not the header");
 }
 
 #[tokio::test]
@@ -299,35 +227,18 @@ async fn invalid_token_when_missing_forged_foreign_or_expired() {
     let a = w.api.create_activity(ActivitySpec::live(10, 5)).await;
     let (_, t) = w.api.token(a, "olga").await;
     let token = t["token"].as_str().unwrap().to_owned();
-    for (user, tok) in [
-        ("olga", ""),
-        ("olga", "garbage"),
-        ("olga", &"0".repeat(32)[..]),
-        ("peter", &token[..]),
-    ] {
+    for (user, tok) in [("olga", ""), ("olga", "garbage"), ("olga", &"0".repeat(32)[..]), ("peter", &token[..])] {
         let (status, body) = w.api.purchase(a, user, tok, json!(1)).await;
-        assert_eq!(
-            (status, code(&body)),
-            (403, "invalid_token"),
-            "{user} with {tok:?}"
-        );
+        assert_eq!((status, code(&body)), (403, "invalid_token"), "{user} with {tok:?}");
     }
     // Once the token's TTL passes it is refused as well.
     let key = keys::token(a, &token);
     let redis = &w.redis;
-    eventually(
-        Duration::from_secs(5),
-        "the purchase token to expire",
-        || async {
-            let mut c = redis.conn().await;
-            let held: Option<String> = redis::cmd("GET")
-                .arg(&key)
-                .query_async(&mut c)
-                .await
-                .unwrap();
-            held.is_none().then_some(())
-        },
-    )
+    eventually(Duration::from_secs(5), "the purchase token to expire", || async {
+        let mut c = redis.conn().await;
+        let held: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut c).await.unwrap();
+        held.is_none().then_some(())
+    })
     .await;
     let (status, body) = w.api.purchase(a, "olga", &token, json!(1)).await;
     assert_eq!((status, code(&body)), (403, "invalid_token"));
@@ -362,21 +273,9 @@ async fn not_started_and_ended_outside_the_window() {
     let b = w.api.create_activity(past).await;
     let (status, body) = w.api.token(b, "u").await;
     assert_eq!((status, code(&body)), (409, "ended"));
-    let res = w
-        .api
-        .http
-        .get(w.api.url(&format!("/api/activities/{a}")))
-        .send()
-        .await
-        .unwrap();
+    let res = w.api.http.get(w.api.url(&format!("/api/activities/{a}"))).send().await.unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["status"], "scheduled");
-    let res = w
-        .api
-        .http
-        .get(w.api.url(&format!("/api/activities/{b}")))
-        .send()
-        .await
-        .unwrap();
+    let res = w.api.http.get(w.api.url(&format!("/api/activities/{b}"))).send().await.unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["status"], "ended");
 }
 
@@ -385,34 +284,19 @@ async fn sold_out_and_limit_exceeded() {
     let w = world().await;
     let a = w.api.create_activity(ActivitySpec::live(2, 1)).await;
     let (_, t) = w.api.token(a, "quinn").await;
-    let (status, body) = w
-        .api
-        .purchase(a, "quinn", t["token"].as_str().unwrap(), json!(2))
-        .await;
+    let (status, body) = w.api.purchase(a, "quinn", t["token"].as_str().unwrap(), json!(2)).await;
     assert_eq!((status, code(&body)), (409, "limit_exceeded"));
     let (_, t_rose) = w.api.token(a, "rose").await;
     w.api.buy(a, "quinn", 1).await;
     w.api.buy(a, "sam", 1).await;
     // Rose got her token before the stock ran out; it no longer buys anything.
-    let (status, body) = w
-        .api
-        .purchase(a, "rose", t_rose["token"].as_str().unwrap(), json!(1))
-        .await;
+    let (status, body) = w.api.purchase(a, "rose", t_rose["token"].as_str().unwrap(), json!(1)).await;
     assert_eq!((status, code(&body)), (409, "sold_out"));
     let (status, body) = w.api.token(a, "tom").await;
     assert_eq!((status, code(&body)), (409, "sold_out"));
-    let res = w
-        .api
-        .http
-        .get(w.api.url(&format!("/api/activities/{a}")))
-        .send()
-        .await
-        .unwrap();
+    let res = w.api.http.get(w.api.url(&format!("/api/activities/{a}"))).send().await.unwrap();
     let activity: Value = res.json().await.unwrap();
-    assert_eq!(
-        (activity["remaining"].as_i64(), activity["sold"].as_i64()),
-        (Some(0), Some(2))
-    );
+    assert_eq!((activity["remaining"].as_i64(), activity["sold"].as_i64()), (Some(0), Some(2)));
     assert_eq!(activity["status"], "sold_out");
 }
 
@@ -431,11 +315,7 @@ async fn rate_limited_when_live_tokens_cover_the_stock() {
         .await
         .unwrap();
     assert_eq!(res.status(), 429);
-    let retry_after: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after >= 1);
     let body: Value = res.json().await.unwrap();
     assert_eq!(code(&body), "rate_limited");
@@ -456,17 +336,10 @@ async fn a_retried_purchase_returns_the_same_order_concurrently_and_after() {
         assert_eq!(body["status"], "queued");
     }
     let (status, body) = w.api.purchase(a, "uma", &token, json!(1)).await;
-    assert_eq!(
-        (status, body["order_id"].as_str()),
-        (202, Some(first.as_str()))
-    );
+    assert_eq!((status, body["order_id"].as_str()), (202, Some(first.as_str())));
     let mut c = w.redis.conn().await;
     assert_eq!(get_int(&mut c, &keys::sold(a)).await, 1);
-    let len: i64 = redis::cmd("XLEN")
-        .arg(keys::order_stream(a))
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let len: i64 = redis::cmd("XLEN").arg(keys::order_stream(a)).query_async(&mut c).await.unwrap();
     assert_eq!(len, 1, "one order event, however many retries");
 }
 
@@ -490,22 +363,14 @@ async fn creating_an_activity_validates_and_prewarms_stock() {
         (spoil("starts_at", json!("yesterday")), "starts_at"),
         (spoil("unknown", json!(1)), "unknown"),
     ] {
-        let (status, answer) =
-            post_raw(&w, "/admin/api/activities", Some(&admin), &body.to_string()).await;
+        let (status, answer) = post_raw(&w, "/admin/api/activities", Some(&admin), &body.to_string()).await;
         assert_eq!((status, code(&answer)), (400, "bad_request"), "{body}");
-        assert!(
-            answer["message"].as_str().unwrap().contains(field),
-            "{answer}"
-        );
+        assert!(answer["message"].as_str().unwrap().contains(field), "{answer}");
     }
-    let (status, created) =
-        post_raw(&w, "/admin/api/activities", Some(&admin), &base.to_string()).await;
+    let (status, created) = post_raw(&w, "/admin/api/activities", Some(&admin), &base.to_string()).await;
     assert_eq!(status, 201, "{created}");
     let a = created["id"].as_u64().unwrap();
-    assert_eq!(
-        (created["remaining"].as_i64(), created["sold"].as_i64()),
-        (Some(7), Some(0))
-    );
+    assert_eq!((created["remaining"].as_i64(), created["sold"].as_i64()), (Some(7), Some(0)));
     assert_untouched(&w, a, 7).await;
 
     let res = w
@@ -519,16 +384,7 @@ async fn creating_an_activity_validates_and_prewarms_stock() {
     let stats: Value = res.json().await.unwrap();
     assert_eq!(stats["invariant_ok"], true);
     assert_eq!(stats["total_stock"], 7);
-    let list: Value = w
-        .api
-        .http
-        .get(w.api.url("/api/activities"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = w.api.http.get(w.api.url("/api/activities")).send().await.unwrap().json().await.unwrap();
     assert!(list.as_array().unwrap().iter().any(|x| x["id"] == a));
 }
 
@@ -555,17 +411,7 @@ async fn blacklist_lists_are_pages() {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = w
-            .api
-            .http
-            .get(url)
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = w.api.http.get(url).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
         for item in page["items"].as_array().unwrap() {
             seen.insert(item["value"].as_str().unwrap().to_owned());
         }
@@ -586,23 +432,9 @@ async fn blacklist_lists_are_pages() {
             .unwrap();
         assert_eq!(res.status(), 400, "{bad}");
     }
-    let res = w
-        .api
-        .http
-        .get(w.api.url("/admin/api/blacklist/users/nobody"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let res = w.api.http.get(w.api.url("/admin/api/blacklist/users/nobody")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(res.status(), 404);
-    let res = w
-        .api
-        .http
-        .put(w.api.url("/admin/api/blacklist/ips/not-an-ip"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let res = w.api.http.put(w.api.url("/admin/api/blacklist/ips/not-an-ip")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(res.status(), 400);
 }
 
@@ -612,28 +444,9 @@ async fn health_readiness_and_metrics() {
     let a = w.api.create_activity(ActivitySpec::live(5, 1)).await;
     w.api.buy(a, "vera", 1).await;
     for path in ["/healthz", "/readyz"] {
-        assert_eq!(
-            w.api
-                .http
-                .get(w.api.url(path))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200,
-            "{path}"
-        );
+        assert_eq!(w.api.http.get(w.api.url(path)).send().await.unwrap().status(), 200, "{path}");
     }
-    let text = w
-        .api
-        .http
-        .get(w.api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = w.api.http.get(w.api.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for needle in [
         "seckill_purchases_total{result=\"accepted\"}",
         "seckill_http_request_duration_seconds_bucket",

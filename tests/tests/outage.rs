@@ -19,16 +19,8 @@ async fn redis_down_is_unavailable_fast_and_sales_resume_after() {
     for _ in 0..3 {
         let started = Instant::now();
         let (status, body) = api.purchase(a, "during", &token, json!(1)).await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (503, Some("unavailable")),
-            "{body}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "took {:?}: must fail fast",
-            started.elapsed()
-        );
+        assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}: must fail fast", started.elapsed());
     }
     let res = api.http.get(api.url("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 503);
@@ -36,25 +28,13 @@ async fn redis_down_is_unavailable_fast_and_sales_resume_after() {
 
     // Back up (same data, AOF): the token issued before the outage still buys.
     redis.restart().unwrap();
-    let order = eventually(
-        Duration::from_secs(15),
-        "sales to resume after redis restarts",
-        || async {
-            let (status, body) = api.purchase(a, "during", &token, json!(1)).await;
-            (status == 202).then(|| body["order_id"].as_str().unwrap().to_owned())
-        },
-    )
+    let order = eventually(Duration::from_secs(15), "sales to resume after redis restarts", || async {
+        let (status, body) = api.purchase(a, "during", &token, json!(1)).await;
+        (status == 202).then(|| body["order_id"].as_str().unwrap().to_owned())
+    })
     .await;
     assert!(!order.is_empty());
-    let res = api
-        .http
-        .get(api.url(&format!("/api/activities/{a}")))
-        .send()
-        .await
-        .unwrap();
+    let res = api.http.get(api.url(&format!("/api/activities/{a}"))).send().await.unwrap();
     let activity: Value = res.json().await.unwrap();
-    assert_eq!(
-        (activity["remaining"].as_i64(), activity["sold"].as_i64()),
-        (Some(8), Some(2))
-    );
+    assert_eq!((activity["remaining"].as_i64(), activity["sold"].as_i64()), (Some(8), Some(2)));
 }

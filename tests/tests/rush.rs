@@ -34,9 +34,7 @@ struct Ledger {
 async fn two_thousand_buyers_never_oversell() {
     let redis = RedisServer::start().unwrap();
     let backend = Arc::new(Backend::start(&redis.url()).await.unwrap());
-    let a = backend
-        .create_activity(ActivitySpec::live(STOCK, LIMIT))
-        .await;
+    let a = backend.create_activity(ActivitySpec::live(STOCK, LIMIT)).await;
 
     // Sample the invariant while the rush runs (MGET reads both keys atomically).
     let stop = Arc::new(AtomicBool::new(false));
@@ -46,17 +44,9 @@ async fn two_thousand_buyers_never_oversell() {
         tokio::spawn(async move {
             let mut samples = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let (inv, sold): (i64, i64) = redis::cmd("MGET")
-                    .arg(keys::inventory(a))
-                    .arg(keys::sold(a))
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    inv + sold,
-                    STOCK,
-                    "invariant broken: inventory {inv} + sold {sold}"
-                );
+                let (inv, sold): (i64, i64) =
+                    redis::cmd("MGET").arg(keys::inventory(a)).arg(keys::sold(a)).query_async(&mut conn).await.unwrap();
+                assert_eq!(inv + sold, STOCK, "invariant broken: inventory {inv} + sold {sold}");
                 assert!(inv >= 0, "inventory went negative: {inv}");
                 samples += 1;
                 // Pace the sampler so that it observes the rush without starving it.
@@ -77,56 +67,30 @@ async fn two_thousand_buyers_never_oversell() {
     }
     stop.store(true, Ordering::Relaxed);
     let samples = sampler.await.unwrap();
-    assert!(
-        samples > 10,
-        "the sampler must have run during the rush ({samples} samples)"
-    );
+    assert!(samples > 10, "the sampler must have run during the rush ({samples} samples)");
 
     let mut conn = redis.conn().await;
-    assert_eq!(
-        get_int(&mut conn, &keys::sold(a)).await,
-        STOCK,
-        "exactly the stock is sold"
-    );
+    assert_eq!(get_int(&mut conn, &keys::sold(a)).await, STOCK, "exactly the stock is sold");
     assert_eq!(get_int(&mut conn, &keys::inventory(a)).await, 0);
 
     // Exactly one order event per accepted order, for the user it was sold to.
     let ledger = ledger.lock().await;
-    let stream: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(keys::order_stream(a))
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(
-        stream.ids.len(),
-        ledger.accepted.len(),
-        "one event per accepted order"
-    );
+    let stream: redis::streams::StreamRangeReply =
+        redis::cmd("XRANGE").arg(keys::order_stream(a)).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+    assert_eq!(stream.ids.len(), ledger.accepted.len(), "one event per accepted order");
     let mut seen = HashSet::new();
     let mut per_user: HashMap<String, i64> = HashMap::new();
     for entry in &stream.ids {
-        let order: String = entry.get("order_id").unwrap();
+        let order = keys::order_id(a, &entry.id);
         assert!(seen.insert(order.clone()), "order {order} has two events");
-        let user = ledger
-            .accepted
-            .get(&order)
-            .unwrap_or_else(|| panic!("event for unknown order {order}"));
+        let user = ledger.accepted.get(&order).unwrap_or_else(|| panic!("event for unknown order {order}"));
         assert_eq!(&entry.get::<String>("user_id").unwrap(), user);
         *per_user.entry(user.clone()).or_default() += entry.get::<i64>("quantity").unwrap();
     }
-    assert_eq!(
-        per_user.values().sum::<i64>(),
-        STOCK,
-        "the order events account for every unit sold"
-    );
+    assert_eq!(per_user.values().sum::<i64>(), STOCK, "the order events account for every unit sold");
     for (user, bought) in &per_user {
         assert!(*bought <= LIMIT, "{user} bought {bought} > limit {LIMIT}");
-        assert_eq!(
-            get_int(&mut conn, &keys::user_limit(a, user)).await,
-            *bought
-        );
+        assert_eq!(get_int(&mut conn, &keys::user_limit(a, user)).await, *bought);
     }
 }
 
@@ -148,11 +112,7 @@ async fn buyer(i: usize, backend: &Backend, a: u64, ledger: &Mutex<Ledger>) {
             other => panic!("unexpected token answer {other:?}: {body}"),
         }
         let token = body["token"].as_str().unwrap().to_owned();
-        ledger
-            .lock()
-            .await
-            .seen_tokens
-            .push((user.clone(), token.clone()));
+        ledger.lock().await.seen_tokens.push((user.clone(), token.clone()));
 
         if i % 10 == 1 {
             // A forger: a well-formed token nobody issued.
@@ -162,13 +122,7 @@ async fn buyer(i: usize, backend: &Backend, a: u64, ledger: &Mutex<Ledger>) {
         }
         if i % 10 == 2 {
             // A thief: someone else's token.
-            let stolen = ledger
-                .lock()
-                .await
-                .seen_tokens
-                .iter()
-                .find(|(u, _)| *u != user)
-                .cloned();
+            let stolen = ledger.lock().await.seen_tokens.iter().find(|(u, _)| *u != user).cloned();
             if let Some((_, t)) = stolen {
                 let (status, body) = backend.purchase(a, &user, &t, json!(1)).await;
                 assert_eq!((status, code(&body)), (403, "invalid_token"), "{body}");
@@ -183,17 +137,10 @@ async fn buyer(i: usize, backend: &Backend, a: u64, ledger: &Mutex<Ledger>) {
                     // A client that timed out retries with the same token: same order.
                     let (s2, b2) = backend.purchase(a, &user, &token, json!(quantity)).await;
                     assert_eq!(s2, 202, "{b2}");
-                    assert_eq!(
-                        b2["order_id"],
-                        order.as_str(),
-                        "a retry must return the same order"
-                    );
+                    assert_eq!(b2["order_id"], order.as_str(), "a retry must return the same order");
                 }
                 let mut ledger = ledger.lock().await;
-                let owner = ledger
-                    .accepted
-                    .entry(order.clone())
-                    .or_insert_with(|| user.clone());
+                let owner = ledger.accepted.entry(order.clone()).or_insert_with(|| user.clone());
                 assert_eq!(owner, &user, "order {order} was given to two users");
                 return;
             }

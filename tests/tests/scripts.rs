@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use seckill_backend::keys;
 use seckill_backend::store::{
-    NewActivityRecord, PurchaseOutcome, PurchaseRequest, Rejection, ReleaseOutcome, Store,
-    TokenOutcome,
+    NewActivityRecord, PurchaseOutcome, PurchaseRequest, Rejection, ReleaseOutcome, Store, TokenOutcome,
 };
 use seckill_tests::{RedisServer, get_int};
 
@@ -26,15 +25,9 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let server = RedisServer::start().unwrap();
-    let store = Store::connect(&server.url(), Duration::from_secs(2))
-        .await
-        .unwrap();
+    let store = Store::connect(&server.url(), Duration::from_secs(2)).await.unwrap();
     let redis = server.conn().await;
-    Fixture {
-        _redis: server,
-        redis,
-        store,
-    }
+    Fixture { _redis: server, redis, store }
 }
 
 async fn activity(store: &Store, stock: i64, limit: i64) -> u64 {
@@ -62,25 +55,9 @@ async fn issued(store: &Store, a: u64, user: &str) -> String {
     }
 }
 
-async fn purchase(
-    store: &Store,
-    a: u64,
-    user: &str,
-    token: &str,
-    qty: &str,
-    now: i64,
-    order: &str,
-) -> PurchaseOutcome {
+async fn purchase(store: &Store, a: u64, user: &str, token: &str, qty: &str, now: i64) -> PurchaseOutcome {
     store
-        .purchase(&PurchaseRequest {
-            activity: a,
-            user,
-            token,
-            quantity: qty,
-            now_ms: now,
-            order_id: order,
-            pay_timeout_ms: PAY,
-        })
+        .purchase(&PurchaseRequest { activity: a, user, token, quantity: qty, now_ms: now, pay_timeout_ms: PAY })
         .await
         .unwrap()
 }
@@ -98,13 +75,8 @@ async fn token_is_one_per_user_and_stable() {
     let a = activity(&f.store, 10, 2).await;
     let first = token(&f.store, a, "alice", NOW).await;
     let again = token(&f.store, a, "alice", NOW + 5).await;
-    let (
-        TokenOutcome::Issued {
-            token: t1,
-            expires_at_ms: e1,
-        },
-        TokenOutcome::Issued { token: t2, .. },
-    ) = (&first, &again)
+    let (TokenOutcome::Issued { token: t1, expires_at_ms: e1 }, TokenOutcome::Issued { token: t2, .. }) =
+        (&first, &again)
     else {
         panic!("{first:?} / {again:?}")
     };
@@ -118,23 +90,11 @@ async fn token_is_one_per_user_and_stable() {
 async fn token_refused_outside_the_window_unknown_or_sold_out() {
     let f = fixture().await;
     let a = activity(&f.store, 10, 2).await;
-    assert_eq!(
-        token(&f.store, a, "u", T0 - 1).await,
-        TokenOutcome::Rejected(Rejection::NotStarted)
-    );
-    assert_eq!(
-        token(&f.store, a, "u", T1).await,
-        TokenOutcome::Rejected(Rejection::Ended)
-    );
-    assert_eq!(
-        token(&f.store, 999, "u", NOW).await,
-        TokenOutcome::Rejected(Rejection::NotFound)
-    );
+    assert_eq!(token(&f.store, a, "u", T0 - 1).await, TokenOutcome::Rejected(Rejection::NotStarted));
+    assert_eq!(token(&f.store, a, "u", T1).await, TokenOutcome::Rejected(Rejection::Ended));
+    assert_eq!(token(&f.store, 999, "u", NOW).await, TokenOutcome::Rejected(Rejection::NotFound));
     let empty = activity(&f.store, 0, 2).await;
-    assert_eq!(
-        token(&f.store, empty, "u", NOW).await,
-        TokenOutcome::Rejected(Rejection::SoldOut)
-    );
+    assert_eq!(token(&f.store, empty, "u", NOW).await, TokenOutcome::Rejected(Rejection::SoldOut));
 }
 
 #[tokio::test]
@@ -142,14 +102,8 @@ async fn token_refused_at_the_user_limit() {
     let f = fixture().await;
     let a = activity(&f.store, 10, 1).await;
     let t = issued(&f.store, a, "carol").await;
-    assert!(matches!(
-        purchase(&f.store, a, "carol", &t, "1", NOW, "o1").await,
-        PurchaseOutcome::Accepted(_)
-    ));
-    assert_eq!(
-        token(&f.store, a, "carol", NOW).await,
-        TokenOutcome::Rejected(Rejection::LimitExceeded)
-    );
+    assert!(matches!(purchase(&f.store, a, "carol", &t, "1", NOW).await, PurchaseOutcome::Accepted(_)));
+    assert_eq!(token(&f.store, a, "carol", NOW).await, TokenOutcome::Rejected(Rejection::LimitExceeded));
 }
 
 #[tokio::test]
@@ -159,20 +113,13 @@ async fn live_tokens_are_bounded_by_factor_times_remaining_stock() {
     for u in ["u1", "u2", "u3"] {
         issued(&f.store, a, u).await;
     }
-    let TokenOutcome::Rejected(Rejection::TokensExhausted { retry_after_ms }) =
-        token(&f.store, a, "u4", NOW).await
+    let TokenOutcome::Rejected(Rejection::TokensExhausted { retry_after_ms }) = token(&f.store, a, "u4", NOW).await
     else {
         panic!("a fourth live token must be refused")
     };
-    assert!(
-        retry_after_ms > 0 && retry_after_ms <= TTL,
-        "{retry_after_ms}"
-    );
+    assert!(retry_after_ms > 0 && retry_after_ms <= TTL, "{retry_after_ms}");
     // Once the live ones expire (the script's clock moves on), a slot frees up.
-    assert!(matches!(
-        token(&f.store, a, "u4", NOW + TTL as i64 + 1).await,
-        TokenOutcome::Issued { .. }
-    ));
+    assert!(matches!(token(&f.store, a, "u4", NOW + TTL as i64 + 1).await, TokenOutcome::Issued { .. }));
 }
 
 #[tokio::test]
@@ -180,15 +127,9 @@ async fn token_script_refuses_bad_arguments() {
     let f = fixture().await;
     let a = activity(&f.store, 2, 1).await;
     let out = f.store.issue_token(a, "u", NOW, 0, FACTOR).await.unwrap();
-    assert!(
-        matches!(out, TokenOutcome::Rejected(Rejection::BadArg(_))),
-        "{out:?}"
-    );
+    assert!(matches!(out, TokenOutcome::Rejected(Rejection::BadArg(_))), "{out:?}");
     let out = f.store.issue_token(a, "u", NOW, TTL, 0).await.unwrap();
-    assert!(
-        matches!(out, TokenOutcome::Rejected(Rejection::BadArg(_))),
-        "{out:?}"
-    );
+    assert!(matches!(out, TokenOutcome::Rejected(Rejection::BadArg(_))), "{out:?}");
 }
 
 #[tokio::test]
@@ -196,62 +137,35 @@ async fn purchase_does_the_whole_sale_atomically() {
     let mut f = fixture().await;
     let a = activity(&f.store, 10, 3).await;
     let t = issued(&f.store, a, "dave").await;
-    let PurchaseOutcome::Accepted(sale) =
-        purchase(&f.store, a, "dave", &t, "2", NOW, "order-1").await
-    else {
+    let PurchaseOutcome::Accepted(sale) = purchase(&f.store, a, "dave", &t, "2", NOW).await else {
         panic!("the purchase must succeed")
     };
     assert_eq!((sale.remaining, sale.sold, sale.amount_cents), (8, 2, 500));
-    assert_eq!(
-        (sale.created_at_ms, sale.pay_deadline_ms),
-        (NOW, NOW + PAY as i64)
-    );
+    assert_eq!((sale.created_at_ms, sale.pay_deadline_ms), (NOW, NOW + PAY as i64));
     let r = &mut f.redis;
     assert_eq!(get_int(r, &keys::inventory(a)).await, 8);
     assert_eq!(get_int(r, &keys::sold(a)).await, 2);
     assert_eq!(get_int(r, &keys::user_limit(a, "dave")).await, 2);
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(keys::user_limit(a, "dave"))
-        .query_async(r)
-        .await
-        .unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg(keys::user_limit(a, "dave")).query_async(r).await.unwrap();
     assert!(ttl > 0, "the user's count carries a TTL");
-    let orders: Vec<String> = redis::cmd("LRANGE")
-        .arg(keys::user_order(a, "dave"))
-        .arg(0)
-        .arg(-1)
-        .query_async(r)
-        .await
-        .unwrap();
-    assert_eq!(orders, vec!["order-1"]);
+    let orders: Vec<String> =
+        redis::cmd("LRANGE").arg(keys::user_order(a, "dave")).arg(0).arg(-1).query_async(r).await.unwrap();
+    assert_eq!(orders, vec![sale.order_id.clone()]);
     // The order event is in the stream, with everything the worker needs.
-    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(keys::order_stream(a))
-        .arg("-")
-        .arg("+")
-        .query_async(r)
-        .await
-        .unwrap();
+    let entries: redis::streams::StreamRangeReply =
+        redis::cmd("XRANGE").arg(keys::order_stream(a)).arg("-").arg("+").query_async(r).await.unwrap();
     assert_eq!(entries.ids.len(), 1);
     let e = &entries.ids[0];
     let field = |k: &str| e.get::<String>(k).unwrap();
-    assert_eq!(field("order_id"), "order-1");
+    assert_eq!(sale.order_id, format!("{a}-{}", e.id), "the order id names its event");
     assert_eq!(field("activity_id"), a.to_string());
     assert_eq!(field("user_id"), "dave");
     assert_eq!(field("quantity"), "2");
     assert_eq!(field("amount_cents"), "500");
     // The token is consumed: the user's live token is gone and so is its slot.
-    let live: Option<String> = redis::cmd("GET")
-        .arg(keys::user_token(a, "dave"))
-        .query_async(r)
-        .await
-        .unwrap();
+    let live: Option<String> = redis::cmd("GET").arg(keys::user_token(a, "dave")).query_async(r).await.unwrap();
     assert_eq!(live, None);
-    let slots: i64 = redis::cmd("ZCARD")
-        .arg(keys::live_tokens(a))
-        .query_async(r)
-        .await
-        .unwrap();
+    let slots: i64 = redis::cmd("ZCARD").arg(keys::live_tokens(a)).query_async(r).await.unwrap();
     assert_eq!(slots, 0);
     // A new token may be asked for the rest of the limit, and it differs.
     assert_ne!(issued(&f.store, a, "dave").await, t);
@@ -262,31 +176,22 @@ async fn a_used_token_replays_its_order_and_sells_nothing_more() {
     let mut f = fixture().await;
     let a = activity(&f.store, 10, 5).await;
     let t = issued(&f.store, a, "erin").await;
-    assert!(matches!(
-        purchase(&f.store, a, "erin", &t, "1", NOW, "first").await,
-        PurchaseOutcome::Accepted(_)
-    ));
+    let PurchaseOutcome::Accepted(first) = purchase(&f.store, a, "erin", &t, "1", NOW).await else {
+        panic!("the first purchase must succeed")
+    };
     for _ in 0..3 {
         assert_eq!(
-            purchase(&f.store, a, "erin", &t, "1", NOW + 10, "second").await,
-            PurchaseOutcome::Replay {
-                order_id: "first".into()
-            }
+            purchase(&f.store, a, "erin", &t, "1", NOW + 10).await,
+            PurchaseOutcome::Replay { order_id: first.order_id.clone() }
         );
     }
     // Even after the activity ended, a retry gets its order back.
     assert_eq!(
-        purchase(&f.store, a, "erin", &t, "1", T1 + 10, "third").await,
-        PurchaseOutcome::Replay {
-            order_id: "first".into()
-        }
+        purchase(&f.store, a, "erin", &t, "1", T1 + 10).await,
+        PurchaseOutcome::Replay { order_id: first.order_id.clone() }
     );
     assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 1);
-    let len: i64 = redis::cmd("XLEN")
-        .arg(keys::order_stream(a))
-        .query_async(&mut f.redis)
-        .await
-        .unwrap();
+    let len: i64 = redis::cmd("XLEN").arg(keys::order_stream(a)).query_async(&mut f.redis).await.unwrap();
     assert_eq!(len, 1);
 }
 
@@ -295,32 +200,13 @@ async fn bad_quantities_never_touch_stock() {
     let mut f = fixture().await;
     let a = activity(&f.store, 10, 5).await;
     let t = issued(&f.store, a, "frank").await;
-    for qty in [
-        "0",
-        "-1",
-        "-100",
-        "1.5",
-        "abc",
-        "",
-        "1e3",
-        "01",
-        " 1",
-        "1234567890123456",
-        "0x10",
-    ] {
-        assert_eq!(
-            rejected(purchase(&f.store, a, "frank", &t, qty, NOW, "o").await),
-            Rejection::BadQuantity,
-            "{qty:?}"
-        );
+    for qty in ["0", "-1", "-100", "1.5", "abc", "", "1e3", "01", " 1", "1234567890123456", "0x10"] {
+        assert_eq!(rejected(purchase(&f.store, a, "frank", &t, qty, NOW).await), Rejection::BadQuantity, "{qty:?}");
     }
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 10);
     assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 0);
     // The token survives a refused purchase.
-    assert!(matches!(
-        purchase(&f.store, a, "frank", &t, "1", NOW, "o").await,
-        PurchaseOutcome::Accepted(_)
-    ));
+    assert!(matches!(purchase(&f.store, a, "frank", &t, "1", NOW).await, PurchaseOutcome::Accepted(_)));
 }
 
 #[tokio::test]
@@ -328,18 +214,12 @@ async fn purchase_refuses_unknown_foreign_and_missing_tokens() {
     let f = fixture().await;
     let a = activity(&f.store, 10, 5).await;
     let t = issued(&f.store, a, "gina").await;
+    assert!(matches!(rejected(purchase(&f.store, a, "hank", &t, "1", NOW).await), Rejection::InvalidToken(_)));
     assert!(matches!(
-        rejected(purchase(&f.store, a, "hank", &t, "1", NOW, "o").await),
+        rejected(purchase(&f.store, a, "gina", &"0".repeat(32), "1", NOW).await),
         Rejection::InvalidToken(_)
     ));
-    assert!(matches!(
-        rejected(purchase(&f.store, a, "gina", &"0".repeat(32), "1", NOW, "o").await),
-        Rejection::InvalidToken(_)
-    ));
-    assert_eq!(
-        rejected(purchase(&f.store, 4242, "gina", &t, "1", NOW, "o").await),
-        Rejection::NotFound
-    );
+    assert_eq!(rejected(purchase(&f.store, 4242, "gina", &t, "1", NOW).await), Rejection::NotFound);
     let out = f
         .store
         .purchase(&PurchaseRequest {
@@ -348,8 +228,7 @@ async fn purchase_refuses_unknown_foreign_and_missing_tokens() {
             token: &t,
             quantity: "1",
             now_ms: NOW,
-            order_id: "",
-            pay_timeout_ms: PAY,
+            pay_timeout_ms: 0,
         })
         .await
         .unwrap();
@@ -361,14 +240,8 @@ async fn purchase_refuses_outside_the_window() {
     let f = fixture().await;
     let a = activity(&f.store, 10, 5).await;
     let t = issued(&f.store, a, "ivan").await;
-    assert_eq!(
-        rejected(purchase(&f.store, a, "ivan", &t, "1", T0 - 1, "o").await),
-        Rejection::NotStarted
-    );
-    assert_eq!(
-        rejected(purchase(&f.store, a, "ivan", &t, "1", T1, "o").await),
-        Rejection::Ended
-    );
+    assert_eq!(rejected(purchase(&f.store, a, "ivan", &t, "1", T0 - 1).await), Rejection::NotStarted);
+    assert_eq!(rejected(purchase(&f.store, a, "ivan", &t, "1", T1).await), Rejection::Ended);
 }
 
 #[tokio::test]
@@ -377,31 +250,16 @@ async fn purchase_enforces_the_per_user_limit_and_stock() {
     let a = activity(&f.store, 3, 2).await;
     let t = issued(&f.store, a, "jane").await;
     // Above the limit in one go.
-    assert_eq!(
-        rejected(purchase(&f.store, a, "jane", &t, "3", NOW, "o").await),
-        Rejection::LimitExceeded
-    );
-    assert!(matches!(
-        purchase(&f.store, a, "jane", &t, "1", NOW, "j1").await,
-        PurchaseOutcome::Accepted(_)
-    ));
+    assert_eq!(rejected(purchase(&f.store, a, "jane", &t, "3", NOW).await), Rejection::LimitExceeded);
+    assert!(matches!(purchase(&f.store, a, "jane", &t, "1", NOW).await, PurchaseOutcome::Accepted(_)));
     // Bought 1, limit 2: asking for 2 more would pass it.
     let t2 = issued(&f.store, a, "jane").await;
-    assert_eq!(
-        rejected(purchase(&f.store, a, "jane", &t2, "2", NOW, "o").await),
-        Rejection::LimitExceeded
-    );
+    assert_eq!(rejected(purchase(&f.store, a, "jane", &t2, "2", NOW).await), Rejection::LimitExceeded);
     // Stock: 2 left; kate asks for 2 (ok), leo for 1 (sold out).
     let tk = issued(&f.store, a, "kate").await;
     let tl = issued(&f.store, a, "leo").await;
-    assert!(matches!(
-        purchase(&f.store, a, "kate", &tk, "2", NOW, "k1").await,
-        PurchaseOutcome::Accepted(_)
-    ));
-    assert_eq!(
-        rejected(purchase(&f.store, a, "leo", &tl, "1", NOW, "o").await),
-        Rejection::SoldOut
-    );
+    assert!(matches!(purchase(&f.store, a, "kate", &tk, "2", NOW).await, PurchaseOutcome::Accepted(_)));
+    assert_eq!(rejected(purchase(&f.store, a, "leo", &tl, "1", NOW).await), Rejection::SoldOut);
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 0);
     assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 3);
 }
@@ -411,38 +269,16 @@ async fn release_returns_stock_exactly_once() {
     let mut f = fixture().await;
     let a = activity(&f.store, 5, 2).await;
     let t = issued(&f.store, a, "mia").await;
-    assert!(matches!(
-        purchase(&f.store, a, "mia", &t, "2", NOW, "m1").await,
-        PurchaseOutcome::Accepted(_)
-    ));
-    assert_eq!(
-        f.store.release(a, "mia", "m1", 2).await.unwrap(),
-        ReleaseOutcome::Released {
-            remaining: 5,
-            sold: 0
-        }
-    );
+    assert!(matches!(purchase(&f.store, a, "mia", &t, "2", NOW).await, PurchaseOutcome::Accepted(_)));
+    assert_eq!(f.store.release(a, "mia", "m1", 2).await.unwrap(), ReleaseOutcome::Released { remaining: 5, sold: 0 });
     for _ in 0..3 {
-        assert_eq!(
-            f.store.release(a, "mia", "m1", 2).await.unwrap(),
-            ReleaseOutcome::AlreadyReleased
-        );
+        assert_eq!(f.store.release(a, "mia", "m1", 2).await.unwrap(), ReleaseOutcome::AlreadyReleased);
     }
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 5);
-    assert_eq!(
-        get_int(&mut f.redis, &keys::user_limit(a, "mia")).await,
-        0,
-        "the user may buy again"
-    );
+    assert_eq!(get_int(&mut f.redis, &keys::user_limit(a, "mia")).await, 0, "the user may buy again");
     // An order that is not part of `sold` cannot push stock above the total.
-    assert_eq!(
-        f.store.release(a, "mia", "ghost", 1).await.unwrap(),
-        ReleaseOutcome::OverRelease
-    );
-    assert_eq!(
-        f.store.release(a, "mia", "m2", 0).await.unwrap(),
-        ReleaseOutcome::Rejected(Rejection::BadQuantity)
-    );
+    assert_eq!(f.store.release(a, "mia", "ghost", 1).await.unwrap(), ReleaseOutcome::OverRelease);
+    assert_eq!(f.store.release(a, "mia", "m2", 0).await.unwrap(), ReleaseOutcome::Rejected(Rejection::BadQuantity));
     assert_eq!(
         f.store.release(a, "mia", "", 1).await.unwrap(),
         ReleaseOutcome::Rejected(Rejection::BadArg("order id required".into()))
@@ -455,19 +291,13 @@ async fn concurrent_releases_of_one_order_return_stock_once() {
     let mut f = fixture().await;
     let a = activity(&f.store, 5, 1).await;
     let t = issued(&f.store, a, "noah").await;
-    assert!(matches!(
-        purchase(&f.store, a, "noah", &t, "1", NOW, "n1").await,
-        PurchaseOutcome::Accepted(_)
-    ));
+    assert!(matches!(purchase(&f.store, a, "noah", &t, "1", NOW).await, PurchaseOutcome::Accepted(_)));
     let releases = (0..50).map(|_| {
         let store = f.store.clone();
         tokio::spawn(async move { store.release(a, "noah", "n1", 1).await.unwrap() })
     });
     let outcomes = futures::future::join_all(releases).await;
-    let released = outcomes
-        .iter()
-        .filter(|o| matches!(o.as_ref().unwrap(), ReleaseOutcome::Released { .. }))
-        .count();
+    let released = outcomes.iter().filter(|o| matches!(o.as_ref().unwrap(), ReleaseOutcome::Released { .. })).count();
     assert_eq!(released, 1);
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 5);
     assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 0);
@@ -481,13 +311,7 @@ fn scripts_take_every_key_from_keys() {
         ("purchase", include_str!("../../lua/purchase.lua")),
         ("release", include_str!("../../lua/release.lua")),
     ] {
-        let code: String = body
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect();
-        assert!(
-            !code.contains("seckill:") && !code.contains("queue:"),
-            "{name}.lua builds a key"
-        );
+        let code: String = body.lines().filter(|l| !l.trim_start().starts_with("--")).collect();
+        assert!(!code.contains("seckill:") && !code.contains("queue:"), "{name}.lua builds a key");
     }
 }

@@ -8,10 +8,7 @@ use anyhow::{Context, bail};
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask has a parent dir")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent dir").to_path_buf()
 }
 
 /// `cargo`, the same one that runs xtask, in the workspace root.
@@ -23,9 +20,7 @@ pub fn cargo() -> Command {
 
 /// Runs `cmd` to completion; a non-zero exit is an error naming the command.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -40,20 +35,12 @@ pub fn on_path(program: &str) -> bool {
 
 /// Installs Debian packages whose program is missing: `(program, package)`.
 pub fn ensure_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = wanted
-        .iter()
-        .filter(|(prog, _)| !on_path(prog))
-        .map(|(_, pkg)| *pkg)
-        .collect();
+    let missing: Vec<&str> = wanted.iter().filter(|(prog, _)| !on_path(prog)).map(|(_, pkg)| *pkg).collect();
     if missing.is_empty() {
         return Ok(());
     }
     eprintln!("xtask: installing {} with apt-get", missing.join(" "));
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false);
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     let apt = |args: &[&str]| {
         let mut cmd = if is_root {
             Command::new("apt-get")

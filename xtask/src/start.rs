@@ -33,11 +33,7 @@ pub struct StartArgs {
     no_demo: bool,
 }
 
-const SECRET_NAMES: [&str; 3] = [
-    "SECKILL_JWT_SECRET",
-    "SECKILL_ADMIN_PASSWORD",
-    "SECKILL_EDGE_SECRET",
-];
+const SECRET_NAMES: [&str; 3] = ["SECKILL_JWT_SECRET", "SECKILL_ADMIN_PASSWORD", "SECKILL_EDGE_SECRET"];
 
 /// The processes started, stopped together whichever way the launcher ends
 /// (Ctrl-C, SIGTERM, a child dying, an error).
@@ -50,12 +46,8 @@ impl Supervisor {
     fn new() -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-            .context("installing the signal handler")?;
-        Ok(Self {
-            children: Vec::new(),
-            stop,
-        })
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the signal handler")?;
+        Ok(Self { children: Vec::new(), stop })
     }
 
     /// Fails if a child exited; `Ok(true)` once a stop was asked for.
@@ -103,20 +95,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         Ok(url) if !url.is_empty() => url,
         _ => {
             let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &args.redis_port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                ])
-                .args([
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "everysec",
-                    "--save",
-                    "",
-                ])
+                .args(["--port", &args.redis_port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""])
                 .arg("--dir")
                 .arg(var.join("redis"))
                 .arg("--logfile")
@@ -126,12 +106,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                 .context("starting redis-server")?;
             sup.children.push(("redis-server", child));
             let addr = SocketAddr::from(([127, 0, 0, 1], args.redis_port));
-            wait_until(
-                &mut sup,
-                Duration::from_secs(15),
-                "redis-server to answer PING",
-                || redis_ping(addr),
-            )?;
+            wait_until(&mut sup, Duration::from_secs(15), "redis-server to answer PING", || redis_ping(addr))?;
             format!("redis://127.0.0.1:{}/", args.redis_port)
         }
     };
@@ -145,26 +120,11 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         .context("starting seckill-backend")?;
     sup.children.push(("seckill-backend", backend));
     let api = args.listen;
-    wait_until(
-        &mut sup,
-        Duration::from_secs(30),
-        "the backend to be ready (/readyz)",
-        || {
-            matches!(
-                http::request(api, "GET", "/readyz", None, None),
-                Ok((200, _))
-            )
-        },
-    )?;
+    wait_until(&mut sup, Duration::from_secs(30), "the backend to be ready (/readyz)", || {
+        matches!(http::request(api, "GET", "/readyz", None, None), Ok((200, _)))
+    })?;
 
-    let demo = if args.no_demo {
-        None
-    } else {
-        Some(ensure_demo_activity(
-            api,
-            &secrets["SECKILL_ADMIN_PASSWORD"],
-        )?)
-    };
+    let demo = if args.no_demo { None } else { Some(ensure_demo_activity(api, &secrets["SECKILL_ADMIN_PASSWORD"])?) };
     print_banner(api, &redis_url, &secrets, demo);
 
     while !sup.check()? {
@@ -183,10 +143,7 @@ fn wait_until(
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     while !ready() {
-        if sup
-            .check()
-            .with_context(|| format!("while waiting for {what}"))?
-        {
+        if sup.check().with_context(|| format!("while waiting for {what}"))? {
             bail!("stopped while waiting for {what}");
         }
         if start.elapsed() > limit {
@@ -203,10 +160,7 @@ fn redis_ping(addr: SocketAddr) -> bool {
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = [0u8; 16];
-    s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf)
-            .map(|n| buf[..n].starts_with(b"+PONG"))
-            .unwrap_or(false)
+    s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).map(|n| buf[..n].starts_with(b"+PONG")).unwrap_or(false)
 }
 
 /// Secrets from the environment, else from (or newly into) `path`.
@@ -218,14 +172,13 @@ fn dev_secrets(path: &Path) -> anyhow::Result<BTreeMap<&'static str, String>> {
         .collect();
     let mut secrets = BTreeMap::new();
     for name in SECRET_NAMES {
-        let value = std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| stored.get(name).cloned())
-            .unwrap_or_else(|| {
-                let bytes: [u8; 18] = rand::random();
-                bytes.iter().map(|b| format!("{b:02x}")).collect()
-            });
+        let value =
+            std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| stored.get(name).cloned()).unwrap_or_else(
+                || {
+                    let bytes: [u8; 18] = rand::random();
+                    bytes.iter().map(|b| format!("{b:02x}")).collect()
+                },
+            );
         secrets.insert(name, value);
     }
     let file: String = secrets.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
@@ -235,30 +188,14 @@ fn dev_secrets(path: &Path) -> anyhow::Result<BTreeMap<&'static str, String>> {
 
 /// The demo activity's id: the first existing one, or a newly created one.
 fn ensure_demo_activity(api: SocketAddr, password: &str) -> anyhow::Result<u64> {
-    let login = http::expect(
-        api,
-        "POST",
-        "/admin/api/login",
-        None,
-        Some(&json!({"password": password})),
-        200,
-    )?;
-    let admin = login["token"]
-        .as_str()
-        .context("login answer without token")?;
+    let login = http::expect(api, "POST", "/admin/api/login", None, Some(&json!({"password": password})), 200)?;
+    let admin = login["token"].as_str().context("login answer without token")?;
     let existing = http::expect(api, "GET", "/admin/api/activities", Some(admin), None, 200)?;
-    if let Some(id) = existing
-        .as_array()
-        .and_then(|a| a.first())
-        .and_then(|a| a["id"].as_u64())
-    {
+    if let Some(id) = existing.as_array().and_then(|a| a.first()).and_then(|a| a["id"].as_u64()) {
         return Ok(id);
     }
     let now = time::OffsetDateTime::now_utc();
-    let fmt = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap()
-    };
+    let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
     let demo = json!({
         "name": "Demo: flagship phone, Double 11",
         "price_cents": 99900,
@@ -267,17 +204,8 @@ fn ensure_demo_activity(api: SocketAddr, password: &str) -> anyhow::Result<u64> 
         "starts_at": fmt(now - time::Duration::minutes(1)),
         "ends_at": fmt(now + time::Duration::days(7)),
     });
-    let created = http::expect(
-        api,
-        "POST",
-        "/admin/api/activities",
-        Some(admin),
-        Some(&demo),
-        201,
-    )?;
-    created["id"]
-        .as_u64()
-        .context("created activity without id")
+    let created = http::expect(api, "POST", "/admin/api/activities", Some(admin), Some(&demo), 201)?;
+    created["id"].as_u64().context("created activity without id")
 }
 
 fn demo_jwt(secret: &str) -> String {
@@ -290,12 +218,7 @@ fn demo_jwt(secret: &str) -> String {
     .expect("HS256 encoding cannot fail")
 }
 
-fn print_banner(
-    api: SocketAddr,
-    redis_url: &str,
-    secrets: &BTreeMap<&str, String>,
-    demo: Option<u64>,
-) {
+fn print_banner(api: SocketAddr, redis_url: &str, secrets: &BTreeMap<&str, String>, demo: Option<u64>) {
     println!();
     println!("seckill is running (Ctrl-C stops everything)");
     println!("  public + admin API  http://{api}/api/activities");
@@ -309,9 +232,7 @@ fn print_banner(
     if let Some(id) = demo {
         let jwt = demo_jwt(&secrets["SECKILL_JWT_SECRET"]);
         println!();
-        println!(
-            "Buy one unit of the demo activity {id} as user `demo-buyer` (paste into a shell):"
-        );
+        println!("Buy one unit of the demo activity {id} as user `demo-buyer` (paste into a shell):");
         println!();
         println!("  JWT='{jwt}'");
         println!(

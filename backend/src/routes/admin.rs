@@ -7,8 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use seckill_api::{
-    Activity, ActivityStats, ActivityStatus, AdminSession, BlacklistEntry, LoginRequest,
-    NewActivity, Page,
+    Activity, ActivityStats, ActivityStatus, AdminSession, BlacklistEntry, LoginRequest, NewActivity, Page,
 };
 use time::OffsetDateTime;
 
@@ -28,39 +27,24 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/api/login", post(login))
         .route("/admin/api/logout", post(logout))
-        .route(
-            "/admin/api/activities",
-            get(list_activities).post(create_activity),
-        )
+        .route("/admin/api/activities", get(list_activities).post(create_activity))
         .route("/admin/api/activities/{id}", get(get_activity))
         .route("/admin/api/activities/{id}/stats", get(activity_stats))
         .route("/admin/api/blacklist/users", get(list_blacklisted_users))
         .route(
             "/admin/api/blacklist/users/{user_id}",
-            get(get_blacklisted_user)
-                .put(blacklist_user)
-                .delete(unblacklist_user),
+            get(get_blacklisted_user).put(blacklist_user).delete(unblacklist_user),
         )
         .route("/admin/api/blacklist/ips", get(list_blacklisted_ips))
-        .route(
-            "/admin/api/blacklist/ips/{ip}",
-            get(get_blacklisted_ip)
-                .put(blacklist_ip)
-                .delete(unblacklist_ip),
-        )
+        .route("/admin/api/blacklist/ips/{ip}", get(get_blacklisted_ip).put(blacklist_ip).delete(unblacklist_ip))
 }
 
 fn session_cookie(token: &str, max_age: i64) -> HeaderValue {
-    let cookie = format!(
-        "{ADMIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/admin; Max-Age={max_age}"
-    );
+    let cookie = format!("{ADMIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/admin; Max-Age={max_age}");
     HeaderValue::from_str(&cookie).expect("session tokens are header-safe")
 }
 
-async fn login(
-    State(state): State<AppState>,
-    JsonBody(body): JsonBody<LoginRequest>,
-) -> Result<Response, ApiError> {
+async fn login(State(state): State<AppState>, JsonBody(body): JsonBody<LoginRequest>) -> Result<Response, ApiError> {
     if !state.keys.check_admin_password(&body.password) {
         tracing::warn!("admin login refused: wrong password");
         return Err(ApiError::unauthorized("wrong admin password"));
@@ -68,24 +52,14 @@ async fn login(
     let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(ADMIN_SESSION_SECS);
     let token = state.keys.issue_admin_session(expires_at.unix_timestamp());
     let cookie = session_cookie(&token, ADMIN_SESSION_SECS);
-    Ok((
-        [(SET_COOKIE, cookie)],
-        Json(AdminSession { token, expires_at }),
-    )
-        .into_response())
+    Ok(([(SET_COOKIE, cookie)], Json(AdminSession { token, expires_at })).into_response())
 }
 
 async fn logout() -> impl IntoResponse {
-    (
-        StatusCode::NO_CONTENT,
-        [(SET_COOKIE, session_cookie("", 0))],
-    )
+    (StatusCode::NO_CONTENT, [(SET_COOKIE, session_cookie("", 0))])
 }
 
-async fn list_activities(
-    State(state): State<AppState>,
-    _: Admin,
-) -> Result<Json<Vec<Activity>>, ApiError> {
+async fn list_activities(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<Activity>>, ApiError> {
     let now = now_ms();
     let mut out = Vec::new();
     for id in state.store.activity_ids().await? {
@@ -106,14 +80,10 @@ fn validate(new: &NewActivity) -> Result<(), ApiError> {
         return Err(ApiError::bad_request("price_cents: must be 0 or more"));
     }
     if !(0..=MAX_STOCK).contains(&new.total_stock) {
-        return Err(ApiError::bad_request(format!(
-            "total_stock: must be between 0 and {MAX_STOCK}"
-        )));
+        return Err(ApiError::bad_request(format!("total_stock: must be between 0 and {MAX_STOCK}")));
     }
     if !(1..=1_000_000).contains(&new.limit_per_user) {
-        return Err(ApiError::bad_request(
-            "limit_per_user: must be between 1 and 1000000",
-        ));
+        return Err(ApiError::bad_request("limit_per_user: must be between 1 and 1000000"));
     }
     if new.ends_at <= new.starts_at {
         return Err(ApiError::bad_request("ends_at: must be after starts_at"));
@@ -136,11 +106,7 @@ async fn create_activity(
         ends_at_ms: to_ms(new.ends_at),
     };
     let id = state.store.create_activity(&record).await?;
-    let created = state
-        .store
-        .activity(id)
-        .await?
-        .ok_or_else(|| ApiError::unavailable("activity vanished"))?;
+    let created = state.store.activity(id).await?.ok_or_else(|| ApiError::unavailable("activity vanished"))?;
     telemetry::record_stock(id, created.remaining, created.sold);
     tracing::info!(id, name = %created.name, stock = created.total_stock, "activity created and stock warmed");
     Ok((StatusCode::CREATED, Json(activity_view(created, now_ms()))))
@@ -151,11 +117,7 @@ async fn get_activity(
     _: Admin,
     ActivityId(id): ActivityId,
 ) -> Result<Json<Activity>, ApiError> {
-    let record = state
-        .store
-        .activity(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("activity"))?;
+    let record = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
     Ok(Json(activity_view(record, now_ms())))
 }
 
@@ -164,11 +126,7 @@ async fn activity_stats(
     _: Admin,
     ActivityId(id): ActivityId,
 ) -> Result<Json<ActivityStats>, ApiError> {
-    let record = state
-        .store
-        .activity(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("activity"))?;
+    let record = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
     let now = now_ms();
     let counters = state.store.counters(id, now).await?;
     telemetry::record_stock(id, counters.remaining, counters.sold);
@@ -197,16 +155,11 @@ async fn blacklist_page(
     let limit = query.limit()?;
     let cursor = match query.cursor.as_deref() {
         None | Some("") => 0,
-        Some(c) => c
-            .parse()
-            .map_err(|_| ApiError::bad_request("cursor: not one this API returned"))?,
+        Some(c) => c.parse().map_err(|_| ApiError::bad_request("cursor: not one this API returned"))?,
     };
     let (next, values) = state.store.blacklist_page(kind, cursor, limit).await?;
     Ok(Json(Page {
-        items: values
-            .into_iter()
-            .map(|value| BlacklistEntry { value })
-            .collect(),
+        items: values.into_iter().map(|value| BlacklistEntry { value }).collect(),
         next_cursor: next.map(|n| n.to_string()),
     }))
 }
@@ -231,30 +184,14 @@ async fn list_blacklisted_ips(
 fn canonical(kind: BlacklistKind, raw: &str) -> Result<String, ApiError> {
     match kind {
         BlacklistKind::Users if valid_user_id(raw) => Ok(raw.to_owned()),
-        BlacklistKind::Users => Err(ApiError::bad_request(
-            "user id: 1-64 characters of [A-Za-z0-9_-]",
-        )),
+        BlacklistKind::Users => Err(ApiError::bad_request("user id: 1-64 characters of [A-Za-z0-9_-]")),
         BlacklistKind::Ips => parse_ip_entry(raw)
-            .map(|net| {
-                if net.prefix_len() == net.max_prefix_len() {
-                    net.addr().to_string()
-                } else {
-                    net.to_string()
-                }
-            })
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "ip: an IPv4/IPv6 address or CIDR range (percent-encode the /)",
-                )
-            }),
+            .map(|net| if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() })
+            .ok_or_else(|| ApiError::bad_request("ip: an IPv4/IPv6 address or CIDR range (percent-encode the /)")),
     }
 }
 
-async fn get_entry(
-    state: &AppState,
-    kind: BlacklistKind,
-    raw: &str,
-) -> Result<Json<BlacklistEntry>, ApiError> {
+async fn get_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<Json<BlacklistEntry>, ApiError> {
     let value = canonical(kind, raw)?;
     if state.store.blacklist_contains(kind, &value).await? {
         Ok(Json(BlacklistEntry { value }))
@@ -263,11 +200,7 @@ async fn get_entry(
     }
 }
 
-async fn put_entry(
-    state: &AppState,
-    kind: BlacklistKind,
-    raw: &str,
-) -> Result<Json<BlacklistEntry>, ApiError> {
+async fn put_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<Json<BlacklistEntry>, ApiError> {
     let value = canonical(kind, raw)?;
     state.store.blacklist_add(kind, &value).await?;
     tracing::info!(?kind, %value, "blacklisted");
@@ -277,11 +210,7 @@ async fn put_entry(
     Ok(Json(BlacklistEntry { value }))
 }
 
-async fn delete_entry(
-    state: &AppState,
-    kind: BlacklistKind,
-    raw: &str,
-) -> Result<StatusCode, ApiError> {
+async fn delete_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<StatusCode, ApiError> {
     let value = canonical(kind, raw)?;
     let removed = state.store.blacklist_remove(kind, &value).await?;
     if let Err(e) = state.blacklist.refresh(&state.store, true).await {
@@ -309,11 +238,7 @@ async fn blacklist_user(
 ) -> Result<Json<BlacklistEntry>, ApiError> {
     put_entry(&s, BlacklistKind::Users, &id).await
 }
-async fn unblacklist_user(
-    State(s): State<AppState>,
-    _: Admin,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn unblacklist_user(State(s): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     delete_entry(&s, BlacklistKind::Users, &id).await
 }
 async fn get_blacklisted_ip(
@@ -330,11 +255,7 @@ async fn blacklist_ip(
 ) -> Result<Json<BlacklistEntry>, ApiError> {
     put_entry(&s, BlacklistKind::Ips, &ip).await
 }
-async fn unblacklist_ip(
-    State(s): State<AppState>,
-    _: Admin,
-    Path(ip): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn unblacklist_ip(State(s): State<AppState>, _: Admin, Path(ip): Path<String>) -> Result<StatusCode, ApiError> {
     delete_entry(&s, BlacklistKind::Ips, &ip).await
 }
 
@@ -375,14 +296,8 @@ mod tests {
 
     #[test]
     fn ip_entries_are_stored_canonically() {
-        assert_eq!(
-            canonical(BlacklistKind::Ips, "10.0.0.7").unwrap(),
-            "10.0.0.7"
-        );
-        assert_eq!(
-            canonical(BlacklistKind::Ips, "10.9.9.9/8").unwrap(),
-            "10.0.0.0/8"
-        );
+        assert_eq!(canonical(BlacklistKind::Ips, "10.0.0.7").unwrap(), "10.0.0.7");
+        assert_eq!(canonical(BlacklistKind::Ips, "10.9.9.9/8").unwrap(), "10.0.0.0/8");
         assert!(canonical(BlacklistKind::Ips, "nope").is_err());
         assert!(canonical(BlacklistKind::Users, "bad id").is_err());
     }

@@ -12,10 +12,7 @@ use crate::error::ApiError;
 use crate::telemetry;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics_text))
 }
 
 /// The process is up and serving.
@@ -30,8 +27,5 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 }
 
 async fn metrics_text() -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        telemetry::prometheus().render(),
-    )
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::prometheus().render())
 }

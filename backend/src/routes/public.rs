@@ -4,9 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use seckill_api::{
-    Activity, ErrorCode, OrderStatus, PurchaseAccepted, PurchaseRequest, PurchaseToken,
-};
+use seckill_api::{Activity, ErrorCode, OrderStatus, PurchaseAccepted, PurchaseRequest, PurchaseToken};
 
 use crate::app::{AppState, from_ms, now_ms};
 use crate::auth::{Buyer, ClientIp};
@@ -38,25 +36,15 @@ async fn list_activities(State(state): State<AppState>) -> Result<Json<Vec<Activ
     Ok(Json(activities))
 }
 
-async fn get_activity(
-    State(state): State<AppState>,
-    ActivityId(id): ActivityId,
-) -> Result<Json<Activity>, ApiError> {
-    let record = state
-        .store
-        .activity(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("activity"))?;
+async fn get_activity(State(state): State<AppState>, ActivityId(id): ActivityId) -> Result<Json<Activity>, ApiError> {
+    let record = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
     Ok(Json(activity_view(record, now_ms())))
 }
 
 /// Refuses blacklisted buyers before any script runs.
 fn check_blacklist(state: &AppState, user: &str, ip: ClientIp) -> Result<(), ApiError> {
     if state.blacklist.blocks_user(user) || state.blacklist.blocks_ip(ip.0) {
-        return Err(ApiError::new(
-            ErrorCode::Blacklisted,
-            "this buyer is blocked from flash sales",
-        ));
+        return Err(ApiError::new(ErrorCode::Blacklisted, "this buyer is blocked from flash sales"));
     }
     Ok(())
 }
@@ -69,24 +57,12 @@ async fn issue_token(
 ) -> Result<Json<PurchaseToken>, ApiError> {
     check_blacklist(&state, &user, ip)?;
     let s = &state.settings;
-    let outcome = state
-        .store
-        .issue_token(
-            id,
-            &user,
-            now_ms(),
-            s.token_ttl_secs * 1000,
-            s.token_factor_per_mille(),
-        )
-        .await;
+    let outcome =
+        state.store.issue_token(id, &user, now_ms(), s.token_ttl_secs * 1000, s.token_factor_per_mille()).await;
     let result = match outcome {
-        Ok(TokenOutcome::Issued {
-            token,
-            expires_at_ms,
-        }) => Ok(Json(PurchaseToken {
-            token,
-            expires_at: from_ms(expires_at_ms),
-        })),
+        Ok(TokenOutcome::Issued { token, expires_at_ms }) => {
+            Ok(Json(PurchaseToken { token, expires_at: from_ms(expires_at_ms) }))
+        }
         Ok(TokenOutcome::Rejected(r)) => Err(ApiError::from(r)),
         Err(e) => Err(ApiError::from(e)),
     };
@@ -104,9 +80,7 @@ fn parse_quantity(value: &serde_json::Value) -> Result<u64, ApiError> {
     match value.as_u64() {
         Some(0) => Err(ApiError::bad_request("quantity must be at least 1")),
         Some(q) if q <= MAX_QUANTITY => Ok(q),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "quantity must be at most {MAX_QUANTITY}"
-        ))),
+        Some(_) => Err(ApiError::bad_request(format!("quantity must be at most {MAX_QUANTITY}"))),
         None if value.as_i64().is_some() => Err(ApiError::bad_request("quantity must be positive")),
         None => Err(ApiError::bad_request("quantity must be a positive integer")),
     }
@@ -133,25 +107,17 @@ async fn buy(
 ) -> Result<(StatusCode, Json<PurchaseAccepted>), ApiError> {
     let quantity = parse_quantity(&body.quantity)?;
     if body.token.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidToken,
-            "purchase token missing",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidToken, "purchase token missing"));
     }
     if !plausible_token(&body.token) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidToken,
-            "purchase token is invalid: unknown or expired",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidToken, "purchase token is invalid: unknown or expired"));
     }
-    let order_id = uuid::Uuid::now_v7().to_string();
     let request = store::PurchaseRequest {
         activity: id,
         user,
         token: &body.token,
         quantity: &quantity.to_string(),
         now_ms: now_ms(),
-        order_id: &order_id,
         pay_timeout_ms: state.settings.pay_timeout_secs * 1000,
     };
     let order_id = match state.store.purchase(&request).await? {
@@ -162,13 +128,7 @@ async fn buy(
         PurchaseOutcome::Replay { order_id } => order_id,
         PurchaseOutcome::Rejected(r) => return Err(r.into()),
     };
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(PurchaseAccepted {
-            order_id,
-            status: OrderStatus::Queued,
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(PurchaseAccepted { order_id, status: OrderStatus::Queued })))
 }
 
 fn result_label<T>(result: &Result<T, ApiError>) -> &'static str {
@@ -187,15 +147,7 @@ mod tests {
     fn quantity_must_be_a_positive_integer_within_bounds() {
         assert_eq!(parse_quantity(&json!(1)).unwrap(), 1);
         assert_eq!(parse_quantity(&json!(MAX_QUANTITY)).unwrap(), MAX_QUANTITY);
-        for bad in [
-            json!(0),
-            json!(-1),
-            json!(1.5),
-            json!("1"),
-            json!(null),
-            json!(MAX_QUANTITY + 1),
-            json!(1e300),
-        ] {
+        for bad in [json!(0), json!(-1), json!(1.5), json!("1"), json!(null), json!(MAX_QUANTITY + 1), json!(1e300)] {
             let err = parse_quantity(&bad).unwrap_err();
             assert_eq!(err.code, ErrorCode::BadRequest, "{bad} was accepted");
         }
