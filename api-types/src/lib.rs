@@ -155,6 +155,52 @@ pub struct ActivityStats {
     pub stream_length: i64,
 }
 
+/// Answer of `GET /admin/api/activities/{id}/reconciliation`: Redis `sold`
+/// against the order stream, the dead letters and the order database, read
+/// at one instant. `drift` is what none of them accounts for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    pub activity_id: u64,
+    pub total_stock: i64,
+    pub redis_remaining: i64,
+    pub redis_sold: i64,
+    /// `redis_remaining + redis_sold == total_stock`.
+    pub invariant_ok: bool,
+    /// Order events still in the stream and not yet in the database.
+    pub stream_orders: i64,
+    pub stream_quantity: i64,
+    /// Stream entries delivered to a worker and not yet acknowledged.
+    pub stream_pending: i64,
+    pub dead_letters: i64,
+    pub dead_letter_quantity: i64,
+    pub db_orders: i64,
+    /// Quantity of orders pending payment or paid.
+    pub db_holding_quantity: i64,
+    /// Quantity of cancelled/expired orders whose stock is not back in Redis yet.
+    pub db_unreleased_quantity: i64,
+    pub db_orders_by_status: Vec<StatusCount>,
+    /// `redis_sold - (db_holding + db_unreleased + stream + dead letters)`.
+    pub drift: i64,
+    /// No drift, invariant holds, and no dead letters waiting for an operator.
+    pub ok: bool,
+    pub dead_letter_samples: Vec<DeadLetter>,
+}
+
+/// How many orders have one status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusCount {
+    pub status: OrderStatus,
+    pub count: i64,
+}
+
+/// An order event the worker could not turn into an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub entry_id: String,
+    pub reason: String,
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
 /// A blacklisted user id or IP/CIDR, as listed by the admin API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlacklistEntry {

@@ -11,9 +11,12 @@ use tokio::net::TcpListener;
 use crate::auth::Keys;
 use crate::blacklist::Blacklist;
 use crate::config::{Secrets, Settings};
+use crate::db::Db;
 use crate::error::ApiError;
+use crate::orders::Orders;
 use crate::routes;
 use crate::store::Store;
+use crate::worker::{Worker, WorkerConfig};
 
 /// Largest request body accepted; anything bigger is `bad_request`.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -24,26 +27,51 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub keys: Arc<Keys>,
     pub store: Store,
+    pub orders: Orders,
     pub blacklist: Blacklist,
 }
 
 impl AppState {
-    /// Connects to Redis and prepares the keys; fails on a missing secret.
+    /// Connects to Redis and the order database (running its migrations).
     pub async fn new(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.redis_url, settings.redis_timeout()).await?;
+        let db = Db::connect(&settings.database_url).await?;
         let keys = Keys::new(&secrets.jwt, &secrets.admin_password);
-        Ok(Self { settings: Arc::new(settings), keys: Arc::new(keys), store, blacklist: Blacklist::default() })
+        Ok(Self {
+            settings: Arc::new(settings),
+            keys: Arc::new(keys),
+            orders: Orders { store: store.clone(), db },
+            store,
+            blacklist: Blacklist::default(),
+        })
     }
 
-    /// Starts the background work: the blacklist refresher, and script loading.
-    pub async fn start_background(&self) {
+    /// Starts the background work of this process's role: the blacklist
+    /// refresher and script loading for the API; the order worker, the expiry
+    /// sweeper and the reconciler for the worker.
+    pub async fn start_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if self.settings.role.runs_worker() {
+            let config = WorkerConfig { claim_idle_ms: self.settings.claim_idle_ms, ..WorkerConfig::default() };
+            let worker =
+                Worker::new(self.store.clone(), self.orders.db.clone(), Worker::default_consumer_name(), config);
+            tasks.push(worker.spawn());
+            let sweep = std::time::Duration::from_millis(self.settings.sweep_interval_ms);
+            tasks.push(crate::worker::spawn_sweeper(self.orders.clone(), sweep));
+            let every = std::time::Duration::from_secs(self.settings.reconcile_interval_secs);
+            tasks.push(crate::reconcile::spawn_reconciler(self.orders.clone(), every));
+        }
+        if !self.settings.role.serves_http() {
+            return tasks;
+        }
         if let Err(e) = self.blacklist.refresh(&self.store, true).await {
             tracing::warn!(error = %e, "initial blacklist load failed; will retry");
         }
         if let Err(e) = self.store.load_scripts().await {
             tracing::warn!(error = %e, "loading scripts failed; they load on first use");
         }
-        self.blacklist.spawn_refresher(self.store.clone());
+        tasks.push(self.blacklist.spawn_refresher(self.store.clone()));
+        tasks
     }
 }
 
@@ -52,6 +80,7 @@ pub fn router(state: AppState) -> Router {
     crate::telemetry::prometheus();
     Router::new()
         .merge(routes::public::router())
+        .merge(routes::orders::router())
         .merge(routes::admin::router())
         .merge(routes::health::router())
         .fallback(|| async { ApiError::not_found("route") })

@@ -152,6 +152,29 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Whoever may read an order: its buyer, or an admin.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Buyer(String),
+    Admin,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(token) = bearer(parts)
+            && let Ok(user) = state.keys.verify_buyer(token)
+        {
+            return Ok(Self::Buyer(user));
+        }
+        match Admin::from_request_parts(parts, state).await {
+            Ok(Admin) => Ok(Self::Admin),
+            Err(_) => Err(ApiError::unauthorized("a buyer JWT or an admin session is required")),
+        }
+    }
+}
+
 /// The client's IP: the peer address, or the first untrusted hop of
 /// `x-forwarded-for` when the peer is a trusted proxy (a client cannot spoof
 /// its way past the blacklist by sending the header itself).

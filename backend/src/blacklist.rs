@@ -62,7 +62,7 @@ impl Blacklist {
     }
 
     /// Keeps the snapshot fresh until the process ends.
-    pub fn spawn_refresher(&self, store: Store) {
+    pub fn spawn_refresher(&self, store: Store) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(POLL_PERIOD);
@@ -78,7 +78,7 @@ impl Blacklist {
                     Err(_) => {}
                 }
             }
-        });
+        })
     }
 }
 

@@ -59,9 +59,46 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_REDIS_TIMEOUT_MS", default_value_t = 800)]
     pub redis_timeout_ms: u64,
 
+    /// What this process runs: `all` (API and order worker), `api`, or `worker`.
+    #[arg(long, env = "SECKILL_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+
+    /// Pending order events idle this long are claimed from a dead worker (ms).
+    #[arg(long, env = "SECKILL_CLAIM_IDLE_MS", default_value_t = 30_000)]
+    pub claim_idle_ms: u64,
+
+    /// How often unpaid orders past their deadline are expired (ms).
+    #[arg(long, env = "SECKILL_SWEEP_INTERVAL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub sweep_interval_ms: u64,
+
+    /// How often every activity is reconciled in the background (seconds).
+    #[arg(long, env = "SECKILL_RECONCILE_INTERVAL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reconcile_interval_secs: u64,
+
     /// Dev mode: generate missing secrets instead of refusing to start.
     #[arg(long, env = "SECKILL_DEV")]
     pub dev: bool,
+}
+
+/// Which parts of seckill a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The HTTP API and the order worker (the default, one process does it all).
+    All,
+    /// Only the HTTP API.
+    Api,
+    /// Only the order worker, sweeper and reconciler (no HTTP listener).
+    Worker,
+}
+
+impl Role {
+    pub fn serves_http(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+
+    pub fn runs_worker(self) -> bool {
+        matches!(self, Self::All | Self::Worker)
+    }
 }
 
 fn parse_factor(s: &str) -> Result<f64, String> {

@@ -31,6 +31,10 @@ impl ApiError {
         Self::new(ErrorCode::Unauthorized, message)
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }
@@ -69,6 +73,15 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> Self {
         tracing::warn!(error = %err, "redis call failed");
         Self::unavailable("the stock store is unavailable; retry shortly")
+    }
+}
+
+/// The order database failing is a dependency being down, too.
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        tracing::warn!(error = %err, "order database call failed");
+        metrics::counter!("seckill_db_errors_total").increment(1);
+        Self::unavailable("the order database is unavailable; retry shortly")
     }
 }
 

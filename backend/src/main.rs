@@ -14,8 +14,14 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     let secrets = settings.secrets()?;
     let listen = settings.listen;
+    let role = settings.role;
     let state = AppState::new(settings, &secrets).await?;
-    state.start_background().await;
+    let _tasks = state.start_background().await;
+    if !role.serves_http() {
+        tracing::info!("seckill order worker running (no HTTP listener in the worker role)");
+        shutdown_signal().await;
+        return Ok(());
+    }
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, "seckill backend serving");

@@ -123,7 +123,35 @@ pub fn init_logging() {
 pub struct Backend {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// The order database this backend writes (a fresh SQLite file).
+    pub database_url: String,
+    /// The worker, sweeper and refresher tasks, aborted on drop.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _db_dir: TempDir,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let n: u64 = rand_u64();
+        let dir = std::env::temp_dir().join(format!("seckill-test-{tag}-{}-{n:x}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 impl Backend {
@@ -135,6 +163,8 @@ impl Backend {
     pub async fn start_with(redis_url: &str, extra: &[&str]) -> anyhow::Result<Self> {
         use clap::Parser as _;
         init_logging();
+        let db_dir = TempDir::new("db");
+        let database_url = format!("sqlite://{}/orders.db", db_dir.0.display());
         let mut args = vec![
             "seckill-backend",
             "--redis-url",
@@ -145,12 +175,14 @@ impl Backend {
             ADMIN_PASSWORD,
             "--edge-secret",
             EDGE_SECRET,
+            "--database-url",
+            &database_url,
         ];
         args.extend_from_slice(extra);
         let settings = seckill_backend::config::Settings::try_parse_from(args)?;
         let secrets = settings.secrets()?;
         let state = seckill_backend::app::AppState::new(settings, &secrets).await?;
-        state.start_background().await;
+        let tasks = state.start_background().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -158,11 +190,16 @@ impl Backend {
             let _ = rx.await;
         }));
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-        Ok(Self { addr, http, shutdown: Some(tx) })
+        Ok(Self { addr, http, database_url, tasks, shutdown: Some(tx), _db_dir: db_dir })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A connection of the test's own to the backend's order database.
+    pub async fn db(&self) -> seckill_backend::db::Db {
+        seckill_backend::db::Db::connect(&self.database_url).await.unwrap()
     }
 
     /// Logs in as admin and returns the session token.
@@ -229,6 +266,9 @@ impl Drop for Backend {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }

@@ -11,8 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use seckill_api::OrderStatus;
+use seckill_backend::db::OrderFilter;
 use seckill_backend::keys;
-use seckill_tests::{ActivitySpec, Backend, RedisServer, get_int};
+use seckill_backend::store::Store;
+use seckill_backend::worker::{Worker, WorkerConfig};
+use seckill_tests::{ActivitySpec, Backend, RedisServer, eventually, get_int};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -33,7 +37,8 @@ struct Ledger {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_thousand_buyers_never_oversell() {
     let redis = RedisServer::start().unwrap();
-    let backend = Arc::new(Backend::start(&redis.url()).await.unwrap());
+    // The API alone first, so the raw order events can be checked; a worker drains them after.
+    let backend = Arc::new(Backend::start_with(&redis.url(), &["--role", "api"]).await.unwrap());
     let a = backend.create_activity(ActivitySpec::live(STOCK, LIMIT)).await;
 
     // Sample the invariant while the rush runs (MGET reads both keys atomically).
@@ -92,6 +97,32 @@ async fn two_thousand_buyers_never_oversell() {
         assert!(*bought <= LIMIT, "{user} bought {bought} > limit {LIMIT}");
         assert_eq!(get_int(&mut conn, &keys::user_limit(a, user)).await, *bought);
     }
+
+    // Part 2: a worker drains the stream into the order database.
+    let db = backend.db().await;
+    let store = Store::connect(&redis.url(), Duration::from_secs(2)).await.unwrap();
+    let worker = Worker::new(store, db.clone(), "rush-worker", WorkerConfig::default()).spawn();
+    eventually(Duration::from_secs(30), "the worker to drain the stream", || {
+        let mut conn = conn.clone();
+        async move {
+            let len: i64 = redis::cmd("XLEN").arg(keys::order_stream(a)).query_async(&mut conn).await.unwrap();
+            (len == 0).then_some(())
+        }
+    })
+    .await;
+    worker.abort();
+    let filter = OrderFilter { activity_id: Some(a), ..OrderFilter::default() };
+    let (rows, more) = db.orders(&filter, None, 500).await.unwrap();
+    assert!(more.is_none());
+    assert_eq!(rows.len(), ledger.accepted.len(), "one row per accepted purchase");
+    let mut rows_per_user: HashMap<String, i64> = HashMap::new();
+    for row in &rows {
+        assert_eq!(ledger.accepted.get(&row.order_id), Some(&row.user_id), "row {} matches its sale", row.order_id);
+        assert_eq!(row.status, OrderStatus::PendingPayment);
+        *rows_per_user.entry(row.user_id.clone()).or_default() += row.quantity;
+    }
+    assert_eq!(rows_per_user, per_user, "row quantities match the sales, user by user");
+    assert_eq!(rows.iter().map(|r| r.quantity).sum::<i64>(), get_int(&mut conn, &keys::sold(a)).await);
 }
 
 /// One buyer: token, purchase (sometimes retried, sometimes with a stolen or

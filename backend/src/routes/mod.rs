@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod orders;
 pub mod public;
 
 use seckill_api::{Activity, ActivityStatus};

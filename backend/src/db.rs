@@ -1,0 +1,463 @@
+//! The order database: SQLite by default, MySQL/MariaDB in production, behind
+//! one sqlx `Any` pool so that every query is written once.
+//!
+//! The few statements whose syntax differs (the idempotent insert) are picked
+//! by `Dialect`. Order state changes are compare-and-set `UPDATE`s: the row's
+//! current status is part of the `WHERE`, so of two racing transitions exactly
+//! one changes the row and the other sees zero rows affected.
+
+use std::str::FromStr;
+
+use seckill_api::OrderStatus;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+/// Which SQL the database speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+}
+
+/// An order as the worker writes it from its stream event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub order_id: String,
+    pub activity_id: u64,
+    pub user_id: String,
+    pub quantity: i64,
+    pub amount_cents: i64,
+    pub created_at_ms: i64,
+    pub pay_deadline_ms: i64,
+    pub event_seq: i64,
+}
+
+/// A row of `orders`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRow {
+    pub order_id: String,
+    pub activity_id: u64,
+    pub user_id: String,
+    pub quantity: i64,
+    pub amount_cents: i64,
+    pub status: OrderStatus,
+    pub created_at_ms: i64,
+    pub pay_deadline_ms: i64,
+    pub stock_released: i64,
+}
+
+/// Values of `stock_released`.
+pub mod released {
+    pub const NO: i64 = 0;
+    pub const YES: i64 = 1;
+    pub const REFUSED: i64 = 2;
+}
+
+/// Filters of the admin order list.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub activity_id: Option<u64>,
+    pub status: Option<OrderStatus>,
+    pub user_id: Option<String>,
+}
+
+/// Position in a list ordered by (created_at_ms, order_id), newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at_ms: i64,
+    pub order_id: String,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at_ms, self.order_id)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (ms, id) = s.split_once('.')?;
+        (!id.is_empty()).then_some(Self { created_at_ms: ms.parse().ok()?, order_id: id.to_owned() })
+    }
+}
+
+/// Quantities per status of one activity, for reconciliation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityTotals {
+    pub orders: i64,
+    /// Quantity of orders that hold stock: pending payment or paid.
+    pub holding_quantity: i64,
+    /// Quantity of cancelled/expired orders whose stock is not back yet.
+    pub unreleased_quantity: i64,
+    pub by_status: Vec<(OrderStatus, i64)>,
+}
+
+pub fn status_str(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Queued => "queued",
+        OrderStatus::PendingPayment => "pending_payment",
+        OrderStatus::Paid => "paid",
+        OrderStatus::Cancelled => "cancelled",
+        OrderStatus::Expired => "expired",
+    }
+}
+
+pub fn parse_status(s: &str) -> Option<OrderStatus> {
+    Some(match s {
+        "queued" => OrderStatus::Queued,
+        "pending_payment" => OrderStatus::PendingPayment,
+        "paid" => OrderStatus::Paid,
+        "cancelled" => OrderStatus::Cancelled,
+        "expired" => OrderStatus::Expired,
+        _ => return None,
+    })
+}
+
+const COLUMNS: &str =
+    "order_id, activity_id, user_id, quantity, amount_cents, status, created_at_ms, pay_deadline_ms, stock_released";
+
+/// Handle on the order database. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Db {
+    /// Connects (creating a SQLite file and its directory if needed) and
+    /// applies the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        install_default_drivers();
+        let (dialect, url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            let file = path.split('?').next().unwrap_or("");
+            if let Some(dir) = std::path::Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let url = if url.contains("mode=") {
+                url.to_owned()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Dialect::Sqlite, url)
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            (Dialect::MySql, url.replacen("mariadb://", "mysql://", 1))
+        } else {
+            anyhow::bail!("SECKILL_DATABASE_URL must start with sqlite:// or mysql://, got {url:?}");
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
+            .acquire_timeout(std::time::Duration::from_secs(3))
+            .connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the order database {}: {e}", redact(&url)))?;
+        if dialect == Dialect::Sqlite {
+            // WAL lets readers (the API) work while the worker writes.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        let migrator = match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
+        };
+        migrator.run(&pool).await?;
+        Ok(Self { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+    }
+
+    /// Writes new orders in one transaction; an order id already present is
+    /// left as it is (the worker may see an event twice).
+    pub async fn insert_orders(&self, orders: &[NewOrder], now_ms: i64) -> Result<(), sqlx::Error> {
+        let sql = match self.dialect {
+            Dialect::Sqlite => {
+                "INSERT INTO orders (order_id, activity_id, user_id, quantity, amount_cents, status, \
+                 created_at_ms, pay_deadline_ms, updated_at_ms, event_seq, stock_released) \
+                 VALUES (?, ?, ?, ?, ?, 'pending_payment', ?, ?, ?, ?, 0) ON CONFLICT(order_id) DO NOTHING"
+            }
+            Dialect::MySql => {
+                "INSERT INTO orders (order_id, activity_id, user_id, quantity, amount_cents, status, \
+                 created_at_ms, pay_deadline_ms, updated_at_ms, event_seq, stock_released) \
+                 VALUES (?, ?, ?, ?, ?, 'pending_payment', ?, ?, ?, ?, 0) \
+                 ON DUPLICATE KEY UPDATE order_id = order_id"
+            }
+        };
+        let mut tx = self.pool.begin().await?;
+        for o in orders {
+            sqlx::query(sql)
+                .bind(&o.order_id)
+                .bind(o.activity_id as i64)
+                .bind(&o.user_id)
+                .bind(o.quantity)
+                .bind(o.amount_cents)
+                .bind(o.created_at_ms)
+                .bind(o.pay_deadline_ms)
+                .bind(now_ms)
+                .bind(o.event_seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn order(&self, order_id: &str) -> Result<Option<OrderRow>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM orders WHERE order_id = ?");
+        let row = sqlx::query(&sql).bind(order_id).fetch_optional(&self.pool).await?;
+        row.map(|r| order_row(&r)).transpose()
+    }
+
+    /// Which of `order_ids` have a row.
+    pub async fn existing(&self, order_ids: &[String]) -> Result<Vec<String>, sqlx::Error> {
+        let mut found = Vec::new();
+        for chunk in order_ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT order_id FROM orders WHERE order_id IN ({marks})");
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                found.push(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// One page of orders matching `filter`, newest first.
+    pub async fn orders(
+        &self,
+        filter: &OrderFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<OrderRow>, Option<Cursor>), sqlx::Error> {
+        let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1");
+        if filter.activity_id.is_some() {
+            sql.push_str(" AND activity_id = ?");
+        }
+        if filter.status.is_some() {
+            sql.push_str(" AND status = ?");
+        }
+        if filter.user_id.is_some() {
+            sql.push_str(" AND user_id = ?");
+        }
+        if after.is_some() {
+            sql.push_str(" AND (created_at_ms < ? OR (created_at_ms = ? AND order_id < ?))");
+        }
+        sql.push_str(" ORDER BY created_at_ms DESC, order_id DESC LIMIT ?");
+        let mut q = sqlx::query(&sql);
+        if let Some(a) = filter.activity_id {
+            q = q.bind(a as i64);
+        }
+        if let Some(s) = filter.status {
+            q = q.bind(status_str(s));
+        }
+        if let Some(u) = &filter.user_id {
+            q = q.bind(u.as_str());
+        }
+        if let Some(c) = after {
+            q = q.bind(c.created_at_ms).bind(c.created_at_ms).bind(c.order_id.as_str());
+        }
+        let rows = q.bind((limit + 1) as i64).fetch_all(&self.pool).await?;
+        let mut orders = rows.iter().map(order_row).collect::<Result<Vec<_>, _>>()?;
+        let next = if orders.len() > limit {
+            orders.truncate(limit);
+            orders.last().map(|o| Cursor { created_at_ms: o.created_at_ms, order_id: o.order_id.clone() })
+        } else {
+            None
+        };
+        Ok((orders, next))
+    }
+
+    /// Moves a pending order to `to` if it is still pending and its deadline
+    /// is after `now_ms` (`pay`, `cancel`) or has passed (`expire`).
+    /// Returns whether this call made the change.
+    pub async fn transition(&self, order_id: &str, to: OrderStatus, now_ms: i64) -> Result<bool, sqlx::Error> {
+        let deadline = match to {
+            OrderStatus::Paid => "AND pay_deadline_ms > ?",
+            OrderStatus::Expired => "AND pay_deadline_ms <= ?",
+            _ => "AND ? = ?",
+        };
+        let sql = format!(
+            "UPDATE orders SET status = ?, updated_at_ms = ? WHERE order_id = ? AND status = 'pending_payment' {deadline}"
+        );
+        let mut q = sqlx::query(&sql).bind(status_str(to)).bind(now_ms).bind(order_id).bind(now_ms);
+        if !matches!(to, OrderStatus::Paid | OrderStatus::Expired) {
+            q = q.bind(now_ms);
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Records the outcome of giving a closed order's stock back.
+    pub async fn mark_released(&self, order_id: &str, value: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE orders SET stock_released = ? WHERE order_id = ? AND stock_released = 0")
+            .bind(value)
+            .bind(order_id)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
+    /// Pending orders whose deadline has passed.
+    pub async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<OrderRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM orders WHERE status = 'pending_payment' AND pay_deadline_ms <= ? \
+             ORDER BY pay_deadline_ms LIMIT ?"
+        );
+        let rows = sqlx::query(&sql).bind(now_ms).bind(limit as i64).fetch_all(&self.pool).await?;
+        rows.iter().map(order_row).collect()
+    }
+
+    /// Cancelled or expired orders whose stock has not been given back yet.
+    pub async fn unreleased(&self, limit: usize) -> Result<Vec<OrderRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM orders WHERE stock_released = 0 AND status IN ('cancelled', 'expired') LIMIT ?"
+        );
+        let rows = sqlx::query(&sql).bind(limit as i64).fetch_all(&self.pool).await?;
+        rows.iter().map(order_row).collect()
+    }
+
+    /// Totals of one activity, counting only orders whose event is at or
+    /// before `max_event_seq` (so a reconciliation compares one instant).
+    pub async fn activity_totals(&self, activity_id: u64, max_event_seq: i64) -> Result<ActivityTotals, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT status, stock_released, COUNT(*), SUM(quantity) FROM orders \
+             WHERE activity_id = ? AND event_seq <= ? GROUP BY status, stock_released",
+        )
+        .bind(activity_id as i64)
+        .bind(max_event_seq)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut totals = ActivityTotals::default();
+        for row in rows {
+            let status: String = row.try_get(0)?;
+            let released: i64 = row.try_get::<i64, _>(1).or_else(|_| row.try_get::<i16, _>(1).map(i64::from))?;
+            let count: i64 = row.try_get(2)?;
+            let quantity: i64 = sum_value(&row, 3)?;
+            let Some(status) = parse_status(&status) else { continue };
+            totals.orders += count;
+            match status {
+                OrderStatus::PendingPayment | OrderStatus::Paid | OrderStatus::Queued => {
+                    totals.holding_quantity += quantity
+                }
+                OrderStatus::Cancelled | OrderStatus::Expired if released == released::NO => {
+                    totals.unreleased_quantity += quantity
+                }
+                _ => {}
+            }
+            match totals.by_status.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, n)) => *n += count,
+                None => totals.by_status.push((status, count)),
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Order counts by status over all activities (for the metrics).
+    pub async fn counts_by_status(&self) -> Result<Vec<(OrderStatus, i64)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM orders GROUP BY status").fetch_all(&self.pool).await?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Some(s) = parse_status(&row.try_get::<String, _>(0)?) {
+                out.push((s, row.try_get(1)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `SUM()` comes back as an integer from SQLite and as a decimal from MySQL.
+fn sum_value(row: &sqlx::any::AnyRow, i: usize) -> Result<i64, sqlx::Error> {
+    if let Ok(v) = row.try_get::<i64, _>(i) {
+        return Ok(v);
+    }
+    if let Ok(v) = row.try_get::<f64, _>(i) {
+        return Ok(v as i64);
+    }
+    let text: String = row.try_get(i)?;
+    i64::from_str(text.split('.').next().unwrap_or("0")).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    Ok(OrderRow {
+        order_id: r.try_get("order_id")?,
+        activity_id: r.try_get::<i64, _>("activity_id")? as u64,
+        user_id: r.try_get("user_id")?,
+        quantity: r.try_get("quantity")?,
+        amount_cents: r.try_get("amount_cents")?,
+        status: parse_status(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown order status {status:?}").into()))?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        pay_deadline_ms: r.try_get("pay_deadline_ms")?,
+        stock_released: r
+            .try_get::<i64, _>("stock_released")
+            .or_else(|_| r.try_get::<i16, _>("stock_released").map(i64::from))?,
+    })
+}
+
+/// A database URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Whether a database error is the database being unreachable or busy (wait
+/// and retry) rather than something wrong with the data (count it).
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            let msg = db.message().to_ascii_lowercase();
+            msg.contains("locked")
+                || msg.contains("busy")
+                || msg.contains("gone away")
+                || msg.contains("lost connection")
+                || msg.contains("readonly")
+                || msg.contains("disk")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = Cursor { created_at_ms: 1764083707629, order_id: "42-1764083707629-0".into() };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("nope"), None);
+        assert_eq!(Cursor::decode("12."), None);
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact("mysql://root:pw@db:3306/seckill"), "mysql://…@db:3306/seckill");
+        assert_eq!(redact("sqlite://var/orders.db"), "sqlite://var/orders.db");
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in [
+            OrderStatus::Queued,
+            OrderStatus::PendingPayment,
+            OrderStatus::Paid,
+            OrderStatus::Cancelled,
+            OrderStatus::Expired,
+        ] {
+            assert_eq!(parse_status(status_str(s)), Some(s));
+        }
+    }
+}

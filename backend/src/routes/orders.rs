@@ -1,0 +1,113 @@
+//! Orders: a buyer's own (read, list, pay, cancel), and the admin list and
+//! reconciliation.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use seckill_api::{Order, Page, Reconciliation};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::{Admin, Buyer, Caller};
+use crate::db::{Cursor, OrderFilter, parse_status};
+use crate::error::ApiError;
+use crate::extract::{ActivityId, PageQuery, Query};
+use crate::orders::row_view;
+use crate::reconcile::{publish, reconcile};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/orders/{order_id}", get(get_order))
+        .route("/api/orders/{order_id}/pay", post(pay))
+        .route("/api/orders/{order_id}/cancel", post(cancel))
+        .route("/api/me/orders", get(my_orders))
+        .route("/admin/api/orders", get(admin_orders))
+        .route("/admin/api/activities/{id}/reconciliation", get(reconciliation))
+}
+
+async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    let found = state.orders.find(&id).await?.ok_or_else(|| ApiError::not_found("order"))?;
+    if let Caller::Buyer(user) = &caller
+        && found.user_id() != user
+    {
+        return Err(ApiError::forbidden("this order belongs to someone else"));
+    }
+    Ok(Json(found.view()))
+}
+
+async fn pay(
+    State(state): State<AppState>,
+    Buyer(user): Buyer,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    state.orders.pay(&user, &id).await.map(Json)
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Buyer(user): Buyer,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    state.orders.cancel(&user, &id).await.map(Json)
+}
+
+/// One page of orders matching `filter`.
+async fn page(state: &AppState, filter: OrderFilter, query: &PageQuery) -> Result<Json<Page<Order>>, ApiError> {
+    let limit = query.limit()?;
+    let after = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(Cursor::decode(c).ok_or_else(|| ApiError::bad_request("cursor: not one this API returned"))?),
+    };
+    let (rows, next) = state.orders.db.orders(&filter, after.as_ref(), limit).await?;
+    Ok(Json(Page { items: rows.iter().map(row_view).collect(), next_cursor: next.map(|c| c.encode()) }))
+}
+
+async fn my_orders(
+    State(state): State<AppState>,
+    Buyer(user): Buyer,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Order>>, ApiError> {
+    page(&state, OrderFilter { user_id: Some(user), ..OrderFilter::default() }, &q).await
+}
+
+#[derive(Debug, Deserialize)]
+struct AdminOrderQuery {
+    activity_id: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn admin_orders(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(q): Query<AdminOrderQuery>,
+) -> Result<Json<Page<Order>>, ApiError> {
+    let activity_id = match q.activity_id.as_deref() {
+        None | Some("") => None,
+        Some(a) => Some(a.parse().map_err(|_| ApiError::bad_request("activity_id: not an activity id"))?),
+    };
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(parse_status(s).ok_or_else(|| {
+            ApiError::bad_request("status: one of queued, pending_payment, paid, cancelled, expired")
+        })?),
+    };
+    let paging = PageQuery { limit: q.limit, cursor: q.cursor };
+    page(&state, OrderFilter { activity_id, status, user_id: None }, &paging).await
+}
+
+async fn reconciliation(
+    State(state): State<AppState>,
+    _: Admin,
+    ActivityId(id): ActivityId,
+) -> Result<Json<Reconciliation>, ApiError> {
+    let activity = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
+    let r = reconcile(&state.orders, id, activity.total_stock).await?;
+    publish(&r);
+    Ok(Json(r))
+}

@@ -1,0 +1,380 @@
+//! The order streams: what the purchase script appends, how the worker reads,
+//! acknowledges and dead-letters it, and the snapshot reconciliation takes.
+//!
+//! An entry is deleted from the stream once its row is committed (XACK and
+//! XDEL in one MULTI), so a stream holds exactly the orders not yet in the
+//! database: its length is the worker's lag.
+
+use std::collections::HashMap;
+
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
+
+use crate::db::NewOrder;
+use crate::keys;
+use crate::store::{Store, StoreError};
+
+/// Where entries that cannot become orders go, with the reason, for admins.
+pub fn dead_letter_key(a: u64) -> String {
+    format!("queue:seckill_order_dead:{{{a}}}")
+}
+
+/// One stream entry, fields as strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: String,
+    pub fields: HashMap<String, String>,
+}
+
+impl From<StreamId> for Entry {
+    fn from(s: StreamId) -> Self {
+        let fields = s
+            .map
+            .iter()
+            .map(|(k, v)| (k.clone(), redis::from_redis_value::<String>(v.clone()).unwrap_or_default()))
+            .collect();
+        Self { id: s.id, fields }
+    }
+}
+
+/// An order event, parsed and checked.
+pub fn parse_event(activity: u64, entry: &Entry) -> Result<NewOrder, String> {
+    let text = |k: &str| entry.fields.get(k).map(String::as_str).ok_or_else(|| format!("missing field {k}"));
+    let int = |k: &str| -> Result<i64, String> { text(k)?.parse().map_err(|_| format!("field {k} is not an integer")) };
+    let event_activity = int("activity_id")?;
+    if event_activity != activity as i64 {
+        return Err(format!("activity_id {event_activity} in the stream of activity {activity}"));
+    }
+    let user = text("user_id")?;
+    if !crate::auth::valid_user_id(user) {
+        return Err("user_id is not a valid user id".into());
+    }
+    let quantity = int("quantity")?;
+    if quantity <= 0 {
+        return Err(format!("quantity {quantity} is not positive"));
+    }
+    Ok(NewOrder {
+        order_id: keys::order_id(activity, &entry.id),
+        activity_id: activity,
+        user_id: user.to_owned(),
+        quantity,
+        amount_cents: int("amount_cents")?,
+        created_at_ms: int("created_at_ms")?,
+        pay_deadline_ms: int("pay_deadline_ms")?,
+        event_seq: event_seq(&entry.id).ok_or("malformed entry id")?,
+    })
+}
+
+/// A stream entry id `ms-seq` as one sortable number.
+pub fn event_seq(id: &str) -> Option<i64> {
+    let (ms, seq) = id.split_once('-')?;
+    let (ms, seq): (i64, i64) = (ms.parse().ok()?, seq.parse().ok()?);
+    Some((ms << 20) | seq.min((1 << 20) - 1))
+}
+
+/// What reconciliation reads from Redis for one activity, in one MULTI.
+#[derive(Debug, Clone)]
+pub struct StreamSnapshot {
+    pub remaining: i64,
+    pub sold: i64,
+    pub last_event_seq: i64,
+    pub entries: Vec<Entry>,
+    pub dead: Vec<Entry>,
+    pub pending: i64,
+}
+
+fn entries(reply: StreamReadReply) -> Vec<Entry> {
+    reply.keys.into_iter().flat_map(|k| k.ids).map(Entry::from).collect()
+}
+
+impl Store {
+    /// Creates the worker's consumer group if it does not exist yet.
+    pub async fn ensure_group(&self, a: u64) -> Result<(), StoreError> {
+        self.bounded(|mut c| async move {
+            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(keys::order_stream(a))
+                .arg(keys::ORDER_GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut c)
+                .await;
+            match created {
+                Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// Reads up to `count` entries for `consumer`: its own pending ones when
+    /// `own_pending`, else new ones.
+    pub async fn read_group(
+        &self,
+        a: u64,
+        consumer: &str,
+        own_pending: bool,
+        count: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let consumer = consumer.to_owned();
+        let reply: Option<StreamReadReply> = self
+            .bounded(|mut c| async move {
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(keys::ORDER_GROUP)
+                    .arg(&consumer)
+                    .arg("COUNT")
+                    .arg(count)
+                    .arg("STREAMS")
+                    .arg(keys::order_stream(a))
+                    .arg(if own_pending { "0" } else { ">" })
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.map(entries).unwrap_or_default())
+    }
+
+    /// Takes over entries another consumer left pending for `min_idle_ms`.
+    pub async fn autoclaim(
+        &self,
+        a: u64,
+        consumer: &str,
+        min_idle_ms: u64,
+        count: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let consumer = consumer.to_owned();
+        let reply: StreamAutoClaimReply = self
+            .bounded(|mut c| async move {
+                redis::cmd("XAUTOCLAIM")
+                    .arg(keys::order_stream(a))
+                    .arg(keys::ORDER_GROUP)
+                    .arg(&consumer)
+                    .arg(min_idle_ms)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.claimed.into_iter().map(Entry::from).collect())
+    }
+
+    /// Acknowledges and deletes entries whose rows are committed.
+    pub async fn ack_delete(&self, a: u64, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.to_vec();
+        self.bounded(|mut c| async move {
+            redis::pipe()
+                .atomic()
+                .cmd("XACK")
+                .arg(keys::order_stream(a))
+                .arg(keys::ORDER_GROUP)
+                .arg(&ids)
+                .ignore()
+                .cmd("XDEL")
+                .arg(keys::order_stream(a))
+                .arg(&ids)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Moves an entry to the dead-letter stream with `reason`, atomically.
+    pub async fn dead_letter(&self, a: u64, entry: &Entry, reason: &str) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        let reason = reason.to_owned();
+        self.bounded(|mut c| async move {
+            let mut fields: Vec<(String, String)> = entry.fields.clone().into_iter().collect();
+            fields.sort();
+            fields.push(("dead_reason".into(), reason));
+            fields.push(("dead_entry_id".into(), entry.id.clone()));
+            redis::pipe()
+                .atomic()
+                .cmd("XADD")
+                .arg(dead_letter_key(a))
+                .arg("*")
+                .arg(&fields)
+                .ignore()
+                .cmd("XACK")
+                .arg(keys::order_stream(a))
+                .arg(keys::ORDER_GROUP)
+                .arg(&entry.id)
+                .ignore()
+                .cmd("XDEL")
+                .arg(keys::order_stream(a))
+                .arg(&entry.id)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// The entry `event_id` of activity `a`'s stream, if it is still there.
+    pub async fn stream_entry(&self, a: u64, event_id: &str) -> Result<Option<Entry>, StoreError> {
+        let event_id = event_id.to_owned();
+        let reply: StreamRangeReply = self
+            .bounded(|mut c| async move {
+                redis::cmd("XRANGE").arg(keys::order_stream(a)).arg(&event_id).arg(&event_id).query_async(&mut c).await
+            })
+            .await?;
+        Ok(reply.ids.into_iter().next().map(Entry::from))
+    }
+
+    /// Dead-lettered entries of one activity, oldest first.
+    pub async fn dead_letters(&self, a: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let reply: StreamRangeReply = self
+            .bounded(|mut c| async move {
+                redis::cmd("XRANGE")
+                    .arg(dead_letter_key(a))
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.ids.into_iter().map(Entry::from).collect())
+    }
+
+    /// Length and pending count of one activity's stream.
+    pub async fn stream_lag(&self, a: u64) -> Result<(i64, i64), StoreError> {
+        self.bounded(|mut c| async move {
+            let (len, pending): (i64, redis::Value) = redis::pipe()
+                .cmd("XLEN")
+                .arg(keys::order_stream(a))
+                .cmd("XPENDING")
+                .arg(keys::order_stream(a))
+                .arg(keys::ORDER_GROUP)
+                .query_async(&mut c)
+                .await?;
+            Ok((len, pending_count(&pending)))
+        })
+        .await
+    }
+
+    /// Counters, stream and dead letters of one activity at one instant.
+    pub async fn stream_snapshot(&self, a: u64) -> Result<StreamSnapshot, StoreError> {
+        let (remaining, sold, info, stream, dead, pending): (
+            Option<i64>,
+            Option<i64>,
+            redis::Value,
+            StreamRangeReply,
+            StreamRangeReply,
+            redis::Value,
+        ) = self
+            .bounded(|mut c| async move {
+                redis::pipe()
+                    .atomic()
+                    .cmd("GET")
+                    .arg(keys::inventory(a))
+                    .cmd("GET")
+                    .arg(keys::sold(a))
+                    .cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(keys::order_stream(a))
+                    .cmd("XRANGE")
+                    .arg(keys::order_stream(a))
+                    .arg("-")
+                    .arg("+")
+                    .cmd("XRANGE")
+                    .arg(dead_letter_key(a))
+                    .arg("-")
+                    .arg("+")
+                    .cmd("XPENDING")
+                    .arg(keys::order_stream(a))
+                    .arg(keys::ORDER_GROUP)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let last_id = info_field(&info, "last-generated-id").unwrap_or_else(|| "0-0".into());
+        Ok(StreamSnapshot {
+            remaining: remaining.unwrap_or(0),
+            sold: sold.unwrap_or(0),
+            last_event_seq: event_seq(&last_id).unwrap_or(0),
+            entries: stream.ids.into_iter().map(Entry::from).collect(),
+            dead: dead.ids.into_iter().map(Entry::from).collect(),
+            pending: pending_count(&pending),
+        })
+    }
+}
+
+/// The count of an `XPENDING key group` summary reply.
+fn pending_count(v: &redis::Value) -> i64 {
+    match v {
+        redis::Value::Array(items) => match items.first() {
+            Some(redis::Value::Int(n)) => *n,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// A field of an `XINFO STREAM` reply (a flat key/value array or a map).
+fn info_field(v: &redis::Value, name: &str) -> Option<String> {
+    let pairs: Vec<(redis::Value, redis::Value)> = match v {
+        redis::Value::Array(items) => {
+            items.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect()
+        }
+        redis::Value::Map(map) => map.clone(),
+        _ => return None,
+    };
+    pairs.into_iter().find_map(|(k, v)| {
+        let k: String = redis::from_redis_value(k).ok()?;
+        (k == name).then(|| redis::from_redis_value(v).ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fields: &[(&str, &str)]) -> Entry {
+        Entry {
+            id: "1764083707629-3".into(),
+            fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    const GOOD: [(&str, &str); 6] = [
+        ("activity_id", "7"),
+        ("user_id", "alice"),
+        ("quantity", "2"),
+        ("amount_cents", "500"),
+        ("created_at_ms", "1764083707629"),
+        ("pay_deadline_ms", "1764084607629"),
+    ];
+
+    #[test]
+    fn a_good_event_becomes_an_order() {
+        let order = parse_event(7, &entry(&GOOD)).unwrap();
+        assert_eq!(order.order_id, "7-1764083707629-3");
+        assert_eq!((order.quantity, order.amount_cents), (2, 500));
+        assert_eq!(order.event_seq, (1764083707629 << 20) | 3);
+    }
+
+    #[test]
+    fn poison_events_say_why() {
+        let mut missing = GOOD.to_vec();
+        missing.retain(|(k, _)| *k != "user_id");
+        assert_eq!(parse_event(7, &entry(&missing)).unwrap_err(), "missing field user_id");
+        let mut bad = GOOD.to_vec();
+        bad[2] = ("quantity", "abc");
+        assert_eq!(parse_event(7, &entry(&bad)).unwrap_err(), "field quantity is not an integer");
+        assert!(parse_event(8, &entry(&GOOD)).unwrap_err().contains("stream of activity 8"));
+    }
+
+    #[test]
+    fn event_seq_orders_like_the_stream() {
+        assert!(event_seq("5-1").unwrap() < event_seq("5-2").unwrap());
+        assert!(event_seq("5-999999").unwrap() < event_seq("6-0").unwrap());
+        assert_eq!(event_seq("nope"), None);
+    }
+}

@@ -1,0 +1,435 @@
+#!/usr/bin/env bash
+# bench/compare.sh - issue #2's three purchase figures, side by side, in ONE run on this machine.
+#
+#   bash bench/compare.sh                       # RUNS=1: ~4 minutes (after the cargo build)
+#   RUNS=3 bash bench/compare.sh                # 3 interleaved runs, medians (with min and max)
+#   RUNS=1 WRK_DURATION=3s N_P1=50000 N_P16=100000 TOKENS=2000000 BUYERS=50000 bash bench/compare.sh  # smoke
+#
+# What it measures (all on 127.0.0.1, against ONE redis-server configuration, FLUSHALLed before
+# every scenario run):
+#   (a) script-alone ceiling of OUR purchase script: redis-benchmark EVALSHA of lua/purchase.lua,
+#       -c RB_CLIENTS (50), unpipelined (-P 1, -n N_P1) and pipelined (-P 16, -n N_P16).
+#       Every call is meant to be a real sale: an activity hash `seckill:activity:{1}` (price 100,
+#       stock and limit_per_user 10^12, window now-1min .. now+1day), inventory/sold keys, the order
+#       stream with its consumer group, and TOKENS live tokens `seckill:token:{1}:tok<12 digits>`
+#       -> "bench" are seeded first (MSET batches through `redis-cli --pipe`). The benchmarked call is
+#         EVALSHA <sha> 9 seckill:activity:{1} seckill:inventory:{1} seckill:sold:{1}
+#           seckill:user_limit:{1}:bench seckill:user_token:{1}:bench seckill:token:{1}:tok__rand_int__
+#           seckill:user_order:{1}:bench queue:seckill_order:{1} seckill:live_tokens:{1}
+#           bench tok 1 <now ms> 900000 86400000              with -r TOKENS
+#       redis-benchmark replaces EACH `__rand_int__` with its own random 12-digit value
+#       (random() % TOKENS, zero-padded; verified on redis-tools 7.0.15), so only the token key
+#       carries one and the buyer is the single user "bench" (ARGV[2], the token as the client sent
+#       it, only goes into the order event and the live-token ZREM, so "tok" is fine there).
+#       A token drawn twice answers 'REPLAY' (cheaper than a sale). The "sales" column counts
+#       `sold` after the run; non-sales = n - sales, compared with the birthday-problem expectation
+#       n - TOKENS*(1-(1-1/TOKENS)^n), so the replay share is stated for every run. Keep n << TOKENS.
+#   (b) the seed's reference design: nginx (worker_processes NGINX_WORKERS=1) + lua-nginx-module
+#       calling the seed's reference script decrease.lua via lua-resty-redis (keepalive pool), driven
+#       by wrk -t1 -c WRK_CONNS (64) -d WRK_DURATION (10s) --latency, uid random in 1..1M.
+#       Files: bench/reference/{decrease.lua,nginx.conf.in,wrk-buy.lua} (copied from the seed).
+#       Checks: non-2xx and socket errors (must be 0); "sold" is the sold counter's growth, which
+#       also counts the <= WRK_CONNS purchases still in flight when wrk stops.
+#   (c) OUR HTTP purchase path: the release `seckill-backend` (JWT check, purchase.lua, JSON answer)
+#       driven by `seckill-load` (loadgen/) with --buyers BUYERS --connections LOAD_CONNS (64)
+#       --threads LOAD_THREADS (1) --json. Its token phase runs first; the figures are the purchase
+#       phase's JSON line (purchases/s = requests/duration, p50/p99/p999). Redis usec/call and the
+#       CPU columns cover the purchase phase only (sampled when the token/purchase JSON lines appear).
+#       Checks: sold == number of 202 answers, and seckill-load's own invariant line.
+#
+# Redis (the same for all three): redis-server --save '' --appendonly yes --appendfsync everysec
+#   (default auto-aof-rewrite). Before each scenario run: CONFIG SET appendonly no, FLUSHALL, seed,
+#   CONFIG SET appendonly yes (= rewrite to a fresh small/seeded base; waited for), CONFIG RESETSTAT.
+#   So every measurement runs with AOF everysec from a freshly rewritten AOF; rewrites that happen
+#   during a run (auto-aof-rewrite) are counted in the "forks" check.
+#
+# Goals checked (on the medians), printed as PASS/FAIL lines:
+#   1. (c) purchases/s > (b) req/s          2. (c) purchases/s >= 1/2 x (a) at -P 1
+#   3. (c) p99 < 10 ms at LOAD_CONNS (64) connections
+# Exit status: 0 all PASS, 3 some check FAILed, 1 setup/measurement error.
+#
+# Environment knobs [defaults]:
+#   RUNS [1]            runs per scenario, interleaved (a-P1, a-P16, b, c, then again); median shown
+#   WRK_DURATION [10s]  wrk duration of (b)          WRK_CONNS [64]  WRK_THREADS [1]
+#   RB_CLIENTS [50]     redis-benchmark -c           N_P1 [200000]  N_P16 [300000]  (-n of (a))
+#   TOKENS [10000000]   tokens seeded for (a) (~1.1 GB in Redis; replay share ~ n/(2*TOKENS))
+#   BUYERS [200000]     seckill-load --buyers (stock = buyers: every buyer can buy once)
+#   LOAD_CONNS [64]     seckill-load --connections   LOAD_THREADS [1]  seckill-load --threads
+#   NGINX_WORKERS [1]   P99_GOAL_MS [10]
+#   REDIS_PORT [16390]  HTTP_PORT [18088]  BACKEND_PORT [18081]  (the next free port is taken if busy)
+#   OUT [mktemp -d /tmp/seckill-bench.XXXXXX]  results, logs, raw.tsv; the AOF data is deleted at exit
+#   INSTALL [1]         apt-get install -y the missing Debian packages (redis-server redis-tools nginx
+#                       wrk curl jq libnginx-mod-http-lua lua-nginx-redis)
+#   BUILD [1]           cargo build --release -p seckill-backend -p seckill-load first
+#
+# Every server (redis-server, nginx, seckill-backend) is started by this script on 127.0.0.1 and
+# only the PIDs it started are stopped (also on exit/interrupt). Clients share the 2 cores with the
+# servers: see bench/README.md for the caveats.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+RUNS=${RUNS:-1}
+WRK_DURATION=${WRK_DURATION:-10s}
+WRK_CONNS=${WRK_CONNS:-64}
+WRK_THREADS=${WRK_THREADS:-1}
+RB_CLIENTS=${RB_CLIENTS:-50}
+N_P1=${N_P1:-200000}
+N_P16=${N_P16:-300000}
+TOKENS=${TOKENS:-10000000}
+BUYERS=${BUYERS:-200000}
+LOAD_CONNS=${LOAD_CONNS:-64}
+LOAD_THREADS=${LOAD_THREADS:-1}
+NGINX_WORKERS=${NGINX_WORKERS:-1}
+P99_GOAL_MS=${P99_GOAL_MS:-10}
+REDIS_PORT=${REDIS_PORT:-16390}
+HTTP_PORT=${HTTP_PORT:-18088}
+BACKEND_PORT=${BACKEND_PORT:-18081}
+INSTALL=${INSTALL:-1}
+BUILD=${BUILD:-1}
+OUT=${OUT:-$(mktemp -d /tmp/seckill-bench.XXXXXX)}
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+BACKEND_BIN="$TARGET_DIR/release/seckill-backend"
+LOAD_BIN="$TARGET_DIR/release/seckill-load"
+PURCHASE_LUA="$REPO/lua/purchase.lua"
+REF_LUA="$HERE/reference/decrease.lua"
+HZ=$(getconf CLK_TCK)
+HUGE=1000000000000   # stock and per-user limit of (a) and (b): never runs out
+A=1                  # activity id of (a)
+
+mkdir -p "$OUT"
+RAW="$OUT/raw.tsv"
+LOG="$OUT/run.log"
+: > "$RAW"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- process bookkeeping
+STARTED=()   # PIDs this script started and that may still run; only these are ever stopped
+forget() { local p keep=(); for p in "${STARTED[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; STARTED=("${keep[@]}"); }
+stop_pid() {  # pid: TERM, wait up to 10 s, then KILL; reaps it
+  local pid=$1 i
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then log "PID $pid ignored SIGTERM, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null; fi
+  fi
+  wait "$pid" 2>/dev/null
+  forget "$pid"
+}
+stop_all() {
+  local i
+  for ((i=${#STARTED[@]}-1; i>=0; i--)); do stop_pid "${STARTED[i]}"; done
+  rm -rf "$OUT/redis/appendonlydir" "$OUT"/*.fifo 2>/dev/null   # the AOF can be ~1 GB; keep logs and results
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- prerequisites
+need_pkgs=()
+command -v redis-server    >/dev/null || need_pkgs+=(redis-server)
+command -v redis-benchmark >/dev/null || need_pkgs+=(redis-tools)
+command -v nginx           >/dev/null || need_pkgs+=(nginx)
+command -v wrk             >/dev/null || need_pkgs+=(wrk)
+command -v curl            >/dev/null || need_pkgs+=(curl)
+command -v jq              >/dev/null || need_pkgs+=(jq)
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need_pkgs+=(libnginx-mod-http-lua)
+[ -f /usr/share/lua/5.1/nginx/redis.lua ] || need_pkgs+=(lua-nginx-redis)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  [ "$INSTALL" = 1 ] || die "missing packages: ${need_pkgs[*]} (INSTALL=0)"
+  log "apt-get install -y ${need_pkgs[*]}"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_pkgs[@]}" >>"$LOG" 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update >>"$LOG" 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_pkgs[@]}" >>"$LOG" 2>&1 || die "apt-get install failed (see $LOG)"
+  fi
+fi
+if [ "$BUILD" = 1 ]; then
+  log "cargo build --release -p seckill-backend -p seckill-load"
+  (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-load) >>"$LOG" 2>&1 || die "cargo build failed (see $LOG)"
+fi
+[ -x "$BACKEND_BIN" ] && [ -x "$LOAD_BIN" ] || die "missing $BACKEND_BIN or $LOAD_BIN (run with BUILD=1)"
+
+port_busy() { ss -ltnH "sport = :$1" | grep -q .; }
+free_port() { local p=$1; while port_busy "$p"; do p=$((p + 1)); done; echo "$p"; }
+REDIS_PORT=$(free_port "$REDIS_PORT")
+HTTP_PORT=$(free_port "$HTTP_PORT")
+[ "$HTTP_PORT" = "$REDIS_PORT" ] && HTTP_PORT=$(free_port $((HTTP_PORT + 1)))
+BACKEND_PORT=$(free_port "$BACKEND_PORT")
+while [ "$BACKEND_PORT" = "$REDIS_PORT" ] || [ "$BACKEND_PORT" = "$HTTP_PORT" ]; do BACKEND_PORT=$(free_port $((BACKEND_PORT + 1))); done
+
+# ---------------------------------------------------------------- helpers
+ticks() {  # summed utime+stime (clock ticks, all threads) of the given PIDs
+  local t=0 pid f
+  for pid in "$@"; do
+    f=$(awk '{sub(/^.*\) /, ""); print $12, $13}' "/proc/$pid/stat" 2>/dev/null) || continue
+    [ -n "$f" ] && t=$(( t + ${f% *} + ${f#* } ))
+  done
+  echo "$t"
+}
+now() { date +%s.%N; }
+pct() { awk -v d="$1" -v hz="$HZ" -v w="$2" 'BEGIN{ if (w>0) printf "%.0f", 100*d/hz/w; else print "-" }'; }
+time_pct() { awk '{ if ($3>0) printf "%.0f", 100*($1+$2)/$3; else print "-" }' "$1"; }   # "user sys real"
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{print b-a}'; }
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+info_field() { rcli INFO "$1" | tr -d '\r' | awk -F: -v k="$2" '$1==k{print $2}'; }
+usec_per_call() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $7}'; }
+failed_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $11+0}'; }
+record() { (IFS=$'\t'; echo "$*") >> "$RAW"; }
+# raw.tsv: scenario run rate/s p50_ms p99_ms p999_ms redis_cpu% server_cpu% client_cpu% usec/call checks
+
+# ---------------------------------------------------------------- redis (one configuration for all)
+RDIR="$OUT/redis"; mkdir -p "$RDIR"
+REDIS_ARGS=(--save '' --appendonly yes --appendfsync everysec)
+REDIS_DESC="--save '' --appendonly yes --appendfsync everysec"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no \
+  --dir "$RDIR" --logfile "$RDIR/redis.log" "${REDIS_ARGS[@]}" &
+RPID=$!; STARTED+=("$RPID")
+for i in $(seq 1 100); do rcli PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+rcli PING 2>/dev/null | grep -q PONG || die "redis-server :$REDIS_PORT did not start (see $RDIR/redis.log)"
+log "redis-server :$REDIS_PORT PID $RPID ($REDIS_DESC)"
+SHA_PURCHASE=$(rcli SCRIPT LOAD "$(cat "$PURCHASE_LUA")")
+SHA_REF=$(rcli SCRIPT LOAD "$(cat "$REF_LUA")")
+[ ${#SHA_PURCHASE} = 40 ] && [ ${#SHA_REF} = 40 ] || die "SCRIPT LOAD failed ($SHA_PURCHASE / $SHA_REF)"
+
+# FLUSHALL, seed (with AOF off, so seeding is not logged), then AOF on again: a fresh rewrite
+# as the base, waited for, then the stats are reset. $1 = seeding function (or :).
+prepare_db() {
+  local seed=$1 i st
+  rcli CONFIG SET appendonly no >/dev/null
+  rcli FLUSHALL >/dev/null
+  "$seed" || die "seeding ($seed) failed"
+  rcli CONFIG SET appendonly yes >/dev/null
+  for i in $(seq 1 1200); do
+    st=$(rcli INFO persistence | tr -d '\r' | awk -F: '$1=="aof_rewrite_in_progress"||$1=="aof_rewrite_scheduled"{s+=$2} END{print s+0}')
+    [ "$st" = 0 ] && break; sleep 0.1
+  done
+  [ "$(info_field persistence aof_enabled)" = 1 ] && [ "$(info_field persistence aof_last_bgrewrite_status)" = ok ] \
+    || die "AOF did not come back on after seeding"
+  rcli CONFIG RESETSTAT >/dev/null
+}
+
+# ---------------------------------------------------------------- (a) redis-benchmark EVALSHA purchase.lua
+NOW_MS=$(date +%s%3N)
+A_KEYS=("seckill:activity:{$A}" "seckill:inventory:{$A}" "seckill:sold:{$A}" "seckill:user_limit:{$A}:bench"
+        "seckill:user_token:{$A}:bench" "seckill:token:{$A}:tok__rand_int__" "seckill:user_order:{$A}:bench"
+        "queue:seckill_order:{$A}" "seckill:live_tokens:{$A}")
+A_ARGS=(bench tok 1 "$NOW_MS" 900000 86400000)
+a_call() {  # token-key -> the script's reply, one line
+  local keys=("${A_KEYS[@]}"); keys[5]=$1
+  rcli EVALSHA "$SHA_PURCHASE" 9 "${keys[@]}" "${A_ARGS[@]}" | tr '\n' ' ' | sed 's/ $//'
+}
+seed_a() {
+  rcli HSET "seckill:activity:{$A}" id "$A" name bench price_cents 100 total_stock "$HUGE" limit_per_user "$HUGE" \
+    starts_at_ms $((NOW_MS - 60000)) ends_at_ms $((NOW_MS + 86400000)) >/dev/null || return 1
+  rcli SET "seckill:inventory:{$A}" "$HUGE" >/dev/null
+  rcli SET "seckill:sold:{$A}" 0 >/dev/null
+  rcli XGROUP CREATE "queue:seckill_order:{$A}" order-writers '$' MKSTREAM >/dev/null
+  rcli SET "seckill:token:{$A}:tokcheck" bench >/dev/null
+  local res
+  res=$(awk -v n="$TOKENS" -v b=1000 -v a="$A" 'BEGIN{
+      for (i = 0; i < n; i += b) { m = (n - i < b) ? n - i : b; printf "*%d\r\n$4\r\nMSET\r\n", 1 + 2 * m
+        for (j = i; j < i + m; j++) { k = sprintf("seckill:token:{%s}:tok%012d", a, j); printf "$%d\r\n%s\r\n$5\r\nbench\r\n", length(k), k } } }' \
+    | rcli --pipe 2>&1 | tail -1)
+  case $res in *"errors: 0,"*) ;; *) log "token seeding: $res"; return 1 ;; esac
+}
+A_CHECKED=0
+run_a() {  # run pipeline n
+  local run=$1 P=$2 n=$3 scen="a_evalsha_P$2"
+  local t0=$SECONDS
+  prepare_db seed_a
+  [ "$(rcli DBSIZE)" -ge "$TOKENS" ] || die "token seeding incomplete ($(rcli DBSIZE) keys)"
+  if [ "$A_CHECKED" = 0 ]; then   # the key layout works: a seeded token sells, a used one replays
+    local r1 r2; r1=$(a_call "seckill:token:{$A}:tokcheck"); r2=$(a_call "seckill:token:{$A}:tokcheck")
+    log "(a) check: 1st call -> '$r1'; 2nd call -> '$r2'"
+    [[ $r1 == OK\ * ]] && [[ $r2 == REPLAY\ * ]] || die "purchase.lua did not sell/replay as expected"
+    A_CHECKED=1
+  fi
+  rcli CONFIG RESETSTAT >/dev/null
+  log "$scen run $run: seeded $TOKENS tokens in $((SECONDS - t0)) s; redis-benchmark -c $RB_CLIENTS -P $P -n $n -r $TOKENS"
+  local sold0 forks0 csv="$OUT/rb.$scen.run$run.csv" tf="$OUT/time.tmp" r0 s0 r1 s1
+  sold0=$(rcli GET "seckill:sold:{$A}"); forks0=$(info_field stats total_forks)
+  r0=$(ticks "$RPID"); s0=$(now)
+  { TIMEFORMAT='%U %S %R'; time redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$RB_CLIENTS" -P "$P" -n "$n" \
+      -r "$TOKENS" --csv EVALSHA "$SHA_PURCHASE" 9 "${A_KEYS[@]}" "${A_ARGS[@]}" > "$csv" 2>&1; } 2> "$tf"
+  s1=$(now); r1=$(ticks "$RPID")
+  local wall rps p50 p99 sold sales exp_sales check
+  wall=$(elapsed "$s0" "$s1")
+  rps=$(awk -F'","' 'NR==2{print $2}' "$csv" | tr -d '"')
+  p50=$(awk -F'","' 'NR==2{print $5}' "$csv" | tr -d '"')
+  p99=$(awk -F'","' 'NR==2{print $7}' "$csv" | tr -d '"')
+  [ -n "$rps" ] || die "redis-benchmark gave no figures: $(head -c 400 "$csv")"
+  sold=$(rcli GET "seckill:sold:{$A}"); sales=$((sold - sold0))
+  exp_sales=$(awk -v N="$TOKENS" -v n="$n" 'BEGIN{printf "%.0f", N*(1-exp(n*log(1-1/N)))}')
+  check="sales=$sales/$n,non-sales=$(awk -v s="$sales" -v n="$n" 'BEGIN{printf "%.2f%%", 100*(n-s)/n}')"
+  check="$check,expected-replays=$(awk -v e="$exp_sales" -v n="$n" 'BEGIN{printf "%.2f%%", 100*(n-e)/n}')"
+  check="$check,failed=$(failed_calls),forks=$(( $(info_field stats total_forks) - forks0 ))"
+  # a sale count far below the replay expectation means calls failed for another reason
+  awk -v s="$sales" -v e="$exp_sales" -v n="$n" 'BEGIN{exit !(e - s > 0.005*n)}' && check="$check,UNEXPECTED-NON-SALES"
+  record "$scen" "$run" "$rps" "$p50" "$p99" "-" "$(pct $((r1 - r0)) "$wall")" "-" "$(time_pct "$tf")" "$(usec_per_call)" "$check"
+  log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
+}
+
+# ---------------------------------------------------------------- (b) nginx + lua-resty-redis + decrease.lua, wrk
+seed_b() { rcli SET 'seckill:{42}:stock' "$HUGE" >/dev/null; }
+run_b() {  # run
+  local run=$1 scen=b_nginx_lua
+  prepare_db seed_b
+  local NG="$OUT/nginx.run$run"; mkdir -p "$NG"
+  sed -e "s#@RUN@#$NG#g" -e "s#@SHA@#$SHA_REF#g" -e "s#@SCRIPT@#$REF_LUA#g" -e "s#@WORKERS@#$NGINX_WORKERS#g" \
+      -e "s#@HTTP_PORT@#$HTTP_PORT#g" -e "s#@REDIS_PORT@#$REDIS_PORT#g" "$HERE/reference/nginx.conf.in" > "$NG/nginx.conf"
+  nginx -t -q -p "$NG" -e "$NG/error.log" -c "$NG/nginx.conf" -g 'daemon off;' >>"$LOG" 2>&1 || die "nginx -t failed (see $LOG)"
+  nginx -p "$NG" -e "$NG/error.log" -c "$NG/nginx.conf" -g 'daemon off;' >>"$LOG" 2>&1 &
+  local NPID=$!; STARTED+=("$NPID")
+  local U="http://127.0.0.1:$HTTP_PORT/buy" i probe=""
+  for i in $(seq 1 100); do probe=$(curl -s "$U?uid=1" 2>/dev/null) && [ -n "$probe" ] && break; sleep 0.1; done
+  [[ $probe == *'"ok":1'* ]] || die "(b) probe /buy?uid=1 answered '$probe' (see $NG/error.log)"
+  local workers; workers=$(ps -o pid= --ppid "$NPID" | tr -d ' ' | tr '\n' ' ')
+  rcli CONFIG RESETSTAT >/dev/null
+  log "$scen run $run: nginx PID $NPID (workers $workers), probe -> $probe; wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION"
+  local sold0 forks0 out="$OUT/wrk.$scen.run$run.txt" tf="$OUT/time.tmp" r0 n0 s0 r1 n1 s1
+  sold0=$(rcli GET 'seckill:{42}:sold'); forks0=$(info_field stats total_forks)
+  r0=$(ticks "$RPID"); n0=$(ticks $workers); s0=$(now)
+  { TIMEFORMAT='%U %S %R'; time wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency \
+      -s "$HERE/reference/wrk-buy.lua" "$U" > "$out" 2>&1; } 2> "$tf"
+  s1=$(now); r1=$(ticks "$RPID"); n1=$(ticks $workers)
+  sleep 0.2   # let the last in-flight purchases land before reading sold
+  local wall rps non2xx line sold check
+  wall=$(elapsed "$s0" "$s1")
+  rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/{print $NF}' "$out"); non2xx=${non2xx:-0}
+  line=$(grep '^BENCH ' "$out")
+  [ -n "$rps" ] && [ -n "$line" ] || die "wrk gave no figures: $(head -c 400 "$out")"
+  field() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
+  ms() { awk -v u="$(field "$1")" 'BEGIN{printf "%.3f", u/1000}'; }
+  sold=$(rcli GET 'seckill:{42}:sold')
+  check="requests=$(field requests),non2xx=$non2xx,socket-errors=$(( $(field err_connect) + $(field err_read) + $(field err_write) + $(field err_timeout) ))"
+  check="$check,sold=$((sold - sold0)),failed=$(failed_calls),forks=$(( $(info_field stats total_forks) - forks0 ))"
+  record "$scen" "$run" "$rps" "$(ms p50_us)" "$(ms p99_us)" "$(ms p999_us)" "$(pct $((r1 - r0)) "$wall")" \
+         "$(pct $((n1 - n0)) "$wall")" "$(time_pct "$tf")" "$(usec_per_call)" "$check"
+  log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
+  grep -E '\[(error|crit|alert|emerg)\]' "$NG/error.log" | tail -3 | sed 's/^/nginx error.log: /' >&2
+  stop_pid "$NPID"
+}
+
+# ---------------------------------------------------------------- (c) seckill-backend driven by seckill-load
+JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+ADMIN_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+EDGE_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+run_c() {  # run
+  local run=$1 scen=c_backend
+  prepare_db :
+  SECKILL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" SECKILL_JWT_SECRET="$JWT_SECRET" \
+  SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" SECKILL_EDGE_SECRET="$EDGE_SECRET" \
+  SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" "$BACKEND_BIN" > "$OUT/backend.run$run.log" 2>&1 &
+  local BPID=$! i; STARTED+=("$BPID")
+  for i in $(seq 1 300); do curl -fs "http://127.0.0.1:$BACKEND_PORT/readyz" >/dev/null 2>&1 && break
+    kill -0 "$BPID" 2>/dev/null || die "seckill-backend exited (see $OUT/backend.run$run.log)"; sleep 0.1; done
+  curl -fs "http://127.0.0.1:$BACKEND_PORT/readyz" >/dev/null || die "seckill-backend not ready (see $OUT/backend.run$run.log)"
+  log "$scen run $run: seckill-backend PID $BPID ready on :$BACKEND_PORT; seckill-load --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS"
+  local out="$OUT/load.$scen.run$run.txt" fifo="$OUT/load.run$run.fifo"
+  rm -f "$fifo"; mkfifo "$fifo"
+  SECKILL_JWT_SECRET="$JWT_SECRET" SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" "$LOAD_BIN" \
+    --url "http://127.0.0.1:$BACKEND_PORT" --buyers "$BUYERS" --connections "$LOAD_CONNS" \
+    --threads "$LOAD_THREADS" --json > "$fifo" 2> "$out.stderr" &
+  local LPID=$! line forks0="" r0="" b0="" l0="" s0="" r1="" b1="" l1="" s1=""
+  STARTED+=("$LPID")
+  : > "$out"
+  while IFS= read -r line; do
+    printf '%s\n' "$line" >> "$out"
+    case $line in
+      '{"phase":"token"'*)     # purchase phase starts now
+        r0=$(ticks "$RPID"); b0=$(ticks "$BPID"); l0=$(ticks "$LPID"); s0=$(now)
+        rcli CONFIG RESETSTAT >/dev/null; forks0=$(info_field stats total_forks) ;;
+      '{"phase":"purchase"'*)  # purchase phase done
+        r1=$(ticks "$RPID"); b1=$(ticks "$BPID"); l1=$(ticks "$LPID"); s1=$(now) ;;
+    esac
+  done < "$fifo"
+  wait "$LPID"; local rc=$?; forget "$LPID"; rm -f "$fifo"
+  local js; js=$(grep '^{"phase":"purchase"' "$out")
+  [ -n "$js" ] && [ -n "$s1" ] || die "seckill-load gave no purchase figures (exit $rc): $(tail -5 "$out" "$out.stderr")"
+  local wall ok sold inv check
+  wall=$(elapsed "$s0" "$s1")
+  ok=$(echo "$js" | jq -r '.statuses["202"] // 0')
+  sold=$(rcli GET "seckill:sold:{$(awk '/^activity /{print $2; exit}' "$out")}")
+  inv=$(awk '/^invariant:/{print $2; exit}' "$out")
+  check="requests=$(echo "$js" | jq -r .requests),202=$ok,other=$(echo "$js" | jq -c '.statuses | with_entries(select(.key != "202"))' | tr -d '"{}' | tr ',' ';')"
+  check="$check,transport-errors=$(echo "$js" | jq -r .transport_errors),sold=$sold,invariant=${inv:-?},exit=$rc"
+  check="$check,failed=$(failed_calls),forks=$(( $(info_field stats total_forks) - forks0 ))"
+  [ "$sold" = "$ok" ] || check="$check,SOLD-MISMATCH"
+  record "$scen" "$run" "$(echo "$js" | jq -r .rps)" "$(echo "$js" | jq -r .p50_ms)" "$(echo "$js" | jq -r .p99_ms)" \
+         "$(echo "$js" | jq -r .p999_ms)" "$(pct $((r1 - r0)) "$wall")" "$(pct $((b1 - b0)) "$wall")" \
+         "$(pct $((l1 - l0)) "$wall")" "$(usec_per_call)" "$check"
+  log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
+  stop_pid "$BPID"
+}
+
+# ---------------------------------------------------------------- machine info
+STAT0=$(grep '^cpu ' /proc/stat)
+{
+  echo "date: $(date -Is)   uptime at start: $(uptime)"
+  echo "host: nproc=$(nproc), cpu='$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')', mem=$(free -g | awk '/^Mem:/{print $2}')GiB, kernel=$(uname -r), debian=$(cat /etc/debian_version 2>/dev/null)"
+  echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), lua-nginx-module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null), lua-resty-redis $(dpkg-query -W -f='${Version}' lua-nginx-redis 2>/dev/null), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)')"
+  echo "redis: 127.0.0.1:$REDIS_PORT $REDIS_DESC (FLUSHALL + fresh AOF rewrite before every scenario run)"
+  echo "params: RUNS=$RUNS (a) -c$RB_CLIENTS N_P1=$N_P1 N_P16=$N_P16 TOKENS=$TOKENS | (b) wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION, nginx workers $NGINX_WORKERS, :$HTTP_PORT | (c) --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS, :$BACKEND_PORT"
+  echo "output: $OUT"
+} | tee "$OUT/machine.txt" >&2
+
+# ---------------------------------------------------------------- the runs (interleaved)
+for run in $(seq 1 "$RUNS"); do
+  run_a "$run" 1 "$N_P1"
+  run_a "$run" 16 "$N_P16"
+  run_b "$run"
+  run_c "$run"
+done
+rcli CONFIG SET appendonly no >/dev/null; rcli FLUSHALL >/dev/null   # leave no big AOF behind
+STAT1=$(grep '^cpu ' /proc/stat)
+
+# ---------------------------------------------------------------- summary
+med() {  # scenario column(3..10) -> median over runs ("-" if not numeric)
+  awk -F'\t' -v s="$1" -v c="$2" '$1==s{ if ($c !~ /^[0-9.]+$/) { bad=1 } else a[++n]=$c+0 }
+    END{ if (bad || n==0) { print "-"; exit } for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (a[j]<a[i]) {t=a[i];a[i]=a[j];a[j]=t}
+         print a[int((n+1)/2)] }' "$RAW"
+}
+minmax() { awk -F'\t' -v s="$1" '$1==s{ v=$3+0; if (n++==0||v<mn) mn=v; if (n==1||v>mx) mx=v } END{ printf "%.0f / %.0f", mn, mx }' "$RAW"; }
+fmt0() { awk -v v="$1" 'BEGIN{ if (v=="-") print "-"; else printf "%.0f", v }'; }
+checks1() { awk -F'\t' -v s="$1" '$1==s && $2==1 {print $11}' "$RAW"; }
+row() {  # scenario label
+  local s=$1 label=$2
+  echo "| $label | **$(fmt0 "$(med "$s" 3)")** | $(minmax "$s") | $(med "$s" 4) | $(med "$s" 5) | $(med "$s" 6) | $(med "$s" 7) | $(med "$s" 8) | $(med "$s" 9) | $(med "$s" 10) |"
+}
+A1=$(med a_evalsha_P1 3); A16=$(med a_evalsha_P16 3); B=$(med b_nginx_lua 3); C=$(med c_backend 3); C99=$(med c_backend 5)
+{
+  echo
+  echo "## seckill purchase: script ceiling vs reference gateway vs our HTTP path ($(date -Is), RUNS=$RUNS, medians)"
+  echo
+  echo "Redis for all: \`redis-server $REDIS_DESC\` on 127.0.0.1, FLUSHALL + fresh AOF before each run."
+  echo
+  echo "| figure | purchases/s | min / max | p50 ms | p99 ms | p999 ms | redis CPU % | server CPU % | client CPU % | redis usec/call |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  row a_evalsha_P1  "(a) redis-benchmark EVALSHA purchase.lua -c$RB_CLIENTS -P 1"
+  row a_evalsha_P16 "(a) redis-benchmark EVALSHA purchase.lua -c$RB_CLIENTS -P 16"
+  row b_nginx_lua   "(b) reference: nginx+Lua+lua-resty-redis decrease.lua, wrk -c$WRK_CONNS"
+  row c_backend     "(c) ours: seckill-backend, seckill-load -c$LOAD_CONNS (purchase phase)"
+  echo
+  echo "CPU %: one process over the measured window, 100 = one core (the box has $(nproc)00). server = nginx workers / seckill-backend;"
+  echo "client = redis-benchmark / wrk / seckill-load. usec/call = INFO commandstats of EVALSHA over the window."
+  echo "redis-benchmark and wrk do not report p999 the same way: (a) has none, (b) from wrk's histogram, (c) from seckill-load's."
+  echo
+  echo "checks (run 1):"
+  echo "  (a) -P 1 : $(checks1 a_evalsha_P1)"
+  echo "  (a) -P 16: $(checks1 a_evalsha_P16)"
+  echo "  (b)      : $(checks1 b_nginx_lua)"
+  echo "  (c)      : $(checks1 c_backend)"
+  echo
+  verdict() { if awk "BEGIN{exit !($2)}"; then echo "PASS  $1"; else echo "FAIL  $1"; fi; }
+  verdict "(c) beats (b): $(fmt0 "$C") > $(fmt0 "$B") purchases/s ($(awk -v c="$C" -v b="$B" 'BEGIN{printf "%.2fx", c/b}'))" "$C > $B"
+  verdict "(c) >= half of (a) at -P 1: $(fmt0 "$C") >= $(fmt0 "$A1")/2 = $(awk -v a="$A1" 'BEGIN{printf "%.0f", a/2}') ($(awk -v c="$C" -v a="$A1" 'BEGIN{printf "%.0f%%", 100*c/a}') of (a))" "$C >= $A1 / 2"
+  verdict "(c) p99 < $P99_GOAL_MS ms at $LOAD_CONNS connections: $C99 ms" "$C99 < $P99_GOAL_MS"
+  echo
+  echo "$STAT0 $STAT1" | awk '{ for (i=2;i<=11;i++) { d=$(i+11)-$i; tot+=d; if (i==9) st=d; if (i==5) idle=d }
+    printf "whole run: CPU busy %.0f%% of the cores, steal %.1f%%; ", 100*(tot-idle)/tot, 100*st/tot }'
+  echo "uptime at end: $(uptime)"
+  echo "raw per-run data: $RAW (scenario run rate p50 p99 p999 redis% server% client% usec/call checks); logs: $OUT"
+} | tee "$OUT/summary.md"
+grep -q '^FAIL' "$OUT/summary.md" && exit 3
+exit 0
