@@ -43,6 +43,10 @@
 #   So every measurement runs with AOF everysec from a freshly rewritten AOF; rewrites that happen
 #   during a run (auto-aof-rewrite) are counted in the "forks" check.
 #
+# Columns: purchases/s (median, min/max over RUNS), p50/p99/p999 ms, CPU % of Redis, the server (nginx
+#   workers / seckill-backend) and the client over the measured window (100 = one core), "other" = the
+#   rest of the box in that window (AOF rewrite children, kernel, anything else running: noise), and
+#   Redis's own usec per EVALSHA (INFO commandstats).
 # Goals checked (on the medians), printed as PASS/FAIL lines:
 #   1. (c) purchases/s > (b) req/s          2. (c) purchases/s >= 1/2 x (a) at -P 1
 #   3. (c) p99 < 10 ms at LOAD_CONNS (64) connections
@@ -167,6 +171,12 @@ ticks() {  # summed utime+stime (clock ticks, all threads) of the given PIDs
   echo "$t"
 }
 now() { date +%s.%N; }
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }   # box-wide busy ticks (all cores)
+other_pct() {  # busy-ticks wall our-cpu%...: CPU % of everything else on the box in the window
+  local b=$1 w=$2; shift 2
+  awk -v b="$b" -v hz="$HZ" -v w="$w" -v ours="$*" 'BEGIN{ n=split(ours,a," "); s=0; for(i=1;i<=n;i++) s+=a[i]+0;
+    if (w>0) { o=100*b/hz/w - s; printf "%.0f", (o<0?0:o) } else print "-" }'
+}
 pct() { awk -v d="$1" -v hz="$HZ" -v w="$2" 'BEGIN{ if (w>0) printf "%.0f", 100*d/hz/w; else print "-" }'; }
 time_pct() { awk '{ if ($3>0) printf "%.0f", 100*($1+$2)/$3; else print "-" }' "$1"; }   # "user sys real"
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{print b-a}'; }
@@ -175,7 +185,7 @@ info_field() { rcli INFO "$1" | tr -d '\r' | awk -F: -v k="$2" '$1==k{print $2}'
 usec_per_call() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $7}'; }
 failed_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $11+0}'; }
 record() { (IFS=$'\t'; echo "$*") >> "$RAW"; }
-# raw.tsv: scenario run rate/s p50_ms p99_ms p999_ms redis_cpu% server_cpu% client_cpu% usec/call checks
+# raw.tsv: scenario run rate/s p50_ms p99_ms p999_ms redis_cpu% server_cpu% client_cpu% usec/call checks other_cpu%
 
 # ---------------------------------------------------------------- redis (one configuration for all)
 RDIR="$OUT/redis"; mkdir -p "$RDIR"
@@ -246,13 +256,13 @@ run_a() {  # run pipeline n
   fi
   rcli CONFIG RESETSTAT >/dev/null
   log "$scen run $run: seeded $TOKENS tokens in $((SECONDS - t0)) s; redis-benchmark -c $RB_CLIENTS -P $P -n $n -r $TOKENS"
-  local sold0 forks0 csv="$OUT/rb.$scen.run$run.csv" tf="$OUT/time.tmp" r0 s0 r1 s1
+  local sold0 forks0 csv="$OUT/rb.$scen.run$run.csv" tf="$OUT/time.tmp" r0 s0 r1 s1 k0 k1
   sold0=$(rcli GET "seckill:sold:{$A}"); forks0=$(info_field stats total_forks)
-  r0=$(ticks "$RPID"); s0=$(now)
+  r0=$(ticks "$RPID"); s0=$(now); k0=$(busy)
   { TIMEFORMAT='%U %S %R'; time redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$RB_CLIENTS" -P "$P" -n "$n" \
       -r "$TOKENS" --csv EVALSHA "$SHA_PURCHASE" 9 "${A_KEYS[@]}" "${A_ARGS[@]}" > "$csv" 2>&1; } 2> "$tf"
-  s1=$(now); r1=$(ticks "$RPID")
-  local wall rps p50 p99 sold sales exp_sales check
+  s1=$(now); r1=$(ticks "$RPID"); k1=$(busy)
+  local wall rps p50 p99 sold sales exp_sales check rc cc
   wall=$(elapsed "$s0" "$s1")
   rps=$(awk -F'","' 'NR==2{print $2}' "$csv" | tr -d '"')
   p50=$(awk -F'","' 'NR==2{print $5}' "$csv" | tr -d '"')
@@ -265,7 +275,8 @@ run_a() {  # run pipeline n
   check="$check,failed=$(failed_calls),forks=$(( $(info_field stats total_forks) - forks0 ))"
   # a sale count far below the replay expectation means calls failed for another reason
   awk -v s="$sales" -v e="$exp_sales" -v n="$n" 'BEGIN{exit !(e - s > 0.005*n)}' && check="$check,UNEXPECTED-NON-SALES"
-  record "$scen" "$run" "$rps" "$p50" "$p99" "-" "$(pct $((r1 - r0)) "$wall")" "-" "$(time_pct "$tf")" "$(usec_per_call)" "$check"
+  rc=$(pct $((r1 - r0)) "$wall"); cc=$(time_pct "$tf")
+  record "$scen" "$run" "$rps" "$p50" "$p99" "-" "$rc" "-" "$cc" "$(usec_per_call)" "$check" "$(other_pct $((k1 - k0)) "$wall" "$rc" "$cc")"
   log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
 }
 
@@ -286,14 +297,14 @@ run_b() {  # run
   local workers; workers=$(ps -o pid= --ppid "$NPID" | tr -d ' ' | tr '\n' ' ')
   rcli CONFIG RESETSTAT >/dev/null
   log "$scen run $run: nginx PID $NPID (workers $workers), probe -> $probe; wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION"
-  local sold0 forks0 out="$OUT/wrk.$scen.run$run.txt" tf="$OUT/time.tmp" r0 n0 s0 r1 n1 s1
+  local sold0 forks0 out="$OUT/wrk.$scen.run$run.txt" tf="$OUT/time.tmp" r0 n0 s0 r1 n1 s1 k0 k1
   sold0=$(rcli GET 'seckill:{42}:sold'); forks0=$(info_field stats total_forks)
-  r0=$(ticks "$RPID"); n0=$(ticks $workers); s0=$(now)
+  r0=$(ticks "$RPID"); n0=$(ticks $workers); s0=$(now); k0=$(busy)
   { TIMEFORMAT='%U %S %R'; time wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency \
       -s "$HERE/reference/wrk-buy.lua" "$U" > "$out" 2>&1; } 2> "$tf"
-  s1=$(now); r1=$(ticks "$RPID"); n1=$(ticks $workers)
+  s1=$(now); r1=$(ticks "$RPID"); n1=$(ticks $workers); k1=$(busy)
   sleep 0.2   # let the last in-flight purchases land before reading sold
-  local wall rps non2xx line sold check
+  local wall rps non2xx line sold check rc nc cc
   wall=$(elapsed "$s0" "$s1")
   rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
   non2xx=$(awk '/Non-2xx or 3xx responses:/{print $NF}' "$out"); non2xx=${non2xx:-0}
@@ -304,8 +315,9 @@ run_b() {  # run
   sold=$(rcli GET 'seckill:{42}:sold')
   check="requests=$(field requests),non2xx=$non2xx,socket-errors=$(( $(field err_connect) + $(field err_read) + $(field err_write) + $(field err_timeout) ))"
   check="$check,sold=$((sold - sold0)),failed=$(failed_calls),forks=$(( $(info_field stats total_forks) - forks0 ))"
-  record "$scen" "$run" "$rps" "$(ms p50_us)" "$(ms p99_us)" "$(ms p999_us)" "$(pct $((r1 - r0)) "$wall")" \
-         "$(pct $((n1 - n0)) "$wall")" "$(time_pct "$tf")" "$(usec_per_call)" "$check"
+  rc=$(pct $((r1 - r0)) "$wall"); nc=$(pct $((n1 - n0)) "$wall"); cc=$(time_pct "$tf")
+  record "$scen" "$run" "$rps" "$(ms p50_us)" "$(ms p99_us)" "$(ms p999_us)" "$rc" "$nc" "$cc" "$(usec_per_call)" "$check" \
+         "$(other_pct $((k1 - k0)) "$wall" "$rc" "$nc" "$cc")"
   log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
   grep -E '\[(error|crit|alert|emerg)\]' "$NG/error.log" | tail -3 | sed 's/^/nginx error.log: /' >&2
   stop_pid "$NPID"
@@ -331,23 +343,23 @@ run_c() {  # run
   SECKILL_JWT_SECRET="$JWT_SECRET" SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" "$LOAD_BIN" \
     --url "http://127.0.0.1:$BACKEND_PORT" --buyers "$BUYERS" --connections "$LOAD_CONNS" \
     --threads "$LOAD_THREADS" --json > "$fifo" 2> "$out.stderr" &
-  local LPID=$! line forks0="" r0="" b0="" l0="" s0="" r1="" b1="" l1="" s1=""
+  local LPID=$! line forks0="" r0="" b0="" l0="" s0="" r1="" b1="" l1="" s1="" k0="" k1=""
   STARTED+=("$LPID")
   : > "$out"
   while IFS= read -r line; do
     printf '%s\n' "$line" >> "$out"
     case $line in
       '{"phase":"token"'*)     # purchase phase starts now
-        r0=$(ticks "$RPID"); b0=$(ticks "$BPID"); l0=$(ticks "$LPID"); s0=$(now)
+        r0=$(ticks "$RPID"); b0=$(ticks "$BPID"); l0=$(ticks "$LPID"); s0=$(now); k0=$(busy)
         rcli CONFIG RESETSTAT >/dev/null; forks0=$(info_field stats total_forks) ;;
       '{"phase":"purchase"'*)  # purchase phase done
-        r1=$(ticks "$RPID"); b1=$(ticks "$BPID"); l1=$(ticks "$LPID"); s1=$(now) ;;
+        r1=$(ticks "$RPID"); b1=$(ticks "$BPID"); l1=$(ticks "$LPID"); s1=$(now); k1=$(busy) ;;
     esac
   done < "$fifo"
   wait "$LPID"; local rc=$?; forget "$LPID"; rm -f "$fifo"
   local js; js=$(grep '^{"phase":"purchase"' "$out")
   [ -n "$js" ] && [ -n "$s1" ] || die "seckill-load gave no purchase figures (exit $rc): $(tail -5 "$out" "$out.stderr")"
-  local wall ok sold inv check
+  local wall ok sold inv check rc bc lc
   wall=$(elapsed "$s0" "$s1")
   ok=$(echo "$js" | jq -r '.statuses["202"] // 0')
   sold=$(rcli GET "seckill:sold:{$(awk '/^activity /{print $2; exit}' "$out")}")
@@ -356,9 +368,9 @@ run_c() {  # run
   check="$check,transport-errors=$(echo "$js" | jq -r .transport_errors),sold=$sold,invariant=${inv:-?},exit=$rc"
   check="$check,failed=$(failed_calls),forks=$(( $(info_field stats total_forks) - forks0 ))"
   [ "$sold" = "$ok" ] || check="$check,SOLD-MISMATCH"
+  rc=$(pct $((r1 - r0)) "$wall"); bc=$(pct $((b1 - b0)) "$wall"); lc=$(pct $((l1 - l0)) "$wall")
   record "$scen" "$run" "$(echo "$js" | jq -r .rps)" "$(echo "$js" | jq -r .p50_ms)" "$(echo "$js" | jq -r .p99_ms)" \
-         "$(echo "$js" | jq -r .p999_ms)" "$(pct $((r1 - r0)) "$wall")" "$(pct $((b1 - b0)) "$wall")" \
-         "$(pct $((l1 - l0)) "$wall")" "$(usec_per_call)" "$check"
+         "$(echo "$js" | jq -r .p999_ms)" "$rc" "$bc" "$lc" "$(usec_per_call)" "$check" "$(other_pct $((k1 - k0)) "$wall" "$rc" "$bc" "$lc")"
   log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
   stop_pid "$BPID"
 }
@@ -395,7 +407,7 @@ fmt0() { awk -v v="$1" 'BEGIN{ if (v=="-") print "-"; else printf "%.0f", v }'; 
 checks1() { awk -F'\t' -v s="$1" '$1==s && $2==1 {print $11}' "$RAW"; }
 row() {  # scenario label
   local s=$1 label=$2
-  echo "| $label | **$(fmt0 "$(med "$s" 3)")** | $(minmax "$s") | $(med "$s" 4) | $(med "$s" 5) | $(med "$s" 6) | $(med "$s" 7) | $(med "$s" 8) | $(med "$s" 9) | $(med "$s" 10) |"
+  echo "| $label | **$(fmt0 "$(med "$s" 3)")** | $(minmax "$s") | $(med "$s" 4) | $(med "$s" 5) | $(med "$s" 6) | $(med "$s" 7) | $(med "$s" 8) | $(med "$s" 9) | $(med "$s" 12) | $(med "$s" 10) |"
 }
 A1=$(med a_evalsha_P1 3); A16=$(med a_evalsha_P16 3); B=$(med b_nginx_lua 3); C=$(med c_backend 3); C99=$(med c_backend 5)
 {
@@ -404,15 +416,16 @@ A1=$(med a_evalsha_P1 3); A16=$(med a_evalsha_P16 3); B=$(med b_nginx_lua 3); C=
   echo
   echo "Redis for all: \`redis-server $REDIS_DESC\` on 127.0.0.1, FLUSHALL + fresh AOF before each run."
   echo
-  echo "| figure | purchases/s | min / max | p50 ms | p99 ms | p999 ms | redis CPU % | server CPU % | client CPU % | redis usec/call |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| figure | purchases/s | min / max | p50 ms | p99 ms | p999 ms | redis CPU % | server CPU % | client CPU % | other CPU % | redis usec/call |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   row a_evalsha_P1  "(a) redis-benchmark EVALSHA purchase.lua -c$RB_CLIENTS -P 1"
   row a_evalsha_P16 "(a) redis-benchmark EVALSHA purchase.lua -c$RB_CLIENTS -P 16"
   row b_nginx_lua   "(b) reference: nginx+Lua+lua-resty-redis decrease.lua, wrk -c$WRK_CONNS"
   row c_backend     "(c) ours: seckill-backend, seckill-load -c$LOAD_CONNS (purchase phase)"
   echo
   echo "CPU %: one process over the measured window, 100 = one core (the box has $(nproc)00). server = nginx workers / seckill-backend;"
-  echo "client = redis-benchmark / wrk / seckill-load. usec/call = INFO commandstats of EVALSHA over the window."
+  echo "client = redis-benchmark / wrk / seckill-load; other = the rest of the box in the window (AOF rewrite children, kernel,"
+  echo "anything else running: a noise indicator). usec/call = INFO commandstats of EVALSHA over the window."
   echo "redis-benchmark and wrk do not report p999 the same way: (a) has none, (b) from wrk's histogram, (c) from seckill-load's."
   echo
   echo "checks (run 1):"
@@ -429,7 +442,7 @@ A1=$(med a_evalsha_P1 3); A16=$(med a_evalsha_P16 3); B=$(med b_nginx_lua 3); C=
   echo "$STAT0 $STAT1" | awk '{ for (i=2;i<=11;i++) { d=$(i+11)-$i; tot+=d; if (i==9) st=d; if (i==5) idle=d }
     printf "whole run: CPU busy %.0f%% of the cores, steal %.1f%%; ", 100*(tot-idle)/tot, 100*st/tot }'
   echo "uptime at end: $(uptime)"
-  echo "raw per-run data: $RAW (scenario run rate p50 p99 p999 redis% server% client% usec/call checks); logs: $OUT"
+  echo "raw per-run data: $RAW (scenario run rate p50 p99 p999 redis% server% client% usec/call checks other%); logs: $OUT"
 } | tee "$OUT/summary.md"
 grep -q '^FAIL' "$OUT/summary.md" && exit 3
 exit 0

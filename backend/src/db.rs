@@ -272,20 +272,20 @@ impl Db {
         Ok((orders, next))
     }
 
-    /// Moves a pending order to `to` if it is still pending and its deadline
-    /// is after `now_ms` (`pay`, `cancel`) or has passed (`expire`).
+    /// Moves a pending order to `to`. Paying also needs the deadline ahead of
+    /// `now_ms`, expiring needs it passed; cancelling needs only the status.
     /// Returns whether this call made the change.
     pub async fn transition(&self, order_id: &str, to: OrderStatus, now_ms: i64) -> Result<bool, sqlx::Error> {
         let deadline = match to {
-            OrderStatus::Paid => "AND pay_deadline_ms > ?",
-            OrderStatus::Expired => "AND pay_deadline_ms <= ?",
-            _ => "AND ? = ?",
+            OrderStatus::Paid => " AND pay_deadline_ms > ?",
+            OrderStatus::Expired => " AND pay_deadline_ms <= ?",
+            _ => "",
         };
         let sql = format!(
-            "UPDATE orders SET status = ?, updated_at_ms = ? WHERE order_id = ? AND status = 'pending_payment' {deadline}"
+            "UPDATE orders SET status = ?, updated_at_ms = ? WHERE order_id = ? AND status = 'pending_payment'{deadline}"
         );
-        let mut q = sqlx::query(&sql).bind(status_str(to)).bind(now_ms).bind(order_id).bind(now_ms);
-        if !matches!(to, OrderStatus::Paid | OrderStatus::Expired) {
+        let mut q = sqlx::query(&sql).bind(status_str(to)).bind(now_ms).bind(order_id);
+        if !deadline.is_empty() {
             q = q.bind(now_ms);
         }
         Ok(q.execute(&self.pool).await?.rows_affected() == 1)
