@@ -300,8 +300,10 @@ pub struct EdgeState {
     pub blacklist_ips: Vec<String>,
     /// Activities whose token and purchase requests the edge answers `sold_out`.
     pub sold_out: Vec<u64>,
-    /// Activities outside their window (scheduled or ended).
-    pub not_live: Vec<u64>,
+    /// Activities not yet started (the edge answers `not_started`).
+    pub not_started: Vec<u64>,
+    /// Activities past their end (the edge answers `ended`).
+    pub ended: Vec<u64>,
 }
 
 /// The machine-readable part of every error (`CONTRACT.md`, "Errors").
