@@ -36,7 +36,7 @@ impl AppState {
     pub async fn new(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.redis_url, settings.redis_timeout()).await?;
         let db = Db::connect(&settings.database_url).await?;
-        let keys = Keys::new(&secrets.jwt, &secrets.admin_password);
+        let keys = Keys::new(&secrets.jwt, &secrets.admin_password, &secrets.edge);
         Ok(Self {
             settings: Arc::new(settings),
             keys: Arc::new(keys),
@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::public::router())
         .merge(routes::orders::router())
+        .merge(routes::edge::router())
         .merge(routes::admin::router())
         .merge(routes::health::router())
         .fallback(|| async { ApiError::not_found("route") })

@@ -47,10 +47,11 @@ pub struct Keys {
     admin_decoding: DecodingKey,
     admin_validation: Validation,
     admin_password_digest: [u8; 32],
+    edge_secret_digest: [u8; 32],
 }
 
 impl Keys {
-    pub fn new(jwt_secret: &str, admin_password: &str) -> Self {
+    pub fn new(jwt_secret: &str, admin_password: &str, edge_secret: &str) -> Self {
         let mut buyer_validation = Validation::new(Algorithm::HS256);
         buyer_validation.set_required_spec_claims(&["exp", "sub"]);
         buyer_validation.leeway = 5;
@@ -67,6 +68,7 @@ impl Keys {
             admin_decoding: DecodingKey::from_secret(&admin_secret),
             admin_validation,
             admin_password_digest: Sha256::digest(admin_password.as_bytes()).into(),
+            edge_secret_digest: Sha256::digest(edge_secret.as_bytes()).into(),
         }
     }
 
@@ -84,8 +86,12 @@ impl Keys {
     /// Checks the admin password in constant time (both sides hashed first, so
     /// not even the length leaks).
     pub fn check_admin_password(&self, password: &str) -> bool {
-        let given: [u8; 32] = Sha256::digest(password.as_bytes()).into();
-        given.ct_eq(&self.admin_password_digest).into()
+        same_secret(password, &self.admin_password_digest)
+    }
+
+    /// Checks the secret the edge presents, in constant time.
+    pub fn check_edge_secret(&self, presented: &str) -> bool {
+        same_secret(presented, &self.edge_secret_digest)
     }
 
     /// Issues an admin session token valid until `exp` (unix seconds).
@@ -100,6 +106,11 @@ impl Keys {
             .map(drop)
             .map_err(|_| ApiError::unauthorized("admin session missing, expired or invalid; log in again"))
     }
+}
+
+fn same_secret(given: &str, expected_digest: &[u8; 32]) -> bool {
+    let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+    given.ct_eq(expected_digest).into()
 }
 
 /// A user id as the contract allows it: 1–64 characters of `[A-Za-z0-9_-]`.
@@ -230,7 +241,7 @@ mod tests {
 
     #[test]
     fn admin_password_check() {
-        let keys = Keys::new("secret", "hunter2");
+        let keys = Keys::new("secret", "hunter2", "edge");
         assert!(keys.check_admin_password("hunter2"));
         assert!(!keys.check_admin_password("hunter3"));
         assert!(!keys.check_admin_password(""));
@@ -238,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_buyer_token_is_not_an_admin_session() {
-        let keys = Keys::new("secret", "pw");
+        let keys = Keys::new("secret", "pw", "edge");
         let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 60;
         let buyer = jsonwebtoken::encode(
             &Header::default(),

@@ -162,6 +162,10 @@ impl Db {
         Ok(Self { pool, dialect })
     }
 
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod blacklist;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod keys;

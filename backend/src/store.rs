@@ -573,6 +573,16 @@ impl Store {
         .await
     }
 
+    pub async fn hset(&self, key: &'static str, field: &str, value: &str) -> Result<(), StoreError> {
+        let (field, value) = (field.to_owned(), value.to_owned());
+        self.bounded(|mut c| async move { redis::cmd("HSET").arg(key).arg(&field).arg(&value).query_async(&mut c).await })
+            .await
+    }
+
+    pub async fn hgetall(&self, key: &'static str) -> Result<HashMap<String, String>, StoreError> {
+        self.bounded(|mut c| async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }).await
+    }
+
     pub async fn blacklist_version(&self) -> Result<i64, StoreError> {
         self.bounded(|mut c| async move {
             let v: Option<i64> = redis::cmd("GET").arg(keys::BLACKLIST_VERSION).query_async(&mut c).await?;

@@ -16,6 +16,8 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+pub mod mariadb;
+
 pub const JWT_SECRET: &str = "test-jwt-secret";
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
 pub const EDGE_SECRET: &str = "test-edge-secret";
@@ -128,7 +130,7 @@ pub struct Backend {
     /// The worker, sweeper and refresher tasks, aborted on drop.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    _db_dir: TempDir,
+    _db_dir: Option<TempDir>,
 }
 
 /// A directory removed on drop.
@@ -159,12 +161,25 @@ impl Backend {
         Self::start_with(redis_url, &[]).await
     }
 
-    /// Starts with extra command-line settings (e.g. `--token-factor`).
+    /// Starts with extra command-line settings (e.g. `--token-factor`) and a
+    /// fresh SQLite order database.
     pub async fn start_with(redis_url: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        use clap::Parser as _;
-        init_logging();
         let db_dir = TempDir::new("db");
         let database_url = format!("sqlite://{}/orders.db", db_dir.0.display());
+        Self::start_on_db(redis_url, &database_url, Some(db_dir), extra).await
+    }
+
+    /// Starts on an existing order database (a restart, or MariaDB); `db_dir`
+    /// is removed when the backend drops.
+    pub async fn start_on_db(
+        redis_url: &str,
+        database_url: &str,
+        db_dir: Option<TempDir>,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        use clap::Parser as _;
+        init_logging();
+        let database_url = database_url.to_owned();
         let mut args = vec![
             "seckill-backend",
             "--redis-url",

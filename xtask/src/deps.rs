@@ -60,5 +60,32 @@ pub fn ensure_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
 
 /// What the tests need besides Rust.
 pub fn ensure_test_deps() -> anyhow::Result<()> {
-    ensure_packages(&[("redis-server", "redis-server")])
+    // mariadbd itself is in /usr/sbin, often not on a user's PATH; its installer is in /usr/bin.
+    ensure_packages(&[("redis-server", "redis-server"), ("mariadb-install-db", "mariadb-server")])
+}
+
+/// Makes sure the wasm32 target is installed (the edge filter is built for it).
+pub fn ensure_wasm_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-unknown-unknown"));
+    match installed {
+        Ok(true) => Ok(()),
+        Ok(false) => run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"])),
+        // No rustup: trust that the toolchain has the target, cargo will say if not.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Builds the edge filter's `.wasm` (release) and returns its path.
+pub fn build_filter() -> anyhow::Result<PathBuf> {
+    ensure_wasm_target()?;
+    eprintln!("xtask: building the edge filter (wasm32, release)…");
+    run(cargo().args(["build", "--release", "--target", "wasm32-unknown-unknown", "-p", "seckill-edge-filter"]))?;
+    let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
+    if !wasm.is_file() {
+        bail!("the filter build did not produce {}", wasm.display());
+    }
+    Ok(wasm)
 }

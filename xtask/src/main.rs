@@ -38,6 +38,8 @@ fn main() -> anyhow::Result<()> {
         Command::Start(args) => start::run(args),
         Command::Test { cargo_args } => {
             deps::ensure_test_deps()?;
+            // The edge tests load the real filter: build it first.
+            deps::build_filter()?;
             let mut cmd = deps::cargo();
             cmd.args(["test", "--workspace"]).args(&cargo_args);
             deps::run(&mut cmd)

@@ -2,6 +2,7 @@
 //! (through extractors), call the store, and shape the answer.
 
 pub mod admin;
+pub mod edge;
 pub mod health;
 pub mod orders;
 pub mod public;

@@ -1,0 +1,224 @@
+//! What the backend owns for the edge: its rules (versioned in the order DB,
+//! so they survive restarts and keep a history) and the state it syncs
+//! (`GET /internal/edge/state`).
+//!
+//! The state carries a content hash as its version; the edge sends it back in
+//! `if-none-match` and gets `304 Not Modified` while nothing changed, so an
+//! idle system costs one tiny request per sync period.
+
+use seckill_api::{ActivityStatus, EdgeRules, EdgeState, RateRule};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::app::{from_ms, now_ms};
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::store::{Store, StoreError};
+
+/// Redis hash: edge id → `{version, rules_version, at_ms}` of its last sync.
+pub const EDGE_SYNCS: &str = "seckill:edge:syncs";
+
+/// A stored version of the rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRules {
+    pub version: i64,
+    pub rules: EdgeRules,
+    pub created_at_ms: i64,
+}
+
+/// Checks rules before they are stored, naming the first thing wrong.
+pub fn validate(rules: &EdgeRules) -> Result<(), String> {
+    fn rate(name: &str, r: &RateRule) -> Result<(), String> {
+        if !r.rate_per_sec.is_finite() || r.rate_per_sec <= 0.0 || r.rate_per_sec > 1_000_000.0 {
+            return Err(format!("{name}.rate_per_sec: must be above 0 and at most 1000000"));
+        }
+        if r.burst > 1_000_000 {
+            return Err(format!("{name}.burst: must be at most 1000000"));
+        }
+        Ok(())
+    }
+    rate("per_ip", &rules.per_ip)?;
+    rate("per_user", &rules.per_user)?;
+    if rules.max_in_flight_per_ip == 0 || rules.max_in_flight_total == 0 {
+        return Err("max_in_flight_per_ip and max_in_flight_total: must be at least 1".into());
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, route) in rules.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        if route.name.trim().is_empty() || !names.insert(route.name.as_str()) {
+            return Err(format!("{at}.name: must be non-empty and unique"));
+        }
+        if !route.path.starts_with('/') || route.path.contains("//") || route.path.len() > 512 {
+            return Err(format!("{at}.path: must start with / (use * for one segment)"));
+        }
+        if let Some(m) = &route.method
+            && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(format!("{at}.method: an upper-case HTTP method such as POST"));
+        }
+        if let Some(r) = &route.per_ip {
+            rate(&format!("{at}.per_ip"), r)?;
+        }
+        if let Some(r) = &route.per_user {
+            rate(&format!("{at}.per_user"), r)?;
+        }
+    }
+    Ok(())
+}
+
+impl Db {
+    /// The rules in force: the newest version, or the defaults as version 0.
+    pub async fn current_rules(&self) -> Result<StoredRules, sqlx::Error> {
+        let row = sqlx::query("SELECT version, rules_json, created_at_ms FROM edge_rules ORDER BY version DESC LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            Some(r) => stored(&r),
+            None => Ok(StoredRules { version: 0, rules: EdgeRules::default(), created_at_ms: 0 }),
+        }
+    }
+
+    /// Stores `rules` as the next version, unless `expected` is given and is
+    /// no longer the current version (someone else saved in between).
+    pub async fn save_rules(&self, rules: &EdgeRules, expected: Option<i64>) -> Result<Result<StoredRules, i64>, sqlx::Error> {
+        let json = serde_json::to_string(rules).expect("rules serialise");
+        for _ in 0..5 {
+            let current = self.current_rules().await?.version;
+            if expected.is_some_and(|e| e != current) {
+                return Ok(Err(current));
+            }
+            let now = now_ms();
+            let inserted = sqlx::query("INSERT INTO edge_rules (version, rules_json, created_at_ms) VALUES (?, ?, ?)")
+                .bind(current + 1)
+                .bind(&json)
+                .bind(now)
+                .execute(self.pool())
+                .await;
+            match inserted {
+                Ok(_) => return Ok(Ok(StoredRules { version: current + 1, rules: rules.clone(), created_at_ms: now })),
+                // Another writer took this version number: read again and retry.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(sqlx::Error::Protocol("edge rules: too many concurrent saves".into()))
+    }
+
+    /// Versions older than `before` (or the newest), newest first.
+    pub async fn rules_history(&self, before: Option<i64>, limit: usize) -> Result<Vec<StoredRules>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT version, rules_json, created_at_ms FROM edge_rules WHERE version < ? ORDER BY version DESC LIMIT ?",
+        )
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(stored).collect()
+    }
+}
+
+fn stored(r: &sqlx::any::AnyRow) -> Result<StoredRules, sqlx::Error> {
+    let json: String = r.try_get("rules_json")?;
+    Ok(StoredRules {
+        version: r.try_get("version")?,
+        rules: serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        created_at_ms: r.try_get("created_at_ms")?,
+    })
+}
+
+/// Builds the state the edge syncs: rules, blacklist, and the activities
+/// whose token and purchase requests the edge can answer by itself.
+pub async fn state(store: &Store, db: &Db) -> Result<EdgeState, ApiError> {
+    let rules = db.current_rules().await?;
+    let (_, mut blacklist_users, mut blacklist_ips) = store.blacklist_snapshot().await?;
+    blacklist_users.sort();
+    blacklist_ips.sort();
+    let now = from_ms(now_ms());
+    let (mut sold_out, mut not_started, mut ended) = (Vec::new(), Vec::new(), Vec::new());
+    for id in store.activity_ids().await? {
+        let Some(a) = store.activity(id).await? else { continue };
+        match ActivityStatus::at(now, from_ms(a.starts_at_ms), from_ms(a.ends_at_ms), a.remaining) {
+            ActivityStatus::SoldOut => sold_out.push(id),
+            ActivityStatus::Scheduled => not_started.push(id),
+            ActivityStatus::Ended => ended.push(id),
+            ActivityStatus::Live => {}
+        }
+    }
+    let mut state = EdgeState {
+        version: String::new(),
+        rules_version: rules.version,
+        rules: rules.rules,
+        blacklist_users,
+        blacklist_ips,
+        sold_out,
+        not_started,
+        ended,
+    };
+    state.version = content_version(&state);
+    Ok(state)
+}
+
+/// A short hash of everything in the state but its version.
+fn content_version(state: &EdgeState) -> String {
+    let json = serde_json::to_vec(state).expect("state serialises");
+    Sha256::digest(&json).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The last sync of one edge.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EdgeSync {
+    pub edge_id: String,
+    pub version: String,
+    pub rules_version: i64,
+    /// When this edge first fetched state with `rules_version`.
+    pub rules_since_ms: i64,
+    /// When this edge last synced (200 or 304).
+    pub at_ms: i64,
+}
+
+/// Remembers that edge `edge_id` now runs state `version` with `rules_version`.
+pub async fn record_sync(store: &Store, edge_id: &str, version: &str, rules_version: i64) -> Result<(), StoreError> {
+    let now = now_ms();
+    let previous = syncs(store).await?.into_iter().find(|s| s.edge_id == edge_id);
+    let rules_since_ms = match previous {
+        Some(p) if p.rules_version == rules_version => p.rules_since_ms,
+        _ => now,
+    };
+    let sync = EdgeSync { edge_id: edge_id.to_owned(), version: version.to_owned(), rules_version, rules_since_ms, at_ms: now };
+    store.hset(EDGE_SYNCS, edge_id, &serde_json::to_string(&sync).expect("sync serialises")).await
+}
+
+/// The last sync of every edge that ever synced.
+pub async fn syncs(store: &Store) -> Result<Vec<EdgeSync>, StoreError> {
+    let all = store.hgetall(EDGE_SYNCS).await?;
+    let mut out: Vec<EdgeSync> = all.values().filter_map(|v| serde_json::from_str(v).ok()).collect();
+    out.sort_by(|a, b| a.edge_id.cmp(&b.edge_id));
+    Ok(out)
+}
+
+/// When the first edge picked up rules `version`, if one has.
+pub fn picked_up_at(syncs: &[EdgeSync], version: i64) -> Option<i64> {
+    syncs.iter().filter(|s| s.rules_version == version).map(|s| s.rules_since_ms).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rules_are_valid_and_bad_ones_are_named() {
+        assert_eq!(validate(&EdgeRules::default()), Ok(()));
+        let mut r = EdgeRules::default();
+        r.per_ip.rate_per_sec = 0.0;
+        assert!(validate(&r).unwrap_err().starts_with("per_ip.rate_per_sec"));
+        let mut r = EdgeRules::default();
+        r.routes[1].name = r.routes[0].name.clone();
+        assert!(validate(&r).unwrap_err().starts_with("routes[1].name"));
+        let mut r = EdgeRules::default();
+        r.routes[0].path = "api".into();
+        assert!(validate(&r).unwrap_err().starts_with("routes[0].path"));
+        let mut r = EdgeRules::default();
+        r.max_in_flight_total = 0;
+        assert!(validate(&r).is_err());
+    }
+}

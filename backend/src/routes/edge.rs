@@ -1,0 +1,103 @@
+//! The edge's side door (`/internal/edge/state`, secret-guarded, never
+//! forwarded by the public edge) and the admin routes for the edge rules.
+
+use axum::extract::State;
+use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use seckill_api::{EdgeRules, EdgeRulesVersion, Page};
+
+use crate::app::{AppState, from_ms};
+use crate::auth::Admin;
+use crate::edge::{self, EdgeSync, StoredRules, picked_up_at};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PageQuery, Query};
+
+/// Header the edge presents its secret in.
+pub const EDGE_SECRET_HEADER: &str = "x-seckill-edge-secret";
+/// Header naming the edge instance, so its sync can be shown to operators.
+pub const EDGE_ID_HEADER: &str = "x-seckill-edge-id";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/edge/state", get(edge_state))
+        .route("/admin/api/edge-rules", get(current_rules).put(put_rules))
+        .route("/admin/api/edge-rules/history", get(rules_history))
+        .route("/admin/api/edge-status", get(edge_status))
+}
+
+async fn edge_state(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let presented = headers.get(EDGE_SECRET_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !state.keys.check_edge_secret(presented) {
+        return Err(ApiError::unauthorized("edge secret missing or wrong"));
+    }
+    let current = edge::state(&state.store, &state.orders.db).await?;
+    let etag = format!("\"{}\"", current.version);
+    if let Some(edge_id) = headers.get(EDGE_ID_HEADER).and_then(|v| v.to_str().ok()).filter(|id| id.len() <= 128)
+        && let Err(e) = edge::record_sync(&state.store, edge_id, &current.version, current.rules_version).await
+    {
+        tracing::warn!(error = %e, "recording the edge's sync failed");
+    }
+    let etag_value = HeaderValue::from_str(&etag).expect("hex etag is a valid header");
+    let unchanged = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == etag);
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag_value)]).into_response());
+    }
+    Ok(([(ETAG, etag_value)], Json(current)).into_response())
+}
+
+fn version_view(stored: StoredRules, syncs: &[EdgeSync]) -> EdgeRulesVersion {
+    EdgeRulesVersion {
+        version: stored.version,
+        created_at: from_ms(stored.created_at_ms),
+        edge_synced_at: picked_up_at(syncs, stored.version).map(from_ms),
+        rules: stored.rules,
+    }
+}
+
+async fn current_rules(State(state): State<AppState>, _: Admin) -> Result<Json<EdgeRulesVersion>, ApiError> {
+    let current = state.orders.db.current_rules().await?;
+    let syncs = edge::syncs(&state.store).await?;
+    Ok(Json(version_view(current, &syncs)))
+}
+
+async fn put_rules(
+    State(state): State<AppState>,
+    _: Admin,
+    JsonBody(rules): JsonBody<EdgeRules>,
+) -> Result<Json<EdgeRulesVersion>, ApiError> {
+    edge::validate(&rules).map_err(ApiError::bad_request)?;
+    let saved = state.orders.db.save_rules(&rules, None).await?.map_err(|current| {
+        ApiError::bad_request(format!("the rules changed meanwhile (now version {current}); reload and retry"))
+    })?;
+    tracing::info!(version = saved.version, "edge rules saved; edges pick them up on their next sync");
+    Ok(Json(version_view(saved, &[])))
+}
+
+async fn rules_history(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<EdgeRulesVersion>>, ApiError> {
+    let limit = q.limit()?;
+    let before = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::bad_request("cursor: not one this API returned"))?),
+    };
+    let mut versions = state.orders.db.rules_history(before, limit + 1).await?;
+    let next = (versions.len() > limit).then(|| {
+        versions.truncate(limit);
+        versions.last().map(|v| v.version.to_string())
+    });
+    let syncs = edge::syncs(&state.store).await?;
+    Ok(Json(Page {
+        items: versions.into_iter().map(|v| version_view(v, &syncs)).collect(),
+        next_cursor: next.flatten(),
+    }))
+}
+
+async fn edge_status(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<EdgeSync>>, ApiError> {
+    Ok(Json(edge::syncs(&state.store).await?))
+}
