@@ -306,6 +306,78 @@ pub struct EdgeState {
     pub ended: Vec<u64>,
 }
 
+/// Live figures of one activity, as the admin events stream sends them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityLive {
+    pub id: u64,
+    pub name: String,
+    pub status: ActivityStatus,
+    pub total_stock: i64,
+    pub remaining: i64,
+    pub sold: i64,
+    pub live_tokens: i64,
+    pub orders_by_status: Vec<StatusCount>,
+    /// Accepted purchases per second over the last interval (this backend).
+    pub purchases_per_sec: f64,
+    /// Refused purchases and tokens per second, by error code.
+    pub rejections_per_sec: Vec<RateByCode>,
+}
+
+/// A rate for one error code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateByCode {
+    pub code: ErrorCode,
+    pub per_sec: f64,
+}
+
+/// One message of `GET /admin/api/events` (server-sent event `snapshot`,
+/// sent about once a second).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveSnapshot {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub activities: Vec<ActivityLive>,
+}
+
+/// How an item of the production checklist stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Ok,
+    Warning,
+    Failing,
+    /// Not probeable: an operator ticks it, with a note.
+    Manual,
+}
+
+/// One item of the seed's production checklist (秒杀系统性能优化检查清单).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    /// Stable id, e.g. `infra.redis_persistence`.
+    pub id: String,
+    /// Group id: `infrastructure`, `code`, `security`, `monitoring`, `disaster_recovery`.
+    pub group: String,
+    pub title_zh: String,
+    pub title_en: String,
+    pub status: CheckStatus,
+    /// What the probe saw, or the operator's note.
+    pub evidence: String,
+    /// Whether an operator ticked it (manual items only).
+    pub ticked: bool,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ticked_at: Option<OffsetDateTime>,
+}
+
+/// Body of `PUT /admin/api/checklist`: tick or untick one manual item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistTick {
+    pub id: String,
+    pub ticked: bool,
+    #[serde(default)]
+    pub note: String,
+}
+
 /// The machine-readable part of every error (`CONTRACT.md`, "Errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
