@@ -378,6 +378,43 @@ pub struct ChecklistTick {
     pub note: String,
 }
 
+/// Answer of `GET /admin/api/activities/{id}/preflight`: is the activity
+/// ready to go live, and if not, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preflight {
+    pub activity_id: u64,
+    pub ready: bool,
+    pub checks: Vec<PreflightCheck>,
+}
+
+/// One pre-flight check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreflightCheck {
+    pub id: String,
+    pub title_zh: String,
+    pub title_en: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Body of `PATCH /admin/api/activities/{id}`: the fields to change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_cents: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_stock: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_per_user: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub starts_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub ends_at: Option<OffsetDateTime>,
+}
+
 /// The machine-readable part of every error (`CONTRACT.md`, "Errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
