@@ -21,7 +21,12 @@ struct Claims<'a> {
 
 /// The user id of buyer `n` of run `run`: `load-<run>-<n>`.
 pub fn user_id(run: &str, n: usize) -> String {
-    format!("load-{run}-{n}")
+    format!("{}{n}", user_prefix(run))
+}
+
+/// What every user id of run `run` starts with: `load-<run>-`.
+pub fn user_prefix(run: &str) -> String {
+    format!("load-{run}-")
 }
 
 /// Whether `id` is a user id the contract allows (1–64 of `[A-Za-z0-9_-]`).

@@ -1,19 +1,21 @@
 //! `seckill-load`: drives N distinct buyers through the token and purchase
 //! calls of a running backend (or edge) and reports throughput, latency and
-//! whether the stock invariant held.
+//! whether the stock invariant held; with `--database-url`, also how fast the
+//! accepted purchases became order rows.
 //!
 //! This file is the command line and the order of a run; the connection pool
 //! is in `client`, the admin calls in `admin`, the buyers' JWTs and bodies in
-//! `buyers`, and the figures in `report`.
+//! `buyers`, the figures in `report`, and the order-row phase in `rows`.
 
 mod admin;
 mod buyers;
 mod client;
 mod report;
+mod rows;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -23,6 +25,7 @@ use time::OffsetDateTime;
 use crate::admin::Admin;
 use crate::client::{Endpoint, Item, Phase, PhaseOutcome, run_phase};
 use crate::report::{ExpectedSold, Summary, check_invariant};
+use crate::rows::{OrderDb, RowsSummary, Scope, check_rows};
 
 /// Flash-sale load: N buyers each get a purchase token, then each buys.
 #[derive(Debug, Parser)]
@@ -76,6 +79,17 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: u64,
 
+    /// Order database of the backend (its SECKILL_DATABASE_URL, e.g.
+    /// sqlite://var/orders.db or mysql://…): after the purchases, wait until
+    /// every accepted purchase has its order row and report purchase -> row.
+    #[arg(long, env = "SECKILL_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// Seconds to wait, after the purchase phase, for the order rows.
+    #[arg(long, env = "SECKILL_LOAD_ROWS_DEADLINE", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    rows_deadline: u64,
+
     /// Also print one JSON line per phase with the figures.
     #[arg(long)]
     json: bool,
@@ -106,6 +120,11 @@ async fn run(args: Args) -> Result<ExitCode> {
     let admin_endpoint = Endpoint::resolve("admin API", admin_url).await?;
     // Fail fast, with the address, when nothing listens.
     drop(backend.connect().await?);
+    // Likewise for the order database, before the rush rather than after it.
+    let order_db = match &args.database_url {
+        Some(url) => Some(OrderDb::connect(url).await?),
+        None => None,
+    };
 
     let admin = Admin::login(&admin_endpoint, &args.admin_password).await?;
     let buyers = args.buyers as usize;
@@ -192,18 +211,40 @@ async fn run(args: Args) -> Result<ExitCode> {
         "stats: remaining {}, sold {}, total_stock {} (live tokens {}, stream length {})",
         stats.remaining, stats.sold, stats.total_stock, stats.live_tokens, stats.stream_length
     );
-    let expected =
-        created.then(|| ExpectedSold::new(args.quantity, outcome.stats.count(202), outcome.stats.transport_errors));
-    match check_invariant(&stats, expected) {
+    let accepted = outcome.stats.count(202);
+    let unanswered = outcome.stats.transport_errors;
+    let expected = created.then(|| ExpectedSold::new(args.quantity, accepted, unanswered));
+    let mut ok = match check_invariant(&stats, expected) {
         Ok(()) => {
             println!("invariant: OK");
-            Ok(ExitCode::SUCCESS)
+            true
         }
         Err(why) => {
             println!("invariant: VIOLATED ({why})");
-            Ok(ExitCode::FAILURE)
+            false
+        }
+    };
+
+    // Phase 3: the accepted purchases as order rows.
+    if let Some(db) = &order_db {
+        // Rows of an existing activity may be other buyers': keep to this run's.
+        let scope = if created { Scope::activity(activity.id) } else { Scope::run(activity.id, &run_id) };
+        println!("waiting up to {} s for {accepted} order rows in {}", args.rows_deadline, db.shown());
+        db.wait_for(&scope, accepted, Duration::from_secs(args.rows_deadline)).await?;
+        let summary = RowsSummary::new(&db.times(&scope).await?);
+        print!("{}", summary.render(accepted));
+        if args.json {
+            println!("{}", summary.json_line(accepted));
+        }
+        match check_rows(&summary, accepted, unanswered, stats.sold) {
+            Ok(()) => println!("order rows: OK"),
+            Err(why) => {
+                println!("order rows: FAILED ({why})");
+                ok = false;
+            }
         }
     }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Prints a phase's figures (and its JSON line with `--json`).
