@@ -263,10 +263,7 @@ impl Default for EdgeRules {
         Self {
             per_ip: RateRule { rate_per_sec: 10.0, burst: 20 },
             per_user: RateRule { rate_per_sec: 10.0, burst: 20 },
-            routes: vec![
-                tight("token", "/api/activities/*/token"),
-                tight("purchase", "/api/activities/*/purchase"),
-            ],
+            routes: vec![tight("token", "/api/activities/*/token"), tight("purchase", "/api/activities/*/purchase")],
             max_in_flight_per_ip: 10,
             max_in_flight_total: 1000,
         }
@@ -416,7 +413,7 @@ pub struct ActivityPatch {
 }
 
 /// The machine-readable part of every error (`CONTRACT.md`, "Errors").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,

@@ -29,6 +29,9 @@ pub struct AppState {
     pub store: Store,
     pub orders: Orders,
     pub blacklist: Blacklist,
+    pub live: crate::live::LiveStats,
+    /// The admin UI's built files, if there are any.
+    pub ui: Option<Arc<crate::routes::ui::UiAssets>>,
 }
 
 impl AppState {
@@ -37,12 +40,15 @@ impl AppState {
         let store = Store::connect(&settings.redis_url, settings.redis_timeout()).await?;
         let db = Db::connect(&settings.database_url).await?;
         let keys = Keys::new(&secrets.jwt, &secrets.admin_password, &secrets.edge);
+        let settings_ui_dir = settings.admin_ui_dir.clone();
         Ok(Self {
             settings: Arc::new(settings),
             keys: Arc::new(keys),
             orders: Orders { store: store.clone(), db },
             store,
             blacklist: Blacklist::default(),
+            live: crate::live::LiveStats::default(),
+            ui: crate::routes::ui::UiAssets::load(&settings_ui_dir),
         })
     }
 
@@ -82,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::public::router())
         .merge(routes::orders::router())
         .merge(routes::edge::router())
+        .merge(routes::dashboard::router())
+        .merge(routes::ui::router())
         .merge(routes::admin::router())
         .merge(routes::health::router())
         .fallback(|| async { ApiError::not_found("route") })

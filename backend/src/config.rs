@@ -75,6 +75,10 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_RECONCILE_INTERVAL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub reconcile_interval_secs: u64,
 
+    /// Directory of the built admin UI (`cargo xtask start` builds it there).
+    #[arg(long, env = "SECKILL_ADMIN_UI_DIR", default_value = "target/admin-ui")]
+    pub admin_ui_dir: std::path::PathBuf,
+
     /// Dev mode: generate missing secrets instead of refusing to start.
     #[arg(long, env = "SECKILL_DEV")]
     pub dev: bool,

@@ -360,6 +360,20 @@ impl Db {
         Ok(totals)
     }
 
+    /// Order counts by activity and status.
+    pub async fn counts_by_activity_and_status(&self) -> Result<Vec<(u64, OrderStatus, i64)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT activity_id, status, COUNT(*) FROM orders GROUP BY activity_id, status")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Some(s) = parse_status(&row.try_get::<String, _>(1)?) {
+                out.push((row.try_get::<i64, _>(0)? as u64, s, row.try_get(2)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Order counts by status over all activities (for the metrics).
     pub async fn counts_by_status(&self) -> Result<Vec<(OrderStatus, i64)>, sqlx::Error> {
         let rows = sqlx::query("SELECT status, COUNT(*) FROM orders GROUP BY status").fetch_all(&self.pool).await?;

@@ -69,9 +69,10 @@ pub fn validate(rules: &EdgeRules) -> Result<(), String> {
 impl Db {
     /// The rules in force: the newest version, or the defaults as version 0.
     pub async fn current_rules(&self) -> Result<StoredRules, sqlx::Error> {
-        let row = sqlx::query("SELECT version, rules_json, created_at_ms FROM edge_rules ORDER BY version DESC LIMIT 1")
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT version, rules_json, created_at_ms FROM edge_rules ORDER BY version DESC LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?;
         match row {
             Some(r) => stored(&r),
             None => Ok(StoredRules { version: 0, rules: EdgeRules::default(), created_at_ms: 0 }),
@@ -80,7 +81,11 @@ impl Db {
 
     /// Stores `rules` as the next version, unless `expected` is given and is
     /// no longer the current version (someone else saved in between).
-    pub async fn save_rules(&self, rules: &EdgeRules, expected: Option<i64>) -> Result<Result<StoredRules, i64>, sqlx::Error> {
+    pub async fn save_rules(
+        &self,
+        rules: &EdgeRules,
+        expected: Option<i64>,
+    ) -> Result<Result<StoredRules, i64>, sqlx::Error> {
         let json = serde_json::to_string(rules).expect("rules serialise");
         for _ in 0..5 {
             let current = self.current_rules().await?.version;
@@ -184,7 +189,13 @@ pub async fn record_sync(store: &Store, edge_id: &str, version: &str, rules_vers
         Some(p) if p.rules_version == rules_version => p.rules_since_ms,
         _ => now,
     };
-    let sync = EdgeSync { edge_id: edge_id.to_owned(), version: version.to_owned(), rules_version, rules_since_ms, at_ms: now };
+    let sync = EdgeSync {
+        edge_id: edge_id.to_owned(),
+        version: version.to_owned(),
+        rules_version,
+        rules_since_ms,
+        at_ms: now,
+    };
     store.hset(EDGE_SYNCS, edge_id, &serde_json::to_string(&sync).expect("sync serialises")).await
 }
 
@@ -217,8 +228,7 @@ mod tests {
         let mut r = EdgeRules::default();
         r.routes[0].path = "api".into();
         assert!(validate(&r).unwrap_err().starts_with("routes[0].path"));
-        let mut r = EdgeRules::default();
-        r.max_in_flight_total = 0;
+        let r = EdgeRules { max_in_flight_total: 0, ..EdgeRules::default() };
         assert!(validate(&r).is_err());
     }
 }

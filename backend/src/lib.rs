@@ -7,12 +7,14 @@
 pub mod app;
 pub mod auth;
 pub mod blacklist;
+pub mod checklist;
 pub mod config;
 pub mod db;
 pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod live;
 pub mod orders;
 pub mod reconcile;
 pub mod routes;

@@ -23,6 +23,7 @@ pub struct Scripts {
     pub token: Script,
     pub purchase: Script,
     pub release: Script,
+    pub restock: Script,
 }
 
 impl Scripts {
@@ -31,6 +32,7 @@ impl Scripts {
             token: Script::new(include_str!("../../lua/token.lua")),
             purchase: Script::new(include_str!("../../lua/purchase.lua")),
             release: Script::new(include_str!("../../lua/release.lua")),
+            restock: Script::new(include_str!("../../lua/restock.lua")),
         }
     }
 }
@@ -251,9 +253,47 @@ impl Store {
             scripts.token.load_async(&mut c).await?;
             scripts.purchase.load_async(&mut c).await?;
             scripts.release.load_async(&mut c).await?;
+            scripts.restock.load_async(&mut c).await?;
             Ok(())
         })
         .await
+    }
+
+    /// Whether Redis has every script cached (`SCRIPT EXISTS`).
+    pub async fn scripts_loaded(&self) -> Result<bool, StoreError> {
+        let scripts = self.scripts.clone();
+        let loaded: Vec<bool> = self
+            .bounded(|mut c| async move {
+                redis::cmd("SCRIPT")
+                    .arg("EXISTS")
+                    .arg(scripts.token.get_hash())
+                    .arg(scripts.purchase.get_hash())
+                    .arg(scripts.release.get_hash())
+                    .arg(scripts.restock.get_hash())
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(loaded.iter().all(|l| *l))
+    }
+
+    /// `INFO <section>` as key/value pairs.
+    pub async fn info(&self, section: &'static str) -> Result<HashMap<String, String>, StoreError> {
+        let text: String =
+            self.bounded(|mut c| async move { redis::cmd("INFO").arg(section).query_async(&mut c).await }).await?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect())
+    }
+
+    /// One value of `CONFIG GET`.
+    pub async fn config_get(&self, name: &'static str) -> Result<String, StoreError> {
+        let pair: Vec<String> = self
+            .bounded(|mut c| async move { redis::cmd("CONFIG").arg("GET").arg(name).query_async(&mut c).await })
+            .await?;
+        pair.get(1).cloned().ok_or_else(|| StoreError::Reply(format!("CONFIG GET {name}: {pair:?}")))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -500,6 +540,56 @@ impl Store {
         }
     }
 
+    /// Sets an activity's total stock (remaining follows), refusing a total
+    /// below what is already sold: `Ok(Err(sold))` then.
+    pub async fn set_total_stock(&self, activity: u64, total: i64) -> Result<Result<i64, i64>, StoreError> {
+        let scripts = self.scripts.clone();
+        let reply: Vec<String> = self
+            .bounded(|mut c| async move {
+                scripts
+                    .restock
+                    .key(keys::activity(activity))
+                    .key(keys::inventory(activity))
+                    .key(keys::sold(activity))
+                    .arg(total)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match (reply.first().map(String::as_str), reply.get(1)) {
+            (Some("OK"), Some(remaining)) => Ok(Ok(parse_int(remaining)?)),
+            (Some("BELOW_SOLD"), Some(sold)) => Ok(Err(parse_int(sold)?)),
+            _ => Err(StoreError::Reply(format!("restock: {reply:?}"))),
+        }
+    }
+
+    /// Changes an activity's descriptive fields (name, price, limit, window).
+    pub async fn update_activity(&self, activity: u64, fields: Vec<(&'static str, String)>) -> Result<(), StoreError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        self.bounded(|mut c| async move {
+            redis::cmd("HSET").arg(keys::activity(activity)).arg(&fields).query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    /// Removes an activity that sold nothing: unlisted first, then its keys.
+    pub async fn delete_activity(&self, activity: u64) -> Result<(), StoreError> {
+        self.bounded(|mut c| async move {
+            redis::cmd("ZREM").arg(keys::ACTIVITIES).arg(activity).query_async::<()>(&mut c).await?;
+            redis::cmd("DEL")
+                .arg(keys::activity(activity))
+                .arg(keys::inventory(activity))
+                .arg(keys::sold(activity))
+                .arg(keys::live_tokens(activity))
+                .arg(keys::order_stream(activity))
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
     /// Adds `value` to a blacklist; true if it was not there yet.
     pub async fn blacklist_add(&self, kind: BlacklistKind, value: &str) -> Result<bool, StoreError> {
         self.blacklist_change("SADD", kind, value).await
@@ -575,8 +665,10 @@ impl Store {
 
     pub async fn hset(&self, key: &'static str, field: &str, value: &str) -> Result<(), StoreError> {
         let (field, value) = (field.to_owned(), value.to_owned());
-        self.bounded(|mut c| async move { redis::cmd("HSET").arg(key).arg(&field).arg(&value).query_async(&mut c).await })
-            .await
+        self.bounded(
+            |mut c| async move { redis::cmd("HSET").arg(key).arg(&field).arg(&value).query_async(&mut c).await },
+        )
+        .await
     }
 
     pub async fn hgetall(&self, key: &'static str) -> Result<HashMap<String, String>, StoreError> {

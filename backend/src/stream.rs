@@ -243,6 +243,21 @@ impl Store {
         Ok(reply.ids.into_iter().map(Entry::from).collect())
     }
 
+    /// How many consumers the order group of one activity's stream has.
+    pub async fn group_consumers(&self, a: u64) -> Result<i64, StoreError> {
+        let groups: redis::RedisResult<redis::Value> = self
+            .bounded(|mut c| async move {
+                Ok(redis::cmd("XINFO").arg("GROUPS").arg(keys::order_stream(a)).query_async(&mut c).await)
+            })
+            .await?;
+        let Ok(redis::Value::Array(groups)) = groups else { return Ok(0) };
+        Ok(groups
+            .iter()
+            .filter(|g| info_field(g, "name").as_deref() == Some(keys::ORDER_GROUP))
+            .filter_map(|g| info_field(g, "consumers").and_then(|c| c.parse::<i64>().ok()))
+            .sum())
+    }
+
     /// Length and pending count of one activity's stream.
     pub async fn stream_lag(&self, a: u64) -> Result<(i64, i64), StoreError> {
         self.bounded(|mut c| async move {

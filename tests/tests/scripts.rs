@@ -310,6 +310,7 @@ fn scripts_take_every_key_from_keys() {
         ("token", include_str!("../../lua/token.lua")),
         ("purchase", include_str!("../../lua/purchase.lua")),
         ("release", include_str!("../../lua/release.lua")),
+        ("restock", include_str!("../../lua/restock.lua")),
     ] {
         let code: String = body.lines().filter(|l| !l.trim_start().starts_with("--")).collect();
         assert!(!code.contains("seckill:") && !code.contains("queue:"), "{name}.lua builds a key");

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use seckill_api::{
-    Activity, ActivityStats, ActivityStatus, AdminSession, BlacklistEntry, LoginRequest, NewActivity, Page,
+    Activity, ActivityPatch, ActivityStats, ActivityStatus, AdminSession, BlacklistEntry, LoginRequest, NewActivity,
+    Page,
 };
 use time::OffsetDateTime;
 
@@ -28,7 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/api/login", post(login))
         .route("/admin/api/logout", post(logout))
         .route("/admin/api/activities", get(list_activities).post(create_activity))
-        .route("/admin/api/activities/{id}", get(get_activity))
+        .route("/admin/api/activities/{id}", get(get_activity).patch(patch_activity).delete(delete_activity))
         .route("/admin/api/activities/{id}/stats", get(activity_stats))
         .route("/admin/api/blacklist/users", get(list_blacklisted_users))
         .route(
@@ -119,6 +120,71 @@ async fn get_activity(
 ) -> Result<Json<Activity>, ApiError> {
     let record = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
     Ok(Json(activity_view(record, now_ms())))
+}
+
+/// Changes an activity: the merged result is validated like a new one, and
+/// a new total stock may not go below what is already sold.
+async fn patch_activity(
+    State(state): State<AppState>,
+    _: Admin,
+    ActivityId(id): ActivityId,
+    JsonBody(patch): JsonBody<ActivityPatch>,
+) -> Result<Json<Activity>, ApiError> {
+    let current = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
+    let merged = NewActivity {
+        name: patch.name.clone().unwrap_or_else(|| current.name.clone()),
+        price_cents: patch.price_cents.unwrap_or(current.price_cents),
+        total_stock: patch.total_stock.unwrap_or(current.total_stock),
+        limit_per_user: patch.limit_per_user.unwrap_or(current.limit_per_user),
+        starts_at: patch.starts_at.unwrap_or_else(|| from_ms(current.starts_at_ms)),
+        ends_at: patch.ends_at.unwrap_or_else(|| from_ms(current.ends_at_ms)),
+    };
+    validate(&merged)?;
+    if let Some(total) = patch.total_stock
+        && let Err(sold) = state.store.set_total_stock(id, total).await?
+    {
+        return Err(ApiError::bad_request(format!("total_stock: {sold} are already sold; the total cannot be lower")));
+    }
+    let mut fields = Vec::new();
+    if patch.name.is_some() {
+        fields.push(("name", merged.name.trim().to_owned()));
+    }
+    if patch.price_cents.is_some() {
+        fields.push(("price_cents", merged.price_cents.to_string()));
+    }
+    if patch.limit_per_user.is_some() {
+        fields.push(("limit_per_user", merged.limit_per_user.to_string()));
+    }
+    if patch.starts_at.is_some() {
+        fields.push(("starts_at_ms", to_ms(merged.starts_at).to_string()));
+    }
+    if patch.ends_at.is_some() {
+        fields.push(("ends_at_ms", to_ms(merged.ends_at).to_string()));
+    }
+    state.store.update_activity(id, fields).await?;
+    let updated = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
+    telemetry::record_stock(id, updated.remaining, updated.sold);
+    tracing::info!(id, ?patch, "activity changed");
+    Ok(Json(activity_view(updated, now_ms())))
+}
+
+/// Deletes an activity that has sold nothing; one with sales is ended instead
+/// (PATCH its `ends_at`), so its orders keep their activity.
+async fn delete_activity(
+    State(state): State<AppState>,
+    _: Admin,
+    ActivityId(id): ActivityId,
+) -> Result<StatusCode, ApiError> {
+    let current = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
+    if current.sold > 0 {
+        return Err(ApiError::bad_request(format!(
+            "activity {id} has sold {}; end it (PATCH ends_at) instead of deleting it",
+            current.sold
+        )));
+    }
+    state.store.delete_activity(id).await?;
+    tracing::info!(id, "activity deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn activity_stats(

@@ -2,10 +2,12 @@
 //! (through extractors), call the store, and shape the answer.
 
 pub mod admin;
+pub mod dashboard;
 pub mod edge;
 pub mod health;
 pub mod orders;
 pub mod public;
+pub mod ui;
 
 use seckill_api::{Activity, ActivityStatus};
 

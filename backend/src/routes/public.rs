@@ -10,6 +10,7 @@ use crate::app::{AppState, from_ms, now_ms};
 use crate::auth::{Buyer, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{ActivityId, JsonBody};
+use crate::live::Outcome;
 use crate::routes::activity_view;
 use crate::store::{self, PurchaseOutcome, TokenOutcome};
 use crate::telemetry;
@@ -67,6 +68,9 @@ async fn issue_token(
         Err(e) => Err(ApiError::from(e)),
     };
     metrics::counter!(telemetry::TOKENS, "result" => result_label(&result)).increment(1);
+    if let Err(e) = &result {
+        state.live.record(id, Outcome::Refused(e.code));
+    }
     result
 }
 
@@ -96,6 +100,7 @@ async fn purchase(
     check_blacklist(&state, &user, ip)?;
     let result = buy(&state, id, &user, &body).await;
     metrics::counter!(telemetry::PURCHASES, "result" => result_label(&result)).increment(1);
+    state.live.record(id, result.as_ref().map(|_| Outcome::Purchased).unwrap_or_else(|e| Outcome::Refused(e.code)));
     result
 }
 

@@ -1,0 +1,97 @@
+//! The admin UI's files under `/admin/`, from the directory `cargo xtask`
+//! builds (`target/admin-ui` by default).
+//!
+//! Every asset but `index.html` carries its content hash in its name, so it
+//! is served `immutable` for a year; `index.html` is `no-cache` and answers
+//! every other path under `/admin/` so the UI's own router can take over.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::app::AppState;
+
+/// The UI's files, read once at start-up.
+#[derive(Debug, Default)]
+pub struct UiAssets {
+    files: HashMap<String, Vec<u8>>,
+}
+
+impl UiAssets {
+    /// Reads every file of `dir` (one level); `None` if there is no `index.html`.
+    pub fn load(dir: &Path) -> Option<Arc<Self>> {
+        let mut files = HashMap::new();
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_file()
+                && let (Some(name), Ok(bytes)) = (path.file_name().and_then(|n| n.to_str()), std::fs::read(&path))
+            {
+                files.insert(name.to_owned(), bytes);
+            }
+        }
+        files.contains_key("index.html").then(|| Arc::new(Self { files }))
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
+        .route("/admin/", get(index))
+        .route("/admin/{*path}", get(asset))
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn index(State(state): State<AppState>) -> Response {
+    match state.ui.as_ref().and_then(|ui| ui.files.get("index.html")) {
+        Some(html) => (
+            [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")), (CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+            html.clone(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!doctype html><title>seckill admin</title><p>The admin UI is not built. Run <code>cargo xtask start</code> \
+             (it builds the UI), or set <code>SECKILL_ADMIN_UI_DIR</code>.</p>",
+        )
+            .into_response(),
+    }
+}
+
+async fn asset(State(state): State<AppState>, UrlPath(path): UrlPath<String>) -> Response {
+    let Some(ui) = state.ui.as_ref() else { return index(State(state)).await };
+    match ui.files.get(path.as_str()) {
+        Some(bytes) if path != "index.html" => (
+            [
+                (CONTENT_TYPE, HeaderValue::from_static(content_type(&path))),
+                (CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
+            ],
+            bytes.clone(),
+        )
+            .into_response(),
+        // A file-like path that does not exist is a 404; anything else is a UI route.
+        None if path.rsplit('/').next().is_some_and(|last| last.contains('.')) => {
+            crate::error::ApiError::not_found("file").into_response()
+        }
+        _ => index(State(state)).await,
+    }
+}

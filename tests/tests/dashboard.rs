@@ -1,0 +1,164 @@
+//! The admin routes behind the dashboard: editing and deleting activities,
+//! pre-flight, the checklist, the live event stream and the UI's files.
+
+use seckill_tests::{ActivitySpec, Backend, RedisServer, TempDir};
+use serde_json::{Value, json};
+
+async fn admin_json(api: &Backend, admin: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = api.http.request(method.parse().unwrap(), api.url(path)).bearer_auth(admin);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn activities_can_be_edited_within_the_rules_and_deleted_unless_sold() {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    let a = api.create_activity(ActivitySpec::live(5, 2)).await;
+    api.buy(a, "ann", 2).await;
+    let path = format!("/admin/api/activities/{a}");
+
+    let (status, body) = admin_json(&api, &admin, "PATCH", &path, Some(json!({"total_stock": 1}))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")), "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("total_stock"));
+    let (status, body) = admin_json(&api, &admin, "PATCH", &path, Some(json!({"limit_per_user": 0}))).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) =
+        admin_json(&api, &admin, "PATCH", &path, Some(json!({"ends_at": "2000-01-01T00:00:00Z"}))).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = admin_json(&api, &admin, "PATCH", &path, Some(json!({"bogus": 1}))).await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) =
+        admin_json(&api, &admin, "PATCH", &path, Some(json!({"total_stock": 10, "name": "bigger batch"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["total_stock"].as_i64(), body["remaining"].as_i64(), body["sold"].as_i64()),
+        (Some(10), Some(8), Some(2))
+    );
+    assert_eq!(body["name"], "bigger batch");
+
+    let (status, body) = admin_json(&api, &admin, "DELETE", &path, None).await;
+    assert_eq!(status, 400, "an activity with sales is ended, not deleted: {body}");
+    let b = api.create_activity(ActivitySpec::live(5, 2)).await;
+    let (status, _) = admin_json(&api, &admin, "DELETE", &format!("/admin/api/activities/{b}"), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = admin_json(&api, &admin, "GET", &format!("/admin/api/activities/{b}"), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn preflight_says_what_is_missing() {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    let a = api.create_activity(ActivitySpec::live(5, 2)).await;
+    let (status, report) = admin_json(&api, &admin, "GET", &format!("/admin/api/activities/{a}/preflight"), None).await;
+    assert_eq!(status, 200, "{report}");
+    let check = |id: &str| report["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap().clone();
+    assert_eq!(check("stock_warmed")["ok"], true);
+    assert_eq!(check("scripts_loaded")["ok"], true);
+    assert_eq!(check("db_reachable")["ok"], true);
+    assert_eq!(check("window_open")["ok"], true);
+    // No edge has synced in this test: not ready, and it says why.
+    assert_eq!(check("edge_synced")["ok"], false);
+    assert!(check("edge_synced")["detail"].as_str().unwrap().contains("no edge"));
+    assert_eq!(report["ready"], false);
+}
+
+#[tokio::test]
+async fn the_checklist_probes_what_it_can_and_keeps_operators_ticks() {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    let (status, items) = admin_json(&api, &admin, "GET", "/admin/api/checklist", None).await;
+    assert_eq!(status, 200);
+    let items = items.as_array().unwrap().clone();
+    assert_eq!(items.len(), 20);
+    let item = |items: &[Value], id: &str| items.iter().find(|i| i["id"] == id).unwrap().clone();
+    // The test redis-server runs with AOF on: probed, with evidence.
+    assert_eq!(item(&items, "infra.redis_persistence")["status"], "ok");
+    assert_eq!(item(&items, "infra.redis_persistence")["evidence"], "aof_enabled:1");
+    assert_eq!(item(&items, "infra.redis_replication")["status"], "warning");
+    assert_eq!(item(&items, "security.captcha")["status"], "manual");
+
+    let tick = |id: &str, note: &str| json!({"id": id, "ticked": true, "note": note});
+    let (status, _) =
+        admin_json(&api, &admin, "PUT", "/admin/api/checklist", Some(tick("infra.redis_persistence", "x"))).await;
+    assert_eq!(status, 400, "probed items are not ticked by hand");
+    let (status, _) =
+        admin_json(&api, &admin, "PUT", "/admin/api/checklist", Some(tick("security.captcha", " "))).await;
+    assert_eq!(status, 400, "a tick needs a note");
+    let (status, items) =
+        admin_json(&api, &admin, "PUT", "/admin/api/checklist", Some(tick("security.captcha", "slider captcha on")))
+            .await;
+    assert_eq!(status, 200);
+    let captcha = item(items.as_array().unwrap(), "security.captcha");
+    assert_eq!((captcha["status"].as_str(), captcha["evidence"].as_str()), (Some("ok"), Some("slider captcha on")));
+    assert!(captcha["ticked_at"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_shows_sales_as_they_happen() {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    let a = api.create_activity(ActivitySpec::live(5, 2)).await;
+    let unauthorized = api.http.get(api.url("/admin/api/events")).send().await.unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let mut res = api.http.get(api.url("/admin/api/events")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut buffer = String::new();
+    let mut next_snapshot = async || -> Value {
+        loop {
+            if let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    return serde_json::from_str(data).unwrap();
+                }
+                continue;
+            }
+            let chunk = res.chunk().await.unwrap().expect("the stream stays open");
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    };
+    let first = next_snapshot().await;
+    assert_eq!(first["activities"][0]["sold"], 0);
+    api.buy(a, "bea", 2).await;
+    // Snapshots come about once a second: the sale shows within a few of them.
+    let mut seen = None;
+    for _ in 0..15 {
+        let snap = next_snapshot().await;
+        if snap["activities"][0]["sold"] == 2 {
+            seen = Some(snap["activities"][0].clone());
+            break;
+        }
+    }
+    let sold = seen.expect("no snapshot showed the sale");
+    assert_eq!(sold["remaining"], 3);
+    assert!(sold["purchases_per_sec"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn ui_assets_are_hashed_and_immutable_and_routes_fall_back_to_the_page() {
+    let redis = RedisServer::start().unwrap();
+    let dir = TempDir::new("ui");
+    std::fs::write(dir.0.join("index.html"), "<!doctype html><title>seckill</title>").unwrap();
+    std::fs::write(dir.0.join("app-0123abcd.js"), "export default 1").unwrap();
+    let ui_dir = dir.0.display().to_string();
+    let api = Backend::start_with(&redis.url(), &["--admin-ui-dir", &ui_dir]).await.unwrap();
+    let get = |path: &'static str| api.http.get(api.url(path)).send();
+    let page = get("/admin/").await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+    let asset = get("/admin/app-0123abcd.js").await.unwrap();
+    assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(asset.headers()["content-type"], "text/javascript; charset=utf-8");
+    let route = get("/admin/orders").await.unwrap();
+    assert_eq!((route.status().as_u16(), route.text().await.unwrap().contains("<title>seckill")), (200, true));
+    assert_eq!(get("/admin/missing.js").await.unwrap().status(), 404);
+}
