@@ -2,7 +2,7 @@
 # bench/compare.sh - issue #2's three purchase figures, side by side, in ONE run on this machine.
 #
 #   bash bench/compare.sh                       # RUNS=1: ~4 minutes (after the cargo build)
-#   RUNS=3 bash bench/compare.sh                # 3 interleaved runs, medians (with min and max)
+#   RUNS=3 bash bench/compare.sh                # 3 interleaved runs, medians (with min and max), ~12 min
 #   RUNS=1 WRK_DURATION=3s N_P1=50000 N_P16=100000 TOKENS=2000000 BUYERS=50000 bash bench/compare.sh  # smoke
 #
 # What it measures (all on 127.0.0.1, against ONE redis-server configuration, FLUSHALLed before
@@ -36,6 +36,8 @@
 #       phase's JSON line (purchases/s = requests/duration, p50/p99/p999). Redis usec/call and the
 #       CPU columns cover the purchase phase only (sampled when the token/purchase JSON lines appear).
 #       Checks: sold == number of 202 answers, and seckill-load's own invariant line.
+#       The backend runs with SECKILL_ROLE=BACKEND_ROLE (api), a private SQLite order DB in OUT, cwd in
+#       OUT and a clean environment (env -i); seckill-load too (so no order-row phase).
 #
 # Redis (the same for all three): redis-server --save '' --appendonly yes --appendfsync everysec
 #   (default auto-aof-rewrite). Before each scenario run: CONFIG SET appendonly no, FLUSHALL, seed,
@@ -50,7 +52,7 @@
 # Goals checked (on the medians), printed as PASS/FAIL lines:
 #   1. (c) purchases/s > (b) req/s          2. (c) purchases/s >= 1/2 x (a) at -P 1
 #   3. (c) p99 < 10 ms at LOAD_CONNS (64) connections
-# Exit status: 0 all PASS, 3 some check FAILed, 1 setup/measurement error.
+# Exit status: 0 all PASS, 3 some goal FAILed, 1 setup error or a run failed its checks (INVALID line).
 #
 # Environment knobs [defaults]:
 #   RUNS [1]            runs per scenario, interleaved (a-P1, a-P16, b, c, then again); median shown
@@ -59,6 +61,8 @@
 #   TOKENS [10000000]   tokens seeded for (a) (~1.1 GB in Redis; replay share ~ n/(2*TOKENS))
 #   BUYERS [200000]     seckill-load --buyers (stock = buyers: every buyer can buy once)
 #   LOAD_CONNS [64]     seckill-load --connections   LOAD_THREADS [1]  seckill-load --threads
+#   BACKEND_ROLE [api]  SECKILL_ROLE of the backend: `api` = the purchase path alone; `all` adds the
+#                       in-process order worker (stream -> SQLite rows, expiry sweeper, reconciler)
 #   NGINX_WORKERS [1]   P99_GOAL_MS [10]
 #   REDIS_PORT [16390]  HTTP_PORT [18088]  BACKEND_PORT [18081]  (the next free port is taken if busy)
 #   OUT [mktemp -d /tmp/seckill-bench.XXXXXX]  results, logs, raw.tsv; the AOF data is deleted at exit
@@ -84,6 +88,7 @@ TOKENS=${TOKENS:-10000000}
 BUYERS=${BUYERS:-200000}
 LOAD_CONNS=${LOAD_CONNS:-64}
 LOAD_THREADS=${LOAD_THREADS:-1}
+BACKEND_ROLE=${BACKEND_ROLE:-api}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
 P99_GOAL_MS=${P99_GOAL_MS:-10}
 REDIS_PORT=${REDIS_PORT:-16390}
@@ -330,9 +335,14 @@ EDGE_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 run_c() {  # run
   local run=$1 scen=c_backend
   prepare_db :
-  SECKILL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" SECKILL_JWT_SECRET="$JWT_SECRET" \
-  SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" SECKILL_EDGE_SECRET="$EDGE_SECRET" \
-  SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" "$BACKEND_BIN" > "$OUT/backend.run$run.log" 2>&1 &
+  # A clean environment (no SECKILL_* of the caller) and cwd = $OUT, so that nothing relative
+  # (the order DB's default sqlite://var/orders.db, the UI dir) lands in the work tree.
+  local CDIR="$OUT/backend.run$run"; mkdir -p "$CDIR"
+  (cd "$CDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info}" \
+    SECKILL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" SECKILL_JWT_SECRET="$JWT_SECRET" \
+    SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" SECKILL_EDGE_SECRET="$EDGE_SECRET" \
+    SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" SECKILL_ROLE="$BACKEND_ROLE" \
+    SECKILL_DATABASE_URL="sqlite://$CDIR/orders.db" "$BACKEND_BIN") > "$OUT/backend.run$run.log" 2>&1 &
   local BPID=$! i; STARTED+=("$BPID")
   for i in $(seq 1 300); do curl -fs "http://127.0.0.1:$BACKEND_PORT/readyz" >/dev/null 2>&1 && break
     kill -0 "$BPID" 2>/dev/null || die "seckill-backend exited (see $OUT/backend.run$run.log)"; sleep 0.1; done
@@ -340,8 +350,9 @@ run_c() {  # run
   log "$scen run $run: seckill-backend PID $BPID ready on :$BACKEND_PORT; seckill-load --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS"
   local out="$OUT/load.$scen.run$run.txt" fifo="$OUT/load.run$run.fifo"
   rm -f "$fifo"; mkfifo "$fifo"
-  SECKILL_JWT_SECRET="$JWT_SECRET" SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" "$LOAD_BIN" \
-    --url "http://127.0.0.1:$BACKEND_PORT" --buyers "$BUYERS" --connections "$LOAD_CONNS" \
+  # clean environment: no SECKILL_DATABASE_URL (no order-row phase), no SECKILL_LOAD_* of the caller
+  env -i PATH="$PATH" HOME="${HOME:-/root}" SECKILL_JWT_SECRET="$JWT_SECRET" SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+    "$LOAD_BIN" --url "http://127.0.0.1:$BACKEND_PORT" --buyers "$BUYERS" --connections "$LOAD_CONNS" \
     --threads "$LOAD_THREADS" --json > "$fifo" 2> "$out.stderr" &
   local LPID=$! line forks0="" r0="" b0="" l0="" s0="" r1="" b1="" l1="" s1="" k0="" k1=""
   STARTED+=("$LPID")
@@ -382,7 +393,7 @@ STAT0=$(grep '^cpu ' /proc/stat)
   echo "host: nproc=$(nproc), cpu='$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')', mem=$(free -g | awk '/^Mem:/{print $2}')GiB, kernel=$(uname -r), debian=$(cat /etc/debian_version 2>/dev/null)"
   echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), lua-nginx-module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null), lua-resty-redis $(dpkg-query -W -f='${Version}' lua-nginx-redis 2>/dev/null), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)')"
   echo "redis: 127.0.0.1:$REDIS_PORT $REDIS_DESC (FLUSHALL + fresh AOF rewrite before every scenario run)"
-  echo "params: RUNS=$RUNS (a) -c$RB_CLIENTS N_P1=$N_P1 N_P16=$N_P16 TOKENS=$TOKENS | (b) wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION, nginx workers $NGINX_WORKERS, :$HTTP_PORT | (c) --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS, :$BACKEND_PORT"
+  echo "params: RUNS=$RUNS (a) -c$RB_CLIENTS N_P1=$N_P1 N_P16=$N_P16 TOKENS=$TOKENS | (b) wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION, nginx workers $NGINX_WORKERS, :$HTTP_PORT | (c) --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS, role $BACKEND_ROLE, :$BACKEND_PORT"
   echo "output: $OUT"
 } | tee "$OUT/machine.txt" >&2
 
@@ -404,7 +415,7 @@ med() {  # scenario column(3..10) -> median over runs ("-" if not numeric)
 }
 minmax() { awk -F'\t' -v s="$1" '$1==s{ v=$3+0; if (n++==0||v<mn) mn=v; if (n==1||v>mx) mx=v } END{ printf "%.0f / %.0f", mn, mx }' "$RAW"; }
 fmt0() { awk -v v="$1" 'BEGIN{ if (v=="-") print "-"; else printf "%.0f", v }'; }
-checks1() { awk -F'\t' -v s="$1" '$1==s && $2==1 {print $11}' "$RAW"; }
+checks_all() { awk -F'\t' -v s="$1" '$1==s {printf "%s[run %s] %s", (n++ ? "\n             " : ""), $2, $11} END{print ""}' "$RAW"; }
 row() {  # scenario label
   local s=$1 label=$2
   echo "| $label | **$(fmt0 "$(med "$s" 3)")** | $(minmax "$s") | $(med "$s" 4) | $(med "$s" 5) | $(med "$s" 6) | $(med "$s" 7) | $(med "$s" 8) | $(med "$s" 9) | $(med "$s" 12) | $(med "$s" 10) |"
@@ -428,12 +439,14 @@ A1=$(med a_evalsha_P1 3); A16=$(med a_evalsha_P16 3); B=$(med b_nginx_lua 3); C=
   echo "anything else running: a noise indicator). usec/call = INFO commandstats of EVALSHA over the window."
   echo "redis-benchmark and wrk do not report p999 the same way: (a) has none, (b) from wrk's histogram, (c) from seckill-load's."
   echo
-  echo "checks (run 1):"
-  echo "  (a) -P 1 : $(checks1 a_evalsha_P1)"
-  echo "  (a) -P 16: $(checks1 a_evalsha_P16)"
-  echo "  (b)      : $(checks1 b_nginx_lua)"
-  echo "  (c)      : $(checks1 c_backend)"
+  echo "checks:"
+  echo "  (a) -P 1 : $(checks_all a_evalsha_P1)"
+  echo "  (a) -P 16: $(checks_all a_evalsha_P16)"
+  echo "  (b)      : $(checks_all b_nginx_lua)"
+  echo "  (c)      : $(checks_all c_backend)"
   echo
+  bad=$(awk -F'\t' '$11 ~ /MISMATCH|VIOLATED|UNEXPECTED|exit=[1-9]|non2xx=[1-9]|socket-errors=[1-9]|transport-errors=[1-9]|failed=[1-9]/ {printf "%s run %s; ", $1, $2}' "$RAW")
+  [ -n "$bad" ] && echo "INVALID  some runs failed their checks (see above): $bad"
   verdict() { if awk "BEGIN{exit !($2)}"; then echo "PASS  $1"; else echo "FAIL  $1"; fi; }
   verdict "(c) beats (b): $(fmt0 "$C") > $(fmt0 "$B") purchases/s ($(awk -v c="$C" -v b="$B" 'BEGIN{printf "%.2fx", c/b}'))" "$C > $B"
   verdict "(c) >= half of (a) at -P 1: $(fmt0 "$C") >= $(fmt0 "$A1")/2 = $(awk -v a="$A1" 'BEGIN{printf "%.0f", a/2}') ($(awk -v c="$C" -v a="$A1" 'BEGIN{printf "%.0f%%", 100*c/a}') of (a))" "$C >= $A1 / 2"
@@ -444,5 +457,6 @@ A1=$(med a_evalsha_P1 3); A16=$(med a_evalsha_P16 3); B=$(med b_nginx_lua 3); C=
   echo "uptime at end: $(uptime)"
   echo "raw per-run data: $RAW (scenario run rate p50 p99 p999 redis% server% client% usec/call checks other%); logs: $OUT"
 } | tee "$OUT/summary.md"
+grep -q '^INVALID' "$OUT/summary.md" && exit 1
 grep -q '^FAIL' "$OUT/summary.md" && exit 3
 exit 0

@@ -48,8 +48,14 @@ pub fn validate(rules: &EdgeRules) -> Result<(), String> {
         if route.name.trim().is_empty() || !names.insert(route.name.as_str()) {
             return Err(format!("{at}.name: must be non-empty and unique"));
         }
-        if !route.path.starts_with('/') || route.path.contains("//") || route.path.len() > 512 {
-            return Err(format!("{at}.path: must start with / (use * for one segment)"));
+        let whole_star_segments = route.path.split('/').all(|seg| seg == "*" || !seg.contains('*'));
+        if !route.path.starts_with('/')
+            || route.path.contains("//")
+            || route.path.contains(['?', '#'])
+            || !whole_star_segments
+            || route.path.len() > 512
+        {
+            return Err(format!("{at}.path: must start with / (use * for one whole segment; no ? or #)"));
         }
         if let Some(m) = &route.method
             && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
@@ -227,6 +233,8 @@ mod tests {
         assert!(validate(&r).unwrap_err().starts_with("routes[1].name"));
         let mut r = EdgeRules::default();
         r.routes[0].path = "api".into();
+        assert!(validate(&r).unwrap_err().starts_with("routes[0].path"));
+        r.routes[0].path = "/api/act*/token".into();
         assert!(validate(&r).unwrap_err().starts_with("routes[0].path"));
         let r = EdgeRules { max_in_flight_total: 0, ..EdgeRules::default() };
         assert!(validate(&r).is_err());

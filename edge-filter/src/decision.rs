@@ -1,0 +1,479 @@
+//! The decision for one request: given its headers, the peer, the current
+//! [`Snapshot`], the shared counters and `now`, either admit it (holding one
+//! in-flight slot until the stream ends) or refuse it with the contract's
+//! JSON error.
+//!
+//! Checks, in order (the first that fails answers):
+//!
+//! 1. headers: larger than `max_header_bytes`, control characters, no
+//!    `:method`/`:path` → `400 bad_request`
+//! 2. a blocked path (`/internal/…`) → `404 not_found`
+//! 3. no state yet and `fail_open: false` → `503 unavailable`
+//! 4. client IP (or its range) blacklisted → `403 blacklisted`
+//! 5. in flight: total, then per client IP → `429 rate_limited`
+//! 6. `Authorization` on a JWT path: malformed header → `400 bad_request`,
+//!    bad token → `401 unauthorized`
+//! 7. user blacklisted → `403 blacklisted`
+//! 8. `POST /api/activities/{id}/token|purchase` of an activity listed as
+//!    ended / not started / sold out → `409 ended|not_started|sold_out`
+//! 9. buckets: per IP, each matching route per IP, per user, each matching
+//!    route per user → `429 rate_limited` with `retry-after` and `x-ratelimit-*`
+//!
+//! A refused request gives its in-flight slot back at once; buckets are
+//! checked all before any is charged, so a refused request costs no tokens.
+
+use std::net::IpAddr;
+
+use seckill_api::{ErrorBody, ErrorCode};
+
+use crate::bucket::{self, BucketState, Check, Limit};
+use crate::client_ip::client_ip;
+use crate::config::Config;
+use crate::jwt::{Identity, bearer};
+use crate::matcher::path_segments;
+use crate::state::{self, Snapshot};
+use crate::store::{self, CAS_RETRIES, SharedStore};
+
+/// What happened to a request, one metric each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Allowed,
+    BadRequest,
+    NotFound,
+    Unavailable,
+    Blacklisted,
+    InFlightLimited,
+    Unauthorized,
+    SoldOut,
+    NotStarted,
+    Ended,
+    RateLimited,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 11] = [
+        Outcome::Allowed,
+        Outcome::BadRequest,
+        Outcome::NotFound,
+        Outcome::Unavailable,
+        Outcome::Blacklisted,
+        Outcome::InFlightLimited,
+        Outcome::Unauthorized,
+        Outcome::SoldOut,
+        Outcome::NotStarted,
+        Outcome::Ended,
+        Outcome::RateLimited,
+    ];
+
+    /// The counter's name: `seckill_edge_decisions_<outcome>`.
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "seckill_edge_decisions_allowed",
+            Outcome::BadRequest => "seckill_edge_decisions_bad_request",
+            Outcome::NotFound => "seckill_edge_decisions_not_found",
+            Outcome::Unavailable => "seckill_edge_decisions_unavailable",
+            Outcome::Blacklisted => "seckill_edge_decisions_blacklisted",
+            Outcome::InFlightLimited => "seckill_edge_decisions_in_flight_limited",
+            Outcome::Unauthorized => "seckill_edge_decisions_unauthorized",
+            Outcome::SoldOut => "seckill_edge_decisions_sold_out",
+            Outcome::NotStarted => "seckill_edge_decisions_not_started",
+            Outcome::Ended => "seckill_edge_decisions_ended",
+            Outcome::RateLimited => "seckill_edge_decisions_rate_limited",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|o| *o == self).unwrap_or(0)
+    }
+}
+
+/// The `x-ratelimit-*` values of the bucket that decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateHeaders {
+    /// Requests a fresh key lets through at once (`1 + burst`).
+    pub limit: u64,
+    /// Requests that would pass right now.
+    pub remaining: u64,
+    /// Seconds until the bucket is full again.
+    pub reset_secs: u64,
+}
+
+/// A refusal, as sent: the contract's error body and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub outcome: Outcome,
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+    pub rate: Option<RateHeaders>,
+}
+
+impl Rejection {
+    fn new(outcome: Outcome, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { outcome, code, message: message.into(), retry_after_secs: None, rate: None }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.http_status()
+    }
+
+    /// `content-type`, `cache-control`, and `retry-after` / `x-ratelimit-*` when known.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = vec![("content-type", "application/json".to_owned()), ("cache-control", "no-store".to_owned())];
+        if let Some(s) = self.retry_after_secs {
+            h.push(("retry-after", s.to_string()));
+        }
+        if let Some(r) = self.rate {
+            h.push(("x-ratelimit-limit", r.limit.to_string()));
+            h.push(("x-ratelimit-remaining", r.remaining.to_string()));
+            h.push(("x-ratelimit-reset", r.reset_secs.to_string()));
+        }
+        h
+    }
+
+    /// `{"code": "...", "message": "..."}`.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&ErrorBody { code: self.code, message: self.message.clone() })
+            .unwrap_or_else(|_| br#"{"code":"unavailable","message":"error body failed to serialise"}"#.to_vec())
+    }
+}
+
+/// The in-flight slot an admitted request holds until its stream ends.
+/// Give it back with [`release`] exactly once.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "an in-flight slot that is never released leaks"]
+pub struct Lease {
+    ip_key: String,
+}
+
+/// An admitted request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Admission {
+    pub client_ip: IpAddr,
+    pub identity: Option<Identity>,
+    pub lease: Lease,
+    /// Requests in flight in total, this one included.
+    pub in_flight: u32,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allow(Admission),
+    Reject(Rejection),
+}
+
+impl Verdict {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Verdict::Allow(_) => Outcome::Allowed,
+            Verdict::Reject(r) => r.outcome,
+        }
+    }
+}
+
+/// What the filter reads from a request's headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFacts {
+    pub method: String,
+    /// Decoded, normalised segments of `:path` ([`path_segments`]).
+    pub segments: Vec<String>,
+    /// Every `Authorization` value.
+    pub authorization: Vec<Vec<u8>>,
+    /// Every `x-forwarded-for` value, in order.
+    pub forwarded_for: Vec<String>,
+    /// Bytes of header names and values.
+    pub header_bytes: usize,
+}
+
+impl RequestFacts {
+    /// `/seg/seg/` with a trailing slash, for prefix tests that cannot be
+    /// dodged by encoding or dot segments.
+    fn normalised_dir(&self) -> String {
+        let mut s = String::with_capacity(64);
+        s.push('/');
+        for seg in &self.segments {
+            s.push_str(seg);
+            s.push('/');
+        }
+        s
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> Rejection {
+    Rejection::new(Outcome::BadRequest, ErrorCode::BadRequest, message)
+}
+
+/// Reads the facts the decision needs; malformed or oversized headers are refused.
+pub fn parse_request<N: AsRef<str>, V: AsRef<[u8]>>(
+    headers: &[(N, V)],
+    max_header_bytes: usize,
+) -> Result<RequestFacts, Rejection> {
+    let header_bytes: usize = headers.iter().map(|(n, v)| n.as_ref().len() + v.as_ref().len()).sum();
+    if header_bytes > max_header_bytes {
+        return Err(bad_request(format!(
+            "request headers are too large: {header_bytes} bytes, at most {max_header_bytes}"
+        )));
+    }
+    let mut method = None;
+    let mut path = None;
+    let mut authorization = Vec::new();
+    let mut forwarded_for = Vec::new();
+    for (name, value) in headers {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        if name.is_empty() {
+            return Err(bad_request("a request header has an empty name"));
+        }
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(bad_request(format!("the `{name}` header contains control characters")));
+        }
+        if name.eq_ignore_ascii_case(":method") {
+            method = Some(String::from_utf8_lossy(value).into_owned());
+        } else if name.eq_ignore_ascii_case(":path") {
+            path = Some(String::from_utf8_lossy(value).into_owned());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization.push(value.to_vec());
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            forwarded_for.push(String::from_utf8_lossy(value).into_owned());
+        }
+    }
+    let method = method.filter(|m| !m.is_empty()).ok_or_else(|| bad_request("the request has no method"))?;
+    let path = path.filter(|p| !p.is_empty()).ok_or_else(|| bad_request("the request has no path"))?;
+    if !path.starts_with('/') && path != "*" {
+        return Err(bad_request("the request path must start with `/`"));
+    }
+    Ok(RequestFacts { method, segments: path_segments(&path), authorization, forwarded_for, header_bytes })
+}
+
+/// The activity id of `POST /api/activities/{id}/token|purchase`.
+fn buy_route_activity(req: &RequestFacts) -> Option<u64> {
+    match req.segments.as_slice() {
+        [api, activities, id, action]
+            if req.method == "POST"
+                && api == "api"
+                && activities == "activities"
+                && (action == "token" || action == "purchase") =>
+        {
+            // Only plain decimal ids, as the backend's router parses them.
+            if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            id.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+struct BucketUse {
+    name: String,
+    key: String,
+    limit: Limit,
+}
+
+/// Gives an admitted request's in-flight slot back.
+pub fn release<S: SharedStore + ?Sized>(store: &S, lease: Lease) -> bool {
+    let a = store::decrement(store, &lease.ip_key).is_some();
+    let b = store::decrement(store, state::INFLIGHT_TOTAL_KEY).is_some();
+    a && b
+}
+
+/// Decides one request. `snapshot` is `None` when no state arrived yet and
+/// the edge fails closed. Every bucket key charged is pushed to `touched`
+/// (with its limit) so that idle keys can later be emptied.
+pub fn decide<S: SharedStore + ?Sized>(
+    config: &Config,
+    snapshot: Option<&Snapshot>,
+    store: &S,
+    req: &RequestFacts,
+    peer: Option<IpAddr>,
+    now_us: u64,
+    touched: &mut Vec<(String, Limit)>,
+) -> Verdict {
+    let dir = req.normalised_dir();
+    if config.blocked_path_prefixes.iter().any(|p| dir.starts_with(p.as_str())) {
+        return Verdict::Reject(Rejection::new(Outcome::NotFound, ErrorCode::NotFound, "no such route"));
+    }
+    let Some(snap) = snapshot else {
+        return Verdict::Reject(Rejection {
+            retry_after_secs: Some(config.sync_period_ms.div_ceil(1000)),
+            ..Rejection::new(
+                Outcome::Unavailable,
+                ErrorCode::Unavailable,
+                "the edge has not received its state from the backend yet; try again shortly",
+            )
+        });
+    };
+    let ip = client_ip(peer, &req.forwarded_for, &config.trusted_proxies);
+    if snap.blacklist_ips.contains(ip) {
+        return Verdict::Reject(Rejection::new(
+            Outcome::Blacklisted,
+            ErrorCode::Blacklisted,
+            "this IP address is blacklisted",
+        ));
+    }
+
+    // In flight: total first, then this client's share.
+    let rules = &snap.rules;
+    let in_flight_refusal = |message: String| Rejection {
+        retry_after_secs: Some(1),
+        ..Rejection::new(Outcome::InFlightLimited, ErrorCode::RateLimited, message)
+    };
+    let in_flight = match store::try_increment(store, state::INFLIGHT_TOTAL_KEY, rules.max_in_flight_total) {
+        Ok(n) => n,
+        Err(_) => {
+            return Verdict::Reject(in_flight_refusal(format!(
+                "the service is at its limit of {} requests in flight; retry shortly",
+                rules.max_in_flight_total
+            )));
+        }
+    };
+    let ip_key = state::inflight_ip_key(ip);
+    if store::try_increment(store, &ip_key, rules.max_in_flight_per_ip).is_err() {
+        store::decrement(store, state::INFLIGHT_TOTAL_KEY);
+        return Verdict::Reject(in_flight_refusal(format!(
+            "too many requests in flight from this IP address (at most {})",
+            rules.max_in_flight_per_ip
+        )));
+    }
+    let lease = Lease { ip_key };
+    let refuse = |rejection: Rejection, lease: Lease| {
+        release(store, lease);
+        Verdict::Reject(rejection)
+    };
+
+    // Identity, only where the edge is told to check it.
+    let mut identity = None;
+    if !req.authorization.is_empty() && config.jwt_path_prefixes.iter().any(|p| dir.starts_with(p.as_str())) {
+        if req.authorization.len() > 1 {
+            return refuse(bad_request("more than one Authorization header"), lease);
+        }
+        let token = match bearer(&req.authorization[0]) {
+            Ok(t) => t,
+            Err(why) => return refuse(bad_request(why), lease),
+        };
+        match config.jwt.verify(token, (now_us / 1_000_000) as i64) {
+            Ok(id) => identity = Some(id),
+            Err(e) => {
+                return refuse(Rejection::new(Outcome::Unauthorized, ErrorCode::Unauthorized, e.to_string()), lease);
+            }
+        }
+    }
+    let user = match &identity {
+        Some(Identity::User(u)) => Some(u.as_str()),
+        _ => None,
+    };
+    if let Some(u) = user
+        && snap.blacklist_users.contains(u)
+    {
+        return refuse(Rejection::new(Outcome::Blacklisted, ErrorCode::Blacklisted, "this user is blacklisted"), lease);
+    }
+
+    // Token and purchase requests the edge can answer by itself.
+    if let Some(id) = buy_route_activity(req)
+        && let Some(code) = snap.activity_block(id)
+    {
+        let (outcome, message) = match code {
+            ErrorCode::Ended => (Outcome::Ended, format!("activity {id} has ended")),
+            ErrorCode::NotStarted => (Outcome::NotStarted, format!("activity {id} has not started yet")),
+            _ => (Outcome::SoldOut, format!("activity {id} is sold out")),
+        };
+        return refuse(Rejection::new(outcome, code, message), lease);
+    }
+
+    // Buckets.
+    let mut buckets = Vec::with_capacity(2 + 2 * rules.routes.len());
+    buckets.push(BucketUse { name: "per-IP".into(), key: state::bucket_ip_key(ip), limit: rules.per_ip });
+    let matching: Vec<_> = rules.routes.iter().filter(|r| r.matches(&req.method, &req.segments)).collect();
+    for r in &matching {
+        if let Some(limit) = r.per_ip {
+            buckets.push(BucketUse {
+                name: format!("`{}` per-IP", r.name),
+                key: state::route_ip_key(&r.name, ip),
+                limit,
+            });
+        }
+    }
+    if let Some(u) = user {
+        buckets.push(BucketUse { name: "per-user".into(), key: state::bucket_user_key(u), limit: rules.per_user });
+        for r in &matching {
+            if let Some(limit) = r.per_user {
+                buckets.push(BucketUse {
+                    name: format!("`{}` per-user", r.name),
+                    key: state::route_user_key(&r.name, u),
+                    limit,
+                });
+            }
+        }
+    }
+    match charge(store, &buckets, now_us, touched) {
+        Ok(()) => Verdict::Allow(Admission { client_ip: ip, identity, lease, in_flight }),
+        Err(rejection) => refuse(rejection, lease),
+    }
+}
+
+/// Checks every bucket, and charges them all only if all allow; a bucket
+/// whose compare-and-swap lost a race is read and checked again.
+fn charge<S: SharedStore + ?Sized>(
+    store: &S,
+    buckets: &[BucketUse],
+    now_us: u64,
+    touched: &mut Vec<(String, Limit)>,
+) -> Result<(), Rejection> {
+    let mut pending: Vec<&BucketUse> = buckets.iter().collect();
+    for _ in 0..CAS_RETRIES {
+        let mut reads = Vec::with_capacity(pending.len());
+        let mut worst: Option<(&BucketUse, u64, u64)> = None;
+        for b in &pending {
+            let (value, cas) = store.get(&b.key);
+            let current = value.as_deref().and_then(BucketState::decode);
+            match bucket::check(b.limit, current, now_us) {
+                Check::Allow { next, .. } => reads.push((*b, next, cas)),
+                Check::Deny { retry_after_us, reset_us } => {
+                    if worst.is_none_or(|(_, r, _)| retry_after_us > r) {
+                        worst = Some((b, retry_after_us, reset_us));
+                    }
+                }
+            }
+        }
+        if let Some((b, retry_after_us, reset_us)) = worst {
+            let retry = bucket::secs_ceil(retry_after_us).max(1);
+            return Err(Rejection {
+                retry_after_secs: Some(retry),
+                rate: Some(RateHeaders {
+                    limit: b.limit.capacity(),
+                    remaining: 0,
+                    reset_secs: bucket::secs_ceil(reset_us).max(retry),
+                }),
+                ..Rejection::new(
+                    Outcome::RateLimited,
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many requests: {} limit of {} per second with a burst of {}; retry in {retry} s",
+                        b.name,
+                        b.limit.rate_per_sec(),
+                        b.limit.burst()
+                    ),
+                )
+            });
+        }
+        let mut lost = Vec::new();
+        for (b, next, cas) in reads {
+            if store.set(&b.key, &next.encode(), cas).is_ok() {
+                touched.push((b.key.clone(), b.limit));
+            } else {
+                lost.push(b);
+            }
+        }
+        if lost.is_empty() {
+            return Ok(());
+        }
+        pending = lost;
+    }
+    Err(Rejection {
+        retry_after_secs: Some(1),
+        ..Rejection::new(
+            Outcome::RateLimited,
+            ErrorCode::RateLimited,
+            "too many concurrent requests for one limit; retry in 1 s",
+        )
+    })
+}

@@ -1,0 +1,201 @@
+//! One worker VM's view: the configuration, the state snapshot it compiled
+//! last (re-read from shared data only when the state's marker changes), and
+//! the bucket keys it charged, so that idle ones can be emptied.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::ops::Bound;
+
+use crate::bucket::{self, BucketState, Limit};
+use crate::config::Config;
+use crate::decision::{self, Lease, RequestFacts, Verdict};
+use crate::state::{STATE_GEN_KEY, STATE_KEY, Snapshot};
+use crate::store::SharedStore;
+
+/// At most this many bucket keys are remembered for sweeping per VM.
+pub const MAX_TOUCHED: usize = 200_000;
+
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    defaults: Snapshot,
+    synced: Option<Snapshot>,
+    marker: Option<Vec<u8>>,
+    touched: BTreeMap<String, Limit>,
+    sweep_cursor: Option<String>,
+    scratch: Vec<(String, Limit)>,
+    problem: Option<String>,
+}
+
+/// What [`Engine::refresh`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// The marker did not change.
+    Unchanged,
+    /// A new state was compiled (its version).
+    Loaded(String),
+    /// The stored state could not be read; the previous snapshot stays.
+    Broken(String),
+}
+
+impl Engine {
+    pub fn new(config: Config) -> Self {
+        let defaults = Snapshot::defaults(config.defaults.clone(), config.default_rules.clone());
+        Self {
+            config,
+            defaults,
+            synced: None,
+            marker: None,
+            touched: BTreeMap::new(),
+            sweep_cursor: None,
+            scratch: Vec::new(),
+            problem: None,
+        }
+    }
+
+    /// Creates the shared keys every request uses, so that their updates are
+    /// compare-and-swap from the first request on.
+    pub fn prepare<S: SharedStore + ?Sized>(store: &S) {
+        crate::store::ensure_exists(store, crate::state::INFLIGHT_TOTAL_KEY);
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether a state from the backend has been loaded.
+    pub fn has_state(&self) -> bool {
+        self.synced.is_some()
+    }
+
+    /// The snapshot requests are judged against: the synced state, or the
+    /// defaults when none arrived yet and the edge fails open.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        match &self.synced {
+            Some(s) => Some(s),
+            None if self.config.fail_open => Some(&self.defaults),
+            None => None,
+        }
+    }
+
+    /// The synced state, or the defaults.
+    pub fn current(&self) -> &Snapshot {
+        self.synced.as_ref().unwrap_or(&self.defaults)
+    }
+
+    /// Re-reads the state if its marker changed since the last call.
+    pub fn refresh<S: SharedStore + ?Sized>(&mut self, store: &S) -> Refresh {
+        let (marker, _) = store.get(STATE_GEN_KEY);
+        if marker.is_none() || marker == self.marker {
+            return Refresh::Unchanged;
+        }
+        self.marker = marker;
+        let (bytes, _) = store.get(STATE_KEY);
+        let Some(bytes) = bytes else {
+            return Refresh::Broken("the state marker is set but the state is empty".into());
+        };
+        match Snapshot::parse(&bytes) {
+            Ok(s) => {
+                let version = s.version.clone().unwrap_or_default();
+                self.synced = Some(s);
+                Refresh::Loaded(version)
+            }
+            Err(e) => {
+                self.problem = Some(e.clone());
+                Refresh::Broken(e)
+            }
+        }
+    }
+
+    /// The last problem reading the shared state, once (for the log).
+    pub fn take_problem(&mut self) -> Option<String> {
+        self.problem.take()
+    }
+
+    /// Picks up a new state if there is one, reads a request's headers and
+    /// decides it.
+    pub fn decide<S, N, V>(&mut self, store: &S, headers: &[(N, V)], peer: Option<IpAddr>, now_us: u64) -> Verdict
+    where
+        S: SharedStore + ?Sized,
+        N: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        self.refresh(store);
+        let req = match decision::parse_request(headers, self.config.max_header_bytes) {
+            Ok(r) => r,
+            Err(rejection) => return Verdict::Reject(rejection),
+        };
+        self.decide_facts(store, &req, peer, now_us)
+    }
+
+    /// Decides a request whose headers are already read.
+    pub fn decide_facts<S: SharedStore + ?Sized>(
+        &mut self,
+        store: &S,
+        req: &RequestFacts,
+        peer: Option<IpAddr>,
+        now_us: u64,
+    ) -> Verdict {
+        let mut touched = std::mem::take(&mut self.scratch);
+        let snapshot = match &self.synced {
+            Some(s) => Some(s),
+            None if self.config.fail_open => Some(&self.defaults),
+            None => None,
+        };
+        let verdict = decision::decide(&self.config, snapshot, store, req, peer, now_us, &mut touched);
+        for (key, limit) in touched.drain(..) {
+            if self.touched.len() < MAX_TOUCHED || self.touched.contains_key(&key) {
+                self.touched.insert(key, limit);
+            }
+        }
+        self.scratch = touched;
+        verdict
+    }
+
+    /// Gives an admitted request's in-flight slot back.
+    pub fn release<S: SharedStore + ?Sized>(store: &S, lease: Lease) -> bool {
+        decision::release(store, lease)
+    }
+
+    /// Bucket keys this VM charged and has not emptied yet.
+    pub fn touched_len(&self) -> usize {
+        self.touched.len()
+    }
+
+    /// Looks at up to `max` remembered bucket keys (round robin) and empties
+    /// those that are back to full, so that the host may drop them. Returns
+    /// how many were emptied.
+    pub fn sweep<S: SharedStore + ?Sized>(&mut self, store: &S, now_us: u64, max: usize) -> usize {
+        let start = self.sweep_cursor.take();
+        let after: (Bound<&String>, Bound<&String>) = match &start {
+            Some(c) => (Bound::Excluded(c), Bound::Unbounded),
+            None => (Bound::Unbounded, Bound::Unbounded),
+        };
+        let mut batch: Vec<(String, Limit)> =
+            self.touched.range::<String, _>(after).take(max).map(|(k, l)| (k.clone(), *l)).collect();
+        if let Some(c) = &start
+            && batch.len() < max
+        {
+            // Wrap around to the keys before the cursor.
+            let more = max - batch.len();
+            let wrap = (Bound::Unbounded, Bound::Included(c));
+            batch.extend(self.touched.range::<String, _>(wrap).take(more).map(|(k, l)| (k.clone(), *l)));
+        }
+        self.sweep_cursor = batch.last().map(|(k, _)| k.clone());
+        let mut emptied = 0;
+        for (key, limit) in batch {
+            let (value, cas) = store.get(&key);
+            let state = value.as_deref().and_then(BucketState::decode);
+            if state.is_none() {
+                self.touched.remove(&key);
+            } else if bucket::is_idle(limit, state, now_us) {
+                // A lost race means someone charged it since: keep watching it.
+                if store.set(&key, &[], cas).is_ok() {
+                    self.touched.remove(&key);
+                    emptied += 1;
+                }
+            }
+        }
+        emptied
+    }
+}

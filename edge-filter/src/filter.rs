@@ -1,0 +1,365 @@
+//! The proxy-wasm glue: a root context per worker VM (configuration, metrics,
+//! the sync timer) and an HTTP context per request. Everything it decides is
+//! decided by [`Engine`]; this module only moves bytes between it and the host.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
+
+use crate::client_ip::parse_peer;
+use crate::config::Config;
+use crate::decision::{Lease, Outcome, Verdict};
+use crate::engine::{Engine, Refresh};
+use crate::store::{CasMismatch, SharedStore};
+use crate::sync::{self, SyncOutcome};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(EdgeRoot::default()) });
+}}
+
+/// Shared data through the host.
+struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match hostcalls::get_shared_data(key) {
+            Ok((value, cas)) => (value.filter(|v| !v.is_empty()), cas),
+            Err(_) => (None, None),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), CasMismatch> {
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(|_| CasMismatch)
+    }
+}
+
+fn now_us() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Metric ids (`None` if the host refused to define one).
+#[derive(Debug, Clone, Copy, Default)]
+struct Metrics {
+    decisions: [Option<u32>; Outcome::ALL.len()],
+    sync: [Option<u32>; SyncOutcome::METRICS.len()],
+    sync_age_ms: Option<u32>,
+    state_loaded: Option<u32>,
+    in_flight: Option<u32>,
+    release_failures: Option<u32>,
+}
+
+impl Metrics {
+    fn define() -> Self {
+        let counter = |name: &str| hostcalls::define_metric(MetricType::Counter, name).ok();
+        let gauge = |name: &str| hostcalls::define_metric(MetricType::Gauge, name).ok();
+        let mut m = Self::default();
+        for (slot, outcome) in m.decisions.iter_mut().zip(Outcome::ALL) {
+            *slot = counter(outcome.metric_name());
+        }
+        for (slot, name) in m.sync.iter_mut().zip(SyncOutcome::METRICS) {
+            *slot = counter(name);
+        }
+        m.sync_age_ms = gauge("seckill_edge_sync_age_ms");
+        m.state_loaded = gauge("seckill_edge_state_loaded");
+        m.in_flight = gauge("seckill_edge_in_flight");
+        m.release_failures = counter("seckill_edge_in_flight_release_failures");
+        m
+    }
+
+    fn incr(id: Option<u32>) {
+        if let Some(id) = id {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    fn set(id: Option<u32>, value: u64) {
+        if let Some(id) = id {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn decision(&self, outcome: Outcome) {
+        Self::incr(self.decisions[outcome.index()]);
+    }
+
+    fn sync(&self, outcome: &SyncOutcome) {
+        if let Some(i) = SyncOutcome::METRICS.iter().position(|n| *n == outcome.metric_name()) {
+            Self::incr(self.sync[i]);
+        }
+    }
+}
+
+/// What the root context and its HTTP contexts share within one VM.
+#[derive(Default)]
+struct Vm {
+    engine: Option<Engine>,
+    metrics: Metrics,
+}
+
+impl Vm {
+    fn refresh(&mut self) {
+        if let Some(engine) = self.engine.as_mut() {
+            if let Refresh::Loaded(version) = engine.refresh(&HostStore) {
+                log::debug!("seckill-edge: state {version} loaded");
+            }
+            if let Some(why) = engine.take_problem() {
+                log::error!("seckill-edge: cannot read the shared state, keeping the last one: {why}");
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct EdgeRoot {
+    vm: Rc<RefCell<Vm>>,
+    ticked: bool,
+    /// The sync request in flight: its token and when it was sent.
+    pending: Option<(u32, u64)>,
+    /// Consecutive failures seen by this VM (for quieter logs).
+    failures: u32,
+}
+
+impl Context for EdgeRoot {
+    fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+        if self.pending.is_some_and(|(t, _)| t == token_id) {
+            self.pending = None;
+        }
+        let now = now_us();
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.trim().parse::<u16>().ok()));
+        let body = if status == Some(200) && body_size > 0 {
+            self.get_http_call_response_body(0, body_size.min(sync::MAX_STATE_BYTES + 1))
+        } else {
+            None
+        };
+        let mut vm = self.vm.borrow_mut();
+        vm.refresh();
+        let Some(engine) = vm.engine.as_ref() else { return };
+        let outcome = sync::handle_response(&HostStore, engine.current(), status, body.as_deref(), now);
+        vm.metrics.sync(&outcome);
+        match &outcome {
+            SyncOutcome::Updated { version, repairs } => {
+                log::info!("seckill-edge: state {version} stored");
+                if let Some(e) = &repairs.rules_refused {
+                    log::error!("seckill-edge: the backend's rules were refused, the last good rules stay: {e}");
+                }
+                if !repairs.bad_ips.is_empty() {
+                    log::warn!(
+                        "seckill-edge: blacklist entries that are not IPs or ranges were dropped: {:?}",
+                        repairs.bad_ips
+                    );
+                }
+                self.failures = 0;
+            }
+            SyncOutcome::NotModified => self.failures = 0,
+            SyncOutcome::Failed(why) | SyncOutcome::Invalid(why) => {
+                self.failures += 1;
+                if self.failures == 1 || self.failures.is_multiple_of(60) {
+                    log::warn!(
+                        "seckill-edge: state sync failed ({} in a row here), keeping the last state: {why}",
+                        self.failures
+                    );
+                }
+            }
+        }
+        vm.refresh();
+        let loaded = vm.engine.as_ref().is_some_and(Engine::has_state);
+        Metrics::set(vm.metrics.state_loaded, u64::from(loaded));
+    }
+}
+
+impl RootContext for EdgeRoot {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        self.vm.borrow_mut().metrics = Metrics::define();
+        true
+    }
+
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let config = match Config::from_json(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("seckill-edge: bad plugin configuration: {e}");
+                return false;
+            }
+        };
+        let period = config.sync_period_ms;
+        let fail_open = config.fail_open;
+        let mut vm = self.vm.borrow_mut();
+        if vm.metrics.decisions.iter().all(Option::is_none) {
+            vm.metrics = Metrics::define();
+        }
+        Engine::prepare(&HostStore);
+        vm.engine = Some(Engine::new(config));
+        vm.refresh();
+        drop(vm);
+        // The first sync comes soon; then one per period.
+        self.ticked = false;
+        if hostcalls::set_tick_period(Duration::from_millis(period.min(100))).is_err() {
+            log::error!("seckill-edge: the host refused a tick period; the state will never sync");
+        }
+        log::info!("seckill-edge: configured (sync every {period} ms, fail_open={fail_open})");
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let now = now_us();
+        let mut vm = self.vm.borrow_mut();
+        let Some(period_ms) = vm.engine.as_ref().map(|e| e.config().sync_period_ms) else { return };
+        if !self.ticked {
+            self.ticked = true;
+            let _ = hostcalls::set_tick_period(Duration::from_millis(period_ms));
+        }
+        vm.refresh();
+        let metrics = vm.metrics;
+        let Some(engine) = vm.engine.as_mut() else { return };
+        engine.sweep(&HostStore, now, 2_000);
+        let (record, _) = sync::read_record(&HostStore);
+        if let Some(ok) = record.last_ok_us {
+            Metrics::set(metrics.sync_age_ms, now.saturating_sub(ok) / 1000);
+        }
+        Metrics::set(metrics.state_loaded, u64::from(engine.has_state()));
+
+        let config = engine.config();
+        let period_us = period_ms * 1000;
+        // A request whose answer never came (a host bug) does not block syncing for good.
+        if let Some((_, sent)) = self.pending
+            && now.saturating_sub(sent) > period_us + config.sync_timeout_ms * 1000
+        {
+            self.pending = None;
+        }
+        if self.pending.is_some() || !sync::try_claim(&HostStore, now, period_us) {
+            return;
+        }
+        let headers = sync::request_headers(config, engine.current().version.as_deref());
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        match hostcalls::dispatch_http_call(
+            &config.backend_cluster,
+            headers,
+            None,
+            vec![],
+            Duration::from_millis(config.sync_timeout_ms),
+        ) {
+            Ok(token) => self.pending = Some((token, now)),
+            Err(status) => {
+                let outcome = sync::record_failure(
+                    &HostStore,
+                    now,
+                    &format!("dispatch_http_call to cluster `{}` failed: {status:?}", config.backend_cluster),
+                );
+                metrics.sync(&outcome);
+                self.failures += 1;
+                if self.failures == 1 || self.failures.is_multiple_of(60) {
+                    log::warn!(
+                        "seckill-edge: state sync could not be sent ({} in a row here): {status:?}",
+                        self.failures
+                    );
+                }
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(EdgeHttp { vm: Rc::clone(&self.vm), lease: None, metrics: self.vm.borrow().metrics }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct EdgeHttp {
+    vm: Rc<RefCell<Vm>>,
+    /// Held from admission until the stream ends, whichever way it ends.
+    lease: Option<Lease>,
+    metrics: Metrics,
+}
+
+impl EdgeHttp {
+    /// Gives the in-flight slot back, once: from `on_done`, `on_log`, or at
+    /// the latest when the host deletes the context (a reset stream).
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take()
+            && !Engine::release(&HostStore, lease)
+        {
+            Metrics::incr(self.metrics.release_failures);
+            log::error!("seckill-edge: an in-flight slot could not be given back (shared-data contention)");
+        }
+    }
+}
+
+impl Drop for EdgeHttp {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Context for EdgeHttp {
+    fn on_done(&mut self) -> bool {
+        self.release();
+        true
+    }
+}
+
+impl HttpContext for EdgeHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let now = now_us();
+        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let peer = hostcalls::get_property(vec!["source", "address"])
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| parse_peer(&s));
+        let verdict = {
+            let mut vm = self.vm.borrow_mut();
+            match vm.engine.as_mut() {
+                Some(engine) => engine.decide(&HostStore, &headers, peer, now),
+                None => {
+                    // Not configured: on_configure refused, so the host should not route here.
+                    self.send_http_response(
+                        503,
+                        vec![("content-type", "application/json")],
+                        Some(br#"{"code":"unavailable","message":"the edge filter is not configured"}"#),
+                    );
+                    return Action::Pause;
+                }
+            }
+        };
+        self.metrics.decision(verdict.outcome());
+        match verdict {
+            Verdict::Allow(admission) => {
+                Metrics::set(self.metrics.in_flight, u64::from(admission.in_flight));
+                self.lease = Some(admission.lease);
+                // The backend trusts the edge's x-forwarded-for: only the client
+                // address the edge vouches for goes on.
+                let _ = hostcalls::set_map_value(
+                    MapType::HttpRequestHeaders,
+                    "x-forwarded-for",
+                    Some(&admission.client_ip.to_string()),
+                );
+                Action::Continue
+            }
+            Verdict::Reject(rejection) => {
+                let headers = rejection.headers();
+                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let body = rejection.body();
+                let _ = hostcalls::send_http_response(u32::from(rejection.status()), headers, Some(&body));
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_log(&mut self) {
+        self.release();
+    }
+}

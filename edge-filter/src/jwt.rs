@@ -1,0 +1,312 @@
+//! Buyers' JWTs, verified at the edge: HS256 over the shared secret, claims
+//! `sub` (1–64 of `[A-Za-z0-9_-]`) and `exp` (required, not past).
+//!
+//! The backend's admin sessions are HS256 JWTs too, signed with a key derived
+//! from the same secret (`SHA-256("seckill admin session\0" ‖ secret)`) and
+//! carrying `aud: "seckill-admin"`; the edge recognises them so that an admin
+//! token sent to a buyer route (`GET /api/orders/{id}` takes either) is not
+//! refused as forged. It has no user id, so no per-user limit applies to it.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The audience of the backend's admin sessions.
+pub const ADMIN_AUDIENCE: &str = "seckill-admin";
+
+/// Who a valid token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A buyer, by the `sub` claim.
+    User(String),
+    /// An admin session.
+    Admin,
+}
+
+/// Why a token was refused; `Display` is the message sent back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtError {
+    /// Not three base64url segments of JSON objects.
+    Malformed(&'static str),
+    /// `alg` is not `HS256` (this includes `none`).
+    Algorithm(String),
+    /// The signature does not match.
+    Signature,
+    /// `exp` is missing or not an integer.
+    MissingExp,
+    /// `exp` is past.
+    Expired,
+    /// `sub` is missing or not 1–64 of `[A-Za-z0-9_-]`.
+    Subject,
+}
+
+impl fmt::Display for JwtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(why) => write!(f, "invalid bearer token: {why}"),
+            Self::Algorithm(alg) => write!(f, "invalid bearer token: algorithm `{alg}` is not accepted (HS256 only)"),
+            Self::Signature => f.write_str("invalid bearer token: wrong signature"),
+            Self::MissingExp => f.write_str("invalid bearer token: the `exp` claim is required (integer seconds)"),
+            Self::Expired => f.write_str("invalid bearer token: expired"),
+            Self::Subject => {
+                f.write_str("invalid bearer token: the `sub` claim must be 1-64 characters of [A-Za-z0-9_-]")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JwtError {}
+
+/// A user id as the contract allows it: 1–64 characters of `[A-Za-z0-9_-]`.
+pub fn valid_user_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Extracts the token from an `Authorization` value: `Bearer <token>`, the
+/// scheme in any case, the token of base64url characters and dots.
+/// `Err` says what is wrong with the header (a `bad_request`, not a bad token).
+pub fn bearer(value: &[u8]) -> Result<&str, &'static str> {
+    let value = std::str::from_utf8(value).map_err(|_| "the Authorization header is not valid UTF-8")?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or("the Authorization header must be `Bearer <JWT>`")?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err("the Authorization header must use the Bearer scheme");
+    }
+    let token = token.trim_start();
+    if token.is_empty() {
+        return Err("the Authorization header has an empty Bearer token");
+    }
+    if !token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+' | b'/' | b'~'))
+    {
+        return Err("the Bearer token contains characters a JWT cannot have");
+    }
+    Ok(token)
+}
+
+/// The keys, each HMAC keyed once and cloned per verification.
+#[derive(Clone)]
+pub struct JwtKeys {
+    buyer: HmacSha256,
+    admin: HmacSha256,
+    leeway_secs: i64,
+}
+
+impl fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtKeys").field("leeway_secs", &self.leeway_secs).finish_non_exhaustive()
+    }
+}
+
+impl JwtKeys {
+    /// `leeway_secs` is how far past `exp` a buyer token is still accepted
+    /// (the backend allows 5 s); admin sessions get none, as in the backend.
+    pub fn new(secret: &[u8], leeway_secs: u32) -> Self {
+        let admin_secret = Sha256::new().chain_update(b"seckill admin session\0").chain_update(secret).finalize();
+        Self {
+            buyer: HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length"),
+            admin: HmacSha256::new_from_slice(&admin_secret).expect("HMAC takes keys of any length"),
+            leeway_secs: i64::from(leeway_secs),
+        }
+    }
+
+    /// Verifies `token` at `now_secs` (unix seconds).
+    pub fn verify(&self, token: &str, now_secs: i64) -> Result<Identity, JwtError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(JwtError::Malformed("a JWT has three dot-separated parts"));
+        };
+        let header = json_object(h, "the header is not base64url JSON")?;
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        if alg != "HS256" {
+            return Err(JwtError::Algorithm(alg.chars().take(16).collect()));
+        }
+        if header.get("crit").is_some() {
+            return Err(JwtError::Malformed("critical header extensions are not supported"));
+        }
+        let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed("the signature is not base64url"))?;
+        let signed_len = h.len() + 1 + p.len();
+        let signed = &token.as_bytes()[..signed_len];
+        let claims = json_object(p, "the claims are not base64url JSON")?;
+        if verify_mac(&self.buyer, signed, &signature) {
+            let exp = exp(&claims)?;
+            if exp.saturating_add(self.leeway_secs) <= now_secs {
+                return Err(JwtError::Expired);
+            }
+            return match claims.get("sub").and_then(Value::as_str) {
+                Some(sub) if valid_user_id(sub) => Ok(Identity::User(sub.to_owned())),
+                _ => Err(JwtError::Subject),
+            };
+        }
+        if verify_mac(&self.admin, signed, &signature) {
+            let aud_ok = match claims.get("aud") {
+                Some(Value::String(a)) => a == ADMIN_AUDIENCE,
+                Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(ADMIN_AUDIENCE)),
+                _ => false,
+            };
+            if !aud_ok {
+                return Err(JwtError::Signature);
+            }
+            if exp(&claims)? <= now_secs {
+                return Err(JwtError::Expired);
+            }
+            return Ok(Identity::Admin);
+        }
+        Err(JwtError::Signature)
+    }
+}
+
+fn verify_mac(key: &HmacSha256, signed: &[u8], signature: &[u8]) -> bool {
+    let mut mac = key.clone();
+    mac.update(signed);
+    // Constant-time comparison.
+    mac.verify_slice(signature).is_ok()
+}
+
+fn json_object(segment: &str, why: &'static str) -> Result<serde_json::Map<String, Value>, JwtError> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| JwtError::Malformed(why))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(JwtError::Malformed(why)),
+    }
+}
+
+fn exp(claims: &serde_json::Map<String, Value>) -> Result<i64, JwtError> {
+    claims.get("exp").and_then(Value::as_i64).ok_or(JwtError::MissingExp)
+}
+
+/// Signs `claims` with `secret` (tests, benches and tools).
+pub fn sign_hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
+    let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).expect("JSON values serialise"));
+    let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("JSON values serialise"));
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(h.as_bytes());
+    mac.update(b".");
+    mac.update(p.as_bytes());
+    let s = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{h}.{p}.{s}")
+}
+
+/// A buyer token for `sub` expiring at `exp` (tests, benches and tools).
+pub fn buyer_token(secret: &[u8], sub: &str, exp: i64) -> String {
+    sign_hs256(secret, &serde_json::json!({"alg": "HS256", "typ": "JWT"}), &serde_json::json!({"sub": sub, "exp": exp}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"test-secret";
+    const NOW: i64 = 1_800_000_000;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new(SECRET, 5)
+    }
+
+    #[test]
+    fn a_valid_token_names_its_user() {
+        let t = buyer_token(SECRET, "alice_01-x", NOW + 60);
+        assert_eq!(keys().verify(&t, NOW), Ok(Identity::User("alice_01-x".into())));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused_after_the_leeway() {
+        let t = buyer_token(SECRET, "alice", NOW);
+        assert_eq!(keys().verify(&t, NOW + 4), Ok(Identity::User("alice".into())));
+        assert_eq!(keys().verify(&t, NOW + 5), Err(JwtError::Expired));
+        assert_eq!(JwtKeys::new(SECRET, 0).verify(&t, NOW), Err(JwtError::Expired));
+    }
+
+    #[test]
+    fn wrong_signatures_are_refused() {
+        let t = buyer_token(b"another-secret", "alice", NOW + 60);
+        assert_eq!(keys().verify(&t, NOW), Err(JwtError::Signature));
+        // Tampered claims under the original signature.
+        let good = buyer_token(SECRET, "alice", NOW + 60);
+        let evil = buyer_token(SECRET, "mallory", NOW + 60);
+        let forged = format!(
+            "{}.{}.{}",
+            good.split('.').next().unwrap(),
+            evil.split('.').nth(1).unwrap(),
+            good.split('.').nth(2).unwrap()
+        );
+        assert_eq!(keys().verify(&forged, NOW), Err(JwtError::Signature));
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_refused() {
+        let claims = json!({"sub": "alice", "exp": NOW + 60});
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        assert_eq!(keys().verify(&unsigned, NOW), Err(JwtError::Algorithm("none".into())));
+        let hs512 = sign_hs256(SECRET, &json!({"alg": "HS512"}), &claims);
+        assert_eq!(keys().verify(&hs512, NOW), Err(JwtError::Algorithm("HS512".into())));
+        let no_alg = sign_hs256(SECRET, &json!({"typ": "JWT"}), &claims);
+        assert!(matches!(keys().verify(&no_alg, NOW), Err(JwtError::Algorithm(_))));
+        let crit = sign_hs256(SECRET, &json!({"alg": "HS256", "crit": ["b64"]}), &claims);
+        assert!(matches!(keys().verify(&crit, NOW), Err(JwtError::Malformed(_))));
+    }
+
+    #[test]
+    fn bad_subjects_and_missing_exp_are_refused() {
+        let h = json!({"alg": "HS256"});
+        for sub in [json!(""), json!("a".repeat(65)), json!("al ice"), json!("bob:1"), json!(42), json!(null)] {
+            let t = sign_hs256(SECRET, &h, &json!({"sub": sub, "exp": NOW + 60}));
+            assert_eq!(keys().verify(&t, NOW), Err(JwtError::Subject), "{sub}");
+        }
+        let t = sign_hs256(SECRET, &h, &json!({"sub": "alice"}));
+        assert_eq!(keys().verify(&t, NOW), Err(JwtError::MissingExp));
+        let t = sign_hs256(SECRET, &h, &json!({"sub": "alice", "exp": "tomorrow"}));
+        assert_eq!(keys().verify(&t, NOW), Err(JwtError::MissingExp));
+        let t = sign_hs256(SECRET, &h, &json!({"sub": "alice", "exp": 1.8e9}));
+        assert_eq!(keys().verify(&t, NOW), Err(JwtError::MissingExp));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        for t in ["", "a", "a.b", "a.b.c.d", "!!.??.**", "e30.e30.", "W10.e30.AAAA"] {
+            assert!(matches!(keys().verify(t, NOW), Err(JwtError::Malformed(_) | JwtError::Algorithm(_))), "{t}");
+        }
+        // Padding is not base64url as JWTs use it.
+        let good = buyer_token(SECRET, "alice", NOW + 60);
+        assert!(keys().verify(&format!("{good}="), NOW).is_err());
+    }
+
+    #[test]
+    fn admin_sessions_are_recognised_but_not_users() {
+        let admin_key = Sha256::new().chain_update(b"seckill admin session\0").chain_update(SECRET).finalize();
+        let h = json!({"alg": "HS256", "typ": "JWT"});
+        let t = sign_hs256(&admin_key, &h, &json!({"sub": "admin", "aud": ADMIN_AUDIENCE, "exp": NOW + 60}));
+        assert_eq!(keys().verify(&t, NOW), Ok(Identity::Admin));
+        let t = sign_hs256(&admin_key, &h, &json!({"sub": "admin", "aud": ADMIN_AUDIENCE, "exp": NOW}));
+        assert_eq!(keys().verify(&t, NOW), Err(JwtError::Expired));
+        let t = sign_hs256(&admin_key, &h, &json!({"sub": "admin", "aud": "other", "exp": NOW + 60}));
+        assert_eq!(keys().verify(&t, NOW), Err(JwtError::Signature));
+    }
+
+    #[test]
+    fn authorization_headers_are_parsed_strictly() {
+        assert_eq!(bearer(b"Bearer abc.def.ghi"), Ok("abc.def.ghi"));
+        assert_eq!(bearer(b"bearer   abc.def.ghi "), Ok("abc.def.ghi"));
+        assert!(bearer(b"Basic dXNlcjpwYXNz").unwrap_err().contains("Bearer scheme"));
+        assert!(bearer(b"Bearer").unwrap_err().contains("Bearer <JWT>"));
+        assert!(bearer(b"Bearer ").is_err());
+        assert!(bearer(b"Bearer a b").unwrap_err().contains("characters"));
+        assert!(bearer(b"Bearer \xff\xfe").unwrap_err().contains("UTF-8"));
+        assert!(bearer(b"").is_err());
+    }
+
+    #[test]
+    fn error_messages_say_what_is_wrong() {
+        assert_eq!(JwtError::Expired.to_string(), "invalid bearer token: expired");
+        assert!(JwtError::Algorithm("none".into()).to_string().contains("`none`"));
+    }
+}

@@ -1,0 +1,430 @@
+//! The whole decision, through `Engine` and an in-memory shared store: every
+//! check, its order, its answer, and what it leaves in shared data.
+
+mod common;
+
+use common::*;
+use seckill_api::{ErrorCode, RateRule, RouteRule};
+use seckill_edge_filter::decision::{Outcome, Verdict};
+use seckill_edge_filter::engine::Engine;
+use seckill_edge_filter::jwt::{Identity, sign_hs256};
+use seckill_edge_filter::state::INFLIGHT_TOTAL_KEY;
+use seckill_edge_filter::store::MemoryStore;
+use serde_json::json;
+
+#[test]
+fn nginx_edge_through_the_filter_21_pass_22nd_refused_one_more_after_100_ms() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    let peer = ip("198.51.100.7");
+    for i in 1..=21 {
+        assert_eq!(run(&mut e, &store, &h, peer, T0), Ok(()), "request {i}");
+    }
+    let r = refused(e.decide(&store, &h, peer, T0));
+    assert_eq!(r.code, ErrorCode::RateLimited);
+    assert_eq!(r.outcome, Outcome::RateLimited);
+    let headers = r.headers();
+    assert!(headers.contains(&("retry-after", "1".into())), "{headers:?}");
+    assert!(headers.contains(&("x-ratelimit-limit", "21".into())));
+    assert!(headers.contains(&("x-ratelimit-remaining", "0".into())));
+    // Full again after 2.1 s (21 requests at 10 r/s).
+    assert!(headers.contains(&("x-ratelimit-reset", "3".into())), "{headers:?}");
+    assert!(r.message.contains("per-IP limit of 10 per second with a burst of 20"), "{}", r.message);
+    assert_eq!(run(&mut e, &store, &h, peer, T0 + 99 * MS), Err(ErrorCode::RateLimited));
+    assert_eq!(run(&mut e, &store, &h, peer, T0 + 100 * MS), Ok(()));
+    assert_eq!(run(&mut e, &store, &h, peer, T0 + 100 * MS), Err(ErrorCode::RateLimited));
+    // Another client is not affected.
+    assert_eq!(run(&mut e, &store, &h, ip("198.51.100.8"), T0), Ok(()));
+}
+
+#[test]
+fn purchase_and_token_routes_are_tighter_than_reads() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let peer = ip("198.51.100.7");
+    // Defaults: token per IP 5/s burst 10, so 11 at once.
+    let token = req("POST", "/api/activities/7/token");
+    let passed = (0..30).filter(|_| run(&mut e, &store, &token, peer, T0).is_ok()).count();
+    assert_eq!(passed, 11);
+    // The purchase route has its own bucket, and the per-IP one still has room.
+    let purchase = req("POST", "/api/activities/7/purchase");
+    let passed = (0..30).filter(|_| run(&mut e, &store, &purchase, peer, T0).is_ok()).count();
+    assert_eq!(passed, 21 - 11, "per-IP 1 + 20 shared by both routes");
+}
+
+#[test]
+fn per_user_limits_follow_the_user_across_ips() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let auth = bearer("alice", T0);
+    let h = with(req("POST", "/api/activities/7/token"), "authorization", &auth);
+    // Token per user: 2/s burst 5 → 6 at once, from six different IPs.
+    let passed = (0..12).filter(|i| run(&mut e, &store, &h, ip(&format!("203.0.113.{i}")), T0).is_ok()).count();
+    assert_eq!(passed, 6);
+    let r = refused(e.decide(&store, &h, ip("203.0.113.99"), T0));
+    assert!(r.message.contains("`token` per-user"), "{}", r.message);
+    assert!(r.headers().contains(&("x-ratelimit-limit", "6".into())));
+    // Bob is not alice.
+    let bob = with(req("POST", "/api/activities/7/token"), "authorization", bearer("bob", T0));
+    assert_eq!(run(&mut e, &store, &bob, ip("203.0.113.99"), T0), Ok(()));
+}
+
+#[test]
+fn a_refused_request_costs_no_tokens() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let peer = ip("198.51.100.7");
+    let alice = with(req("POST", "/api/activities/7/token"), "authorization", bearer("alice", T0));
+    // Exhaust alice's per-user token bucket (6) from this IP…
+    for _ in 0..6 {
+        run(&mut e, &store, &alice, peer, T0).unwrap();
+    }
+    // …then 20 more refused attempts: the IP's buckets were not charged for them.
+    for _ in 0..20 {
+        assert_eq!(run(&mut e, &store, &alice, peer, T0), Err(ErrorCode::RateLimited));
+    }
+    let anon = req("POST", "/api/activities/7/token");
+    let passed = (0..20).filter(|_| run(&mut e, &store, &anon, peer, T0).is_ok()).count();
+    assert_eq!(passed, 11 - 6, "the token route per-IP bucket lost only the 6 admitted");
+}
+
+#[test]
+fn a_spoofed_forwarded_for_does_not_evade_the_limit() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({"trusted_proxies": ["127.0.0.1/32"]}));
+    let peer = ip("198.51.100.7");
+    let passed = (0..40)
+        .filter(|i| {
+            let h = with(req("GET", "/api/activities"), "x-forwarded-for", format!("10.9.9.{i}"));
+            run(&mut e, &store, &h, peer, T0).is_ok()
+        })
+        .count();
+    assert_eq!(passed, 21, "an untrusted peer's header is ignored");
+    // Behind the trusted proxy, each forwarded client has its own bucket; what
+    // a client put in front of its proxy's entry is ignored.
+    let proxy = ip("127.0.0.1");
+    for i in 0..40 {
+        let h = with(req("GET", "/api/activities"), "x-forwarded-for", format!("6.6.6.6, 10.9.9.{i}"));
+        let a = admitted(e.decide(&store, &h, proxy, T0));
+        assert_eq!(a.client_ip, format!("10.9.9.{i}").parse::<std::net::IpAddr>().unwrap());
+        Engine::release(&store, a.lease);
+    }
+}
+
+#[test]
+fn oversized_and_malformed_headers_are_bad_requests() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({"max_header_bytes": 1024}));
+    let peer = ip("198.51.100.7");
+    let big = with(req("GET", "/api/activities"), "cookie", "x".repeat(1100));
+    let r = refused(e.decide(&store, &big, peer, T0));
+    assert_eq!((r.code, r.status()), (ErrorCode::BadRequest, 400));
+    assert!(r.message.starts_with("request headers are too large"), "{}", r.message);
+
+    let cases = [
+        (with(req("GET", "/api/me/orders"), "authorization", "Basic dXNlcjpwYXNz"), "Bearer scheme"),
+        (with(req("GET", "/api/me/orders"), "authorization", "Bearer"), "Bearer <JWT>"),
+        (with(req("GET", "/api/me/orders"), "authorization", "Bearer a b c"), "characters"),
+        (
+            with(with(req("GET", "/api/me/orders"), "authorization", "Bearer a"), "authorization", "Bearer b"),
+            "more than one",
+        ),
+        (with(req("GET", "/api/me/orders"), "x-note", b"a\x01b"), "control characters"),
+        (vec![(":method".to_string(), b"GET".to_vec())], "no path"),
+        (req("GET", "api/activities"), "must start with `/`"),
+    ];
+    for (h, expected) in cases {
+        let r = refused(e.decide(&store, &h, peer, T0));
+        assert_eq!(r.code, ErrorCode::BadRequest, "{expected}");
+        assert!(r.message.contains(expected), "`{}` should mention `{expected}`", r.message);
+    }
+    assert!(store.live_keys().is_empty(), "refusals leave nothing behind: {:?}", store.live_keys());
+}
+
+#[test]
+fn jwts_are_verified_at_the_edge() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let peer = ip("198.51.100.7");
+    let path = "/api/me/orders";
+    let a = admitted(e.decide(&store, &with(req("GET", path), "authorization", bearer("alice", T0)), peer, T0));
+    assert_eq!(a.identity, Some(Identity::User("alice".into())));
+    Engine::release(&store, a.lease);
+
+    let forged = seckill_edge_filter::jwt::buyer_token(b"not-the-secret", "alice", (T0 / SEC) as i64 + 600);
+    let expired = seckill_edge_filter::jwt::buyer_token(JWT_SECRET.as_bytes(), "alice", (T0 / SEC) as i64 - 60);
+    let none = format!("{}.{}.", "eyJhbGciOiJub25lIn0", "eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0");
+    let bad_sub =
+        sign_hs256(JWT_SECRET.as_bytes(), &json!({"alg": "HS256"}), &json!({"sub": "a b", "exp": 9999999999i64}));
+    for (token, why) in [
+        (forged, "wrong signature"),
+        (expired, "expired"),
+        (none, "`none`"),
+        (bad_sub, "`sub`"),
+        ("x.y.z".into(), "invalid bearer token"),
+    ] {
+        let r =
+            refused(e.decide(&store, &with(req("GET", path), "authorization", format!("Bearer {token}")), peer, T0));
+        assert_eq!((r.code, r.status()), (ErrorCode::Unauthorized, 401), "{why}");
+        assert!(r.message.contains(why), "`{}` should mention `{why}`", r.message);
+    }
+    // No token on a public read: the backend decides.
+    assert_eq!(run(&mut e, &store, &req("GET", "/api/activities/1"), peer, T0), Ok(()));
+    // Outside the JWT paths (the admin API), the header is the backend's business.
+    let admin = with(req("GET", "/admin/api/activities"), "authorization", "Bearer opaque-admin-session");
+    assert_eq!(run(&mut e, &store, &admin, peer, T0), Ok(()));
+}
+
+#[test]
+fn admin_sessions_pass_on_buyer_routes_without_a_user_bucket() {
+    use sha2::{Digest, Sha256};
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let key = Sha256::new().chain_update(b"seckill admin session\0").chain_update(JWT_SECRET.as_bytes()).finalize();
+    let t = sign_hs256(
+        &key,
+        &json!({"alg": "HS256"}),
+        &json!({"sub": "admin", "aud": "seckill-admin", "exp": (T0 / SEC) as i64 + 60}),
+    );
+    let a = admitted(e.decide(
+        &store,
+        &with(req("GET", "/api/orders/o1"), "authorization", format!("Bearer {t}")),
+        ip("192.0.2.1"),
+        T0,
+    ));
+    assert_eq!(a.identity, Some(Identity::Admin));
+    Engine::release(&store, a.lease);
+    assert!(!store.live_keys().iter().any(|k| k.contains(".user.")));
+}
+
+#[test]
+fn internal_routes_are_never_forwarded() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    for path in [
+        "/internal/edge/state",
+        "/internal",
+        "/%69nternal/edge/state",
+        "//internal/edge/state",
+        "/api/../internal/edge/state",
+    ] {
+        let r = refused(e.decide(&store, &req("GET", path), ip("127.0.0.1"), T0));
+        assert_eq!((r.code, r.status()), (ErrorCode::NotFound, 404), "{path}");
+    }
+    assert_eq!(run(&mut e, &store, &req("GET", "/internalx"), ip("127.0.0.1"), T0), Ok(()));
+}
+
+#[test]
+fn blacklisted_ips_ranges_and_users_are_refused() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let mut st = state("v1");
+    st.blacklist_ips = vec!["203.0.113.7".into(), "10.0.0.0/8".into(), "2001:db8::/32".into()];
+    st.blacklist_users = vec!["mallory".into()];
+    push_state(&store, &mut e, &st, T0);
+    let h = req("GET", "/api/activities");
+    for bad in ["203.0.113.7", "10.20.30.40", "2001:db8::1", "::ffff:10.0.0.1"] {
+        let r = refused(e.decide(&store, &h, ip(bad), T0));
+        assert_eq!((r.code, r.status(), r.outcome), (ErrorCode::Blacklisted, 403, Outcome::Blacklisted), "{bad}");
+    }
+    assert_eq!(run(&mut e, &store, &h, ip("203.0.113.8"), T0), Ok(()));
+    let m = with(req("GET", "/api/me/orders"), "authorization", bearer("mallory", T0));
+    let r = refused(e.decide(&store, &m, ip("203.0.113.8"), T0));
+    assert_eq!((r.code, r.message.as_str()), (ErrorCode::Blacklisted, "this user is blacklisted"));
+    // A blacklisted IP is refused before its headers' token is even looked at.
+    let forged = with(req("GET", "/api/me/orders"), "authorization", "Bearer x.y.z");
+    assert_eq!(refused(e.decide(&store, &forged, ip("10.1.1.1"), T0)).code, ErrorCode::Blacklisted);
+}
+
+#[test]
+fn sold_out_and_not_live_activities_are_answered_at_the_edge() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let mut st = state("v1");
+    st.sold_out = vec![1];
+    st.not_started = vec![2];
+    st.ended = vec![3];
+    push_state(&store, &mut e, &st, T0);
+    let peer = ip("198.51.100.7");
+    let auth = bearer("alice", T0);
+    for (id, action, code) in [
+        (1, "token", ErrorCode::SoldOut),
+        (1, "purchase", ErrorCode::SoldOut),
+        (2, "token", ErrorCode::NotStarted),
+        (3, "purchase", ErrorCode::Ended),
+    ] {
+        let h = with(req("POST", &format!("/api/activities/{id}/{action}")), "authorization", &auth);
+        let r = refused(e.decide(&store, &h, peer, T0));
+        assert_eq!((r.code, r.status()), (code, 409), "{id}/{action}");
+    }
+    // Many of them cost no rate tokens: the answer is cheap and final.
+    let h = with(req("POST", "/api/activities/1/purchase"), "authorization", &auth);
+    for _ in 0..100 {
+        assert_eq!(run(&mut e, &store, &h, peer, T0), Err(ErrorCode::SoldOut));
+    }
+    // Reads of a sold-out activity, and buys of a live one, go to the backend.
+    assert_eq!(run(&mut e, &store, &req("GET", "/api/activities/1"), peer, T0), Ok(()));
+    let live = with(req("POST", "/api/activities/4/purchase"), "authorization", &auth);
+    assert_eq!(run(&mut e, &store, &live, peer, T0), Ok(()));
+    // Encoded paths are no way around it.
+    let sneaky = with(req("POST", "/api/activities/1/%70urchase"), "authorization", &auth);
+    assert_eq!(run(&mut e, &store, &sneaky, peer, T0), Err(ErrorCode::SoldOut));
+}
+
+#[test]
+fn in_flight_limits_count_up_on_admission_and_down_on_release() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    Engine::prepare(&store);
+    let h = req("GET", "/api/activities");
+    let peer = ip("198.51.100.7");
+    let mut leases: Vec<_> = (0..10).map(|i| admitted(e.decide(&store, &h, peer, T0 + i)).lease).collect();
+    let r = refused(e.decide(&store, &h, peer, T0 + 10));
+    assert_eq!((r.code, r.outcome), (ErrorCode::RateLimited, Outcome::InFlightLimited));
+    assert!(r.headers().contains(&("retry-after", "1".into())));
+    assert!(r.message.contains("at most 10"), "{}", r.message);
+    // Another client still gets in; the refusal did not keep a slot.
+    let other = admitted(e.decide(&store, &h, ip("198.51.100.8"), T0 + 11));
+    assert_eq!(other.in_flight, 11);
+    // One stream ends (normally, or by reset: the filter releases either way).
+    assert!(Engine::release(&store, leases.pop().unwrap()));
+    leases.push(admitted(e.decide(&store, &h, peer, T0 + 12)).lease);
+    for l in leases {
+        assert!(Engine::release(&store, l));
+    }
+    assert!(Engine::release(&store, other.lease));
+    let leftovers: Vec<_> = store.live_keys().into_iter().filter(|k| k.contains("inflight")).collect();
+    assert!(leftovers.is_empty(), "nothing in flight leaks: {leftovers:?}");
+}
+
+#[test]
+fn the_total_in_flight_limit_covers_every_client() {
+    let store = MemoryStore::new();
+    let rules = seckill_api::EdgeRules { max_in_flight_total: 3, ..Default::default() };
+    let mut e = engine(json!({ "defaults": rules }));
+    let h = req("GET", "/api/activities");
+    let held: Vec<_> = (0..3).map(|i| admitted(e.decide(&store, &h, ip(&format!("192.0.2.{i}")), T0)).lease).collect();
+    let r = refused(e.decide(&store, &h, ip("192.0.2.9"), T0));
+    assert_eq!(r.outcome, Outcome::InFlightLimited);
+    assert!(r.message.contains("limit of 3 requests in flight"), "{}", r.message);
+    for l in held {
+        Engine::release(&store, l);
+    }
+    assert!(store.raw(INFLIGHT_TOTAL_KEY).unwrap().is_empty());
+}
+
+#[test]
+fn refusals_after_admission_give_the_slot_back() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let peer = ip("198.51.100.7");
+    for _ in 0..50 {
+        let h = with(req("GET", "/api/me/orders"), "authorization", "Bearer x.y.z");
+        assert_eq!(refused(e.decide(&store, &h, peer, T0)).code, ErrorCode::Unauthorized);
+    }
+    assert!(store.live_keys().iter().all(|k| !k.contains("inflight")), "{:?}", store.live_keys());
+}
+
+#[test]
+fn limits_are_exact_across_worker_vms() {
+    // Two VMs (two engines) share one store, as Envoy's workers share data.
+    let store = MemoryStore::new();
+    let mut a = engine(json!({}));
+    let mut b = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    let peer = ip("198.51.100.7");
+    let mut passed = 0;
+    for i in 0..60 {
+        let e = if i % 2 == 0 { &mut a } else { &mut b };
+        passed += usize::from(run(e, &store, &h, peer, T0 + i).is_ok());
+    }
+    assert_eq!(passed, 21);
+}
+
+#[test]
+fn fail_closed_refuses_until_the_first_state_then_serves() {
+    let store = MemoryStore::new();
+    let mut closed = engine(json!({"fail_open": false}));
+    let h = req("GET", "/api/activities");
+    let r = refused(closed.decide(&store, &h, ip("192.0.2.1"), T0));
+    assert_eq!((r.code, r.status()), (ErrorCode::Unavailable, 503));
+    assert!(r.headers().iter().any(|(k, _)| *k == "retry-after"));
+    let mut open = engine(json!({"fail_open": true}));
+    assert_eq!(run(&mut open, &store, &h, ip("192.0.2.1"), T0), Ok(()));
+    push_state(&store, &mut closed, &state("v1"), T0);
+    assert_eq!(run(&mut closed, &store, &h, ip("192.0.2.1"), T0), Ok(()));
+}
+
+#[test]
+fn new_rules_take_effect_on_the_next_request_without_a_restart() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let mut other_vm = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    let peer = ip("198.51.100.7");
+    let mut st = state("v2");
+    st.rules.per_ip = RateRule { rate_per_sec: 1.0, burst: 2 };
+    st.rules.routes.push(RouteRule {
+        name: "reads".into(),
+        method: Some("GET".into()),
+        path: "/api/activities".into(),
+        per_ip: Some(RateRule { rate_per_sec: 1.0, burst: 1 }),
+        per_user: None,
+    });
+    push_state(&store, &mut e, &st, T0);
+    // The other VM never saw the sync; it picks the state up from shared data.
+    let passed = (0..10).filter(|_| run(&mut other_vm, &store, &h, peer, T0).is_ok()).count();
+    assert_eq!(passed, 2, "the tighter route rule decides");
+    assert_eq!(other_vm.current().version.as_deref(), Some("v2"));
+}
+
+#[test]
+fn idle_buckets_are_emptied_by_the_sweep() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let auth = bearer("alice", T0);
+    let h = with(req("POST", "/api/activities/7/token"), "authorization", &auth);
+    run(&mut e, &store, &h, ip("198.51.100.7"), T0).unwrap();
+    let buckets: Vec<_> = store.live_keys().into_iter().filter(|k| k.contains(".rl.")).collect();
+    assert_eq!(buckets.len(), 4, "{buckets:?}");
+    assert_eq!(e.touched_len(), 4);
+    assert_eq!(e.sweep(&store, T0 + 50 * MS, 100), 0, "not idle yet");
+    // The slowest bucket (per-user token, 2/s) is full again after 500 ms.
+    assert_eq!(e.sweep(&store, T0 + 500 * MS, 100), 4);
+    assert_eq!(e.touched_len(), 0);
+    assert!(store.live_keys().iter().all(|k| !k.contains(".rl.")), "{:?}", store.live_keys());
+    // An emptied bucket behaves as a fresh one.
+    assert_eq!(run(&mut e, &store, &h, ip("198.51.100.7"), T0 + 500 * MS), Ok(()));
+}
+
+#[test]
+fn the_sweep_walks_round_robin() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    for i in 0..10 {
+        run(&mut e, &store, &h, ip(&format!("192.0.2.{i}")), T0).unwrap();
+    }
+    assert_eq!(e.touched_len(), 10);
+    let mut emptied = 0;
+    for _ in 0..4 {
+        emptied += e.sweep(&store, T0 + 10 * SEC, 3);
+    }
+    assert_eq!(emptied, 10);
+}
+
+#[test]
+fn allowed_verdicts_name_the_client_and_identity() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let h = with(req("POST", "/api/activities/1/token"), "authorization", bearer("u-1", T0));
+    match e.decide(&store, &h, ip("::ffff:198.51.100.7"), T0) {
+        Verdict::Allow(a) => {
+            assert_eq!(a.client_ip.to_string(), "198.51.100.7");
+            assert_eq!(a.identity, Some(Identity::User("u-1".into())));
+            Engine::release(&store, a.lease);
+        }
+        Verdict::Reject(r) => panic!("{r:?}"),
+    }
+}
