@@ -284,7 +284,7 @@ impl Db {
         rows.iter()
             .map(|r| {
                 let ticked = r.try_get::<i64, _>(1).or_else(|_| r.try_get::<i16, _>(1).map(i64::from))?;
-                Ok((r.try_get(0)?, ticked != 0, r.try_get(2)?, r.try_get(3)?))
+                Ok((r.try_get("item_id")?, ticked != 0, crate::db::text_column(r, "note")?, r.try_get("ticked_at_ms")?))
             })
             .collect()
     }

@@ -190,6 +190,10 @@ impl Db {
                  ON DUPLICATE KEY UPDATE order_id = order_id"
             }
         };
+        retry_on_lock_conflict(|| self.insert_orders_once(sql, orders, now_ms)).await
+    }
+
+    async fn insert_orders_once(&self, sql: &str, orders: &[NewOrder], now_ms: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         for o in orders {
             sqlx::query(sql)
@@ -288,21 +292,27 @@ impl Db {
         let sql = format!(
             "UPDATE orders SET status = ?, updated_at_ms = ? WHERE order_id = ? AND status = 'pending_payment'{deadline}"
         );
-        let mut q = sqlx::query(&sql).bind(status_str(to)).bind(now_ms).bind(order_id);
-        if !deadline.is_empty() {
-            q = q.bind(now_ms);
-        }
-        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
+        let affected = retry_on_lock_conflict(|| {
+            let mut q = sqlx::query(&sql).bind(status_str(to)).bind(now_ms).bind(order_id);
+            if !deadline.is_empty() {
+                q = q.bind(now_ms);
+            }
+            q.execute(&self.pool)
+        })
+        .await?;
+        Ok(affected.rows_affected() == 1)
     }
 
     /// Records the outcome of giving a closed order's stock back.
     pub async fn mark_released(&self, order_id: &str, value: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE orders SET stock_released = ? WHERE order_id = ? AND stock_released = 0")
-            .bind(value)
-            .bind(order_id)
-            .execute(&self.pool)
-            .await
-            .map(drop)
+        retry_on_lock_conflict(|| {
+            sqlx::query("UPDATE orders SET stock_released = ? WHERE order_id = ? AND stock_released = 0")
+                .bind(value)
+                .bind(order_id)
+                .execute(&self.pool)
+        })
+        .await
+        .map(drop)
     }
 
     /// Pending orders whose deadline has passed.
@@ -328,7 +338,7 @@ impl Db {
     /// before `max_event_seq` (so a reconciliation compares one instant).
     pub async fn activity_totals(&self, activity_id: u64, max_event_seq: i64) -> Result<ActivityTotals, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT status, stock_released, COUNT(*), SUM(quantity) FROM orders \
+            "SELECT status, stock_released, COUNT(*), CAST(SUM(quantity) AS SIGNED INTEGER) FROM orders \
              WHERE activity_id = ? AND event_seq <= ? GROUP BY status, stock_released",
         )
         .bind(activity_id as i64)
@@ -425,9 +435,46 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// A `TEXT` column: a string on SQLite, bytes (a BLOB) to sqlx's `Any` driver on MySQL.
+pub(crate) fn text_column(row: &sqlx::any::AnyRow, column: &str) -> Result<String, sqlx::Error> {
+    match row.try_get::<String, _>(column) {
+        Ok(text) => Ok(text),
+        Err(_) => String::from_utf8(row.try_get::<Vec<u8>, _>(column)?).map_err(|e| sqlx::Error::Decode(Box::new(e))),
+    }
+}
+
+/// Whether MySQL chose this statement as a deadlock victim (1213, SQLSTATE
+/// 40001) or its lock wait timed out (1205): the transaction is to be retried.
+pub fn is_lock_conflict(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else { return false };
+    let msg = db.message().to_ascii_lowercase();
+    db.code().as_deref() == Some("40001") || msg.contains("deadlock") || msg.contains("lock wait timeout")
+}
+
+/// Runs `op` again (up to 4 more times, backing off) while MySQL reports a lock conflict.
+async fn retry_on_lock_conflict<T, F, Fut>(mut op: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match op().await {
+            Err(e) if attempt < 4 && is_lock_conflict(&e) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Whether a database error is the database being unreachable or busy (wait
 /// and retry) rather than something wrong with the data (count it).
 pub fn is_transient(err: &sqlx::Error) -> bool {
+    if is_lock_conflict(err) {
+        return true;
+    }
     match err {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut

@@ -129,7 +129,7 @@ impl Db {
 }
 
 fn stored(r: &sqlx::any::AnyRow) -> Result<StoredRules, sqlx::Error> {
-    let json: String = r.try_get("rules_json")?;
+    let json = crate::db::text_column(r, "rules_json")?;
     Ok(StoredRules {
         version: r.try_get("version")?,
         rules: serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,

@@ -267,6 +267,20 @@ impl Backend {
         into_pair(res).await
     }
 
+    /// `POST path` with `bearer` and an optional JSON body; returns (status, body).
+    pub async fn post(&self, path: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).bearer_auth(bearer);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        into_pair(req.send().await).await
+    }
+
+    /// `GET path` with `bearer`; returns (status, body).
+    pub async fn get(&self, path: &str, bearer: &str) -> (u16, Value) {
+        into_pair(self.http.get(self.url(path)).bearer_auth(bearer).send().await).await
+    }
+
     /// Token then purchase of `quantity`; panics unless both succeed. Returns the order id.
     pub async fn buy(&self, activity: u64, user: &str, quantity: u64) -> String {
         let (status, body) = self.token(activity, user).await;

@@ -4,20 +4,18 @@
 //! `mariadb-install-db`, runs `mariadbd` on a free loopback port and waits
 //! until it answers a query; everything goes when the handle drops. The
 //! server is tuned to be small and quick (a few MB of log, no fsync per
-//! commit), not durable: the tests exercise the SQL, not crash recovery.
+//! commit, data in `/dev/shm` when there is one), not durable: the tests
+//! exercise the SQL, not crash recovery.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
 use sqlx::Connection as _;
-use time::OffsetDateTime;
 
-use crate::{ADMIN_PASSWORD, ActivitySpec, EDGE_SECRET, JWT_SECRET, TempDir, free_port, init_logging, jwt, rfc3339};
+use crate::{TempDir, free_port};
 
 /// Options both `mariadb-install-db` and `mariadbd` get (the redo log size must agree).
 const SERVER_OPTIONS: &[&str] = &[
@@ -55,16 +53,21 @@ impl MariaDb {
     }
 
     async fn start_once(server: &Path, install: &Path) -> anyhow::Result<Self> {
-        let dir = TempDir::new("mariadb");
+        let dir = data_dir()?;
         let data = dir.0.join("data");
         // mariadbd refuses to run as root unless told to; `--user` is for root only.
         let as_root = std::fs::metadata(&dir.0)?.uid() == 0;
         let user: &[&str] = if as_root { &["--user=root"] } else { &[] };
 
+        // A private tmpdir too: a starting server deletes the `#sql*` temp files it finds
+        // there, which breaks another server's bootstrap in a shared /tmp.
+        let tmp = dir.0.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
         let log = dir.0.join("install.log");
         let status = Command::new(install)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .args(user)
             .args(SERVER_OPTIONS)
@@ -79,14 +82,15 @@ impl MariaDb {
         }
 
         let port = free_port();
+        let socket = dir.0.join("sock").display().to_string();
         let error_log = dir.0.join("error.log");
         let child = Command::new(server)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.0.join("sock").display()))
+            .arg(format!("--socket={socket}"))
             .arg(format!("--pid-file={}", dir.0.join("mariadbd.pid").display()))
             .arg(format!("--log-error={}", error_log.display()))
-            .arg(format!("--tmpdir={}", dir.0.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--port={port}"))
             .args(["--bind-address=127.0.0.1", "--skip-networking=0"])
             .args(user)
@@ -106,7 +110,14 @@ impl MariaDb {
                 bail!("mariadbd on port {port} exited with {status} before answering: {}", tail(&log));
             }
             match sqlx::MySqlConnection::connect(&admin_url).await {
-                Ok(conn) => break conn,
+                Ok(mut conn) => {
+                    // Another test's server may hold the port we picked; ours then fails to bind.
+                    let theirs: String = sqlx::query_scalar("SELECT @@socket").fetch_one(&mut conn).await?;
+                    if theirs != socket {
+                        bail!("port {port} is already in use by another MariaDB ({theirs})");
+                    }
+                    break conn;
+                }
                 Err(e) if start.elapsed() > START_DEADLINE => {
                     bail!("mariadbd on port {port} did not answer within {START_DEADLINE:?}: {e}")
                 }
@@ -139,6 +150,21 @@ impl Drop for MariaDb {
     }
 }
 
+/// A fresh directory for one server, in memory (`/dev/shm`) where there is one:
+/// on a busy disk, the fsyncs of `mariadb-install-db` alone take seconds.
+fn data_dir() -> anyhow::Result<TempDir> {
+    use std::hash::{BuildHasher, RandomState};
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+    let n = RandomState::new().hash_one(std::time::SystemTime::now());
+    let dir = base.join(format!("seckill-test-mariadb-{}-{n:x}", std::process::id()));
+    match std::fs::create_dir_all(&dir) {
+        Ok(()) => Ok(TempDir(dir)),
+        Err(_) if base != std::env::temp_dir() => Ok(TempDir::new("mariadb")),
+        Err(e) => Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+}
+
 /// `name` on the PATH, or in the sbin directories a non-root PATH lacks.
 fn program(name: &str) -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -154,128 +180,4 @@ fn program(name: &str) -> anyhow::Result<PathBuf> {
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-/// The backend router served in-process against Redis and a chosen order
-/// database. It mirrors `Backend::start_with`, which always brings its own
-/// SQLite file.
-pub struct DbBackend {
-    pub addr: SocketAddr,
-    pub http: reqwest::Client,
-    pub database_url: String,
-    /// The worker, sweeper and refresher tasks, aborted on drop.
-    pub tasks: Vec<tokio::task::JoinHandle<()>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl DbBackend {
-    /// Starts with extra command-line settings (e.g. `--pay-timeout-secs`).
-    pub async fn start(redis_url: &str, database_url: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        use clap::Parser as _;
-        init_logging();
-        let mut args = vec![
-            "seckill-backend",
-            "--redis-url",
-            redis_url,
-            "--jwt-secret",
-            JWT_SECRET,
-            "--admin-password",
-            ADMIN_PASSWORD,
-            "--edge-secret",
-            EDGE_SECRET,
-            "--database-url",
-            database_url,
-        ];
-        args.extend_from_slice(extra);
-        let settings = seckill_backend::config::Settings::try_parse_from(args)?;
-        let secrets = settings.secrets()?;
-        let state = seckill_backend::app::AppState::new(settings, &secrets).await?;
-        let tasks = state.start_background().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(seckill_backend::app::serve(listener, state, async move {
-            let _ = rx.await;
-        }));
-        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-        Ok(Self { addr, http, database_url: database_url.to_owned(), tasks, shutdown: Some(tx) })
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// A connection of the test's own to the backend's order database.
-    pub async fn db(&self) -> seckill_backend::db::Db {
-        seckill_backend::db::Db::connect(&self.database_url).await.unwrap()
-    }
-
-    /// Logs in as admin and returns the session token.
-    pub async fn admin_token(&self) -> String {
-        let res = self
-            .http
-            .post(self.url("/admin/api/login"))
-            .json(&json!({"password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "admin login failed");
-        res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Creates an activity through the admin API and returns its id.
-    pub async fn create_activity(&self, spec: ActivitySpec) -> u64 {
-        let admin = self.admin_token().await;
-        let now = OffsetDateTime::now_utc();
-        let body = json!({
-            "name": spec.name,
-            "price_cents": spec.price_cents,
-            "total_stock": spec.stock,
-            "limit_per_user": spec.limit,
-            "starts_at": rfc3339(now + spec.starts_in),
-            "ends_at": rfc3339(now + spec.starts_in + spec.lasts),
-        });
-        let res =
-            self.http.post(self.url("/admin/api/activities")).bearer_auth(&admin).json(&body).send().await.unwrap();
-        assert_eq!(res.status(), 201, "creating the activity failed: {}", res.text().await.unwrap());
-        res.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
-    }
-
-    /// Token then purchase of `quantity` as `user`; panics unless both succeed. Returns the order id.
-    pub async fn buy(&self, activity: u64, user: &str, quantity: u64) -> String {
-        let (status, body) = self.post(&format!("/api/activities/{activity}/token"), &jwt(user), None).await;
-        assert_eq!(status, 200, "token for {user}: {body}");
-        let purchase = json!({"token": body["token"], "quantity": quantity});
-        let (status, body) =
-            self.post(&format!("/api/activities/{activity}/purchase"), &jwt(user), Some(purchase)).await;
-        assert_eq!(status, 202, "purchase for {user}: {body}");
-        body["order_id"].as_str().unwrap().to_owned()
-    }
-
-    /// `POST path` with `bearer` and an optional JSON body; returns (status, body).
-    pub async fn post(&self, path: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.post(self.url(path)).bearer_auth(bearer);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.expect("request failed at the transport level");
-        (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
-    }
-
-    /// `GET path` with `bearer`; returns (status, body).
-    pub async fn get(&self, path: &str, bearer: &str) -> (u16, Value) {
-        let res = self.http.get(self.url(path)).bearer_auth(bearer).send().await.expect("request failed");
-        (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for DbBackend {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
 }
