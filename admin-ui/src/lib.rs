@@ -1,5 +1,26 @@
 //! seckill's admin dashboard, compiled to wasm and served by the backend at
-//! `/admin/`.
+//! `/admin/` (built by `xtask/src/ui.rs` into `target/admin-ui/`).
 //!
-//! Placeholder until the dashboard issue lands; it already depends on
-//! `seckill-api` so the UI and the server share one wire format from day one.
+//! The pure logic — the activity form's validation, the i18n table, number
+//! and time formatting, chart scaling, the live stream's history and the
+//! routes — lives in plain modules that build and are tested natively
+//! (`cargo test -p seckill-admin-ui`). The Leptos app (`app`) only exists on
+//! wasm32; it talks to the admin API with the shared `seckill-api` types.
+
+pub mod chart;
+pub mod form;
+pub mod format;
+pub mod i18n;
+pub mod live;
+pub mod model;
+pub mod route;
+
+#[cfg(target_arch = "wasm32")]
+mod app;
+
+/// Entry point: replaces `index.html`'s loading state with the app.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn start() {
+    app::mount();
+}

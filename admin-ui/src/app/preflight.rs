@@ -1,0 +1,75 @@
+//! Pre-flight: is the activity ready to go live, and if not, why not.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+
+use super::api;
+use super::widgets::resource_view;
+use crate::i18n::{Lang, tr};
+use crate::model::Preflight;
+use crate::route::Route;
+
+#[component]
+pub fn PreflightPage(lang: Lang, id: u64) -> impl IntoView {
+    let preflight = LocalResource::new(move || api::get::<Preflight>(format!("/admin/api/activities/{id}/preflight")));
+    if let Ok(handle) = set_interval_with_handle(move || preflight.refetch(), Duration::from_secs(5)) {
+        on_cleanup(move || handle.clear());
+    }
+    view! {
+        <div class="page-head">
+            <div>
+                <p class="crumbs">
+                    <a href=Route::Activities.href()>{tr(lang, "nav.activities")}</a>
+                    " / "
+                    <a href=Route::Activity(id).href()>{format!("#{id}")}</a>
+                </p>
+                <h1>{tr(lang, "preflight.title")}</h1>
+            </div>
+            <button class="btn" on:click=move |_| preflight.refetch()>
+                {tr(lang, "common.refresh")}
+            </button>
+        </div>
+        {resource_view(lang, preflight, move |p: Preflight| body(lang, p))}
+    }
+}
+
+fn body(lang: Lang, p: Preflight) -> impl IntoView {
+    let failing = p.checks.iter().filter(|c| !c.ok).count();
+    let (class, key) = if p.ready { ("verdict ok", "preflight.ready") } else { ("verdict err", "preflight.not_ready") };
+    view! {
+        <section class=class>
+            <span class="verdict-mark">{if p.ready { "✓" } else { "✗" }}</span>
+            <div>
+                <h2>{tr(lang, key)}</h2>
+                {(!p.ready && failing > 0)
+                    .then(|| view! { <p>{format!("{} {failing}", tr(lang, "preflight.failing_count"))}</p> })}
+            </div>
+        </section>
+        <section class="card flush">
+            <ul class="checks">
+                {p
+                    .checks
+                    .into_iter()
+                    .map(|c| {
+                        let title = lang.pick(&c.title_zh, &c.title_en, &c.id).to_owned();
+                        view! {
+                            <li class:ok=c.ok class:bad=!c.ok>
+                                <span class="mark" aria-hidden="true">
+                                    {if c.ok { "✓" } else { "✗" }}
+                                </span>
+                                <div>
+                                    <b>{title}</b>
+                                    <span class="sr-only">
+                                        {tr(lang, if c.ok { "common.ok" } else { "preflight.check_failed" })}
+                                    </span>
+                                    <p class="muted small">{c.detail}</p>
+                                </div>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        </section>
+    }
+}
