@@ -83,8 +83,14 @@ async fn edge_rules_are_versioned_validated_and_survive_a_restart() {
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().starts_with("per_ip.rate_per_sec"), "{body}");
-    let res =
-        api.http.put(api.url("/admin/api/edge-rules")).bearer_auth(&admin).json(&json!({"per_ip": 1})).send().await.unwrap();
+    let res = api
+        .http
+        .put(api.url("/admin/api/edge-rules"))
+        .bearer_auth(&admin)
+        .json(&json!({"per_ip": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
 
     for burst in [5, 6, 7] {
