@@ -33,9 +33,11 @@ pub fn on_path(program: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Installs Debian packages whose program is missing: `(program, package)`.
+/// Installs Debian packages whose program is missing: `(program or absolute file path, package)`.
 pub fn ensure_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = wanted.iter().filter(|(prog, _)| !on_path(prog)).map(|(_, pkg)| *pkg).collect();
+    let present =
+        |probe: &str| if probe.starts_with('/') { std::path::Path::new(probe).exists() } else { on_path(probe) };
+    let missing: Vec<&str> = wanted.iter().filter(|(probe, _)| !present(probe)).map(|(_, pkg)| *pkg).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -61,7 +63,14 @@ pub fn ensure_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
 /// What the tests need besides Rust.
 pub fn ensure_test_deps() -> anyhow::Result<()> {
     // mariadbd itself is in /usr/sbin, often not on a user's PATH; its installer is in /usr/bin.
-    ensure_packages(&[("redis-server", "redis-server"), ("mariadb-install-db", "mariadb-server")])
+    ensure_packages(&[
+        ("redis-server", "redis-server"),
+        ("mariadb-install-db", "mariadb-server"),
+        // The admin UI's browser test: Debian's Chromium and its WebDriver, and CJK fonts for the Chinese UI.
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+        ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "fonts-noto-cjk"),
+    ])
 }
 
 /// Makes sure the wasm32 target is installed (the edge filter is built for it).

@@ -5,10 +5,12 @@
 //!   (AOF on, data under `./var/`) and the backend, creates a demo activity and
 //!   prints the URLs and a ready-to-paste buy example.
 //! - `test`: installs what the tests need and runs every test.
+//! - `ui`: builds the admin UI alone (content-hashed, into `target/admin-ui`).
 
 mod deps;
 mod http;
 mod start;
+mod ui;
 
 use clap::{Parser, Subcommand};
 
@@ -31,19 +33,26 @@ enum Command {
     },
     /// Only install the system packages the system and its tests need.
     Deps,
+    /// Build the admin UI (wasm) into target/admin-ui.
+    Ui,
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Start(args) => start::run(args),
+        Command::Start(args) => {
+            ui::build_ui()?;
+            start::run(args)
+        }
         Command::Test { cargo_args } => {
             deps::ensure_test_deps()?;
-            // The edge tests load the real filter: build it first.
+            // The edge tests load the real filter, the browser test the real UI: build both first.
             deps::build_filter()?;
+            ui::build_ui()?;
             let mut cmd = deps::cargo();
             cmd.args(["test", "--workspace"]).args(&cargo_args);
             deps::run(&mut cmd)
         }
         Command::Deps => deps::ensure_test_deps(),
+        Command::Ui => ui::build_ui().map(|dir| eprintln!("xtask: admin UI built in {}", dir.display())),
     }
 }

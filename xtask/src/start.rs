@@ -28,6 +28,12 @@ pub struct StartArgs {
     /// Where the backend listens.
     #[arg(long, env = "SECKILL_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
+    /// Where the edge (the public entry) listens.
+    #[arg(long, env = "SECKILL_EDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    edge_listen: SocketAddr,
+    /// Where the edge serves its own metrics.
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    edge_admin_listen: SocketAddr,
     /// Do not create the demo activity.
     #[arg(long)]
     no_demo: bool,
@@ -85,8 +91,9 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(var.join("redis")).context("creating ./var")?;
     deps::ensure_packages(&[("redis-server", "redis-server")])?;
 
-    eprintln!("xtask: building the backend (release)…");
-    deps::run(deps::cargo().args(["build", "--release", "-p", "seckill-backend"]))?;
+    let wasm = deps::build_filter()?;
+    eprintln!("xtask: building the backend and the edge (release)…");
+    deps::run(deps::cargo().args(["build", "--release", "-p", "seckill-backend", "-p", "seckill-edge-host"]))?;
 
     let secrets = dev_secrets(&var.join("dev-secrets.env"))?;
     let mut sup = Supervisor::new()?;
@@ -115,6 +122,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         .current_dir(&root)
         .env("SECKILL_REDIS_URL", &redis_url)
         .env("SECKILL_LISTEN", args.listen.to_string())
+        // The edge on loopback appends the client's address to x-forwarded-for.
+        .env("SECKILL_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
         .envs(&secrets)
         .spawn()
         .context("starting seckill-backend")?;
@@ -124,8 +133,31 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         matches!(http::request(api, "GET", "/readyz", None, None), Ok((200, _)))
     })?;
 
+    let edge_config = var.join("edge-config.json");
+    std::fs::write(&edge_config, render_filter_config(&root, api, &secrets)?)
+        .with_context(|| format!("writing {}", edge_config.display()))?;
+    let edge = Command::new(root.join("target/release/seckill-edge"))
+        .current_dir(&root)
+        .arg("--listen")
+        .arg(args.edge_listen.to_string())
+        .arg("--backend")
+        .arg(api.to_string())
+        .arg("--admin-listen")
+        .arg(args.edge_admin_listen.to_string())
+        .arg("--wasm")
+        .arg(&wasm)
+        .arg("--plugin-config")
+        .arg(&edge_config)
+        .spawn()
+        .context("starting seckill-edge")?;
+    sup.children.push(("seckill-edge", edge));
+    let edge_addr = args.edge_listen;
+    wait_until(&mut sup, Duration::from_secs(30), "the edge to answer (/healthz through the edge)", || {
+        matches!(http::request(edge_addr, "GET", "/healthz", None, None), Ok((200, _)))
+    })?;
+
     let demo = if args.no_demo { None } else { Some(ensure_demo_activity(api, &secrets["SECKILL_ADMIN_PASSWORD"])?) };
-    print_banner(api, &redis_url, &secrets, demo);
+    print_banner(edge_addr, api, args.edge_admin_listen, &redis_url, &secrets, demo);
 
     while !sup.check()? {
         std::thread::sleep(Duration::from_millis(200));
@@ -218,14 +250,39 @@ fn demo_jwt(secret: &str) -> String {
     .expect("HS256 encoding cannot fail")
 }
 
-fn print_banner(api: SocketAddr, redis_url: &str, secrets: &BTreeMap<&str, String>, demo: Option<u64>) {
+/// `envoy/filter-config.json` with its placeholders filled in for this machine.
+fn render_filter_config(root: &Path, backend: SocketAddr, secrets: &BTreeMap<&str, String>) -> anyhow::Result<String> {
+    let template =
+        std::fs::read_to_string(root.join("envoy/filter-config.json")).context("reading envoy/filter-config.json")?;
+    let rendered = template
+        .replace("${SECKILL_BACKEND}", &backend.to_string())
+        .replace("${SECKILL_EDGE_ID}", "local-edge")
+        .replace("${SECKILL_EDGE_SECRET}", &secrets["SECKILL_EDGE_SECRET"])
+        .replace("${SECKILL_JWT_SECRET}", &secrets["SECKILL_JWT_SECRET"]);
+    if rendered.contains("${") {
+        bail!("envoy/filter-config.json has a placeholder the launcher does not know");
+    }
+    Ok(rendered)
+}
+
+fn print_banner(
+    api: SocketAddr,
+    backend: SocketAddr,
+    edge_admin: SocketAddr,
+    redis_url: &str,
+    secrets: &BTreeMap<&str, String>,
+    demo: Option<u64>,
+) {
     println!();
     println!("seckill is running (Ctrl-C stops everything)");
-    println!("  public + admin API  http://{api}/api/activities");
-    println!("  health / metrics    http://{api}/readyz   http://{api}/metrics");
+    println!("  public entry (edge) http://{api}/api/activities");
+    println!("  backend (direct)    http://{backend}/api/activities   admin API: http://{backend}/admin/api/…");
+    println!(
+        "  health / metrics    http://{backend}/readyz   http://{backend}/metrics   edge: http://{edge_admin}/metrics"
+    );
     println!("  redis               {redis_url}   (data and logs under ./var/)");
     println!(
-        "  admin password      {}   (login: POST http://{api}/admin/api/login)",
+        "  admin password      {}   (login: POST http://{backend}/admin/api/login)",
         secrets["SECKILL_ADMIN_PASSWORD"]
     );
     println!("  secrets             ./var/dev-secrets.env (set SECKILL_* to override)");

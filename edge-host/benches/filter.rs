@@ -1,0 +1,143 @@
+//! The filter's per-request cost in the host (goal: median under 5 µs for an
+//! allowed request): the real `seckill_edge_filter.wasm` in the harness, no
+//! network. `SECKILL_EDGE_FILTER_WASM` overrides the path; without the
+//! `.wasm` the benchmark says so and measures nothing.
+//!
+//! `cargo bench -p seckill-edge-host --bench filter`
+
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use seckill_edge_host::harness::Outcome;
+use seckill_edge_host::{Harness, ManualClock, RequestSpec};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const T0: u64 = 1_800_000_000;
+const JWT_SECRET: &str = "bench-jwt-secret";
+
+fn wasm() -> Option<PathBuf> {
+    let path = std::env::var_os("SECKILL_EDGE_FILTER_WASM").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm")
+    });
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipped: no filter at {} (build seckill-edge-filter for wasm32-unknown-unknown)", path.display());
+        None
+    }
+}
+
+fn harness(wasm: &PathBuf, clock: Arc<ManualClock>) -> Harness {
+    // Limits high enough that every request is allowed.
+    let config = serde_json::json!({
+        "backend_cluster": "seckill_backend",
+        "edge_secret": "bench-edge-secret",
+        "jwt_secret": JWT_SECRET,
+        "sync_period_ms": 3_600_000,
+        "fail_open": true,
+        "defaults": {
+            "per_ip": {"rate_per_sec": 1.0e6, "burst": 1_000_000},
+            "per_user": {"rate_per_sec": 1.0e6, "burst": 1_000_000},
+            "routes": [],
+            "max_in_flight_per_ip": 1_000_000,
+            "max_in_flight_total": 1_000_000
+        }
+    });
+    Harness::load(wasm, &config.to_string(), clock).expect("the filter loads")
+}
+
+fn jwt(user: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        exp: u64,
+    }
+    let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &Claims { sub: user, exp: T0 + 86_400 }, &key).unwrap()
+}
+
+/// One allowed request: request headers → continue → on_done/on_log/on_delete.
+fn allowed(h: &mut Harness, clock: &ManualClock, spec: &RequestSpec) {
+    clock.advance(Duration::from_micros(10));
+    match h.request(spec).unwrap() {
+        Outcome::Continue { stream, .. } => h.end_stream(stream).unwrap(),
+        other => panic!("not allowed: {other:?} {}", other.json()),
+    }
+}
+
+/// Median and p99 of `n` single runs, printed next to Criterion's estimates.
+fn percentiles(name: &str, n: usize, mut f: impl FnMut()) {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let median = samples[n / 2];
+    let p99 = samples[n * 99 / 100];
+    let verdict = if median < Duration::from_micros(5) { "under" } else { "OVER" };
+    println!("{name}: median {median:.2?}, p99 {p99:.2?} over {n} requests ({verdict} the 5 µs goal)");
+}
+
+/// The host's own share: the same request through a minimal hand-built
+/// filter (tests/common) that makes six host calls.
+fn host_floor(c: &mut Criterion) {
+    let path =
+        common::write_wasm("bench-mini", &common::mini_filter(&common::Mini { tick_ms: 0, ..Default::default() }));
+    let clock = ManualClock::at_unix_secs(T0);
+    let mut h = Harness::load(path, "{}", clock.clone()).expect("the mini filter loads");
+    let spec = RequestSpec::get("/api/activities").peer("203.0.113.7:40000").header("user-agent", "bench");
+    percentiles("host floor (minimal filter)", 50_000, || allowed(&mut h, &clock, &spec));
+    c.bench_function("host floor: minimal filter, allowed GET", |b| b.iter(|| allowed(&mut h, &clock, &spec)));
+}
+
+fn bench(c: &mut Criterion) {
+    host_floor(c);
+    let Some(wasm) = wasm() else { return };
+    let clock = ManualClock::at_unix_secs(T0);
+    let mut h = harness(&wasm, clock.clone());
+
+    let anonymous = RequestSpec::get("/api/activities").peer("203.0.113.7:40000").header("user-agent", "bench");
+    percentiles("allowed anonymous GET", 50_000, || allowed(&mut h, &clock, &anonymous));
+    c.bench_function("allowed anonymous GET (headers, continue, done/log/delete)", |b| {
+        b.iter(|| allowed(&mut h, &clock, &anonymous))
+    });
+
+    let token = RequestSpec::post("/api/activities/1/token", "{}").bearer(&jwt("alice")).peer("203.0.113.8:40000");
+    percentiles("allowed POST token with a JWT", 50_000, || allowed(&mut h, &clock, &token));
+    c.bench_function("allowed POST token with a JWT", |b| b.iter(|| allowed(&mut h, &clock, &token)));
+
+    let full = anonymous.clone();
+    let mut with_response = || {
+        clock.advance(Duration::from_micros(10));
+        let Outcome::Continue { stream, .. } = h.request(&full).unwrap() else { panic!("refused") };
+        h.respond(stream, 200, &[("content-type", "application/json"), ("content-length", "2")], b"[]").unwrap();
+    };
+    percentiles("allowed GET with the response phase", 50_000, &mut with_response);
+    c.bench_function("allowed GET with the response phase", |b| b.iter(&mut with_response));
+
+    let blocked = RequestSpec::get("/internal/edge/state").peer("203.0.113.9:40000");
+    c.bench_function("refused request (local 404 reply)", |b| {
+        b.iter(|| {
+            clock.advance(Duration::from_micros(10));
+            assert_eq!(h.request(&blocked).unwrap().status(), Some(404));
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,0 +1,24 @@
+//! seckill's edge host: a proxy-wasm ABI v0.2.1 host on wasmtime.
+//!
+//! - [`Plugin`] compiles a filter and holds what its VMs share; [`Vm`] is one
+//!   instance, driven the way Envoy drives one (root context, configure,
+//!   ticks, a context per stream, `on_done`/`on_log`/`on_delete`).
+//! - [`harness::Harness`] drives the real `.wasm` synchronously with an
+//!   injectable clock, for tests and benchmarks.
+//! - [`proxy`] is the local edge proxy (`seckill-edge`): hyper in front of the
+//!   backend, one VM per worker thread.
+
+pub mod abi;
+pub mod clock;
+pub mod harness;
+pub mod host;
+pub mod metrics;
+pub mod proxy;
+pub mod shared;
+pub mod vm;
+
+pub use abi::{Fields, LogLevel};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use harness::{Harness, Outcome, RequestSpec};
+pub use host::{HostConfig, HttpCallRequest, HttpCallResponse, LocalResponse, Signal, StreamInfo};
+pub use vm::{Decision, Plugin, Vm, VmError};

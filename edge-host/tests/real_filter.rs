@@ -1,0 +1,191 @@
+//! The real edge filter (`seckill_edge_filter.wasm`) in the harness, checked
+//! against the contract only (status codes, error codes, the state protocol).
+//! Skipped, saying so, when the `.wasm` is not built; set
+//! `SECKILL_REQUIRE_FILTER_WASM=1` to make that a failure.
+
+mod common;
+
+use seckill_api::{EdgeRules, EdgeState, RateRule};
+use seckill_edge_host::harness::{Outcome, StreamId};
+use seckill_edge_host::{Harness, ManualClock, RequestSpec};
+use serde_json::json;
+use std::time::Duration;
+
+const T0: u64 = 1_800_000_000;
+const EDGE_SECRET: &str = "edge-secret";
+const JWT_SECRET: &str = "jwt-secret";
+
+fn rules(rate: f64, burst: u32, in_flight_per_ip: u32) -> EdgeRules {
+    EdgeRules {
+        per_ip: RateRule { rate_per_sec: rate, burst },
+        per_user: RateRule { rate_per_sec: rate, burst },
+        routes: Vec::new(),
+        max_in_flight_per_ip: in_flight_per_ip,
+        max_in_flight_total: 10_000,
+    }
+}
+
+fn load(defaults: EdgeRules) -> Option<Harness> {
+    let wasm = common::real_filter()?;
+    let config = json!({
+        "backend_cluster": "seckill_backend",
+        "backend_authority": "127.0.0.1:8081",
+        "state_path": "/internal/edge/state",
+        "edge_secret": EDGE_SECRET,
+        "jwt_secret": JWT_SECRET,
+        "sync_period_ms": 1000,
+        "fail_open": true,
+        "defaults": defaults,
+    });
+    Some(Harness::load(wasm, &config.to_string(), ManualClock::at_unix_secs(T0)).unwrap())
+}
+
+fn jwt(user: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        exp: u64,
+    }
+    let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &Claims { sub: user, exp: T0 + 3600 }, &key).unwrap()
+}
+
+fn expect_error(o: &Outcome, status: u16, code: &str) {
+    assert_eq!(o.status(), Some(status), "{o:?}");
+    assert_eq!(o.json()["code"], code, "{o:?}");
+    assert!(o.json()["message"].as_str().is_some_and(|m| !m.is_empty()), "{o:?}");
+}
+
+fn allowed(h: &mut Harness, spec: RequestSpec) -> StreamId {
+    match h.request(spec).unwrap() {
+        Outcome::Continue { stream, .. } => stream,
+        other => panic!("refused: {other:?} {}", other.json()),
+    }
+}
+
+/// Moves the clock in 50 ms steps until the filter asks for the state.
+fn next_state_request(h: &mut Harness) -> seckill_edge_host::HttpCallRequest {
+    for _ in 0..100 {
+        if let Some(call) = h.pending_http_calls().into_iter().find(|c| c.path() == "/internal/edge/state") {
+            return call;
+        }
+        h.advance(Duration::from_millis(50)).unwrap();
+    }
+    panic!("no state request within 5 s");
+}
+
+/// Syncs `state` through the filter's own HTTP call, as the backend answers it.
+fn sync(h: &mut Harness, state: &EdgeState) {
+    let call = &next_state_request(h);
+    assert_eq!(call.cluster, "seckill_backend");
+    assert_eq!(call.method(), "GET");
+    assert_eq!(call.header("x-seckill-edge-secret"), Some(EDGE_SECRET));
+    let body = serde_json::to_vec(state).unwrap();
+    let etag = format!("\"{}\"", state.version);
+    h.respond_http_call(call.token, 200, &[("content-type", "application/json"), ("etag", &etag)], &body).unwrap();
+    for c in h.pending_http_calls() {
+        h.fail_http_call(c.token).unwrap();
+    }
+}
+
+fn state(version: &str) -> EdgeState {
+    EdgeState {
+        version: version.into(),
+        rules_version: 1,
+        rules: rules(1000.0, 1000, 100),
+        blacklist_users: vec!["mallory".into()],
+        blacklist_ips: vec!["198.51.100.66".into(), "192.0.2.0/24".into()],
+        sold_out: vec![7],
+        not_started: vec![8],
+        ended: vec![9],
+    }
+}
+
+#[test]
+fn an_anonymous_read_is_forwarded_with_the_vouched_client_address() {
+    let Some(mut h) = load(rules(10.0, 20, 10)) else { return };
+    let o = h
+        .request(RequestSpec::get("/api/activities").peer("203.0.113.7:5555").header("x-forwarded-for", "1.2.3.4"))
+        .unwrap();
+    let Outcome::Continue { stream, headers } = &o else { panic!("{o:?}") };
+    // A direct client cannot choose its address: the filter forwards the peer.
+    assert_eq!(headers.get_str("x-forwarded-for"), Some("203.0.113.7"));
+    let r = h.respond(*stream, 200, &[("content-type", "application/json")], b"[]").unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"[]"[..]));
+    assert!(h.metrics().contains("seckill_edge_decisions_allowed 1"), "{}", h.metrics());
+}
+
+#[test]
+fn the_per_ip_bucket_follows_the_injected_clock() {
+    let Some(mut h) = load(rules(1.0, 2, 100)) else { return };
+    for _ in 0..3 {
+        let s = allowed(&mut h, RequestSpec::get("/api/activities").peer("203.0.113.8:1"));
+        h.end_stream(s).unwrap();
+    }
+    let o = h.request(RequestSpec::get("/api/activities").peer("203.0.113.8:1")).unwrap();
+    expect_error(&o, 429, "rate_limited");
+    assert!(o.header("retry-after").is_some(), "{o:?}");
+    // Another client is not limited by the first.
+    let s = allowed(&mut h, RequestSpec::get("/api/activities").peer("203.0.113.9:1"));
+    h.end_stream(s).unwrap();
+    h.advance(Duration::from_millis(1000)).unwrap();
+    let s = allowed(&mut h, RequestSpec::get("/api/activities").peer("203.0.113.8:1"));
+    h.end_stream(s).unwrap();
+}
+
+#[test]
+fn in_flight_slots_come_back_when_streams_end_or_reset() {
+    let Some(mut h) = load(rules(1000.0, 1000, 2)) else { return };
+    let peer = "203.0.113.10:1";
+    let a = allowed(&mut h, RequestSpec::get("/api/a").peer(peer));
+    let b = allowed(&mut h, RequestSpec::get("/api/b").peer(peer));
+    expect_error(&h.request(RequestSpec::get("/api/c").peer(peer)).unwrap(), 429, "rate_limited");
+    h.respond(a, 200, &[], b"ok").unwrap();
+    let c = allowed(&mut h, RequestSpec::get("/api/c").peer(peer));
+    // A client that goes away gives its slot back too.
+    h.reset_stream(b).unwrap();
+    let d = allowed(&mut h, RequestSpec::get("/api/d").peer(peer));
+    h.end_stream(c).unwrap();
+    h.end_stream(d).unwrap();
+}
+
+#[test]
+fn internal_paths_are_never_forwarded() {
+    let Some(mut h) = load(rules(10.0, 20, 10)) else { return };
+    let o = h.request(RequestSpec::get("/internal/edge/state").header("x-seckill-edge-secret", EDGE_SECRET)).unwrap();
+    expect_error(&o, 404, "not_found");
+}
+
+#[test]
+fn the_synced_state_blacklists_and_short_circuits() {
+    let Some(mut h) = load(rules(1000.0, 1000, 100)) else { return };
+    sync(&mut h, &state("v1"));
+    expect_error(&h.request(RequestSpec::get("/api/activities").peer("198.51.100.66:1")).unwrap(), 403, "blacklisted");
+    expect_error(&h.request(RequestSpec::get("/api/activities").peer("192.0.2.77:1")).unwrap(), 403, "blacklisted");
+    let o = h.request(RequestSpec::get("/api/activities").bearer(&jwt("mallory")).peer("203.0.113.20:1")).unwrap();
+    expect_error(&o, 403, "blacklisted");
+    let buy = |id: u64| RequestSpec::post(&format!("/api/activities/{id}/token"), "{}").bearer(&jwt("alice"));
+    expect_error(&h.request(buy(7)).unwrap(), 409, "sold_out");
+    expect_error(&h.request(buy(8)).unwrap(), 409, "not_started");
+    expect_error(&h.request(buy(9)).unwrap(), 409, "ended");
+    let s = allowed(&mut h, buy(1));
+    h.end_stream(s).unwrap();
+    let o = h.request(RequestSpec::get("/api/activities").bearer("not-a-jwt")).unwrap();
+    assert!(matches!(o.status(), Some(400 | 401)), "{o:?}");
+}
+
+#[test]
+fn later_syncs_are_conditional_and_failures_keep_the_state() {
+    let Some(mut h) = load(rules(1000.0, 1000, 100)) else { return };
+    sync(&mut h, &state("v1"));
+    // The next request names the version it has; a 304 keeps it.
+    let call = next_state_request(&mut h);
+    assert!(call.header("if-none-match").is_some_and(|v| v.contains("v1")), "{call:?}");
+    h.respond_http_call(call.token, 304, &[], b"").unwrap();
+    // A failed sync (backend down) keeps the state too.
+    let call = next_state_request(&mut h);
+    h.fail_http_call(call.token).unwrap();
+    assert!(h.metric("seckill_edge_sync_failed").unwrap_or(0) >= 1, "{}", h.metrics());
+    expect_error(&h.request(RequestSpec::get("/api/activities").peer("198.51.100.66:1")).unwrap(), 403, "blacklisted");
+    assert!(h.logs().iter().all(|l| !l.message.contains("panicked")), "{:?}", h.logs());
+}
