@@ -336,19 +336,11 @@ impl Store {
                 .arg(0)
                 .ignore()
                 .query_async::<()>(&mut c)
-                .await?;
-            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(keys::order_stream(id))
-                .arg(keys::ORDER_GROUP)
-                .arg("0")
-                .arg("MKSTREAM")
-                .query_async(&mut c)
-                .await;
-            match created {
-                Err(e) if e.code() != Some("BUSYGROUP") => return Err(e),
-                _ => {}
-            }
+                .await
+        })
+        .await?;
+        self.ensure_group(id).await?;
+        self.bounded(|mut c| async move {
             redis::cmd("ZADD").arg(keys::ACTIVITIES).arg(id).arg(id).query_async::<()>(&mut c).await
         })
         .await?;
