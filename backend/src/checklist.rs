@@ -127,7 +127,7 @@ async fn probe(state: &AppState, id: &str) -> Option<Finding> {
         "code.stock_warm" => match warm_report(state).await {
             Ok((n, cold)) => found(
                 cold.is_empty(),
-                format!("{n} activities, all warmed"),
+                format!("activities: {n}, all warmed"),
                 CheckStatus::Failing,
                 format!("inventory + sold != total for {cold:?}"),
             ),
@@ -136,9 +136,9 @@ async fn probe(state: &AppState, id: &str) -> Option<Finding> {
         "code.async_orders" => match backlog(state).await {
             Ok((consumers, lag)) => found(
                 consumers > 0 && lag < 10_000,
-                format!("{consumers} consumers, {lag} orders waiting"),
+                format!("active consumers: {consumers}, orders waiting: {lag}"),
                 CheckStatus::Warning,
-                format!("{consumers} consumers, {lag} orders waiting"),
+                format!("active consumers: {consumers}, orders waiting: {lag}"),
             ),
             Err(_) => redis_down(),
         },
@@ -226,14 +226,14 @@ async fn warm_report(state: &AppState) -> Result<(usize, Vec<u64>), crate::store
     Ok((ids.len(), cold))
 }
 
-/// Consumers of the order group across activities, and orders waiting.
+/// Order-group consumers active in the last 10 s (the most of any activity), and orders waiting.
 pub async fn backlog(state: &AppState) -> Result<(i64, i64), crate::store::StoreError> {
     let mut consumers = 0;
     let mut lag = 0;
     for id in state.store.activity_ids().await? {
         let (len, _) = state.store.stream_lag(id).await?;
         lag += len;
-        consumers = consumers.max(state.store.group_consumers(id).await?);
+        consumers = consumers.max(state.store.live_consumers(id, 10_000).await?);
     }
     Ok((consumers, lag))
 }

@@ -243,19 +243,25 @@ impl Store {
         Ok(reply.ids.into_iter().map(Entry::from).collect())
     }
 
-    /// How many consumers the order group of one activity's stream has.
-    pub async fn group_consumers(&self, a: u64) -> Result<i64, StoreError> {
-        let groups: redis::RedisResult<redis::Value> = self
+    /// How many consumers of one activity's order group talked to Redis in the
+    /// last `within_ms` (a crashed worker's consumer stays registered, but goes idle).
+    pub async fn live_consumers(&self, a: u64, within_ms: i64) -> Result<i64, StoreError> {
+        let consumers: redis::RedisResult<redis::Value> = self
             .bounded(|mut c| async move {
-                Ok(redis::cmd("XINFO").arg("GROUPS").arg(keys::order_stream(a)).query_async(&mut c).await)
+                Ok(redis::cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(keys::order_stream(a))
+                    .arg(keys::ORDER_GROUP)
+                    .query_async(&mut c)
+                    .await)
             })
             .await?;
-        let Ok(redis::Value::Array(groups)) = groups else { return Ok(0) };
-        Ok(groups
+        let Ok(redis::Value::Array(consumers)) = consumers else { return Ok(0) };
+        Ok(consumers
             .iter()
-            .filter(|g| info_field(g, "name").as_deref() == Some(keys::ORDER_GROUP))
-            .filter_map(|g| info_field(g, "consumers").and_then(|c| c.parse::<i64>().ok()))
-            .sum())
+            .filter_map(|c| info_field(c, "idle").and_then(|idle| idle.parse::<i64>().ok()))
+            .filter(|idle| *idle < within_ms)
+            .count() as i64)
     }
 
     /// Length and pending count of one activity's stream.

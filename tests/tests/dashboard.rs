@@ -1,7 +1,9 @@
 //! The admin routes behind the dashboard: editing and deleting activities,
 //! pre-flight, the checklist, the live event stream and the UI's files.
 
-use seckill_tests::{ActivitySpec, Backend, RedisServer, TempDir};
+use std::time::Duration;
+
+use seckill_tests::{ActivitySpec, Backend, RedisServer, TempDir, eventually};
 use serde_json::{Value, json};
 
 async fn admin_json(api: &Backend, admin: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -68,6 +70,19 @@ async fn preflight_says_what_is_missing() {
     assert_eq!(check("edge_synced")["ok"], false);
     assert!(check("edge_synced")["detail"].as_str().unwrap().contains("no edge"));
     assert_eq!(report["ready"], false);
+
+    // The embedded worker reads the activity's stream: it shows as an active consumer.
+    let path = format!("/admin/api/activities/{a}/preflight");
+    let (api, admin) = (&api, &admin);
+    eventually(Duration::from_secs(10), "the worker to show as consuming", || {
+        let path = path.clone();
+        async move {
+            let (_, report) = admin_json(api, admin, "GET", &path, None).await;
+            let workers = report["checks"].as_array()?.iter().find(|c| c["id"] == "workers_consuming")?.clone();
+            (workers["ok"] == true).then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -88,7 +88,7 @@ async fn preflight(
         "订单消费者在线",
         "Order workers consuming",
         consumers > 0 && lag >= 0,
-        format!("{consumers} consumers in the group, {lag} orders waiting"),
+        format!("consumers active in the last 10 s: {consumers}, orders waiting: {lag}"),
     ));
     let db = state.orders.db.ping().await;
     checks.push(check(
