@@ -131,7 +131,8 @@ pub fn layout(series: &[&[(f64, f64)]], frame: Frame, min_span: f64) -> ChartMod
         }
         (x_min, x_max)
     } else {
-        (0.0, min_span.max(1.0))
+        // No points yet: the window that ends now.
+        (-min_span.max(1.0), 0.0)
     };
     let y_peak = series.iter().flat_map(|s| s.iter().map(|p| p.1)).fold(0.0f64, f64::max);
     let y_max = nice_ceiling(y_peak);

@@ -81,7 +81,8 @@ pub struct Series {
 
 /// Refusals per second, all codes together.
 pub fn rejections_total(a: &ActivityLive) -> f64 {
-    a.rejections_per_sec.iter().map(|r| r.per_sec).filter(|v| v.is_finite()).sum()
+    // A fold from +0.0: `sum()` of no floats is -0.0, which would print as "-0".
+    a.rejections_per_sec.iter().map(|r| r.per_sec).filter(|v| v.is_finite()).fold(0.0, |acc, v| acc + v)
 }
 
 /// The refusal rates worth showing (non-zero), largest first.
