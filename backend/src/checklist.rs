@@ -240,11 +240,10 @@ pub async fn backlog(state: &AppState) -> Result<(i64, i64), crate::store::Store
 
 async fn drift_report(state: &AppState) -> Result<Vec<u64>, ApiError> {
     let mut drifts = Vec::new();
-    for id in state.store.activity_ids().await? {
-        let Some(a) = state.store.activity(id).await? else { continue };
-        let r = crate::reconcile::reconcile(&state.orders, id, a.total_stock).await?;
+    for a in state.store.activities().await? {
+        let r = crate::reconcile::reconcile(&state.orders, a.id, a.total_stock).await?;
         if r.drift != 0 || !r.invariant_ok {
-            drifts.push(id);
+            drifts.push(a.id);
         }
     }
     Ok(drifts)

@@ -146,12 +146,11 @@ pub async fn state(store: &Store, db: &Db) -> Result<EdgeState, ApiError> {
     blacklist_ips.sort();
     let now = from_ms(now_ms());
     let (mut sold_out, mut not_started, mut ended) = (Vec::new(), Vec::new(), Vec::new());
-    for id in store.activity_ids().await? {
-        let Some(a) = store.activity(id).await? else { continue };
+    for a in store.activities().await? {
         match ActivityStatus::at(now, from_ms(a.starts_at_ms), from_ms(a.ends_at_ms), a.remaining) {
-            ActivityStatus::SoldOut => sold_out.push(id),
-            ActivityStatus::Scheduled => not_started.push(id),
-            ActivityStatus::Ended => ended.push(id),
+            ActivityStatus::SoldOut => sold_out.push(a.id),
+            ActivityStatus::Scheduled => not_started.push(a.id),
+            ActivityStatus::Ended => ended.push(a.id),
             ActivityStatus::Live => {}
         }
     }

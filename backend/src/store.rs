@@ -355,6 +355,18 @@ impl Store {
         .await
     }
 
+    /// Every listed activity with its counters, oldest first (an id whose
+    /// record is gone is skipped).
+    pub async fn activities(&self) -> Result<Vec<ActivityRecord>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.activity_ids().await? {
+            if let Some(record) = self.activity(id).await? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// One activity with its counters, or `None` if unknown.
     pub async fn activity(&self, id: u64) -> Result<Option<ActivityRecord>, StoreError> {
         let (fields, remaining, sold): (HashMap<String, String>, Option<i64>, Option<i64>) = self

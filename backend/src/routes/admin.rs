@@ -17,7 +17,7 @@ use crate::auth::{ADMIN_COOKIE, ADMIN_SESSION_SECS, Admin, valid_user_id};
 use crate::blacklist::parse_ip_entry;
 use crate::error::ApiError;
 use crate::extract::{ActivityId, JsonBody, PageQuery, Query};
-use crate::routes::activity_view;
+use crate::routes::{activity_list, activity_view};
 use crate::store::{BlacklistKind, NewActivityRecord};
 use crate::telemetry;
 
@@ -61,14 +61,7 @@ async fn logout() -> impl IntoResponse {
 }
 
 async fn list_activities(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<Activity>>, ApiError> {
-    let now = now_ms();
-    let mut out = Vec::new();
-    for id in state.store.activity_ids().await? {
-        if let Some(record) = state.store.activity(id).await? {
-            out.push(activity_view(record, now));
-        }
-    }
-    Ok(Json(out))
+    activity_list(&state.store).await.map(Json)
 }
 
 /// Checks a new activity, naming the first field that is wrong.

@@ -14,6 +14,12 @@ use seckill_api::{Activity, ActivityStatus};
 use crate::app::from_ms;
 use crate::store::ActivityRecord;
 
+/// Every listed activity as the API shows it now (public and admin lists alike).
+pub async fn activity_list(store: &crate::store::Store) -> Result<Vec<Activity>, crate::error::ApiError> {
+    let now = crate::app::now_ms();
+    Ok(store.activities().await?.into_iter().map(|record| activity_view(record, now)).collect())
+}
+
 /// An activity as the API shows it at `now_ms`.
 pub fn activity_view(r: ActivityRecord, now_ms: i64) -> Activity {
     let (starts_at, ends_at) = (from_ms(r.starts_at_ms), from_ms(r.ends_at_ms));

@@ -11,7 +11,7 @@ use crate::auth::{Buyer, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{ActivityId, JsonBody};
 use crate::live::Outcome;
-use crate::routes::activity_view;
+use crate::routes::{activity_list, activity_view};
 use crate::store::{self, PurchaseOutcome, TokenOutcome};
 use crate::telemetry;
 
@@ -27,14 +27,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn list_activities(State(state): State<AppState>) -> Result<Json<Vec<Activity>>, ApiError> {
-    let now = now_ms();
-    let mut activities = Vec::new();
-    for id in state.store.activity_ids().await? {
-        if let Some(record) = state.store.activity(id).await? {
-            activities.push(activity_view(record, now));
-        }
-    }
-    Ok(Json(activities))
+    activity_list(&state.store).await.map(Json)
 }
 
 async fn get_activity(State(state): State<AppState>, ActivityId(id): ActivityId) -> Result<Json<Activity>, ApiError> {
