@@ -52,7 +52,10 @@ if not act[1] then return {'NOT_FOUND', ''} end
 local price, limit, starts, ends = tonumber(act[1]), tonumber(act[2]), tonumber(act[3]), tonumber(act[4])
 local activity_id = act[5]
 
-local held = redis.call('GET', KEYS[6])
+-- One MGET for the three strings the checks need: each redis.call costs about
+-- as much as a small command, and this script runs once per sale.
+local state = redis.call('MGET', KEYS[6], KEYS[4], KEYS[2])
+local held = state[1]
 if not held then return {'INVALID_TOKEN', 'unknown or expired'} end
 local owner, used_order = string.match(held, '^([^:]+):(.+)$')
 if not owner then owner = held end
@@ -62,32 +65,41 @@ if used_order then return {'REPLAY', used_order} end
 if now < starts then return {'NOT_STARTED', tostring(starts)} end
 if now >= ends then return {'ENDED', tostring(ends)} end
 
-local bought = tonumber(redis.call('GET', KEYS[4]) or '0')
+local bought = tonumber(state[2] or '0')
 if qty > limit or bought + qty > limit then
   return {'LIMIT_EXCEEDED', tostring(limit - bought)}
 end
 
-local remaining = tonumber(redis.call('GET', KEYS[2]) or '0')
+local remaining = tonumber(state[3] or '0')
 if remaining < qty then return {'SOLD_OUT', tostring(remaining)} end
 
--- The sale.
-remaining = redis.call('DECRBY', KEYS[2], qty)
-local sold = redis.call('INCRBY', KEYS[3], qty)
-redis.call('INCRBY', KEYS[4], qty)
--- The user's count must outlive the activity, or the limit could be reset by waiting.
-redis.call('PEXPIREAT', KEYS[4], ends + 86400000)
+-- The sale. Quantities and times go to Redis as the strings the caller sent,
+-- not as Lua numbers, which Redis would format as floats.
+local qty_s, now_s = ARGV[3], ARGV[4]
+remaining = redis.call('DECRBY', KEYS[2], qty_s)
+local sold = redis.call('INCRBY', KEYS[3], qty_s)
+-- The user's count must outlive the activity (whose end may have moved since
+-- the last purchase), or the limit could be reset by waiting. A first purchase
+-- creates it with its expiry in one command.
+local keep_until = string.format('%d', ends + 86400000)
+if bought == 0 then
+  redis.call('SET', KEYS[4], qty_s, 'PXAT', keep_until)
+else
+  redis.call('INCRBY', KEYS[4], qty_s)
+  redis.call('PEXPIREAT', KEYS[4], keep_until)
+end
 local amount = price * qty
 local deadline = now + pay_timeout
 local event_id = redis.call('XADD', KEYS[8], '*',
-  'activity_id', activity_id, 'user_id', user, 'quantity', qty, 'amount_cents', amount,
-  'created_at_ms', now, 'pay_deadline_ms', deadline, 'token', token)
+  'activity_id', activity_id, 'user_id', user, 'quantity', qty_s, 'amount_cents', string.format('%d', amount),
+  'created_at_ms', now_s, 'pay_deadline_ms', string.format('%d', deadline), 'token', token)
 local order_id = activity_id .. '-' .. event_id
 redis.call('RPUSH', KEYS[7], order_id)
-redis.call('PEXPIREAT', KEYS[7], ends + 86400000)
+redis.call('PEXPIREAT', KEYS[7], keep_until)
 
 -- Consume the token: it now answers retries with this order, and the user may
 -- ask for a new one for a further purchase within the limit.
-redis.call('SET', KEYS[6], user .. ':' .. order_id, 'PX', keep_used)
+redis.call('SET', KEYS[6], user .. ':' .. order_id, 'PX', ARGV[6])
 redis.call('DEL', KEYS[5])
 redis.call('ZREM', KEYS[9], token)
 return {'OK', order_id, remaining, sold, now, deadline, amount}
