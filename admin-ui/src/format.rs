@@ -82,6 +82,13 @@ pub fn clock_ms(ms: i64, offset: UtcOffset) -> String {
     }
 }
 
+/// `20:00:05` when `ms` falls on the same local date as `now_ms`, else the
+/// whole `2026-11-10 20:00:05`.
+pub fn moment_ms(ms: i64, now_ms: i64, offset: UtcOffset) -> String {
+    let date = |ms| from_ms(ms).map(|t| t.to_offset(offset).date());
+    if date(ms).is_some() && date(ms) == date(now_ms) { clock_ms(ms, offset) } else { datetime_ms(ms, offset) }
+}
+
 /// Unix milliseconds of `at`.
 pub fn to_ms(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
@@ -211,6 +218,16 @@ mod tests {
         assert_eq!(clock_ms(to_ms(at), offset!(+8)), "20:00:05");
         assert_eq!(to_input(at, offset!(+8)), "2026-11-11T20:00");
         assert_eq!(from_ms(to_ms(at)), Some(at));
+    }
+
+    #[test]
+    fn moments_name_the_date_unless_it_is_today() {
+        let at = to_ms(datetime!(2026-11-11 15:30:05 UTC));
+        let later_that_day = to_ms(datetime!(2026-11-11 15:59 UTC));
+        assert_eq!(moment_ms(at, later_that_day, offset!(+8)), "23:30:05");
+        // Past midnight in +8, the same moment is yesterday's.
+        assert_eq!(moment_ms(at, to_ms(datetime!(2026-11-11 16:01 UTC)), offset!(+8)), "2026-11-11 23:30:05");
+        assert_eq!(moment_ms(at, to_ms(datetime!(2026-11-11 16:01 UTC)), offset!(UTC)), "15:30:05");
     }
 
     #[test]

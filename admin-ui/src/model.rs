@@ -85,17 +85,6 @@ pub struct EdgeSync {
     pub at_ms: i64,
 }
 
-/// When a change made at `changed_at_ms` reached the edges: the first sync
-/// after it that carries a state other than the one each edge held before
-/// (`before`). `None` while no edge has one yet.
-pub fn reached_edge(before: &[EdgeSync], now: &[EdgeSync], changed_at_ms: i64) -> Option<(String, i64)> {
-    now.iter()
-        .filter(|s| s.at_ms >= changed_at_ms)
-        .filter(|s| before.iter().find(|b| b.edge_id == s.edge_id).is_none_or(|b| b.version != s.version))
-        .map(|s| (s.edge_id.clone(), s.at_ms))
-        .min_by_key(|(_, at)| *at)
-}
-
 pub fn order_status_wire(s: OrderStatus) -> &'static str {
     match s {
         OrderStatus::Queued => "queued",
@@ -367,22 +356,6 @@ mod tests {
         .unwrap();
         assert!(!p.ready);
         assert_eq!(p.checks[0].detail, "inventory key missing");
-    }
-
-    fn sync(id: &str, version: &str, at_ms: i64) -> EdgeSync {
-        EdgeSync { edge_id: id.into(), version: version.into(), rules_version: 1, rules_since_ms: 0, at_ms }
-    }
-
-    #[test]
-    fn a_change_reaches_the_edge_with_a_new_state_after_it() {
-        let before = [sync("e1", "v1", 900)];
-        assert_eq!(reached_edge(&before, &[sync("e1", "v1", 1500)], 1000), None);
-        assert_eq!(reached_edge(&before, &[sync("e1", "v2", 800)], 1000), None);
-        assert_eq!(reached_edge(&before, &[sync("e1", "v2", 1500)], 1000), Some(("e1".into(), 1500)));
-        assert_eq!(
-            reached_edge(&[], &[sync("e2", "v9", 1200), sync("e3", "v9", 1100)], 1000),
-            Some(("e3".into(), 1100))
-        );
     }
 
     #[test]

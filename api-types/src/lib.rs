@@ -205,6 +205,10 @@ pub struct DeadLetter {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlacklistEntry {
     pub value: String,
+    /// When the entry reached the edge: the first edge sync served a state
+    /// holding it. `null` while no edge has picked it up.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub reached_edge_at: Option<OffsetDateTime>,
 }
 
 /// A token bucket with nginx `limit_req ... burst=B nodelay` semantics: from a
@@ -334,6 +338,44 @@ pub struct LiveSnapshot {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub activities: Vec<ActivityLive>,
+}
+
+/// Answer of `GET /admin/api/activities/{id}/series`: one activity's
+/// purchases and refusals per bucket over the last minutes, as counted by the
+/// backend that answers (like the rates of the event stream).
+///
+/// Buckets cover `since..until`, oldest first; a bucket in which nothing
+/// happened is left out, so a missing one means zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivitySeries {
+    pub activity_id: u64,
+    pub bucket_secs: u32,
+    /// Start of the first bucket covered (the window, or since this backend started).
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// End of the last whole bucket (the one in progress is not included).
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    pub buckets: Vec<SeriesBucket>,
+}
+
+/// What happened in one bucket of an [`ActivitySeries`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesBucket {
+    /// Start of the bucket.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Accepted purchases.
+    pub purchases: u64,
+    /// Refused purchase and token requests, by error code (codes with none left out).
+    pub rejections: Vec<CountByCode>,
+}
+
+/// A count for one error code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountByCode {
+    pub code: ErrorCode,
+    pub count: u64,
 }
 
 /// How an item of the production checklist stands.

@@ -5,6 +5,9 @@
 //! blacklist's version key moves (polled a few times a second, and at once
 //! after a change made through this process). If Redis is unreachable the last
 //! snapshot stays in force.
+//!
+//! Changes go through [`add`] and [`remove`], which also keep each entry's
+//! "reached the edge" time honest (`blacklist_reach`).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -13,7 +16,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::store::{Store, StoreError};
+use crate::blacklist_reach;
+use crate::store::{BlacklistKind, Store, StoreError};
 
 /// How often other processes' blacklist changes are picked up.
 pub const POLL_PERIOD: Duration = Duration::from_millis(250);
@@ -80,6 +84,22 @@ impl Blacklist {
             }
         })
     }
+}
+
+/// Blacklists `value` (stored form). An entry that was not listed starts
+/// without an edge time: one an earlier life of it left would be a lie.
+pub async fn add(store: &Store, kind: BlacklistKind, value: &str) -> Result<(), StoreError> {
+    if !store.blacklist_contains(kind, value).await? {
+        blacklist_reach::forget(store, kind, value).await?;
+    }
+    store.blacklist_add(kind, value).await.map(drop)
+}
+
+/// Removes `value` from a blacklist, and its edge time; true if it was there.
+pub async fn remove(store: &Store, kind: BlacklistKind, value: &str) -> Result<bool, StoreError> {
+    let removed = store.blacklist_remove(kind, value).await?;
+    blacklist_reach::forget(store, kind, value).await?;
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::app::{from_ms, now_ms};
+use crate::blacklist_reach;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::store::{Store, StoreError};
@@ -137,11 +138,23 @@ fn stored(r: &sqlx::any::AnyRow) -> Result<StoredRules, sqlx::Error> {
     })
 }
 
+/// The state the edge syncs, with the blacklist version it was read at
+/// (which the blacklist's edge times key on).
+pub struct BuiltState {
+    pub state: EdgeState,
+    pub blacklist_version: i64,
+}
+
 /// Builds the state the edge syncs: rules, blacklist, and the activities
 /// whose token and purchase requests the edge can answer by itself.
 pub async fn state(store: &Store, db: &Db) -> Result<EdgeState, ApiError> {
+    Ok(build(store, db).await?.state)
+}
+
+/// [`state`], with its blacklist version.
+pub async fn build(store: &Store, db: &Db) -> Result<BuiltState, ApiError> {
     let rules = db.current_rules().await?;
-    let (_, mut blacklist_users, mut blacklist_ips) = store.blacklist_snapshot().await?;
+    let (blacklist_version, mut blacklist_users, mut blacklist_ips) = store.blacklist_snapshot().await?;
     blacklist_users.sort();
     blacklist_ips.sort();
     let now = from_ms(now_ms());
@@ -165,7 +178,7 @@ pub async fn state(store: &Store, db: &Db) -> Result<EdgeState, ApiError> {
         ended,
     };
     state.version = content_version(&state);
-    Ok(state)
+    Ok(BuiltState { state, blacklist_version })
 }
 
 /// A short hash of everything in the state but its version.
@@ -202,6 +215,14 @@ pub async fn record_sync(store: &Store, edge_id: &str, version: &str, rules_vers
         at_ms: now,
     };
     store.hset(EDGE_SYNCS, edge_id, &serde_json::to_string(&sync).expect("sync serialises")).await
+}
+
+/// Remembers that edge `edge_id` was just served `built` (a 200 or a 304):
+/// its sync, and the blacklist entries that thereby reached the edge.
+pub async fn record_served(store: &Store, edge_id: &str, built: &BuiltState) -> Result<(), StoreError> {
+    let s = &built.state;
+    record_sync(store, edge_id, &s.version, s.rules_version).await?;
+    blacklist_reach::record_served(store, built.blacklist_version, &s.blacklist_users, &s.blacklist_ips).await
 }
 
 /// The last sync of every edge that ever synced.

@@ -8,6 +8,11 @@ pub const BLACKLIST_USERS: &str = "seckill:blacklist:users";
 pub const BLACKLIST_IPS: &str = "seckill:blacklist:ips";
 /// Bumped on every blacklist change, so that readers reload only when it moved.
 pub const BLACKLIST_VERSION: &str = "seckill:blacklist:version";
+/// Hash: `user:<id>` / `ip:<ip or cidr>` → ms of the first edge sync serving
+/// the entry (`blacklist_reach`).
+pub const BLACKLIST_REACHED_EDGE: &str = "seckill:blacklist:reached_edge";
+/// The blacklist version whose entries all have their edge time already.
+pub const BLACKLIST_REACHED_EDGE_VERSION: &str = "seckill:blacklist:reached_edge_version";
 /// Sorted set of activity ids: the index `GET /api/activities` walks.
 pub const ACTIVITIES: &str = "seckill:activities";
 /// Source of activity ids.

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod auth;
 pub mod blacklist;
+pub mod blacklist_reach;
 pub mod checklist;
 pub mod config;
 pub mod db;

@@ -1,18 +1,23 @@
 //! Live figures for the dashboard: per-activity counters of accepted and
-//! refused requests in this process, and the `GET /admin/api/events` stream
-//! of snapshots built from them and from Redis and the order DB.
+//! refused requests in this process, the `GET /admin/api/events` stream of
+//! snapshots built from them and from Redis and the order DB, and the last
+//! minutes of those counts per second, so that an activity page opened now
+//! charts the recent past at once (`GET /admin/api/activities/{id}/series`).
 //!
 //! Rates are per backend process (each counts what it served); the stock
 //! figures come from Redis and are exact.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use seckill_api::{ActivityLive, ActivityStatus, ErrorCode, LiveSnapshot, RateByCode, StatusCount};
+use seckill_api::{
+    ActivityLive, ActivitySeries, ActivityStatus, CountByCode, ErrorCode, LiveSnapshot, RateByCode, SeriesBucket,
+    StatusCount,
+};
 
 use crate::app::{AppState, from_ms, now_ms};
 
@@ -26,26 +31,105 @@ pub enum Outcome {
     Refused(ErrorCode),
 }
 
-/// Counters since start, by activity and outcome.
-#[derive(Debug, Clone, Default)]
+/// How many seconds of per-second counts are kept for the series.
+pub const SERIES_WINDOW_SECS: i64 = 600;
+
+type Key = (u64, Outcome);
+
+#[derive(Debug, Default)]
+struct Counts {
+    /// Since start.
+    totals: HashMap<Key, u64>,
+    /// The seconds of the last `SERIES_WINDOW_SECS` in which something was
+    /// counted, oldest first: (Unix second, counts in it).
+    recent: VecDeque<(i64, HashMap<Key, u64>)>,
+}
+
+/// Counters since start and per recent second, by activity and outcome.
+#[derive(Debug, Clone)]
 pub struct LiveStats {
-    counts: Arc<Mutex<HashMap<(u64, Outcome), u64>>>,
+    counts: Arc<Mutex<Counts>>,
+    /// When counting began (Unix ms): a series claims no second before it.
+    started_ms: i64,
+}
+
+impl Default for LiveStats {
+    fn default() -> Self {
+        Self::started_at(now_ms())
+    }
 }
 
 impl LiveStats {
-    pub fn record(&self, activity: u64, outcome: Outcome) {
-        *self.counts.lock().expect("live stats lock").entry((activity, outcome)).or_default() += 1;
+    fn started_at(started_ms: i64) -> Self {
+        Self { counts: Arc::default(), started_ms }
     }
 
-    fn totals(&self) -> HashMap<(u64, Outcome), u64> {
-        self.counts.lock().expect("live stats lock").clone()
+    pub fn record(&self, activity: u64, outcome: Outcome) {
+        self.record_at(activity, outcome, now_ms());
+    }
+
+    fn record_at(&self, activity: u64, outcome: Outcome, at_ms: i64) {
+        let key = (activity, outcome);
+        let second = at_ms.div_euclid(1000);
+        let mut counts = self.counts.lock().expect("live stats lock");
+        *counts.totals.entry(key).or_default() += 1;
+        let recent = &mut counts.recent;
+        match recent.back_mut() {
+            // A clock that stepped back counts in the newest second.
+            Some((newest, bucket)) if *newest >= second => *bucket.entry(key).or_default() += 1,
+            _ => {
+                recent.push_back((second, HashMap::from([(key, 1)])));
+                while recent.front().is_some_and(|(s, _)| *s <= second - SERIES_WINDOW_SECS) {
+                    recent.pop_front();
+                }
+            }
+        }
+    }
+
+    fn totals(&self) -> HashMap<Key, u64> {
+        self.counts.lock().expect("live stats lock").totals.clone()
+    }
+
+    /// Activity `activity`'s whole seconds of the window ending at `now_ms`.
+    pub fn series(&self, activity: u64, now_ms: i64) -> ActivitySeries {
+        let until = now_ms.div_euclid(1000);
+        let since = (until - SERIES_WINDOW_SECS).max(self.started_ms.div_euclid(1000)).min(until);
+        let counts = self.counts.lock().expect("live stats lock");
+        let buckets = counts
+            .recent
+            .iter()
+            .filter(|(second, _)| (since..until).contains(second))
+            .filter_map(|(second, bucket)| {
+                let purchases = bucket.get(&(activity, Outcome::Purchased)).copied().unwrap_or(0);
+                let mut rejections: Vec<CountByCode> = bucket
+                    .iter()
+                    .filter_map(|((a, outcome), count)| match outcome {
+                        Outcome::Refused(code) if *a == activity => Some(CountByCode { code: *code, count: *count }),
+                        _ => None,
+                    })
+                    .collect();
+                rejections.sort_by_key(|r| r.code.as_str());
+                (purchases > 0 || !rejections.is_empty()).then(|| SeriesBucket {
+                    at: from_ms(second * 1000),
+                    purchases,
+                    rejections,
+                })
+            })
+            .collect();
+        ActivitySeries {
+            activity_id: activity,
+            bucket_secs: 1,
+            since: from_ms(since * 1000),
+            until: from_ms(until * 1000),
+            buckets,
+        }
     }
 }
 
 /// Per-second rates between two totals taken `elapsed` apart.
 pub fn rates(
-    before: &HashMap<(u64, Outcome), u64>,
-    now: &HashMap<(u64, Outcome), u64>,
+    before: &HashMap<Key, u64>,
+    now: &HashMap<Key, u64>,
     elapsed: Duration,
     activity: u64,
 ) -> (f64, Vec<RateByCode>) {
@@ -69,8 +153,8 @@ pub fn rates(
 /// One snapshot of every activity.
 async fn snapshot(
     state: &AppState,
-    before: &HashMap<(u64, Outcome), u64>,
-    now_totals: &HashMap<(u64, Outcome), u64>,
+    before: &HashMap<Key, u64>,
+    now_totals: &HashMap<Key, u64>,
     elapsed: Duration,
 ) -> Option<LiveSnapshot> {
     let now = now_ms();
@@ -141,5 +225,50 @@ mod tests {
         assert_eq!(purchases, 10.0);
         let by_code: Vec<(&str, f64)> = refused.iter().map(|r| (r.code.as_str(), r.per_sec)).collect();
         assert_eq!(by_code, vec![("rate_limited", 1.0), ("sold_out", 2.0)]);
+    }
+
+    #[test]
+    fn series_counts_whole_seconds_of_the_window_by_code() {
+        let stats = LiveStats::started_at(1_000_000);
+        let sold_out = Outcome::Refused(ErrorCode::SoldOut);
+        stats.record_at(1, Outcome::Purchased, 1_000_100);
+        stats.record_at(1, Outcome::Purchased, 1_000_900);
+        stats.record_at(2, Outcome::Purchased, 1_001_000);
+        stats.record_at(1, sold_out, 1_002_000);
+        stats.record_at(1, Outcome::Purchased, 1_002_500);
+        stats.record_at(1, Outcome::Refused(ErrorCode::RateLimited), 1_002_999);
+        stats.record_at(1, Outcome::Purchased, 1_003_000); // the second in progress at 1_003_400
+
+        let s = stats.series(1, 1_003_400);
+        assert_eq!((s.since, s.until), (from_ms(1_000_000), from_ms(1_003_000)));
+        let seen: Vec<String> = s
+            .buckets
+            .iter()
+            .map(|b| {
+                let codes: Vec<String> =
+                    b.rejections.iter().map(|r| format!("{}={}", r.code.as_str(), r.count)).collect();
+                format!("{} bought {} refused [{}]", crate::app::to_ms(b.at), b.purchases, codes.join(" "))
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            ["1000000 bought 2 refused []", "1002000 bought 1 refused [rate_limited=1 sold_out=1]"],
+            "second 1001 only had activity 2"
+        );
+        assert_eq!(stats.series(3, 1_003_400).buckets, vec![]);
+        assert_eq!(stats.totals()[&(1, Outcome::Purchased)], 4);
+    }
+
+    #[test]
+    fn series_keep_only_the_window() {
+        let stats = LiveStats::started_at(0);
+        for second in 0..(SERIES_WINDOW_SECS + 100) {
+            stats.record_at(7, Outcome::Purchased, second * 1000);
+        }
+        let now = (SERIES_WINDOW_SECS + 100) * 1000;
+        let s = stats.series(7, now);
+        assert_eq!(s.buckets.len(), SERIES_WINDOW_SECS as usize);
+        assert_eq!(s.since, from_ms(100_000));
+        assert!(stats.counts.lock().unwrap().recent.len() <= SERIES_WINDOW_SECS as usize);
     }
 }

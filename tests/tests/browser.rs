@@ -1,9 +1,11 @@
 //! The admin dashboard in a real headless Chromium, driven over WebDriver
 //! (chromedriver) from Rust: a wrong password is refused, the right one logs
 //! in, an activity is created through the form, a sale made through the API
-//! shows on the page without a reload, a blacklist entry added in the page is
-//! live in the API, and the checklist shows real probed statuses. Every page
-//! is saved as a screenshot under `target/test-artifacts/browser/`.
+//! shows on the page without a reload, the activity page opened afresh charts
+//! the recent past, a blacklist entry added in the page is live in the API and
+//! shows when it reached the edge, and the checklist shows real probed
+//! statuses. Every page is saved as a screenshot under
+//! `target/test-artifacts/browser/`.
 //!
 //! Needs the built UI (`target/admin-ui/`), `chromium` and `chromedriver`:
 //! `cargo xtask test` provides all three.
@@ -13,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use seckill_tests::{ADMIN_PASSWORD, Backend, RedisServer, TempDir, eventually, free_port};
+use seckill_tests::{ADMIN_PASSWORD, Backend, EDGE_SECRET, RedisServer, TempDir, eventually, free_port};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -160,6 +162,13 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(artifacts_dir().join(format!("{name}.png")), png).unwrap();
 }
 
+/// How many points the chart line of class `line` has drawn.
+async fn chart_points(c: &Client, line: &str) -> u64 {
+    let script = "const d = document.querySelector('path.line.' + arguments[0])?.getAttribute('d') || '';
+        return d ? d.split('L').length : 0;";
+    c.execute(script, vec![json!(line)]).await.ok().and_then(|v| v.as_u64()).unwrap_or(0)
+}
+
 /// `2026-11-11T20:00`, UTC (the browser runs with TZ=UTC).
 fn datetime_local(t: OffsetDateTime) -> String {
     format!("{:04}-{:02}-{:02}T{:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
@@ -265,9 +274,23 @@ async fn the_dashboard_works_in_a_real_browser() {
     wait_text(&c, "table td", "browser-buyer").await;
     screenshot(&c, "orders").await;
 
-    // The edge rules page (no edge has synced in this test).
+    // Opened afresh, the activity page charts the recent past at once (the
+    // backend's series): more rate points than the stream has sent since.
+    c.goto(&format!("{base}#/activities/{id}")).await.unwrap();
+    c.refresh().await.unwrap();
+    wait_text(&c, "main.page .kpi-label", "Purchases").await;
+    eventually(DEADLINE, "the rates chart to start with the past", || async {
+        (chart_points(&c, "purchases").await > chart_points(&c, "sold").await + 3).then_some(())
+    })
+    .await;
+    screenshot(&c, "activity-history").await;
+
+    // The edge rules page (no edge has synced in this test): the rules in
+    // force are the built-in defaults, never saved.
     click(&c, r##"header.topbar nav a[href="#/edge"]"##).await;
     wait_text(&c, "main.page h1", "Edge rules").await;
+    let current = wait_text(&c, "main.page p.lead", "Version 0").await;
+    assert!(current.contains("the built-in defaults, never saved") && !current.contains("1970"), "{current}");
     screenshot(&c, "edge").await;
 
     // A blacklist entry added in the page is in force through the API.
@@ -280,6 +303,20 @@ async fn the_dashboard_works_in_a_real_browser() {
     wait_text(&c, &format!("{users_panel} ul.entries li .mono"), "browser-cheat").await;
     let (status, entry) = backend.get(user_path, &admin).await;
     assert_eq!(status, 200, "the entry added in the page is not in the API: {entry}");
+    // No edge has it yet; once one syncs, the page says when it got there.
+    let entry_line = format!("{users_panel} ul.entries li");
+    wait_text(&c, &entry_line, "waiting for the edge").await;
+    let sync = backend
+        .http
+        .get(backend.url("/internal/edge/state"))
+        .header("x-seckill-edge-secret", EDGE_SECRET)
+        .header("x-seckill-edge-id", "browser-edge")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sync.status(), 200);
+    let line = wait_text(&c, &entry_line, "reached the edge at").await;
+    assert!(line.contains("browser-cheat"), "{line}");
     screenshot(&c, "blacklist").await;
 
     // The checklist shows what the backend really probed: the test Redis runs with AOF on.

@@ -1,5 +1,6 @@
 //! The admin routes behind the dashboard: editing and deleting activities,
-//! pre-flight, the checklist, the live event stream and the UI's files.
+//! pre-flight, the checklist, the live event stream, an activity's recent
+//! series and the UI's files.
 
 use std::time::Duration;
 
@@ -156,6 +157,73 @@ async fn the_event_stream_shows_sales_as_they_happen() {
     let sold = seen.expect("no snapshot showed the sale");
     assert_eq!(sold["remaining"], 3);
     assert!(sold["purchases_per_sec"].as_f64().unwrap() >= 0.0);
+}
+
+/// Purchases and refusals by code in a series answer: `(purchases, {code: count})`.
+fn series_totals(series: &Value) -> (u64, std::collections::BTreeMap<String, u64>) {
+    let mut refused = std::collections::BTreeMap::new();
+    let mut purchases = 0;
+    for bucket in series["buckets"].as_array().unwrap() {
+        purchases += bucket["purchases"].as_u64().unwrap();
+        for r in bucket["rejections"].as_array().unwrap() {
+            *refused.entry(r["code"].as_str().unwrap().to_owned()).or_default() += r["count"].as_u64().unwrap();
+        }
+    }
+    (purchases, refused)
+}
+
+#[tokio::test]
+async fn the_series_holds_the_recent_purchases_and_refusals_per_second() {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    let a = api.create_activity(ActivitySpec::live(3, 1)).await;
+    let other = api.create_activity(ActivitySpec::live(5, 1)).await;
+    for user in ["s1", "s2", "s3"] {
+        api.buy(a, user, 1).await;
+    }
+    api.buy(other, "s1", 1).await;
+    // Refusals, counted by the code each answer carried.
+    let mut refused = std::collections::BTreeMap::<String, u64>::new();
+    for user in ["late-1", "late-2"] {
+        let (status, body) = api.token(a, user).await;
+        assert_eq!(status, 409, "{body}");
+        *refused.entry(body["code"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    let (status, body) = api.purchase(a, "late-3", &"0".repeat(32), json!(1)).await;
+    assert!(status >= 400, "{body}");
+    *refused.entry(body["code"].as_str().unwrap().to_owned()).or_default() += 1;
+
+    // The second in progress is left out: the counts show once it is over.
+    let path = format!("/admin/api/activities/{a}/series");
+    let (api_ref, admin_ref) = (&api, &admin);
+    let series = eventually(Duration::from_secs(5), "the series to hold every sale and refusal", || {
+        let (path, refused) = (path.clone(), refused.clone());
+        async move {
+            let (status, series) = admin_json(api_ref, admin_ref, "GET", &path, None).await;
+            assert_eq!(status, 200, "{series}");
+            (series_totals(&series) == (3, refused)).then_some(series)
+        }
+    })
+    .await;
+    assert_eq!((series["activity_id"].as_u64(), series["bucket_secs"].as_u64()), (Some(a), Some(1)));
+    let (since, until) = (series["since"].as_str().unwrap(), series["until"].as_str().unwrap());
+    let times: Vec<&str> = series["buckets"].as_array().unwrap().iter().map(|b| b["at"].as_str().unwrap()).collect();
+    let parse = |t: &str| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(times.windows(2).all(|w| parse(w[0]) < parse(w[1])), "oldest first, one bucket a second: {times:?}");
+    assert!(times.iter().all(|t| parse(since) <= parse(t) && parse(t) < parse(until)), "{series}");
+    let (_, other_series) =
+        admin_json(&api, &admin, "GET", &format!("/admin/api/activities/{other}/series"), None).await;
+    assert_eq!(series_totals(&other_series).0, 1, "each activity counts its own: {other_series}");
+
+    let (status, body) = admin_json(&api, &admin, "GET", "/admin/api/activities/999999/series", None).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, body) = admin_json(&api, &admin, "GET", "/admin/api/activities/nope/series", None).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    let res = api.http.get(api.url(&path)).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "unauthorized");
 }
 
 #[tokio::test]

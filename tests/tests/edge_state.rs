@@ -1,9 +1,14 @@
 //! The backend's side of the edge: the secret-guarded state the edge syncs
-//! (versioned, `304` while unchanged) and the edge rules, versioned in the
-//! order database so they survive restarts.
+//! (versioned, `304` while unchanged), when each blacklist entry reached the
+//! edge, and the edge rules, versioned in the order database so they survive
+//! restarts.
 
-use seckill_tests::{ActivitySpec, Backend, EDGE_SECRET, RedisServer, TempDir};
+use std::time::Duration;
+
+use seckill_tests::{ActivitySpec, Backend, EDGE_SECRET, RedisServer, TempDir, eventually};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 async fn state(api: &Backend, secret: Option<&str>, etag: Option<&str>) -> (u16, Option<String>, Value) {
     let mut req = api.http.get(api.url("/internal/edge/state")).header("x-seckill-edge-id", "edge-test");
@@ -135,4 +140,87 @@ async fn edge_rules_are_versioned_validated_and_survive_a_restart() {
         .unwrap();
     assert_eq!(rest["items"][0]["version"], 1);
     assert_eq!(rest["next_cursor"], Value::Null);
+}
+
+/// `(status, body)` of an admin call.
+async fn admin_call(api: &Backend, admin: &str, method: &str, path: &str) -> (u16, Value) {
+    let res = api.http.request(method.parse().unwrap(), api.url(path)).bearer_auth(admin).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+/// The listed entries of a blacklist as `value → reached_edge_at`.
+async fn listed(api: &Backend, admin: &str, list: &str) -> Vec<(String, Value)> {
+    let (status, page) = admin_call(api, admin, "GET", &format!("/admin/api/blacklist/{list}?limit=500")).await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    items.iter().map(|e| (e["value"].as_str().unwrap().to_owned(), e["reached_edge_at"].clone())).collect()
+}
+
+/// Polls the single-entry route until the entry has reached the edge; returns when.
+async fn reached(api: &Backend, admin: &str, path: &str) -> OffsetDateTime {
+    eventually(Duration::from_secs(10), &format!("{path} to have reached the edge"), || async {
+        let (status, entry) = admin_call(api, admin, "GET", path).await;
+        assert_eq!(status, 200, "{entry}");
+        entry["reached_edge_at"].as_str().map(|t| OffsetDateTime::parse(t, &Rfc3339).unwrap())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn blacklist_entries_say_when_they_reached_the_edge() {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    let (user, ip) = ("/admin/api/blacklist/users/slow-cheat", "/admin/api/blacklist/ips/10.0.0.0%2F8");
+
+    let (status, added) = admin_call(&api, &admin, "PUT", user).await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added, json!({"value": "slow-cheat", "reached_edge_at": null}), "no edge has synced yet");
+    assert_eq!(listed(&api, &admin, "users").await, [("slow-cheat".to_owned(), Value::Null)]);
+    assert_eq!(admin_call(&api, &admin, "GET", user).await.1["reached_edge_at"], Value::Null);
+
+    // An edge syncs: the state it is served holds the entry.
+    let before_sync = OffsetDateTime::now_utc();
+    let (status, etag, body) = state(&api, Some(EDGE_SECRET), None).await;
+    assert_eq!((status, body["blacklist_users"].clone()), (200, json!(["slow-cheat"])));
+    let user_reached = reached(&api, &admin, user).await;
+    let after_sync = OffsetDateTime::now_utc();
+    assert!(
+        before_sync - Duration::from_millis(1) <= user_reached && user_reached <= after_sync,
+        "{user_reached} is not the sync's time ({before_sync}..{after_sync})"
+    );
+    let user_listed = listed(&api, &admin, "users").await;
+    assert_eq!(user_listed[0].1.as_str().map(|t| OffsetDateTime::parse(t, &Rfc3339).unwrap()), Some(user_reached));
+
+    // A later entry waits for the next sync; the first keeps its time, and
+    // adding it again (it is still listed) changes nothing.
+    let (status, added) = admin_call(&api, &admin, "PUT", ip).await;
+    assert_eq!(
+        (status, added["value"].as_str(), added["reached_edge_at"].clone()),
+        (200, Some("10.0.0.0/8"), Value::Null)
+    );
+    let (_, again) = admin_call(&api, &admin, "PUT", user).await;
+    assert_eq!(OffsetDateTime::parse(again["reached_edge_at"].as_str().unwrap(), &Rfc3339).unwrap(), user_reached);
+    let (status, _, _) = state(&api, Some(EDGE_SECRET), etag.as_deref()).await;
+    assert_eq!(status, 200, "the state changed");
+    let ip_reached = reached(&api, &admin, ip).await;
+    assert!(ip_reached >= user_reached);
+    assert_eq!(reached(&api, &admin, user).await, user_reached);
+
+    // Removed entries are not listed; added again, an entry waits for the edge again.
+    assert_eq!(admin_call(&api, &admin, "DELETE", user).await.0, 204);
+    assert_eq!(listed(&api, &admin, "users").await, []);
+    assert_eq!(admin_call(&api, &admin, "GET", user).await.0, 404);
+    let (_, added) = admin_call(&api, &admin, "PUT", user).await;
+    assert_eq!(added["reached_edge_at"], Value::Null, "a new life of the entry: {added}");
+    drop(api);
+
+    // The times are kept in Redis: a restarted backend still knows them.
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    assert_eq!(reached(&api, &admin, ip).await, ip_reached);
+    assert_eq!(admin_call(&api, &admin, "GET", user).await.1["reached_edge_at"], Value::Null);
+    let (status, _, _) = state(&api, Some(EDGE_SECRET), None).await;
+    assert_eq!(status, 200);
+    assert!(reached(&api, &admin, user).await > ip_reached);
 }

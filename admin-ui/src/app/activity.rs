@@ -1,10 +1,11 @@
 //! One activity: its settings, live figures and charts of sales and
-//! rejections over time (from the event stream since the dashboard opened).
+//! rejections over time (the backend's last minutes, loaded when the page
+//! opens, then the event stream).
 
 use std::time::Duration;
 
 use leptos::prelude::*;
-use seckill_api::{Activity, ActivityStats};
+use seckill_api::{Activity, ActivitySeries, ActivityStats};
 
 use super::activities::live_figures;
 use super::widgets::{Line, activity_badge, error_box, kpi, line_chart, loading, resource_view};
@@ -101,6 +102,7 @@ fn header(lang: Lang, a: &Activity) -> impl IntoView + use<> {
 #[component]
 fn LivePanel(lang: Lang, id: u64) -> impl IntoView {
     let c = ctx();
+    let past = LocalResource::new(move || api::get::<ActivitySeries>(format!("/admin/api/activities/{id}/series")));
     let live =
         Memo::new(move |_| c.live.with(|s| s.as_ref().and_then(|s| s.activities.iter().find(|a| a.id == id).cloned())));
     view! {
@@ -114,7 +116,8 @@ fn LivePanel(lang: Lang, id: u64) -> impl IntoView {
         <section class="card charts">
             {move || {
                 let now = c.now_ms.get();
-                let series = c.history.with(|h| h.series(id, now));
+                let past = past.get().and_then(Result::ok);
+                let series = c.history.with(|h| h.series_after(id, past.as_ref(), now));
                 let sales = line_chart(
                     lang,
                     "chart.sales",
@@ -136,6 +139,11 @@ fn LivePanel(lang: Lang, id: u64) -> impl IntoView {
                     {sales}
                     {rates}
                 }
+            }}
+            {move || {
+                past.get()
+                    .and_then(Result::err)
+                    .map(|e| view! { <p class="muted small">{tr(lang, "chart.past_failed")} " " {e.message}</p> })
             }}
             <p class="muted small">{tr(lang, "chart.note")}</p>
         </section>

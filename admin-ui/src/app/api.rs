@@ -89,11 +89,3 @@ pub async fn login(password: &str) -> Result<AdminSession, ApiError> {
 pub async fn logout() -> Result<(), ApiError> {
     send_only("POST", "/admin/api/logout", None).await
 }
-
-/// Waits `ms` milliseconds.
-pub async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = leptos::prelude::window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
-    let _ = JsFuture::from(promise).await;
-}

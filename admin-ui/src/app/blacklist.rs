@@ -1,19 +1,24 @@
-//! Blacklist: add and remove user ids and IPs/CIDRs, and see when each change
-//! reached the edge (the first edge sync after it carrying a new state).
+//! Blacklist: add and remove user ids and IPs/CIDRs, and see for every entry
+//! whether the edge enforces it yet. The backend says when the first edge
+//! sync served each entry; entries still waiting are asked again every few
+//! seconds, so the page shows the moment they get there.
 
 use std::time::Duration;
 
 use leptos::prelude::*;
 use seckill_api::{BlacklistEntry, Page};
+use time::OffsetDateTime;
 
 use super::widgets::{error_box, loading, resource_view};
-use super::{api, clock, ctx, now_ms};
+use super::{api, ctx, moment};
 use crate::format::ago;
 use crate::i18n::{Lang, tr};
-use crate::model::{ApiError, BlacklistKind, EdgeSync, encode_segment, reached_edge};
+use crate::model::{ApiError, BlacklistKind, EdgeSync, encode_segment};
 
-/// How long to watch for the edge picking a change up.
-const WATCH_SECS: i32 = 90;
+/// How often entries not yet at the edge are asked again.
+const RECHECK_EVERY: Duration = Duration::from_secs(2);
+/// At most this many waiting entries are asked per round (the first shown).
+const RECHECK_MAX: usize = 20;
 
 #[component]
 pub fn BlacklistPage(lang: Lang) -> impl IntoView {
@@ -60,41 +65,24 @@ pub fn BlacklistPage(lang: Lang) -> impl IntoView {
             )}
         </section>
         <div class="grid2">
-            <Panel lang kind=BlacklistKind::Users />
-            <Panel lang kind=BlacklistKind::Ips />
+            <Panel lang kind=BlacklistKind::Users edges />
+            <Panel lang kind=BlacklistKind::Ips edges />
         </div>
     }
 }
 
-/// Where a change stands on its way to the edge.
-#[derive(Debug, Clone, PartialEq)]
-enum Reach {
-    Waiting,
-    Reached { edge: String, at_ms: i64 },
-    NoEdge,
-    NotSeen,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Change {
-    seq: u32,
-    added: bool,
-    value: String,
-    at_ms: i64,
-    reach: Reach,
-}
-
+/// One list. `edges` is the page's edge-sync list, reloaded when an entry
+/// reaches the edge so that both say the same.
 #[component]
-fn Panel(lang: Lang, kind: BlacklistKind) -> impl IntoView {
-    let entries = RwSignal::new(Vec::<String>::new());
+fn Panel(lang: Lang, kind: BlacklistKind, edges: LocalResource<Result<Vec<EdgeSync>, ApiError>>) -> impl IntoView {
+    let entries = RwSignal::new(Vec::<BlacklistEntry>::new());
     let next = RwSignal::new(None::<String>);
     let list_error = RwSignal::new(None::<ApiError>);
     let listing = RwSignal::new(true);
     let input = RwSignal::new(String::new());
     let input_error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let changes = RwSignal::new(Vec::<Change>::new());
-    let seq = StoredValue::new(0u32);
+    let rechecking = StoredValue::new(false);
 
     let load = move |cursor: Option<String>| {
         listing.set(true);
@@ -109,7 +97,12 @@ fn Panel(lang: Lang, kind: BlacklistKind) -> impl IntoView {
                         if cursor.is_none() {
                             e.clear();
                         }
-                        e.extend(p.items.into_iter().map(|x| x.value));
+                        // A set scan may repeat an entry on a later page.
+                        for item in p.items {
+                            if !e.iter().any(|x| x.value == item.value) {
+                                e.push(item);
+                            }
+                        }
                     });
                     next.set(p.next_cursor);
                     list_error.set(None);
@@ -121,62 +114,69 @@ fn Panel(lang: Lang, kind: BlacklistKind) -> impl IntoView {
     };
     load(None);
 
-    // Applies a change, then watches the edges until one syncs a state made after it.
+    // Asks again about the entries the edge does not have yet, one round at a time.
+    let recheck = move || {
+        let no_edge = edges.with_untracked(|e| matches!(e, Some(Ok(list)) if list.is_empty()));
+        if rechecking.get_value() || no_edge {
+            return;
+        }
+        let waiting: Vec<String> = entries.with_untracked(|e| {
+            e.iter().filter(|x| x.reached_edge_at.is_none()).take(RECHECK_MAX).map(|x| x.value.clone()).collect()
+        });
+        if waiting.is_empty() {
+            return;
+        }
+        rechecking.set_value(true);
+        leptos::task::spawn_local(async move {
+            let mut any_reached = false;
+            for value in waiting {
+                match api::get::<BlacklistEntry>(kind.entry_path(&value)).await {
+                    Ok(fresh) if fresh.reached_edge_at.is_some() => {
+                        any_reached = true;
+                        let _ = entries.try_update(|e| {
+                            if let Some(x) = e.iter_mut().find(|x| x.value == fresh.value) {
+                                *x = fresh;
+                            }
+                        });
+                    }
+                    // Removed meanwhile (another operator, another tab).
+                    Err(e) if e.status == 404 => {
+                        let _ = entries.try_update(|e| e.retain(|x| x.value != value));
+                    }
+                    _ => {}
+                }
+            }
+            if any_reached {
+                edges.refetch();
+            }
+            let _ = rechecking.try_set_value(false);
+        });
+    };
+    if let Ok(handle) = set_interval_with_handle(recheck, RECHECK_EVERY) {
+        on_cleanup(move || handle.clear());
+    }
+
     let change = move |value: String, add: bool| {
         busy.set(true);
         leptos::task::spawn_local(async move {
-            let before = api::get::<Vec<EdgeSync>>("/admin/api/edge-status").await.unwrap_or_default();
-            let at_ms = now_ms();
             let path = kind.entry_path(&value);
             let result = if add {
-                api::bare::<BlacklistEntry>("PUT", &path).await.map(|e| e.value)
+                api::bare::<BlacklistEntry>("PUT", &path).await.map(Some)
             } else {
-                api::send_only("DELETE", &path, None).await.map(|()| value.clone())
+                api::send_only("DELETE", &path, None).await.map(|()| None)
             };
             busy.set(false);
-            let stored = match result {
-                Ok(v) => v,
-                Err(e) => {
-                    input_error.set(Some(e.message));
-                    return;
+            match result {
+                Ok(Some(added)) => {
+                    input.set(String::new());
+                    entries.update(|e| {
+                        e.retain(|x| x.value != added.value);
+                        e.insert(0, added);
+                    });
                 }
-            };
-            if add {
-                input.set(String::new());
-                entries.update(|e| {
-                    if !e.contains(&stored) {
-                        e.insert(0, stored.clone());
-                    }
-                });
-            } else {
-                entries.update(|e| e.retain(|x| *x != stored));
+                Ok(None) => entries.update(|e| e.retain(|x| x.value != value)),
+                Err(e) => input_error.set(Some(e.message)),
             }
-            let n = seq.get_value() + 1;
-            seq.set_value(n);
-            changes.update(|c| {
-                c.insert(0, Change { seq: n, added: add, value: stored, at_ms, reach: Reach::Waiting });
-                c.truncate(10);
-            });
-            let set_reach = move |reach: Reach| {
-                changes.update(|c| {
-                    if let Some(ch) = c.iter_mut().find(|ch| ch.seq == n) {
-                        ch.reach = reach;
-                    }
-                })
-            };
-            for _ in 0..WATCH_SECS {
-                api::sleep(1000).await;
-                let Ok(now) = api::get::<Vec<EdgeSync>>("/admin/api/edge-status").await else { continue };
-                if now.is_empty() {
-                    set_reach(Reach::NoEdge);
-                    return;
-                }
-                if let Some((edge, at_ms)) = reached_edge(&before, &now, at_ms) {
-                    set_reach(Reach::Reached { edge, at_ms });
-                    return;
-                }
-            }
-            set_reach(Reach::NotSeen);
         });
     };
 
@@ -195,9 +195,6 @@ fn Panel(lang: Lang, kind: BlacklistKind) -> impl IntoView {
     let (title, placeholder) = match kind {
         BlacklistKind::Users => ("bl.users", "bl.user_placeholder"),
         BlacklistKind::Ips => ("bl.ips", "bl.ip_placeholder"),
-    };
-    let reach_of = move |value: &str| {
-        changes.with(|c| c.iter().find(|ch| ch.added && ch.value == value).map(|ch| ch.reach.clone()))
     };
     view! {
         <section class="card">
@@ -222,30 +219,18 @@ fn Panel(lang: Lang, kind: BlacklistKind) -> impl IntoView {
                     {tr(lang, "bl.add")}
                 </button>
             </form>
-            {move || {
-                let list = changes.get();
-                (!list.is_empty())
-                    .then(|| {
-                        view! {
-                            <ul class="changes">
-                                {list.into_iter().map(|ch| change_line(lang, ch)).collect_view()}
-                            </ul>
-                        }
-                    })
-            }}
             {move || list_error.get().map(|e| error_box(lang, &e))}
             <ul class="entries">
                 {move || {
                     entries
                         .get()
                         .into_iter()
-                        .map(|value| {
-                            let remove_value = value.clone();
-                            let reach = reach_of(&value);
+                        .map(|entry| {
+                            let remove_value = entry.value.clone();
                             view! {
                                 <li>
-                                    <span class="mono">{value.clone()}</span>
-                                    {reach.map(|r| reach_text(lang, &r))}
+                                    <span class="mono">{entry.value}</span>
+                                    {reach_text(lang, entry.reached_edge_at)}
                                     <button
                                         class="btn small danger"
                                         disabled=move || busy.get()
@@ -284,29 +269,11 @@ fn Panel(lang: Lang, kind: BlacklistKind) -> impl IntoView {
     }
 }
 
-fn reach_text(lang: Lang, r: &Reach) -> impl IntoView + use<> {
-    let (class, text) = match r {
-        Reach::Waiting => ("reach wait", tr(lang, "bl.reach_waiting").to_owned()),
-        Reach::Reached { edge, at_ms } => {
-            ("reach ok", format!("{} {} ({edge})", tr(lang, "bl.reached_at"), clock(*at_ms)))
-        }
-        Reach::NoEdge => ("reach warn", tr(lang, "edge.no_edges").to_owned()),
-        Reach::NotSeen => ("reach warn", tr(lang, "bl.reach_not_seen").to_owned()),
+/// "已同步到边缘 12:03:04" / "reached the edge at 12:03:04", or still waiting.
+fn reach_text(lang: Lang, reached_edge_at: Option<OffsetDateTime>) -> impl IntoView {
+    let (class, text) = match reached_edge_at {
+        Some(at) => ("reach ok", format!("{} {}", tr(lang, "bl.reached_at"), moment(at))),
+        None => ("reach wait", tr(lang, "bl.reach_waiting").to_owned()),
     };
     view! { <span class=class>{text}</span> }
-}
-
-fn change_line(lang: Lang, ch: Change) -> impl IntoView {
-    let action = tr(lang, if ch.added { "bl.added" } else { "bl.removed" });
-    view! {
-        <li>
-            <span class="muted small">{clock(ch.at_ms)}</span>
-            " "
-            {action}
-            " "
-            <span class="mono">{ch.value}</span>
-            " "
-            {reach_text(lang, &ch.reach)}
-        </li>
-    }
 }

@@ -69,7 +69,8 @@ pub fn EdgeRulesPage(lang: Lang) -> impl IntoView {
     }
 }
 
-/// "Version 7, saved at …; picked up by the edge at …".
+/// "Version 7, saved at …; picked up by the edge at …". Version 0 is the
+/// built-in defaults, which nobody saved (its time would read 1970).
 fn pickup(lang: Lang, v: &EdgeRulesVersion) -> impl IntoView + use<> {
     let picked = match v.edge_synced_at {
         Some(at) => view! { <span class="ok-text">{format!("{} {}", tr(lang, "edge.picked_up_at"), local(at))}</span> }
@@ -79,7 +80,11 @@ fn pickup(lang: Lang, v: &EdgeRulesVersion) -> impl IntoView + use<> {
     view! {
         <p class="lead">
             <b>{format!("{} {}", tr(lang, "edge.version"), v.version)}</b>
-            {format!(" · {} {} · ", tr(lang, "edge.saved_at"), local(v.created_at))}
+            {if v.version == 0 {
+                format!(" · {} · ", tr(lang, "edge.defaults"))
+            } else {
+                format!(" · {} {} · ", tr(lang, "edge.saved_at"), local(v.created_at))
+            }}
             {picked}
         </p>
         <p class="muted small">{summary(lang, &v.rules)}</p>

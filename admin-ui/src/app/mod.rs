@@ -106,6 +106,12 @@ pub fn clock(ms: i64) -> String {
     format::clock_ms(ms, offset_at(ms))
 }
 
+/// `20:00:05` today, `2026-11-10 20:00:05` on another day; local time.
+pub fn moment(at: OffsetDateTime) -> String {
+    let ms = format::to_ms(at);
+    format::moment_ms(ms, now_ms(), offset_at(ms))
+}
+
 /// A wall-clock time of the browser's zone as an instant (the browser knows
 /// the zone's rules at that date).
 pub fn local_to_utc(p: PrimitiveDateTime) -> OffsetDateTime {

@@ -1,4 +1,5 @@
-//! The operators' API under `/admin/api`: login, activities, stats, blacklist.
+//! The operators' API under `/admin/api`: login, activities, stats, blacklist
+//! (each entry with when it reached the edge).
 
 use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
@@ -14,7 +15,8 @@ use time::OffsetDateTime;
 
 use crate::app::{AppState, from_ms, now_ms, to_ms};
 use crate::auth::{ADMIN_COOKIE, ADMIN_SESSION_SECS, Admin, valid_user_id};
-use crate::blacklist::parse_ip_entry;
+use crate::blacklist::{self, parse_ip_entry};
+use crate::blacklist_reach;
 use crate::error::ApiError;
 use crate::extract::{ActivityId, JsonBody, PageQuery, Query};
 use crate::routes::{activity_list, activity_view};
@@ -217,10 +219,22 @@ async fn blacklist_page(
         Some(c) => c.parse().map_err(|_| ApiError::bad_request("cursor: not one this API returned"))?,
     };
     let (next, values) = state.store.blacklist_page(kind, cursor, limit).await?;
-    Ok(Json(Page {
-        items: values.into_iter().map(|value| BlacklistEntry { value }).collect(),
-        next_cursor: next.map(|n| n.to_string()),
-    }))
+    Ok(Json(Page { items: entries(state, kind, values).await?, next_cursor: next.map(|n| n.to_string()) }))
+}
+
+/// Stored entries as the API shows them, with when each reached the edge.
+async fn entries(state: &AppState, kind: BlacklistKind, values: Vec<String>) -> Result<Vec<BlacklistEntry>, ApiError> {
+    let reached = blacklist_reach::reached_at(&state.store, kind, &values).await?;
+    Ok(values
+        .into_iter()
+        .zip(reached)
+        .map(|(value, at_ms)| BlacklistEntry { value, reached_edge_at: at_ms.map(from_ms) })
+        .collect())
+}
+
+async fn entry(state: &AppState, kind: BlacklistKind, value: String) -> Result<Json<BlacklistEntry>, ApiError> {
+    let mut one = entries(state, kind, vec![value]).await?;
+    one.pop().map(Json).ok_or_else(|| ApiError::unavailable("blacklist entry vanished"))
 }
 
 async fn list_blacklisted_users(
@@ -253,7 +267,7 @@ fn canonical(kind: BlacklistKind, raw: &str) -> Result<String, ApiError> {
 async fn get_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<Json<BlacklistEntry>, ApiError> {
     let value = canonical(kind, raw)?;
     if state.store.blacklist_contains(kind, &value).await? {
-        Ok(Json(BlacklistEntry { value }))
+        entry(state, kind, value).await
     } else {
         Err(ApiError::not_found("blacklist entry"))
     }
@@ -261,17 +275,17 @@ async fn get_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<J
 
 async fn put_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<Json<BlacklistEntry>, ApiError> {
     let value = canonical(kind, raw)?;
-    state.store.blacklist_add(kind, &value).await?;
+    blacklist::add(&state.store, kind, &value).await?;
     tracing::info!(?kind, %value, "blacklisted");
     if let Err(e) = state.blacklist.refresh(&state.store, true).await {
         tracing::warn!(error = %e, "blacklist reload after change failed; the poller will retry");
     }
-    Ok(Json(BlacklistEntry { value }))
+    entry(state, kind, value).await
 }
 
 async fn delete_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<StatusCode, ApiError> {
     let value = canonical(kind, raw)?;
-    let removed = state.store.blacklist_remove(kind, &value).await?;
+    let removed = blacklist::remove(&state.store, kind, &value).await?;
     if let Err(e) = state.blacklist.refresh(&state.store, true).await {
         tracing::warn!(error = %e, "blacklist reload after change failed; the poller will retry");
     }

@@ -1,10 +1,11 @@
 //! What the admin dashboard reads beyond plain records: the live event
-//! stream, the production checklist and an activity's pre-flight.
+//! stream and an activity's recent series, the production checklist and an
+//! activity's pre-flight.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use seckill_api::{ChecklistItem, ChecklistTick, Preflight, PreflightCheck};
+use seckill_api::{ActivitySeries, ChecklistItem, ChecklistTick, Preflight, PreflightCheck};
 
 use crate::app::{AppState, now_ms};
 use crate::auth::Admin;
@@ -17,10 +18,21 @@ pub fn router() -> Router<AppState> {
         .route("/admin/api/events", get(events))
         .route("/admin/api/checklist", get(get_checklist).put(tick))
         .route("/admin/api/activities/{id}/preflight", get(preflight))
+        .route("/admin/api/activities/{id}/series", get(series))
 }
 
 async fn events(State(state): State<AppState>, _: Admin) -> impl axum::response::IntoResponse {
     crate::live::events(state)
+}
+
+/// The recent past of the activity's purchases and refusals, per second.
+async fn series(
+    State(state): State<AppState>,
+    _: Admin,
+    ActivityId(id): ActivityId,
+) -> Result<Json<ActivitySeries>, ApiError> {
+    state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
+    Ok(Json(state.live.series(id, now_ms())))
 }
 
 async fn get_checklist(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<ChecklistItem>>, ApiError> {

@@ -33,13 +33,14 @@ async fn edge_state(State(state): State<AppState>, headers: HeaderMap) -> Result
     if !state.keys.check_edge_secret(presented) {
         return Err(ApiError::unauthorized("edge secret missing or wrong"));
     }
-    let current = edge::state(&state.store, &state.orders.db).await?;
-    let etag = format!("\"{}\"", current.version);
+    let built = edge::build(&state.store, &state.orders.db).await?;
     if let Some(edge_id) = headers.get(EDGE_ID_HEADER).and_then(|v| v.to_str().ok()).filter(|id| id.len() <= 128)
-        && let Err(e) = edge::record_sync(&state.store, edge_id, &current.version, current.rules_version).await
+        && let Err(e) = edge::record_served(&state.store, edge_id, &built).await
     {
         tracing::warn!(error = %e, "recording the edge's sync failed");
     }
+    let current = built.state;
+    let etag = format!("\"{}\"", current.version);
     let etag_value = HeaderValue::from_str(&etag).expect("hex etag is a valid header");
     let unchanged = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == etag);
     if unchanged {

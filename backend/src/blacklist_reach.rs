@@ -1,0 +1,102 @@
+//! When each blacklist entry reached the edge: the time of the first sync of
+//! an (identified) edge that was served a state holding the entry.
+//!
+//! An operator blacklists someone to stop them now, and the edge is what
+//! stops them; so the dashboard shows, for every entry, whether the edge has
+//! it yet. The times live in Redis (a hash of entry → ms), so they outlast
+//! the backend and every backend sees the same ones.
+//!
+//! Every served sync carries the whole current blacklist, so stamping is a
+//! pass over the served entries that lack a time (`HSETNX`: the first sync
+//! wins). The pass runs once per blacklist version (the counter every change
+//! bumps), so a steady system pays one `GET` per sync. An entry added anew
+//! first loses any time an earlier life of it had.
+
+use crate::app::now_ms;
+use crate::keys::{BLACKLIST_REACHED_EDGE, BLACKLIST_REACHED_EDGE_VERSION};
+use crate::store::{BlacklistKind, Store, StoreError};
+
+/// The field of an entry in the hash of times.
+pub fn field(kind: BlacklistKind, value: &str) -> String {
+    match kind {
+        BlacklistKind::Users => format!("user:{value}"),
+        BlacklistKind::Ips => format!("ip:{value}"),
+    }
+}
+
+/// Stamps the entries of a served state (`users`, `ips`, read at blacklist
+/// `version`) that have no time yet with now.
+pub async fn record_served(store: &Store, version: i64, users: &[String], ips: &[String]) -> Result<(), StoreError> {
+    let stamped: Option<i64> = store
+        .bounded(|mut c| async move { redis::cmd("GET").arg(BLACKLIST_REACHED_EDGE_VERSION).query_async(&mut c).await })
+        .await?;
+    if stamped == Some(version) {
+        return Ok(());
+    }
+    let fields: Vec<String> = users
+        .iter()
+        .map(|u| field(BlacklistKind::Users, u))
+        .chain(ips.iter().map(|ip| field(BlacklistKind::Ips, ip)))
+        .collect();
+    let missing = unstamped(store, &fields).await?;
+    let now = now_ms();
+    store
+        .bounded(|mut c| async move {
+            let mut pipe = redis::pipe();
+            for f in &missing {
+                pipe.cmd("HSETNX").arg(BLACKLIST_REACHED_EDGE).arg(f).arg(now).ignore();
+            }
+            pipe.cmd("SET").arg(BLACKLIST_REACHED_EDGE_VERSION).arg(version).ignore();
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+}
+
+/// The fields among `fields` without a time.
+async fn unstamped(store: &Store, fields: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut missing = Vec::new();
+    // HMGET in slices, so that a huge blacklist does not make one huge reply.
+    for chunk in fields.chunks(1000) {
+        let times = hmget(store, chunk).await?;
+        missing.extend(chunk.iter().zip(times).filter(|(_, t)| t.is_none()).map(|(f, _)| f.clone()));
+    }
+    Ok(missing)
+}
+
+async fn hmget(store: &Store, fields: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
+    if fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    store
+        .bounded(|mut c| async move {
+            redis::cmd("HMGET").arg(BLACKLIST_REACHED_EDGE).arg(fields).query_async(&mut c).await
+        })
+        .await
+}
+
+/// When each of `values` reached the edge (`None`: not yet), in their order.
+pub async fn reached_at(store: &Store, kind: BlacklistKind, values: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
+    let fields: Vec<String> = values.iter().map(|v| field(kind, v)).collect();
+    hmget(store, &fields).await
+}
+
+/// Forgets an entry's time: it is new again (added after a removal) or gone.
+pub async fn forget(store: &Store, kind: BlacklistKind, value: &str) -> Result<(), StoreError> {
+    let f = field(kind, value);
+    store
+        .bounded(
+            |mut c| async move { redis::cmd("HDEL").arg(BLACKLIST_REACHED_EDGE).arg(&f).query_async(&mut c).await },
+        )
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_name_the_list_and_keep_ipv6_whole() {
+        assert_eq!(field(BlacklistKind::Users, "bob"), "user:bob");
+        assert_eq!(field(BlacklistKind::Ips, "2001:db8::/32"), "ip:2001:db8::/32");
+    }
+}
