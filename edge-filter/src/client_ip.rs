@@ -65,6 +65,27 @@ pub fn client_ip<S: AsRef<str>>(peer: Option<IpAddr>, forwarded_for: &[S], trust
     client
 }
 
+/// `ip` written out as `Display` does. IPv4 by hand: `Display` for an address
+/// went through the formatting machinery, a visible share of a request's
+/// time inside the VM, and every request needs its client's address as text.
+pub fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else { return ip.to_string() };
+    let mut s = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if octet >= 100 {
+            s.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            s.push(char::from(b'0' + octet / 10 % 10));
+        }
+        s.push(char::from(b'0' + octet % 10));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +142,13 @@ mod tests {
         assert_eq!(parse_peer("2001:db8::1"), Some(ip("2001:db8::1")));
         assert_eq!(parse_peer("nonsense"), None);
         assert_eq!(client_ip::<&str>(None, &[], &IpSet::new()), UNKNOWN_PEER);
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for text in ["0.0.0.0", "1.2.3.4", "10.20.30.40", "100.200.255.9", "255.255.255.255", "::1", "2001:db8::5"] {
+            let addr: IpAddr = text.parse().unwrap();
+            assert_eq!(ip_text(addr), addr.to_string());
+        }
     }
 }

@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use seckill_api::{ErrorBody, ErrorCode};
 
 use crate::bucket::{self, BucketState, Check, Limit};
-use crate::client_ip::client_ip;
+use crate::client_ip::{client_ip, ip_text};
 use crate::config::Config;
 use crate::jwt::{Identity, bearer};
 use crate::matcher::path_segments;
@@ -149,7 +149,8 @@ pub struct Lease {
 /// An admitted request.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Admission {
-    pub client_ip: IpAddr,
+    /// The client's address as text, as it goes on in `x-forwarded-for`.
+    pub client_ip: String,
     pub identity: Option<Identity>,
     pub lease: Lease,
     /// Requests in flight in total, this one included.
@@ -263,10 +264,22 @@ fn buy_route_activity(req: &RequestFacts) -> Option<u64> {
     }
 }
 
-struct BucketUse {
-    name: String,
+struct BucketUse<'a> {
+    /// The route rule it comes from, if any, and which of its limits: only
+    /// for the rejection message, so only written out then.
+    route: Option<&'a str>,
+    per: &'static str,
     key: String,
     limit: Limit,
+}
+
+impl BucketUse<'_> {
+    fn name(&self) -> String {
+        match self.route {
+            Some(route) => format!("`{route}` {}", self.per),
+            None => self.per.to_owned(),
+        }
+    }
 }
 
 /// Gives an admitted request's in-flight slot back.
@@ -326,7 +339,8 @@ pub fn decide<S: SharedStore + ?Sized>(
             )));
         }
     };
-    let ip_key = state::inflight_ip_key(ip);
+    let ip_text = ip_text(ip);
+    let ip_key = state::inflight_ip_key(&ip_text);
     if store::try_increment(store, &ip_key, rules.max_in_flight_per_ip).is_err() {
         store::decrement(store, state::INFLIGHT_TOTAL_KEY);
         return Verdict::Reject(in_flight_refusal(format!(
@@ -381,23 +395,25 @@ pub fn decide<S: SharedStore + ?Sized>(
 
     // Buckets.
     let mut buckets = Vec::with_capacity(2 + 2 * rules.routes.len());
-    buckets.push(BucketUse { name: "per-IP".into(), key: state::bucket_ip_key(ip), limit: rules.per_ip });
-    let matching: Vec<_> = rules.routes.iter().filter(|r| r.matches(&req.method, &req.segments)).collect();
-    for r in &matching {
+    buckets.push(BucketUse { route: None, per: "per-IP", key: state::bucket_ip_key(&ip_text), limit: rules.per_ip });
+    let matching = || rules.routes.iter().filter(|r| r.matches(&req.method, &req.segments));
+    for r in matching() {
         if let Some(limit) = r.per_ip {
             buckets.push(BucketUse {
-                name: format!("`{}` per-IP", r.name),
-                key: state::route_ip_key(&r.name, ip),
+                route: Some(&r.name),
+                per: "per-IP",
+                key: state::route_ip_key(&r.name, &ip_text),
                 limit,
             });
         }
     }
     if let Some(u) = user {
-        buckets.push(BucketUse { name: "per-user".into(), key: state::bucket_user_key(u), limit: rules.per_user });
-        for r in &matching {
+        buckets.push(BucketUse { route: None, per: "per-user", key: state::bucket_user_key(u), limit: rules.per_user });
+        for r in matching() {
             if let Some(limit) = r.per_user {
                 buckets.push(BucketUse {
-                    name: format!("`{}` per-user", r.name),
+                    route: Some(&r.name),
+                    per: "per-user",
                     key: state::route_user_key(&r.name, u),
                     limit,
                 });
@@ -405,7 +421,7 @@ pub fn decide<S: SharedStore + ?Sized>(
         }
     }
     match charge(store, &buckets, now_us, touched) {
-        Ok(()) => Verdict::Allow(Admission { client_ip: ip, identity, lease, in_flight }),
+        Ok(()) => Verdict::Allow(Admission { client_ip: ip_text, identity, lease, in_flight }),
         Err(rejection) => refuse(rejection, lease),
     }
 }
@@ -414,14 +430,14 @@ pub fn decide<S: SharedStore + ?Sized>(
 /// whose compare-and-swap lost a race is read and checked again.
 fn charge<S: SharedStore + ?Sized>(
     store: &S,
-    buckets: &[BucketUse],
+    buckets: &[BucketUse<'_>],
     now_us: u64,
     touched: &mut Vec<(String, Limit)>,
 ) -> Result<(), Rejection> {
-    let mut pending: Vec<&BucketUse> = buckets.iter().collect();
+    let mut pending: Vec<&BucketUse<'_>> = buckets.iter().collect();
     for _ in 0..CAS_RETRIES {
         let mut reads = Vec::with_capacity(pending.len());
-        let mut worst: Option<(&BucketUse, u64, u64)> = None;
+        let mut worst: Option<(&BucketUse<'_>, u64, u64)> = None;
         for b in &pending {
             let (value, cas) = store.get(&b.key);
             let current = value.as_deref().and_then(BucketState::decode);
@@ -448,7 +464,7 @@ fn charge<S: SharedStore + ?Sized>(
                     ErrorCode::RateLimited,
                     format!(
                         "too many requests: {} limit of {} per second with a burst of {}; retry in {retry} s",
-                        b.name,
+                        b.name(),
                         b.limit.rate_per_sec(),
                         b.limit.burst()
                     ),

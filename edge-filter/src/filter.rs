@@ -345,7 +345,7 @@ impl HttpContext for EdgeHttp {
                 let _ = hostcalls::set_map_value(
                     MapType::HttpRequestHeaders,
                     "x-forwarded-for",
-                    Some(&admission.client_ip.to_string()),
+                    Some(&admission.client_ip),
                 );
                 Action::Continue
             }

@@ -107,7 +107,7 @@ fn a_spoofed_forwarded_for_does_not_evade_the_limit() {
     for i in 0..40 {
         let h = with(req("GET", "/api/activities"), "x-forwarded-for", format!("6.6.6.6, 10.9.9.{i}"));
         let a = admitted(e.decide(&store, &h, proxy, T0));
-        assert_eq!(a.client_ip, format!("10.9.9.{i}").parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(a.client_ip, format!("10.9.9.{i}"));
         Engine::release(&store, a.lease);
     }
 }
