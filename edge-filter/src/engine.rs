@@ -18,12 +18,19 @@ use crate::store::SharedStore;
 /// At most this many bucket keys are remembered for sweeping per VM.
 pub const MAX_TOUCHED: usize = 200_000;
 
+/// How often a request looks for a new state. The VM that syncs reloads at
+/// once and every VM does on its tick; between those, checking the marker on
+/// every request cost a host call each for a change that comes once a period.
+pub const REFRESH_EVERY_US: u64 = 20_000;
+
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
     defaults: Snapshot,
     synced: Option<Snapshot>,
     marker: Option<Vec<u8>>,
+    /// When a request last looked for a new state.
+    checked_at_us: Option<u64>,
     /// Charged keys and their limits; `sweep_queue` holds each of them once,
     /// in the order the sweep visits them.
     touched: HashMap<String, Limit>,
@@ -51,6 +58,7 @@ impl Engine {
             defaults,
             synced: None,
             marker: None,
+            checked_at_us: None,
             touched: HashMap::new(),
             sweep_queue: VecDeque::new(),
             scratch: Vec::new(),
@@ -125,7 +133,10 @@ impl Engine {
         N: AsRef<str>,
         V: AsRef<[u8]>,
     {
-        self.refresh(store);
+        if self.checked_at_us.is_none_or(|t| now_us < t || now_us - t >= REFRESH_EVERY_US) {
+            self.checked_at_us = Some(now_us);
+            self.refresh(store);
+        }
         let req = match decision::parse_request(headers, self.config.max_header_bytes) {
             Ok(r) => r,
             Err(rejection) => return Verdict::Reject(rejection),

@@ -229,6 +229,9 @@ impl RootContext for EdgeRoot {
             Metrics::set(metrics.sync_age_ms, now.saturating_sub(ok) / 1000);
         }
         Metrics::set(metrics.state_loaded, u64::from(engine.has_state()));
+        // Sampled here rather than at every admission: one host call less per request.
+        let (in_flight, _) = HostStore.get(crate::state::INFLIGHT_TOTAL_KEY);
+        Metrics::set(metrics.in_flight, u64::from(crate::store::decode_count(in_flight.as_deref())));
 
         let config = engine.config();
         let period_us = period_ms * 1000;
@@ -338,7 +341,6 @@ impl HttpContext for EdgeHttp {
         self.metrics.decision(verdict.outcome());
         match verdict {
             Verdict::Allow(admission) => {
-                Metrics::set(self.metrics.in_flight, u64::from(admission.in_flight));
                 self.lease = Some(admission.lease);
                 // The backend trusts the edge's x-forwarded-for: only the client
                 // address the edge vouches for goes on.

@@ -32,3 +32,9 @@ pub mod sync;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+
+// dlmalloc, Rust's default allocator for wasm, was the largest single cost of
+// an allowed request inside the VM (~18 %); talc does the same job faster.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

@@ -43,7 +43,9 @@ pub struct SharedData {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Box<[u8]>, Slot>,
+    /// foldhash: randomly seeded like SipHash, so keys cannot be chosen to
+    /// collide, and several times faster on the short keys the filter uses.
+    map: HashMap<Box<[u8]>, Slot, foldhash::fast::RandomState>,
     next_cas: u32,
 }
 
@@ -69,7 +71,7 @@ impl SharedData {
     }
 
     fn shard(&self, key: &[u8]) -> &Mutex<Shard> {
-        // FNV-1a picks the shard; the map inside keeps SipHash against collisions.
+        // FNV-1a picks the shard; the map inside is seeded against collisions.
         let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3));
         &self.shards[(h >> 32) as usize % SHARDS]
     }
