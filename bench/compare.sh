@@ -71,8 +71,8 @@
 #   BUILD [1]           cargo build --release -p seckill-backend -p seckill-load first
 #
 # Every server (redis-server, nginx, seckill-backend) is started by this script on 127.0.0.1 and
-# only the PIDs it started are stopped (also on exit/interrupt). Clients share the 2 cores with the
-# servers: see bench/README.md for the caveats.
+# only the PIDs it started are stopped (also on exit/interrupt). Shared helpers: bench/lib.sh. Clients
+# share the 2 cores with the servers: see bench/README.md for the caveats.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -102,7 +102,6 @@ BACKEND_BIN="$TARGET_DIR/release/seckill-backend"
 LOAD_BIN="$TARGET_DIR/release/seckill-load"
 PURCHASE_LUA="$REPO/lua/purchase.lua"
 REF_LUA="$HERE/reference/decrease.lua"
-HZ=$(getconf CLK_TCK)
 HUGE=1000000000000   # stock and per-user limit of (a) and (b): never runs out
 A=1                  # activity id of (a)
 
@@ -110,28 +109,14 @@ mkdir -p "$OUT"
 RAW="$OUT/raw.tsv"
 LOG="$OUT/run.log"
 : > "$RAW"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"   # log/die, STARTED/stop_pid/stop_all, ports, ticks/pct/..., rcli, record/med/minmax/fmt0/verdict
 
-# ---------------------------------------------------------------- process bookkeeping
-STARTED=()   # PIDs this script started and that may still run; only these are ever stopped
-forget() { local p keep=(); for p in "${STARTED[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; STARTED=("${keep[@]}"); }
-stop_pid() {  # pid: TERM, wait up to 10 s, then KILL; reaps it
-  local pid=$1 i
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then log "PID $pid ignored SIGTERM, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null; fi
-  fi
-  wait "$pid" 2>/dev/null
-  forget "$pid"
-}
-stop_all() {
-  local i
-  for ((i=${#STARTED[@]}-1; i>=0; i--)); do stop_pid "${STARTED[i]}"; done
+cleanup() {
+  stop_all
   rm -rf "$OUT/redis/appendonlydir" "$OUT"/*.fifo 2>/dev/null   # the AOF can be ~1 GB; keep logs and results
 }
-trap stop_all EXIT
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- prerequisites
@@ -144,52 +129,18 @@ command -v curl            >/dev/null || need_pkgs+=(curl)
 command -v jq              >/dev/null || need_pkgs+=(jq)
 [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need_pkgs+=(libnginx-mod-http-lua)
 [ -f /usr/share/lua/5.1/nginx/redis.lua ] || need_pkgs+=(lua-nginx-redis)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  [ "$INSTALL" = 1 ] || die "missing packages: ${need_pkgs[*]} (INSTALL=0)"
-  log "apt-get install -y ${need_pkgs[*]}"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_pkgs[@]}" >>"$LOG" 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get update >>"$LOG" 2>&1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_pkgs[@]}" >>"$LOG" 2>&1 || die "apt-get install failed (see $LOG)"
-  fi
-fi
+install_pkgs "${need_pkgs[@]}"
 if [ "$BUILD" = 1 ]; then
   log "cargo build --release -p seckill-backend -p seckill-load"
   (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-load) >>"$LOG" 2>&1 || die "cargo build failed (see $LOG)"
 fi
 [ -x "$BACKEND_BIN" ] && [ -x "$LOAD_BIN" ] || die "missing $BACKEND_BIN or $LOAD_BIN (run with BUILD=1)"
 
-port_busy() { ss -ltnH "sport = :$1" | grep -q .; }
-free_port() { local p=$1; while port_busy "$p"; do p=$((p + 1)); done; echo "$p"; }
-REDIS_PORT=$(free_port "$REDIS_PORT")
-HTTP_PORT=$(free_port "$HTTP_PORT")
-[ "$HTTP_PORT" = "$REDIS_PORT" ] && HTTP_PORT=$(free_port $((HTTP_PORT + 1)))
-BACKEND_PORT=$(free_port "$BACKEND_PORT")
-while [ "$BACKEND_PORT" = "$REDIS_PORT" ] || [ "$BACKEND_PORT" = "$HTTP_PORT" ]; do BACKEND_PORT=$(free_port $((BACKEND_PORT + 1))); done
+alloc_port REDIS_PORT; alloc_port HTTP_PORT; alloc_port BACKEND_PORT   # the next free port if busy
 
 # ---------------------------------------------------------------- helpers
-ticks() {  # summed utime+stime (clock ticks, all threads) of the given PIDs
-  local t=0 pid f
-  for pid in "$@"; do
-    f=$(awk '{sub(/^.*\) /, ""); print $12, $13}' "/proc/$pid/stat" 2>/dev/null) || continue
-    [ -n "$f" ] && t=$(( t + ${f% *} + ${f#* } ))
-  done
-  echo "$t"
-}
-now() { date +%s.%N; }
-busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }   # box-wide busy ticks (all cores)
-other_pct() {  # busy-ticks wall our-cpu%...: CPU % of everything else on the box in the window
-  local b=$1 w=$2; shift 2
-  awk -v b="$b" -v hz="$HZ" -v w="$w" -v ours="$*" 'BEGIN{ n=split(ours,a," "); s=0; for(i=1;i<=n;i++) s+=a[i]+0;
-    if (w>0) { o=100*b/hz/w - s; printf "%.0f", (o<0?0:o) } else print "-" }'
-}
-pct() { awk -v d="$1" -v hz="$HZ" -v w="$2" 'BEGIN{ if (w>0) printf "%.0f", 100*d/hz/w; else print "-" }'; }
-time_pct() { awk '{ if ($3>0) printf "%.0f", 100*($1+$2)/$3; else print "-" }' "$1"; }   # "user sys real"
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{print b-a}'; }
-rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
-info_field() { rcli INFO "$1" | tr -d '\r' | awk -F: -v k="$2" '$1==k{print $2}'; }
 usec_per_call() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $7}'; }
 failed_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $11+0}'; }
-record() { (IFS=$'\t'; echo "$*") >> "$RAW"; }
 # raw.tsv: scenario run rate/s p50_ms p99_ms p999_ms redis_cpu% server_cpu% client_cpu% usec/call checks other_cpu%
 
 # ---------------------------------------------------------------- redis (one configuration for all)
@@ -329,9 +280,9 @@ run_b() {  # run
 }
 
 # ---------------------------------------------------------------- (c) seckill-backend driven by seckill-load
-JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-ADMIN_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-EDGE_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+JWT_SECRET=$(rand_hex 24)
+ADMIN_PASSWORD=$(rand_hex 12)
+EDGE_SECRET=$(rand_hex 24)
 run_c() {  # run
   local run=$1 scen=c_backend
   prepare_db :
@@ -387,7 +338,7 @@ run_c() {  # run
 }
 
 # ---------------------------------------------------------------- machine info
-STAT0=$(grep '^cpu ' /proc/stat)
+STAT0=$(cpu_line)
 {
   echo "date: $(date -Is)   uptime at start: $(uptime)"
   echo "host: nproc=$(nproc), cpu='$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')', mem=$(free -g | awk '/^Mem:/{print $2}')GiB, kernel=$(uname -r), debian=$(cat /etc/debian_version 2>/dev/null)"
@@ -405,16 +356,9 @@ for run in $(seq 1 "$RUNS"); do
   run_c "$run"
 done
 rcli CONFIG SET appendonly no >/dev/null; rcli FLUSHALL >/dev/null   # leave no big AOF behind
-STAT1=$(grep '^cpu ' /proc/stat)
+STAT1=$(cpu_line)
 
 # ---------------------------------------------------------------- summary
-med() {  # scenario column(3..10) -> median over runs ("-" if not numeric)
-  awk -F'\t' -v s="$1" -v c="$2" '$1==s{ if ($c !~ /^[0-9.]+$/) { bad=1 } else a[++n]=$c+0 }
-    END{ if (bad || n==0) { print "-"; exit } for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (a[j]<a[i]) {t=a[i];a[i]=a[j];a[j]=t}
-         print a[int((n+1)/2)] }' "$RAW"
-}
-minmax() { awk -F'\t' -v s="$1" '$1==s{ v=$3+0; if (n++==0||v<mn) mn=v; if (n==1||v>mx) mx=v } END{ printf "%.0f / %.0f", mn, mx }' "$RAW"; }
-fmt0() { awk -v v="$1" 'BEGIN{ if (v=="-") print "-"; else printf "%.0f", v }'; }
 checks_all() { awk -F'\t' -v s="$1" '$1==s {printf "%s[run %s] %s", (n++ ? "\n             " : ""), $2, $11} END{print ""}' "$RAW"; }
 row() {  # scenario label
   local s=$1 label=$2
@@ -447,13 +391,11 @@ A1=$(med a_evalsha_P1 3); A16=$(med a_evalsha_P16 3); B=$(med b_nginx_lua 3); C=
   echo
   bad=$(awk -F'\t' '$11 ~ /MISMATCH|VIOLATED|UNEXPECTED|exit=[1-9]|non2xx=[1-9]|socket-errors=[1-9]|transport-errors=[1-9]|failed=[1-9]/ {printf "%s run %s; ", $1, $2}' "$RAW")
   [ -n "$bad" ] && echo "INVALID  some runs failed their checks (see above): $bad"
-  verdict() { if awk "BEGIN{exit !($2)}"; then echo "PASS  $1"; else echo "FAIL  $1"; fi; }
   verdict "(c) beats (b): $(fmt0 "$C") > $(fmt0 "$B") purchases/s ($(awk -v c="$C" -v b="$B" 'BEGIN{printf "%.2fx", c/b}'))" "$C > $B"
   verdict "(c) >= half of (a) at -P 1: $(fmt0 "$C") >= $(fmt0 "$A1")/2 = $(awk -v a="$A1" 'BEGIN{printf "%.0f", a/2}') ($(awk -v c="$C" -v a="$A1" 'BEGIN{printf "%.0f%%", 100*c/a}') of (a))" "$C >= $A1 / 2"
   verdict "(c) p99 < $P99_GOAL_MS ms at $LOAD_CONNS connections: $C99 ms" "$C99 < $P99_GOAL_MS"
   echo
-  echo "$STAT0 $STAT1" | awk '{ for (i=2;i<=11;i++) { d=$(i+11)-$i; tot+=d; if (i==9) st=d; if (i==5) idle=d }
-    printf "whole run: CPU busy %.0f%% of the cores, steal %.1f%%; ", 100*(tot-idle)/tot, 100*st/tot }'
+  whole_run_cpu "$STAT0" "$STAT1"
   echo "uptime at end: $(uptime)"
   echo "raw per-run data: $RAW (scenario run rate p50 p99 p999 redis% server% client% usec/call checks other%); logs: $OUT"
 } | tee "$OUT/summary.md"

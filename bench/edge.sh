@@ -1,0 +1,471 @@
+#!/usr/bin/env bash
+# bench/edge.sh - issue #4: our edge against Debian's nginx in front of the SAME backend, side by side, in ONE run.
+#
+#   bash bench/edge.sh                               # RUNS=1: ~2 minutes (after the cargo build)
+#   RUNS=3 bash bench/edge.sh                        # 3 interleaved runs, medians (with min and max), ~6 min
+#   RUNS=1 BUYERS=20000 WRK_DURATION=3s bash bench/edge.sh   # smoke, ~30 s
+#
+# What runs (all on 127.0.0.1, started once for the whole run, stopped at exit):
+#   one redis-server --save '' --appendonly no  (no persistence: this run measures the proxies, not
+#     Redis's disk; compare.sh measures the purchase path with AOF);
+#   one release seckill-backend (SECKILL_ROLE=BACKEND_ROLE (api), private SQLite order DB and cwd in OUT,
+#     clean environment (env -i), SECKILL_TRUSTED_PROXIES=127.0.0.1/32 so that the client address the
+#     proxies forward in x-forwarded-for is believed);
+#   one release seckill-edge (--workers EDGE_WORKERS (1), the release filter .wasm, plugin config rendered
+#     from envoy/filter-config.json like `cargo xtask start` does) in front of the backend;
+#   nginx (worker_processes NGINX_WORKERS (1), bench/reference/nginx-edge.conf.in) in front of the backend,
+#     two servers through one keepalive upstream (proxy_http_version 1.1, Connection "", X-Forwarded-For
+#     $proxy_add_x_forwarded_for):
+#       "purchase": the seed's limit_req/limit_conn directives with limits raised so nothing is refused
+#                   (limit_req rate=1000000r/s burst=1000000 nodelay, limit_conn perip/perserver 60000);
+#       "seed":     exactly the seed's limits: limit_req rate=10r/s burst=20 nodelay per client address,
+#                   limit_conn perip 10, limit_conn perserver 1000, 429 for both.
+#   access_log off and limit_req/limit_conn_log_level notice (below error_log warn), as nginx was set
+#   up for this machine's reference figures (/work/shared/bench).
+#
+# Edge limits are rules the backend owns: PUT /admin/api/edge-rules, then GET it until the edge has
+# fetched that version (edge_synced_at set; SYNC_DEADLINE s) before measuring.
+#   raised rules: every bucket (per IP, per user, the token and purchase routes' per IP and per user)
+#                 1000000/s burst 1000000, in flight 100000 per IP and in total (the checks stay in,
+#                 nothing is refused);
+#   seed rules:   the seed's gateway = the backend's v0 defaults: per IP 10/s burst 20, per user 10/20,
+#                 token and purchase routes per IP 5/10, per user 2/5, in flight 10 per IP, 1000 total.
+#
+# Scenarios, interleaved (d, e, f, g, h, then again for each of RUNS):
+#   (d) direct:       seckill-load --url backend --buyers BUYERS --connections LOAD_CONNS (64)
+#                     --threads LOAD_THREADS (1) --json; figures = its purchase phase's JSON line
+#   (e) our edge:     the same with --url edge --admin-url backend, raised rules
+#   (f) nginx:        the same with --url nginx "purchase" server --admin-url backend
+#   (g) flood, edge:  wrk -tWRK_THREADS (1) -cWRK_CONNS (64) -dWRK_DURATION (10s) --latency
+#                     -s bench/reference/wrk-flood.lua  http://edge/api/activities  with the seed rules:
+#                     one client address, almost every answer 429. req/s = wrk's rate; shed/s = the 429s
+#                     (counted per status by the Lua response() hook) / wrk's duration.
+#   (h) flood, nginx: the same against the nginx "seed" server.
+#   Each seckill-load run creates its own activity (stock = buyers), so nothing is flushed in between.
+#   CPU % (100 = one core) of redis, the backend, the proxy (seckill-edge / the nginx workers), the client
+#   (seckill-load: its process; wrk: `time`) and "other" (the rest of the box: kernel, anything else
+#   running) over the measured window: the purchase phase only (sampled when seckill-load prints its
+#   token/purchase JSON lines), the whole wrk run for floods.
+# Checks (an INVALID line and exit 1 when one fails):
+#   purchases: every purchase 202 (202 == BUYERS), sold == the 202 count, seckill-load's invariant OK,
+#              no transport errors, exit 0;
+#   floods:    no socket errors, only 2xx and 429 answers, >= 99 % of them 429 (the 2xx count is printed);
+#              for (g) also the edge's own count of 429 decisions (its /metrics) next to wrk's.
+# Goals (on the medians), printed as PASS/FAIL lines:
+#   1. (e) purchases/s >= (f) purchases/s        2. (g) shed/s >= (h) shed/s
+#   and the ratios (e)/(d), (f)/(d) (what each proxy costs against the backend alone).
+# Exit status: 0 all PASS, 3 a goal FAILed, 1 setup error or a run failed its checks (INVALID line).
+#
+# Environment knobs [defaults]:
+#   RUNS [1]             runs per scenario, interleaved; median shown
+#   BUYERS [100000]      seckill-load --buyers (stock = buyers: every buyer can buy once)
+#   LOAD_CONNS [64]      seckill-load --connections     LOAD_THREADS [1]  seckill-load --threads
+#   WRK_DURATION [10s]   wrk -d of the floods           WRK_CONNS [64]    WRK_THREADS [1]
+#   NGINX_WORKERS [1]    nginx worker_processes
+#   EDGE_WORKERS [1]     seckill-edge --workers (one filter VM per worker; "" = its default, the cores):
+#                        one worker each by default, like for like with nginx
+#   BACKEND_ROLE [api]   SECKILL_ROLE of the backend (`all` adds the in-process order worker)
+#   SYNC_DEADLINE [15]   seconds to wait for the edge to pick up a rules version
+#   REDIS_PORT [16490]  BACKEND_PORT [18181]  EDGE_PORT [18180]  EDGE_ADMIN_PORT [19911]
+#   NGINX_PURCHASE_PORT [18188]  NGINX_SEED_PORT [18189]   (the next free port is taken if busy)
+#   OUT [mktemp -d /tmp/seckill-edge-bench.XXXXXX]  results, logs, raw.tsv, summary.md
+#   INSTALL [1]          apt-get install -y the missing Debian packages (redis-server redis-tools nginx wrk curl jq)
+#   BUILD [1]            cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load, and
+#                        cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter, first
+#
+# Every server is started by this script on 127.0.0.1 and only the PIDs it started are stopped (also on
+# exit/interrupt). Shared helpers: bench/lib.sh. Clients share the 2 cores with the servers: see
+# bench/README.md for the caveats.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+RUNS=${RUNS:-1}
+BUYERS=${BUYERS:-100000}
+LOAD_CONNS=${LOAD_CONNS:-64}
+LOAD_THREADS=${LOAD_THREADS:-1}
+WRK_DURATION=${WRK_DURATION:-10s}
+WRK_CONNS=${WRK_CONNS:-64}
+WRK_THREADS=${WRK_THREADS:-1}
+NGINX_WORKERS=${NGINX_WORKERS:-1}
+EDGE_WORKERS=${EDGE_WORKERS-1}
+BACKEND_ROLE=${BACKEND_ROLE:-api}
+SYNC_DEADLINE=${SYNC_DEADLINE:-15}
+REDIS_PORT=${REDIS_PORT:-16490}
+BACKEND_PORT=${BACKEND_PORT:-18181}
+EDGE_PORT=${EDGE_PORT:-18180}
+EDGE_ADMIN_PORT=${EDGE_ADMIN_PORT:-19911}
+NGINX_PURCHASE_PORT=${NGINX_PURCHASE_PORT:-18188}
+NGINX_SEED_PORT=${NGINX_SEED_PORT:-18189}
+INSTALL=${INSTALL:-1}
+BUILD=${BUILD:-1}
+OUT=${OUT:-$(mktemp -d /tmp/seckill-edge-bench.XXXXXX)}
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+BACKEND_BIN="$TARGET_DIR/release/seckill-backend"
+EDGE_BIN="$TARGET_DIR/release/seckill-edge"
+LOAD_BIN="$TARGET_DIR/release/seckill-load"
+WASM="$TARGET_DIR/wasm32-unknown-unknown/release/seckill_edge_filter.wasm"
+FLOOD_LUA="$HERE/reference/wrk-flood.lua"
+FLOOD_PATH=/api/activities
+MIN_429_SHARE=0.99   # a flood answered less than this share with 429 is INVALID
+
+mkdir -p "$OUT"
+RAW="$OUT/raw.tsv"
+LOG="$OUT/run.log"
+: > "$RAW"
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"   # log/die, STARTED/stop_pid/stop_all, ports, ticks/pct/..., rcli, record/med/minmax/fmt0/verdict
+
+# shellcheck disable=SC2317  # called by the trap
+cleanup() {
+  stop_all
+  rm -f "$OUT"/*.fifo 2>/dev/null   # keep logs and results
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- prerequisites
+need_pkgs=()
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+command -v redis-cli    >/dev/null || need_pkgs+=(redis-tools)
+command -v nginx        >/dev/null || need_pkgs+=(nginx)
+command -v wrk          >/dev/null || need_pkgs+=(wrk)
+command -v curl         >/dev/null || need_pkgs+=(curl)
+command -v jq           >/dev/null || need_pkgs+=(jq)
+install_pkgs "${need_pkgs[@]}"
+if [ "$BUILD" = 1 ]; then   # one cargo build after the other, never two at once
+  log "cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load"
+  (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load) >>"$LOG" 2>&1 \
+    || die "cargo build failed (see $LOG)"
+  log "cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter"
+  (cd "$REPO" && cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter) >>"$LOG" 2>&1 \
+    || die "cargo build of the filter failed (see $LOG; the target: rustup target add wasm32-unknown-unknown)"
+fi
+for f in "$BACKEND_BIN" "$EDGE_BIN" "$LOAD_BIN"; do [ -x "$f" ] || die "missing $f (run with BUILD=1)"; done
+[ -f "$WASM" ] || die "missing $WASM (run with BUILD=1)"
+
+alloc_port REDIS_PORT; alloc_port BACKEND_PORT; alloc_port EDGE_PORT; alloc_port EDGE_ADMIN_PORT
+alloc_port NGINX_PURCHASE_PORT; alloc_port NGINX_SEED_PORT
+BACKEND="http://127.0.0.1:$BACKEND_PORT"
+EDGE="http://127.0.0.1:$EDGE_PORT"
+NGINX_PURCHASE="http://127.0.0.1:$NGINX_PURCHASE_PORT"
+NGINX_SEED="http://127.0.0.1:$NGINX_SEED_PORT"
+# raw.tsv: scenario run rate/s shed/s p50_ms p99_ms p999_ms redis% backend% proxy% client% other% checks
+
+JWT_SECRET=$(rand_hex 24)
+ADMIN_PASSWORD=$(rand_hex 12)
+EDGE_SECRET=$(rand_hex 24)
+
+wait_http() {  # url pid what logfile: until url answers 2xx, while pid lives (30 s)
+  local url=$1 pid=$2 what=$3 logf=$4 i
+  for i in $(seq 1 300); do
+    curl -fs -o /dev/null "$url" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || die "$what exited (see $logf)"
+    sleep 0.1
+  done
+  die "$what did not answer $url in 30 s (see $logf)"
+}
+
+# ---------------------------------------------------------------- redis
+RDIR="$OUT/redis"; mkdir -p "$RDIR"
+REDIS_DESC="--save '' --appendonly no"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no \
+  --dir "$RDIR" --logfile "$RDIR/redis.log" --save '' --appendonly no &
+RPID=$!; STARTED+=("$RPID")
+for i in $(seq 1 100); do rcli PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+rcli PING 2>/dev/null | grep -q PONG || die "redis-server :$REDIS_PORT did not start (see $RDIR/redis.log)"
+log "redis-server :$REDIS_PORT PID $RPID ($REDIS_DESC: no persistence, this run measures the proxies)"
+
+# ---------------------------------------------------------------- backend
+# A clean environment (no SECKILL_* of the caller) and cwd = $OUT/backend, so that nothing relative
+# (the order DB's default sqlite://var/orders.db, the UI dir) lands in the work tree.
+BDIR="$OUT/backend"; mkdir -p "$BDIR"
+(cd "$BDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info}" \
+  SECKILL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" SECKILL_JWT_SECRET="$JWT_SECRET" \
+  SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" SECKILL_EDGE_SECRET="$EDGE_SECRET" \
+  SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" SECKILL_ROLE="$BACKEND_ROLE" \
+  SECKILL_TRUSTED_PROXIES=127.0.0.1/32 \
+  SECKILL_DATABASE_URL="sqlite://$BDIR/orders.db" "$BACKEND_BIN") > "$OUT/backend.log" 2>&1 &
+BPID=$!; STARTED+=("$BPID")
+wait_http "$BACKEND/readyz" "$BPID" seckill-backend "$OUT/backend.log"
+log "seckill-backend :$BACKEND_PORT PID $BPID ready (role $BACKEND_ROLE, trusted proxies 127.0.0.1/32)"
+
+# ---------------------------------------------------------------- edge
+# The plugin configuration as `cargo xtask start` renders it (xtask/src/start.rs render_filter_config).
+EDIR="$OUT/edge"; mkdir -p "$EDIR"
+sed -e "s#\${SECKILL_BACKEND}#127.0.0.1:$BACKEND_PORT#g" -e "s#\${SECKILL_EDGE_ID}#bench-edge#g" \
+    -e "s#\${SECKILL_EDGE_SECRET}#$EDGE_SECRET#g" -e "s#\${SECKILL_JWT_SECRET}#$JWT_SECRET#g" \
+    "$REPO/envoy/filter-config.json" > "$EDIR/filter-config.json"
+# shellcheck disable=SC2016  # a literal ${
+grep -qF '${' "$EDIR/filter-config.json" && die "envoy/filter-config.json has a placeholder this script does not know"
+jq -e . "$EDIR/filter-config.json" >/dev/null || die "rendered filter config is not JSON ($EDIR/filter-config.json)"
+EDGE_ARGS=(--listen "127.0.0.1:$EDGE_PORT" --backend "127.0.0.1:$BACKEND_PORT" --admin-listen "127.0.0.1:$EDGE_ADMIN_PORT"
+           --wasm "$WASM" --plugin-config "$EDIR/filter-config.json")
+[ -n "$EDGE_WORKERS" ] && [ "$EDGE_WORKERS" != 0 ] && EDGE_ARGS+=(--workers "$EDGE_WORKERS")
+(cd "$EDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info}" "$EDGE_BIN" "${EDGE_ARGS[@]}") \
+  > "$OUT/edge.log" 2>&1 &
+EPID=$!; STARTED+=("$EPID")
+wait_http "http://127.0.0.1:$EDGE_ADMIN_PORT/healthz" "$EPID" seckill-edge "$OUT/edge.log"
+wait_http "$EDGE/healthz" "$EPID" "seckill-edge (/healthz through it)" "$OUT/edge.log"
+log "seckill-edge :$EDGE_PORT PID $EPID ready (admin :$EDGE_ADMIN_PORT, workers ${EDGE_WORKERS:-default})"
+
+# ---------------------------------------------------------------- nginx
+NG="$OUT/nginx"; mkdir -p "$NG"
+sed -e "s#@RUN@#$NG#g" -e "s#@WORKERS@#$NGINX_WORKERS#g" -e "s#@BACKEND_PORT@#$BACKEND_PORT#g" \
+    -e "s#@PURCHASE_PORT@#$NGINX_PURCHASE_PORT#g" -e "s#@SEED_PORT@#$NGINX_SEED_PORT#g" \
+    "$HERE/reference/nginx-edge.conf.in" > "$NG/nginx.conf"
+nginx -t -q -p "$NG" -e "$NG/error.log" -c "$NG/nginx.conf" -g 'daemon off;' >>"$LOG" 2>&1 || die "nginx -t failed (see $LOG)"
+nginx -p "$NG" -e "$NG/error.log" -c "$NG/nginx.conf" -g 'daemon off;' >>"$LOG" 2>&1 &
+NPID=$!; STARTED+=("$NPID")
+wait_http "$NGINX_PURCHASE/healthz" "$NPID" "nginx (purchase server)" "$NG/error.log"
+wait_http "$NGINX_SEED/healthz" "$NPID" "nginx (seed server)" "$NG/error.log"
+NWORKERS=$(ps -o pid= --ppid "$NPID" | tr -d ' ' | tr '\n' ' ')
+[ -n "$NWORKERS" ] || die "nginx has no worker processes"
+log "nginx PID $NPID (workers $NWORKERS): purchase server :$NGINX_PURCHASE_PORT, seed server :$NGINX_SEED_PORT"
+
+# ---------------------------------------------------------------- edge rules
+seed_rule='{"rate_per_sec":10,"burst":20}'; route_ip='{"rate_per_sec":5,"burst":10}'; route_user='{"rate_per_sec":2,"burst":5}'
+SEED_RULES=$(jq -cn --argjson g "$seed_rule" --argjson ri "$route_ip" --argjson ru "$route_user" '{per_ip:$g, per_user:$g,
+  routes:[{name:"token",method:"POST",path:"/api/activities/*/token",per_ip:$ri,per_user:$ru},
+          {name:"purchase",method:"POST",path:"/api/activities/*/purchase",per_ip:$ri,per_user:$ru}],
+  max_in_flight_per_ip:10, max_in_flight_total:1000}')
+RAISED_RULES=$(echo "$SEED_RULES" | jq -c '(.. | objects | select(has("rate_per_sec"))) |= {rate_per_sec:1000000,burst:1000000}
+  | .max_in_flight_per_ip=100000 | .max_in_flight_total=100000')
+admin_token() {
+  curl -fs -X POST -H 'content-type: application/json' -d "$(jq -cn --arg p "$ADMIN_PASSWORD" '{password:$p}')" \
+    "$BACKEND/admin/api/login" | jq -r '.token // empty'
+}
+CURRENT_RULES=""
+set_rules() {  # name json: PUT them, wait until the edge fetched that version
+  local name=$1 json=$2 tok ans v t0=$SECONDS got
+  [ "$CURRENT_RULES" = "$name" ] && return 0
+  tok=$(admin_token); [ -n "$tok" ] || die "admin login failed"
+  ans=$(curl -fsS -X PUT -H "authorization: Bearer $tok" -H 'content-type: application/json' -d "$json" \
+        "$BACKEND/admin/api/edge-rules" 2>&1) || die "PUT /admin/api/edge-rules ($name) failed: $ans"
+  v=$(echo "$ans" | jq -r '.version // empty'); [ -n "$v" ] || die "PUT /admin/api/edge-rules answered '$ans'"
+  while :; do
+    got=$(curl -fs -H "authorization: Bearer $tok" "$BACKEND/admin/api/edge-rules" \
+          | jq -r --argjson v "$v" 'select(.version == $v and .edge_synced_at != null) | .edge_synced_at')
+    [ -n "$got" ] && break
+    [ $((SECONDS - t0)) -ge "$SYNC_DEADLINE" ] && die "the edge did not pick up rules version $v ($name) in $SYNC_DEADLINE s (see $OUT/edge.log)"
+    sleep 0.2
+  done
+  CURRENT_RULES=$name
+  log "edge rules: $name = version $v, picked up by the edge at $got ($((SECONDS - t0)) s)"
+}
+# The backend's v0 rules are its built-in defaults = the seed's gateway; say so if that ever changes.
+TOK=$(admin_token); [ -n "$TOK" ] || die "admin login failed"
+V0=$(curl -fs -H "authorization: Bearer $TOK" "$BACKEND/admin/api/edge-rules" | jq -c .rules)
+if [ "$(echo "$V0" | jq -S .)" = "$(echo "$SEED_RULES" | jq -S .)" ]; then log "edge rules at start = the seed's rules"
+else log "NOTE: the backend's rules at start differ from the seed's rules this script uses: $V0"; fi
+
+# ---------------------------------------------------------------- functional checks
+# 40 requests in a row from one client: the seed's limits let 1 + burst (21) and ~10/s pass, refuse the rest.
+burst_probe() {  # url -> "200:N 429:M" (sorted status counts)
+  local i codes=""
+  for i in $(seq 1 40); do codes="$codes $(curl -s -o /dev/null -w '%{http_code}' "$1$FLOOD_PATH")"; done
+  echo "$codes" | tr ' ' '\n' | grep . | sort | uniq -c | awk '{printf "%s%s:%s", (n++?" ":""), $2, $1}'
+}
+{
+  echo "functional checks:"
+  echo "  backend  GET $FLOOD_PATH -> $(curl -s -o /dev/null -w '%{http_code}' "$BACKEND$FLOOD_PATH")"
+  echo "  edge     GET $FLOOD_PATH -> $(curl -s -o /dev/null -w '%{http_code}' "$EDGE$FLOOD_PATH")"
+  echo "  nginx purchase server GET $FLOOD_PATH -> $(curl -s -o /dev/null -w '%{http_code}' "$NGINX_PURCHASE$FLOOD_PATH")"
+  echo "  edge     GET /internal/edge/state -> $(curl -s -o /dev/null -w '%{http_code}' "$EDGE/internal/edge/state") (never forwarded: 404)"
+} > "$OUT/checks.txt"
+set_rules seed "$SEED_RULES"
+sleep 1   # let the probe start from full buckets
+{
+  p=$(burst_probe "$EDGE");       echo "  edge, seed rules, 40 in a row from one client: $p"
+  case " $p" in *" 429:"*) ;; *) echo "  FAIL: the edge refused nothing with the seed's rules" ;; esac
+  p=$(burst_probe "$NGINX_SEED"); echo "  nginx seed server, 40 in a row from one client: $p"
+  case " $p" in *" 429:"*) ;; *) echo "  FAIL: nginx's seed server refused nothing" ;; esac
+  p=$(burst_probe "$NGINX_PURCHASE"); echo "  nginx purchase server, 40 in a row: $p"
+  case "$p" in "200:40") ;; *) echo "  FAIL: nginx's purchase server did not answer 200 to all" ;; esac
+} >> "$OUT/checks.txt"
+tee -a "$LOG" < "$OUT/checks.txt" >&2
+grep -q FAIL "$OUT/checks.txt" && die "functional checks failed (see $OUT/checks.txt)"
+
+# ---------------------------------------------------------------- (d) (e) (f): seckill-load purchases
+# seckill-load runs under a small sh that waits for it, then lingers a moment: once seckill-load has
+# exited (it does right after its last lines, often before this script has read them) its CPU is still
+# readable as the sh's cutime/cstime, instead of being lost with its /proc entry.
+# shellcheck disable=SC2016  # expanded by that sh
+LOAD_WRAP='"$0" "$@"; st=$?; sleep 1; exit $st'
+client_ticks() {  # wrapper-pid client-pid: the client's utime+stime so far, also once it has exited
+  local w=$1 c=$2 s f i
+  for i in $(seq 1 200); do
+    if { read -r s < "/proc/$c/stat"; } 2>/dev/null; then
+      read -ra f <<< "${s##*) }"
+      [ "${f[0]}" != Z ] && { echo $(( f[11] + f[12] )); return; }
+    elif { read -r s < "/proc/$w/stat"; } 2>/dev/null; then   # reaped by the wrapper: its child times
+      read -ra f <<< "${s##*) }"
+      echo $(( f[13] + f[14] )); return
+    else break; fi
+    sleep 0.005   # a zombie for a moment, until the wrapper reaps it
+  done
+  echo 0
+}
+run_load() {  # scenario run url proxy-pids("" = none)
+  local scen=$1 run=$2 url=$3 pp; read -ra pp <<< "$4"
+  log "$scen run $run: seckill-load --url $url --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS"
+  local out="$OUT/load.$scen.run$run.txt" fifo="$OUT/load.$scen.run$run.fifo"
+  rm -f "$fifo"; mkfifo "$fifo"
+  # clean environment: no SECKILL_DATABASE_URL (no order-row phase), no SECKILL_LOAD_* of the caller
+  env -i PATH="$PATH" HOME="${HOME:-/root}" SECKILL_JWT_SECRET="$JWT_SECRET" SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+    sh -c "$LOAD_WRAP" "$LOAD_BIN" --url "$url" --admin-url "$BACKEND" --buyers "$BUYERS" --connections "$LOAD_CONNS" \
+    --threads "$LOAD_THREADS" --json > "$fifo" 2> "$out.stderr" &
+  local WPID=$! LPID="" line r0="" b0="" p0="" l0="" s0="" k0="" r1="" b1="" p1="" l1="" s1="" k1=""
+  STARTED+=("$WPID")
+  : > "$out"
+  while IFS= read -r line; do
+    printf '%s\n' "$line" >> "$out"
+    if [ -z "$LPID" ]; then   # seckill-load runs (it printed), as the wrapper's only child
+      LPID=$(cat /proc/"$WPID"/task/*/children 2>/dev/null | awk '{print $1; exit}')
+      [ -n "$LPID" ] && STARTED+=("$LPID")
+    fi
+    case $line in
+      '{"phase":"token"'*)     # purchase phase starts now
+        l0=$(client_ticks "$WPID" "$LPID"); r0=$(ticks "$RPID"); b0=$(ticks "$BPID"); p0=$(ticks "${pp[@]}"); s0=$(now); k0=$(busy) ;;
+      '{"phase":"purchase"'*)  # purchase phase done
+        l1=$(client_ticks "$WPID" "$LPID"); r1=$(ticks "$RPID"); b1=$(ticks "$BPID"); p1=$(ticks "${pp[@]}"); s1=$(now); k1=$(busy) ;;
+    esac
+  done < "$fifo"
+  wait "$WPID"; local rc=$?; forget "$WPID"; [ -n "$LPID" ] && forget "$LPID"; rm -f "$fifo"
+  local js; js=$(grep '^{"phase":"purchase"' "$out")
+  if [ -z "$js" ] || [ -z "$s0" ] || [ -z "$s1" ]; then
+    log "$scen run $run: seckill-load gave no purchase figures (exit $rc): $(tail -5 "$out" "$out.stderr" | tr '\n' ' ')"
+    record "$scen" "$run" - - - - - - - - - - "NO-FIGURES,exit=$rc"
+    return
+  fi
+  local wall ok sold inv check rcpu bcpu pcpu lcpu
+  wall=$(elapsed "$s0" "$s1")
+  ok=$(echo "$js" | jq -r '.statuses["202"] // 0')
+  sold=$(rcli GET "seckill:sold:{$(awk '/^activity /{print $2; exit}' "$out")}")
+  inv=$(awk '/^invariant:/{print $2; exit}' "$out")
+  check="requests=$(echo "$js" | jq -r .requests),202=$ok,other=$(echo "$js" | jq -c '.statuses | with_entries(select(.key != "202"))' | tr -d '"{}' | tr ',' ';')"
+  check="$check,transport-errors=$(echo "$js" | jq -r .transport_errors),sold=$sold,invariant=${inv:-?},exit=$rc"
+  [ "$sold" = "$ok" ] || check="$check,SOLD-MISMATCH"
+  [ "$ok" = "$BUYERS" ] || check="$check,NOT-ALL-202"
+  rcpu=$(pct $((r1 - r0)) "$wall"); bcpu=$(pct $((b1 - b0)) "$wall")
+  if [ -n "$LPID" ] && [ "$l1" -ge "$l0" ]; then lcpu=$(pct $((l1 - l0)) "$wall"); else lcpu="-"; check="$check,client-cpu-unsampled"; fi
+  if [ ${#pp[@]} -gt 0 ]; then pcpu=$(pct $((p1 - p0)) "$wall"); else pcpu="-"; fi
+  record "$scen" "$run" "$(echo "$js" | jq -r .rps)" - "$(echo "$js" | jq -r .p50_ms)" "$(echo "$js" | jq -r .p99_ms)" \
+         "$(echo "$js" | jq -r .p999_ms)" "$rcpu" "$bcpu" "$pcpu" "$lcpu" \
+         "$(other_pct $((k1 - k0)) "$wall" "$rcpu" "$bcpu" "${pcpu/-/0}" "${lcpu/-/0}")" "$check"
+  log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
+}
+
+# ---------------------------------------------------------------- (g) (h): flood from one IP, wrk
+edge_refusals() {  # the edge's own count of 429 decisions so far
+  curl -fs "http://127.0.0.1:$EDGE_ADMIN_PORT/metrics" \
+    | awk '/^seckill_edge_decisions_(rate|in_flight)_limited[ {]/{s+=$NF} END{printf "%.0f", s}'
+}
+run_flood() {  # scenario run base-url proxy-pids
+  local scen=$1 run=$2 base=$3 pp; read -ra pp <<< "$4"
+  log "$scen run $run: wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION --latency $base$FLOOD_PATH"
+  local out="$OUT/wrk.$scen.run$run.txt" tf="$OUT/time.tmp" e0="" e1="" r0 b0 p0 s0 k0 r1 b1 p1 s1 k1
+  [ "$scen" = g_edge_flood ] && e0=$(edge_refusals)
+  r0=$(ticks "$RPID"); b0=$(ticks "$BPID"); p0=$(ticks "${pp[@]}"); s0=$(now); k0=$(busy)
+  { TIMEFORMAT='%U %S %R'; time wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency \
+      -s "$FLOOD_LUA" "$base$FLOOD_PATH" > "$out" 2>&1; } 2> "$tf"
+  s1=$(now); r1=$(ticks "$RPID"); b1=$(ticks "$BPID"); p1=$(ticks "${pp[@]}"); k1=$(busy)
+  [ "$scen" = g_edge_flood ] && { sleep 0.2; e1=$(edge_refusals); }
+  local line rps; line=$(grep '^BENCH ' "$out"); rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
+  if [ -z "$line" ] || [ -z "$rps" ]; then
+    log "$scen run $run: wrk gave no figures: $(head -c 400 "$out")"
+    record "$scen" "$run" - - - - - - - - - - "NO-FIGURES"
+    return
+  fi
+  field() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
+  ms() { awk -v u="$(field "$1")" 'BEGIN{printf "%.3f", u/1000}'; }
+  local n s429 s2xx sts shed wall check rcpu bcpu pcpu ccpu
+  n=$(field requests); s429=$(field s429); s2xx=$(field s2xx); sts=$(field statuses)
+  shed=$(awk -v s="$s429" -v d="$(field duration_us)" 'BEGIN{ if (d>0) printf "%.0f", s/(d/1e6); else print "-" }')
+  check="requests=$n,429=$s429,2xx=$s2xx,statuses=$sts"
+  check="$check,socket-errors=$(( $(field err_connect) + $(field err_read) + $(field err_write) + $(field err_timeout) ))"
+  [ -n "$e0" ] && [ -n "$e1" ] && check="$check,edge-429-decisions=$((e1 - e0))"
+  awk -v a="$s429" -v n="$n" -v m="$MIN_429_SHARE" 'BEGIN{exit !(n > 0 && a >= m * n)}' || check="$check,FEW-429"
+  echo "$sts" | tr ';' '\n' | grep -v '^$' | grep -qvE '^(2[0-9][0-9]|429):' && check="$check,UNEXPECTED-STATUS"
+  wall=$(elapsed "$s0" "$s1")
+  rcpu=$(pct $((r1 - r0)) "$wall"); bcpu=$(pct $((b1 - b0)) "$wall"); pcpu=$(pct $((p1 - p0)) "$wall"); ccpu=$(time_pct "$tf")
+  record "$scen" "$run" "$rps" "$shed" "$(ms p50_us)" "$(ms p99_us)" "$(ms p999_us)" "$rcpu" "$bcpu" "$pcpu" "$ccpu" \
+         "$(other_pct $((k1 - k0)) "$wall" "$rcpu" "$bcpu" "$pcpu" "$ccpu")" "$check"
+  log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
+}
+
+# ---------------------------------------------------------------- machine info
+STAT0=$(cpu_line)
+{
+  echo "date: $(date -Is)   uptime at start: $(uptime)"
+  echo "host: nproc=$(nproc), cpu='$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')', mem=$(free -g | awk '/^Mem:/{print $2}')GiB, kernel=$(uname -r), debian=$(cat /etc/debian_version 2>/dev/null)"
+  echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)'); binaries: backend $(date -r "$BACKEND_BIN" +%FT%T), edge $(date -r "$EDGE_BIN" +%FT%T), filter .wasm $(date -r "$WASM" +%FT%T), load $(date -r "$LOAD_BIN" +%FT%T)"
+  echo "redis: 127.0.0.1:$REDIS_PORT $REDIS_DESC (no persistence: this run measures the proxies, not Redis's disk)"
+  echo "servers: backend :$BACKEND_PORT (role $BACKEND_ROLE) | seckill-edge :$EDGE_PORT (workers ${EDGE_WORKERS:-default}) | nginx workers $NGINX_WORKERS, purchase :$NGINX_PURCHASE_PORT, seed :$NGINX_SEED_PORT"
+  echo "params: RUNS=$RUNS | (d)(e)(f) seckill-load --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS | (g)(h) wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION $FLOOD_PATH"
+  echo "output: $OUT"
+} | tee "$OUT/machine.txt" >&2
+
+# ---------------------------------------------------------------- the runs (interleaved)
+for run in $(seq 1 "$RUNS"); do
+  run_load d_direct "$run" "$BACKEND" ""
+  set_rules raised "$RAISED_RULES"
+  run_load e_edge "$run" "$EDGE" "$EPID"
+  run_load f_nginx "$run" "$NGINX_PURCHASE" "$NWORKERS"
+  set_rules seed "$SEED_RULES"
+  run_flood g_edge_flood "$run" "$EDGE" "$EPID"
+  run_flood h_nginx_flood "$run" "$NGINX_SEED" "$NWORKERS"
+done
+STAT1=$(cpu_line)
+for p in $NWORKERS; do kill -0 "$p" 2>/dev/null || log "WARNING: nginx worker $p is gone (respawned?): its CPU after that is not counted"; done
+
+# ---------------------------------------------------------------- summary
+checks_all() { awk -F'\t' -v s="$1" '$1==s {printf "%s[run %s] %s", (n++ ? "\n             " : ""), $2, $13} END{print ""}' "$RAW"; }
+row() {  # scenario label
+  local s=$1 label=$2 shed="-" shedmm="-"
+  if [ "$(med "$s" 4)" != - ]; then shed="**$(fmt0 "$(med "$s" 4)")**"; shedmm=$(minmax "$s" 4); fi
+  echo "| $label | **$(fmt0 "$(med "$s" 3)")** | $(minmax "$s") | $shed | $shedmm | $(med "$s" 5) | $(med "$s" 6) | $(med "$s" 7) | $(med "$s" 8) | $(med "$s" 9) | $(med "$s" 10) | $(med "$s" 11) | $(med "$s" 12) |"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-" || b=="-" || b==0) print "-"; else printf "%.2f", a/b }'; }
+D=$(med d_direct 3); E=$(med e_edge 3); F=$(med f_nginx 3); G=$(med g_edge_flood 4); H=$(med h_nginx_flood 4)
+{
+  echo
+  echo "## seckill edge vs nginx in front of the same backend ($(date -Is), RUNS=$RUNS, medians)"
+  echo
+  echo "redis \`$REDIS_DESC\` (no persistence: the proxies are measured); backend role $BACKEND_ROLE; seckill-edge workers ${EDGE_WORKERS:-default}; nginx workers $NGINX_WORKERS."
+  echo
+  echo "| scenario | purchases/s (floods: req/s) | min / max | shed 429/s | min / max | p50 ms | p99 ms | p999 ms | redis CPU % | backend CPU % | proxy CPU % | client CPU % | other CPU % |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  row d_direct      "(d) direct to the backend, seckill-load -c$LOAD_CONNS (purchase phase)"
+  row e_edge        "(e) through our edge, raised rules"
+  row f_nginx       "(f) through nginx, seed directives with raised limits"
+  row g_edge_flood  "(g) flood from one IP, our edge, seed rules, wrk -c$WRK_CONNS"
+  row h_nginx_flood "(h) flood from one IP, nginx, seed limits, wrk -c$WRK_CONNS"
+  echo
+  echo "CPU %: one process over the measured window, 100 = one core (the box has $(nproc)00). proxy = seckill-edge (all threads) /"
+  echo "the nginx workers; client = seckill-load / wrk; other = the rest of the box in the window (kernel, anything else running:"
+  echo "a noise indicator). Purchases: the purchase phase of seckill-load; floods: the whole wrk run, shed/s = 429 answers / duration."
+  echo
+  echo "checks:"
+  echo "  (d): $(checks_all d_direct)"
+  echo "  (e): $(checks_all e_edge)"
+  echo "  (f): $(checks_all f_nginx)"
+  echo "  (g): $(checks_all g_edge_flood)"
+  echo "  (h): $(checks_all h_nginx_flood)"
+  echo
+  bad=$(awk -F'\t' '$13 ~ /NO-FIGURES|MISMATCH|VIOLATED|NOT-ALL-202|exit=[1-9]|transport-errors=[1-9]|socket-errors=[1-9]|FEW-429|UNEXPECTED-STATUS/ {printf "%s run %s; ", $1, $2}' "$RAW")
+  [ -n "$bad" ] && echo "INVALID  some runs failed their checks (see above): $bad"
+  echo "ratios to direct: (e)/(d) = $(ratio "$E" "$D"), (f)/(d) = $(ratio "$F" "$D") (purchases/s through the proxy / straight to the backend)"
+  if [ "$E" = - ] || [ "$F" = - ]; then echo "FAIL  (e) >= (f): no figures"
+  else verdict "purchases through our edge at least as fast as through nginx: (e) $(fmt0 "$E") >= (f) $(fmt0 "$F") purchases/s ($(ratio "$E" "$F")x)" "$E >= $F"; fi
+  if [ "$G" = - ] || [ "$H" = - ]; then echo "FAIL  (g) >= (h): no figures"
+  else verdict "a one-IP flood shed at least as fast as nginx sheds it: (g) $(fmt0 "$G") >= (h) $(fmt0 "$H") 429/s ($(ratio "$G" "$H")x)" "$G >= $H"; fi
+  echo
+  whole_run_cpu "$STAT0" "$STAT1"
+  echo "uptime at end: $(uptime)"
+  echo "raw per-run data: $RAW (scenario run rate shed p50 p99 p999 redis% backend% proxy% client% other% checks); logs: $OUT"
+} | tee "$OUT/summary.md"
+grep -E '\[(error|crit|alert|emerg)\]' "$NG/error.log" | tail -3 | sed 's/^/nginx error.log: /' >&2
+grep -q '^INVALID' "$OUT/summary.md" && exit 1
+grep -q '^FAIL' "$OUT/summary.md" && exit 3
+exit 0

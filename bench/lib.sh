@@ -1,0 +1,101 @@
+# bench/lib.sh - shell helpers shared by bench/compare.sh and bench/edge.sh; `source` it, don't run it.
+#
+# The sourcing script sets, before calling what needs them:
+#   LOG         run log (log/die append to it)           RAW   raw.tsv (record/med/minmax read it)
+#   REDIS_PORT  for rcli/info_field                      INSTALL  1 = apt-get install missing packages
+# and installs the EXIT trap itself (stop_all, plus its own cleanup if any).
+# Nothing here starts or stops a process that is not in STARTED.
+# shellcheck shell=bash
+
+HZ=$(getconf CLK_TCK)
+
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- process bookkeeping
+STARTED=()   # PIDs the script started and that may still run; only these are ever stopped
+forget() { local p keep=(); for p in "${STARTED[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; STARTED=("${keep[@]}"); }
+stop_pid() {  # pid: TERM, wait up to 10 s, then KILL; reaps it
+  local pid=$1 i
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then log "PID $pid ignored SIGTERM, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null; fi
+  fi
+  wait "$pid" 2>/dev/null
+  forget "$pid"
+}
+stop_all() {  # every PID still in STARTED, the last started first
+  local i
+  for ((i=${#STARTED[@]}-1; i>=0; i--)); do stop_pid "${STARTED[i]}"; done
+}
+
+# ---------------------------------------------------------------- prerequisites
+install_pkgs() {  # debian-package...: apt-get install -y them (INSTALL=1), else die
+  [ $# -gt 0 ] || return 0
+  [ "$INSTALL" = 1 ] || die "missing packages: $* (INSTALL=0)"
+  log "apt-get install -y $*"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >>"$LOG" 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update >>"$LOG" 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >>"$LOG" 2>&1 || die "apt-get install failed (see $LOG)"
+  fi
+}
+
+# ---------------------------------------------------------------- ports
+port_busy() { ss -ltnH "sport = :$1" | grep -q .; }
+free_port() { local p=$1; while port_busy "$p"; do p=$((p + 1)); done; echo "$p"; }
+TAKEN_PORTS=()
+alloc_port() {  # VAR: set VAR to the first free port from $VAR on that no earlier alloc_port took
+  local var=$1 p=${!1} t again=1
+  while [ "$again" = 1 ]; do
+    p=$(free_port "$p"); again=0
+    for t in "${TAKEN_PORTS[@]}"; do [ "$t" = "$p" ] && { p=$((p + 1)); again=1; break; }; done
+  done
+  TAKEN_PORTS+=("$p")
+  printf -v "$var" '%s' "$p"
+}
+
+# ---------------------------------------------------------------- CPU and time
+ticks() {  # summed utime+stime (clock ticks, all threads) of the given PIDs; a PID gone counts 0
+  # builtins only (no awk fork per PID), so a sample is taken within microseconds of its trigger
+  local t=0 pid s f
+  for pid in "$@"; do
+    { read -r s < "/proc/$pid/stat"; } 2>/dev/null || continue
+    read -ra f <<< "${s##*) }"   # after "pid (comm) ": state=f[0] ... utime=f[11] stime=f[12]
+    [ ${#f[@]} -gt 12 ] && t=$(( t + f[11] + f[12] ))
+  done
+  echo "$t"
+}
+now() { date +%s.%N; }
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }   # box-wide busy ticks (all cores)
+other_pct() {  # busy-ticks wall our-cpu%...: CPU % of everything else on the box in the window
+  local b=$1 w=$2; shift 2
+  awk -v b="$b" -v hz="$HZ" -v w="$w" -v ours="$*" 'BEGIN{ n=split(ours,a," "); s=0; for(i=1;i<=n;i++) s+=a[i]+0;
+    if (w>0) { o=100*b/hz/w - s; printf "%.0f", (o<0?0:o) } else print "-" }'
+}
+pct() { awk -v d="$1" -v hz="$HZ" -v w="$2" 'BEGIN{ if (w>0) printf "%.0f", 100*d/hz/w; else print "-" }'; }
+time_pct() { awk '{ if ($3>0) printf "%.0f", 100*($1+$2)/$3; else print "-" }' "$1"; }   # "user sys real"
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{print b-a}'; }
+cpu_line() { grep '^cpu ' /proc/stat; }
+whole_run_cpu() {  # cpu-line-at-start cpu-line-at-end -> "whole run: CPU busy N% of the cores, steal N%; "
+  echo "$1 $2" | awk '{ for (i=2;i<=11;i++) { d=$(i+11)-$i; tot+=d; if (i==9) st=d; if (i==5) idle=d }
+    printf "whole run: CPU busy %.0f%% of the cores, steal %.1f%%; ", 100*(tot-idle)/tot, 100*st/tot }'
+}
+
+# ---------------------------------------------------------------- redis
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+info_field() { rcli INFO "$1" | tr -d '\r' | awk -F: -v k="$2" '$1==k{print $2}'; }
+
+# ---------------------------------------------------------------- raw.tsv and summaries
+record() { (IFS=$'\t'; echo "$*") >> "$RAW"; }
+med() {  # scenario column -> median over runs, as written in raw.tsv ("-" if not numeric)
+  awk -F'\t' -v s="$1" -v c="$2" '$1==s{ if ($c !~ /^[0-9.]+$/) { bad=1 } else a[++n]=$c }
+    END{ if (bad || n==0) { print "-"; exit } for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (a[j]+0<a[i]+0) {t=a[i];a[i]=a[j];a[j]=t}
+         print a[int((n+1)/2)] }' "$RAW"
+}
+minmax() {  # scenario [column, default 3] -> "min / max" over runs
+  awk -F'\t' -v s="$1" -v c="${2:-3}" '$1==s{ v=$c+0; if (n++==0||v<mn) mn=v; if (n==1||v>mx) mx=v } END{ printf "%.0f / %.0f", mn, mx }' "$RAW"
+}
+fmt0() { awk -v v="$1" 'BEGIN{ if (v=="-") print "-"; else printf "%.0f", v }'; }
+verdict() { if awk "BEGIN{exit !($2)}"; then echo "PASS  $1"; else echo "FAIL  $1"; fi; }   # text awk-condition
+rand_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }   # bytes -> 2*bytes hex digits
