@@ -105,31 +105,13 @@ REF_LUA="$HERE/reference/decrease.lua"
 HUGE=1000000000000   # stock and per-user limit of (a) and (b): never runs out
 A=1                  # activity id of (a)
 
-mkdir -p "$OUT"
-RAW="$OUT/raw.tsv"
-LOG="$OUT/run.log"
-: > "$RAW"
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"   # log/die, STARTED/stop_pid/stop_all, ports, ticks/pct/..., rcli, record/med/minmax/fmt0/verdict
-
-cleanup() {
-  stop_all
-  rm -rf "$OUT/redis/appendonlydir" "$OUT"/*.fifo 2>/dev/null   # the AOF can be ~1 GB; keep logs and results
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup "$OUT/redis/appendonlydir" "$OUT/*.fifo"   # the AOF can be ~1 GB
 
 # ---------------------------------------------------------------- prerequisites
-need_pkgs=()
-command -v redis-server    >/dev/null || need_pkgs+=(redis-server)
-command -v redis-benchmark >/dev/null || need_pkgs+=(redis-tools)
-command -v nginx           >/dev/null || need_pkgs+=(nginx)
-command -v wrk             >/dev/null || need_pkgs+=(wrk)
-command -v curl            >/dev/null || need_pkgs+=(curl)
-command -v jq              >/dev/null || need_pkgs+=(jq)
-[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need_pkgs+=(libnginx-mod-http-lua)
-[ -f /usr/share/lua/5.1/nginx/redis.lua ] || need_pkgs+=(lua-nginx-redis)
-install_pkgs "${need_pkgs[@]}"
+ensure_tools redis-server=redis-server redis-benchmark=redis-tools nginx=nginx wrk=wrk curl=curl jq=jq \
+  /usr/lib/nginx/modules/ngx_http_lua_module.so=libnginx-mod-http-lua /usr/share/lua/5.1/nginx/redis.lua=lua-nginx-redis
 if [ "$BUILD" = 1 ]; then
   log "cargo build --release -p seckill-backend -p seckill-load"
   (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-load) >>"$LOG" 2>&1 || die "cargo build failed (see $LOG)"

@@ -109,30 +109,12 @@ FLOOD_LUA="$HERE/reference/wrk-flood.lua"
 FLOOD_PATH=/api/activities
 MIN_429_SHARE=0.99   # a flood answered less than this share with 429 is INVALID
 
-mkdir -p "$OUT"
-RAW="$OUT/raw.tsv"
-LOG="$OUT/run.log"
-: > "$RAW"
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"   # log/die, STARTED/stop_pid/stop_all, ports, ticks/pct/..., rcli, record/med/minmax/fmt0/verdict
-
-# shellcheck disable=SC2317  # called by the trap
-cleanup() {
-  stop_all
-  rm -f "$OUT"/*.fifo 2>/dev/null   # keep logs and results
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup "$OUT/*.fifo"
 
 # ---------------------------------------------------------------- prerequisites
-need_pkgs=()
-command -v redis-server >/dev/null || need_pkgs+=(redis-server)
-command -v redis-cli    >/dev/null || need_pkgs+=(redis-tools)
-command -v nginx        >/dev/null || need_pkgs+=(nginx)
-command -v wrk          >/dev/null || need_pkgs+=(wrk)
-command -v curl         >/dev/null || need_pkgs+=(curl)
-command -v jq           >/dev/null || need_pkgs+=(jq)
-install_pkgs "${need_pkgs[@]}"
+ensure_tools redis-server=redis-server redis-cli=redis-tools nginx=nginx wrk=wrk curl=curl jq=jq
 if [ "$BUILD" = 1 ]; then   # one cargo build after the other, never two at once
   log "cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load"
   (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load) >>"$LOG" 2>&1 \

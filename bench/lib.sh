@@ -1,9 +1,8 @@
 # bench/lib.sh - shell helpers shared by bench/compare.sh and bench/edge.sh; `source` it, don't run it.
 #
-# The sourcing script sets, before calling what needs them:
-#   LOG         run log (log/die append to it)           RAW   raw.tsv (record/med/minmax read it)
-#   REDIS_PORT  for rcli/info_field                      INSTALL  1 = apt-get install missing packages
-# and installs the EXIT trap itself (stop_all, plus its own cleanup if any).
+# The sourcing script sets OUT, REDIS_PORT (for rcli/info_field) and INSTALL (1 = apt-get install
+# missing packages), then calls bench_setup, which makes LOG (log/die append to it) and RAW
+# (record/med/minmax read it) and installs the EXIT trap (stop_all, then the script's own globs).
 # Nothing here starts or stops a process that is not in STARTED.
 # shellcheck shell=bash
 
@@ -31,6 +30,35 @@ stop_all() {  # every PID still in STARTED, the last started first
 }
 
 # ---------------------------------------------------------------- prerequisites
+bench_setup() {  # glob...: OUT, RAW and LOG made; on exit, everything started is stopped and these go
+  mkdir -p "$OUT"
+  RAW="$OUT/raw.tsv"
+  LOG="$OUT/run.log"
+  : > "$RAW"
+  CLEANUP_GLOBS=("$@")
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+# shellcheck disable=SC2317  # called by the trap
+bench_cleanup() {  # logs and results stay
+  local g
+  stop_all
+  # shellcheck disable=SC2086  # the globs expand now, at exit
+  for g in "${CLEANUP_GLOBS[@]}"; do rm -rf $g 2>/dev/null; done
+}
+
+ensure_tools() {  # path-or-command=debian-package...: install the packages of those that are missing
+  local want pkgs=() what pkg
+  for want in "$@"; do
+    what=${want%%=*} pkg=${want#*=}
+    case $what in
+      /*) [ -e "$what" ] && continue ;;
+      *) command -v "$what" >/dev/null && continue ;;
+    esac
+    pkgs+=("$pkg")
+  done
+  install_pkgs "${pkgs[@]}"
+}
 install_pkgs() {  # debian-package...: apt-get install -y them (INSTALL=1), else die
   [ $# -gt 0 ] || return 0
   [ "$INSTALL" = 1 ] || die "missing packages: $* (INSTALL=0)"
