@@ -137,8 +137,8 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("chart.past_failed", "最近 10 分钟的数据未能载入：", "The last 10 minutes could not be loaded:"),
     (
         "chart.note",
-        "购买与拒绝：打开页面时载入本后端最近 10 分钟，之后来自实时数据流；销量走势从打开管理台起记录（最多 15 分钟）。",
-        "Purchases and rejections: this backend's last 10 minutes when the page opens, then the live stream. Units sold: since the dashboard was opened (up to 15 minutes).",
+        "打开页面时载入本后端最近 10 分钟（销量取自其中每秒最后一笔成交），之后来自实时数据流。",
+        "When the page opens: this backend's last 10 minutes (units sold as of each second's last sale), then the live stream.",
     ),
     // Activity form.
     ("form.new_title", "新建活动", "New activity"),

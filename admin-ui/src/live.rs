@@ -76,6 +76,9 @@ impl History {
             let x = (point.end_ms - now_ms) as f64 / 1000.0;
             s.purchases.push((x, point.purchases_per_sec));
             s.rejections.push((x, point.rejections_per_sec));
+            if let Some(sold) = point.sold {
+                s.sold.push((x, sold as f64));
+            }
         }
         for sample in self.samples(activity) {
             let x = (sample.at_ms - now_ms) as f64 / 1000.0;
@@ -104,6 +107,8 @@ pub struct PastRate {
     pub end_ms: i64,
     pub purchases_per_sec: f64,
     pub rejections_per_sec: f64,
+    /// Units sold after the bucket's last sale, if it had one.
+    pub sold: Option<i64>,
 }
 
 /// One point per bucket of `series.since..series.until`, zero where the
@@ -111,21 +116,22 @@ pub struct PastRate {
 pub fn past_rates(series: &ActivitySeries) -> Vec<PastRate> {
     let step_ms = i64::from(series.bucket_secs.max(1)) * 1000;
     let per_sec = |count: u64| count as f64 * 1000.0 / step_ms as f64;
-    let by_start: HashMap<i64, (u64, u64)> = series
+    let by_start: HashMap<i64, (u64, u64, Option<i64>)> = series
         .buckets
         .iter()
-        .map(|b| (to_ms(b.at), (b.purchases, b.rejections.iter().map(|r| r.count).sum())))
+        .map(|b| (to_ms(b.at), (b.purchases, b.rejections.iter().map(|r| r.count).sum(), b.sold)))
         .collect();
     let (since, until) = (to_ms(series.since), to_ms(series.until));
     (0..)
         .map(|i| since + i * step_ms)
         .take_while(|start| start + step_ms <= until)
         .map(|start| {
-            let (purchases, rejections) = by_start.get(&start).copied().unwrap_or((0, 0));
+            let (purchases, rejections, sold) = by_start.get(&start).copied().unwrap_or((0, 0, None));
             PastRate {
                 end_ms: start + step_ms,
                 purchases_per_sec: per_sec(purchases),
                 rejections_per_sec: per_sec(rejections),
+                sold,
             }
         })
         .collect()
@@ -212,6 +218,8 @@ mod tests {
                         .iter()
                         .map(|(code, count)| CountByCode { code: *code, count: *count })
                         .collect(),
+                    // Each sale in these tests sells one unit, starting from 100.
+                    sold: (*purchases > 0).then(|| 100 + *s),
                 })
                 .collect(),
         }
@@ -243,13 +251,17 @@ mod tests {
         // The past's seconds ending before the first live sample (103 s), then the stream's.
         assert_eq!(s.purchases, [(-3.0, 5.0), (-2.0, 0.0), (-1.0, 2.0), (0.0, 2.0)]);
         assert_eq!(s.rejections, [(-3.0, 0.0), (-2.0, 0.0), (-1.0, 4.0), (0.0, 0.0)]);
-        assert_eq!(s.sold, [(-1.0, 7.0), (0.0, 8.0)], "units sold come from the stream only");
+        assert_eq!(
+            s.sold,
+            [(-3.0, 200.0), (-1.0, 7.0), (0.0, 8.0)],
+            "the past's sales where it had some, then the stream's"
+        );
 
         // Nothing live yet: the whole past.
         let s = History::default().series_after(1, Some(&p), 104_000);
         assert_eq!(s.purchases.len(), 4);
         assert_eq!(s.purchases.last(), Some(&(0.0, 9.0)));
-        assert!(s.sold.is_empty());
+        assert_eq!(s.sold, [(-3.0, 200.0), (-1.0, 202.0), (0.0, 203.0)]);
         assert_eq!(h.series_after(1, None, 104_000), h.series(1, 104_000));
     }
 

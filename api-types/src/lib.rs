@@ -369,6 +369,10 @@ pub struct SeriesBucket {
     pub purchases: u64,
     /// Refused purchase and token requests, by error code (codes with none left out).
     pub rejections: Vec<CountByCode>,
+    /// Units sold (the activity's `sold`) right after the last sale in the
+    /// bucket; absent when it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sold: Option<i64>,
 }
 
 /// A count for one error code.

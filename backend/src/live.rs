@@ -41,8 +41,32 @@ struct Counts {
     /// Since start.
     totals: HashMap<Key, u64>,
     /// The seconds of the last `SERIES_WINDOW_SECS` in which something was
-    /// counted, oldest first: (Unix second, counts in it).
-    recent: VecDeque<(i64, HashMap<Key, u64>)>,
+    /// counted, oldest first.
+    recent: VecDeque<Second>,
+}
+
+/// What one second of the series holds.
+#[derive(Debug, Default)]
+struct Second {
+    /// Unix second.
+    at: i64,
+    counts: HashMap<Key, u64>,
+    /// Each activity's `sold` after its last sale in this second.
+    sold: HashMap<u64, i64>,
+}
+
+impl Counts {
+    /// The bucket of `second`, made if need be; the window is trimmed then.
+    fn second(&mut self, second: i64) -> &mut Second {
+        // A clock that stepped back counts in the newest second.
+        if self.recent.back().is_none_or(|newest| newest.at < second) {
+            self.recent.push_back(Second { at: second, ..Second::default() });
+            while self.recent.front().is_some_and(|s| s.at <= second - SERIES_WINDOW_SECS) {
+                self.recent.pop_front();
+            }
+        }
+        self.recent.back_mut().expect("a bucket was just ensured")
+    }
 }
 
 /// Counters since start and per recent second, by activity and outcome.
@@ -70,20 +94,19 @@ impl LiveStats {
 
     fn record_at(&self, activity: u64, outcome: Outcome, at_ms: i64) {
         let key = (activity, outcome);
-        let second = at_ms.div_euclid(1000);
         let mut counts = self.counts.lock().expect("live stats lock");
         *counts.totals.entry(key).or_default() += 1;
-        let recent = &mut counts.recent;
-        match recent.back_mut() {
-            // A clock that stepped back counts in the newest second.
-            Some((newest, bucket)) if *newest >= second => *bucket.entry(key).or_default() += 1,
-            _ => {
-                recent.push_back((second, HashMap::from([(key, 1)])));
-                while recent.front().is_some_and(|(s, _)| *s <= second - SERIES_WINDOW_SECS) {
-                    recent.pop_front();
-                }
-            }
-        }
+        *counts.second(at_ms.div_euclid(1000)).counts.entry(key).or_default() += 1;
+    }
+
+    /// Notes an activity's `sold` right after a sale, for the series' sales curve.
+    pub fn record_sold(&self, activity: u64, sold: i64) {
+        self.record_sold_at(activity, sold, now_ms());
+    }
+
+    fn record_sold_at(&self, activity: u64, sold: i64, at_ms: i64) {
+        let mut counts = self.counts.lock().expect("live stats lock");
+        counts.second(at_ms.div_euclid(1000)).sold.insert(activity, sold);
     }
 
     fn totals(&self) -> HashMap<Key, u64> {
@@ -98,10 +121,12 @@ impl LiveStats {
         let buckets = counts
             .recent
             .iter()
-            .filter(|(second, _)| (since..until).contains(second))
-            .filter_map(|(second, bucket)| {
-                let purchases = bucket.get(&(activity, Outcome::Purchased)).copied().unwrap_or(0);
-                let mut rejections: Vec<CountByCode> = bucket
+            .filter(|second| (since..until).contains(&second.at))
+            .filter_map(|second| {
+                let purchases = second.counts.get(&(activity, Outcome::Purchased)).copied().unwrap_or(0);
+                let sold = second.sold.get(&activity).copied();
+                let mut rejections: Vec<CountByCode> = second
+                    .counts
                     .iter()
                     .filter_map(|((a, outcome), count)| match outcome {
                         Outcome::Refused(code) if *a == activity => Some(CountByCode { code: *code, count: *count }),
@@ -109,10 +134,11 @@ impl LiveStats {
                     })
                     .collect();
                 rejections.sort_by_key(|r| r.code.as_str());
-                (purchases > 0 || !rejections.is_empty()).then(|| SeriesBucket {
-                    at: from_ms(second * 1000),
+                (purchases > 0 || !rejections.is_empty() || sold.is_some()).then(|| SeriesBucket {
+                    at: from_ms(second.at * 1000),
                     purchases,
                     rejections,
+                    sold,
                 })
             })
             .collect();
@@ -233,7 +259,10 @@ mod tests {
         let sold_out = Outcome::Refused(ErrorCode::SoldOut);
         stats.record_at(1, Outcome::Purchased, 1_000_100);
         stats.record_at(1, Outcome::Purchased, 1_000_900);
+        stats.record_sold_at(1, 5, 1_000_100);
+        stats.record_sold_at(1, 6, 1_000_900);
         stats.record_at(2, Outcome::Purchased, 1_001_000);
+        stats.record_sold_at(2, 40, 1_001_000);
         stats.record_at(1, sold_out, 1_002_000);
         stats.record_at(1, Outcome::Purchased, 1_002_500);
         stats.record_at(1, Outcome::Refused(ErrorCode::RateLimited), 1_002_999);
@@ -247,13 +276,14 @@ mod tests {
             .map(|b| {
                 let codes: Vec<String> =
                     b.rejections.iter().map(|r| format!("{}={}", r.code.as_str(), r.count)).collect();
-                format!("{} bought {} refused [{}]", crate::app::to_ms(b.at), b.purchases, codes.join(" "))
+                let sold = b.sold.map_or("-".to_owned(), |n| n.to_string());
+                format!("{} bought {} refused [{}] sold {sold}", crate::app::to_ms(b.at), b.purchases, codes.join(" "))
             })
             .collect();
         assert_eq!(
             seen,
-            ["1000000 bought 2 refused []", "1002000 bought 1 refused [rate_limited=1 sold_out=1]"],
-            "second 1001 only had activity 2"
+            ["1000000 bought 2 refused [] sold 6", "1002000 bought 1 refused [rate_limited=1 sold_out=1] sold -"],
+            "second 1001 only had activity 2; the last sale of a second gives its sold"
         );
         assert_eq!(stats.series(3, 1_003_400).buckets, vec![]);
         assert_eq!(stats.totals()[&(1, Outcome::Purchased)], 4);

@@ -212,6 +212,9 @@ async fn the_series_holds_the_recent_purchases_and_refusals_per_second() {
     let parse = |t: &str| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
     assert!(times.windows(2).all(|w| parse(w[0]) < parse(w[1])), "oldest first, one bucket a second: {times:?}");
     assert!(times.iter().all(|t| parse(since) <= parse(t) && parse(t) < parse(until)), "{series}");
+    let sold: Vec<i64> = series["buckets"].as_array().unwrap().iter().filter_map(|b| b["sold"].as_i64()).collect();
+    assert_eq!(sold.last(), Some(&3), "the sales curve ends at the activity's sold count: {series}");
+    assert!(sold.windows(2).all(|w| w[0] <= w[1]), "sold never falls without a release: {sold:?}");
     let (_, other_series) =
         admin_json(&api, &admin, "GET", &format!("/admin/api/activities/{other}/series"), None).await;
     assert_eq!(series_totals(&other_series).0, 1, "each activity counts its own: {other_series}");

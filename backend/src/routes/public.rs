@@ -121,6 +121,7 @@ async fn buy(
     let order_id = match state.store.purchase(&request).await? {
         PurchaseOutcome::Accepted(sale) => {
             telemetry::record_stock(id, sale.remaining, sale.sold);
+            state.live.record_sold(id, sale.sold);
             sale.order_id
         }
         PurchaseOutcome::Replay { order_id } => order_id,
