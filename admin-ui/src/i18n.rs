@@ -301,7 +301,7 @@ mod tests {
     use seckill_api::{ActivityStatus, ErrorCode};
 
     use super::*;
-    use crate::model::{CHECK_STATUSES, ORDER_STATUSES, activity_status_wire, check_status_wire, order_status_wire};
+    use seckill_api::{CheckStatus, OrderStatus};
 
     #[test]
     fn keys_are_unique_and_both_languages_filled() {
@@ -371,10 +371,10 @@ mod tests {
     fn every_status_and_code_has_a_name() {
         let mut keys: Vec<String> = Vec::new();
         for s in [ActivityStatus::Scheduled, ActivityStatus::Live, ActivityStatus::SoldOut, ActivityStatus::Ended] {
-            keys.push(format!("activity.status.{}", activity_status_wire(s)));
+            keys.push(format!("activity.status.{}", s.as_str()));
         }
-        keys.extend(ORDER_STATUSES.map(|s| format!("order.status.{}", order_status_wire(s))));
-        keys.extend(CHECK_STATUSES.map(|s| format!("check.status.{}", check_status_wire(s))));
+        keys.extend(OrderStatus::ALL.map(|s| format!("order.status.{}", s.as_str())));
+        keys.extend(CheckStatus::ALL.map(|s| format!("check.status.{}", s.as_str())));
         let codes = [
             ErrorCode::BadRequest,
             ErrorCode::Unauthorized,

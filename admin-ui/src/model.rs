@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use seckill_api::{ActivityStatus, CheckStatus, ChecklistItem, EdgeRules, ErrorBody, ErrorCode, OrderStatus, RateRule};
+use seckill_api::{CheckStatus, ChecklistItem, EdgeRules, ErrorBody, ErrorCode, RateRule};
 use serde::{Deserialize, Serialize};
 
 /// A failed API call: the HTTP status (0 when the network failed) and the
@@ -72,57 +72,6 @@ pub struct PreflightCheck {
     pub detail: String,
 }
 
-/// One edge's last sync, from `GET /admin/api/edge-status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EdgeSync {
-    pub edge_id: String,
-    /// Version of the whole edge state (blacklist, rules, activities) it holds.
-    pub version: String,
-    pub rules_version: i64,
-    /// When it first fetched its current rules version (Unix ms).
-    pub rules_since_ms: i64,
-    /// When it last synced (Unix ms).
-    pub at_ms: i64,
-}
-
-pub fn order_status_wire(s: OrderStatus) -> &'static str {
-    match s {
-        OrderStatus::Queued => "queued",
-        OrderStatus::PendingPayment => "pending_payment",
-        OrderStatus::Paid => "paid",
-        OrderStatus::Cancelled => "cancelled",
-        OrderStatus::Expired => "expired",
-    }
-}
-
-pub const ORDER_STATUSES: [OrderStatus; 5] =
-    [OrderStatus::Queued, OrderStatus::PendingPayment, OrderStatus::Paid, OrderStatus::Cancelled, OrderStatus::Expired];
-
-pub fn order_status_from_wire(s: &str) -> Option<OrderStatus> {
-    ORDER_STATUSES.into_iter().find(|o| order_status_wire(*o) == s)
-}
-
-pub fn activity_status_wire(s: ActivityStatus) -> &'static str {
-    match s {
-        ActivityStatus::Scheduled => "scheduled",
-        ActivityStatus::Live => "live",
-        ActivityStatus::SoldOut => "sold_out",
-        ActivityStatus::Ended => "ended",
-    }
-}
-
-pub fn check_status_wire(s: CheckStatus) -> &'static str {
-    match s {
-        CheckStatus::Ok => "ok",
-        CheckStatus::Warning => "warning",
-        CheckStatus::Failing => "failing",
-        CheckStatus::Manual => "manual",
-    }
-}
-
-pub const CHECK_STATUSES: [CheckStatus; 4] =
-    [CheckStatus::Ok, CheckStatus::Warning, CheckStatus::Failing, CheckStatus::Manual];
-
 /// The seed checklist's five groups, in its order, with their titles.
 pub const CHECK_GROUPS: [(&str, &str, &str); 5] = [
     ("infrastructure", "基础设施", "Infrastructure"),
@@ -146,11 +95,11 @@ pub fn group_checklist(items: &[ChecklistItem]) -> Vec<(String, Vec<ChecklistIte
     groups
 }
 
-/// How many items have each status, in [`CHECK_STATUSES`] order.
+/// How many items have each status, in [`CheckStatus::ALL`] order.
 pub fn checklist_counts(items: &[ChecklistItem]) -> [usize; 4] {
     let mut out = [0; 4];
     for item in items {
-        if let Some(i) = CHECK_STATUSES.iter().position(|s| *s == item.status) {
+        if let Some(i) = CheckStatus::ALL.iter().position(|s| *s == item.status) {
             out[i] += 1;
         }
     }
@@ -356,20 +305,6 @@ mod tests {
         .unwrap();
         assert!(!p.ready);
         assert_eq!(p.checks[0].detail, "inventory key missing");
-    }
-
-    #[test]
-    fn statuses_round_trip_their_wire_names() {
-        for s in ORDER_STATUSES {
-            assert_eq!(order_status_from_wire(order_status_wire(s)), Some(s));
-            assert_eq!(serde_json::to_value(s).unwrap(), order_status_wire(s));
-        }
-        for s in CHECK_STATUSES {
-            assert_eq!(serde_json::to_value(s).unwrap(), check_status_wire(s));
-        }
-        for s in [ActivityStatus::Scheduled, ActivityStatus::Live, ActivityStatus::SoldOut, ActivityStatus::Ended] {
-            assert_eq!(serde_json::to_value(s).unwrap(), activity_status_wire(s));
-        }
     }
 
     fn item(id: &str, group: &str, status: CheckStatus) -> ChecklistItem {

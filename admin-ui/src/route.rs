@@ -4,8 +4,6 @@
 
 use seckill_api::OrderStatus;
 
-use crate::model::{order_status_from_wire, order_status_wire};
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Activities,
@@ -47,7 +45,7 @@ impl Route {
                 for pair in query.split('&') {
                     match pair.split_once('=') {
                         Some(("activity", v)) => activity = v.parse().ok(),
-                        Some(("status", v)) => status = order_status_from_wire(v),
+                        Some(("status", v)) => status = OrderStatus::parse(v),
                         _ => {}
                     }
                 }
@@ -75,7 +73,7 @@ impl Route {
                     query.push(format!("activity={a}"));
                 }
                 if let Some(s) = status {
-                    query.push(format!("status={}", order_status_wire(*s)));
+                    query.push(format!("status={}", s.as_str()));
                 }
                 if query.is_empty() { "#/orders".into() } else { format!("#/orders?{}", query.join("&")) }
             }

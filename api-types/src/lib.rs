@@ -19,6 +19,16 @@ pub enum ActivityStatus {
 }
 
 impl ActivityStatus {
+    /// The status as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Live => "live",
+            Self::SoldOut => "sold_out",
+            Self::Ended => "ended",
+        }
+    }
+
     /// The status an activity has at `now`: the window decides first, then stock.
     pub fn at(now: OffsetDateTime, starts_at: OffsetDateTime, ends_at: OffsetDateTime, remaining: i64) -> Self {
         if now >= ends_at {
@@ -100,6 +110,32 @@ pub enum OrderStatus {
     Paid,
     Cancelled,
     Expired,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 5] = [
+        OrderStatus::Queued,
+        OrderStatus::PendingPayment,
+        OrderStatus::Paid,
+        OrderStatus::Cancelled,
+        OrderStatus::Expired,
+    ];
+
+    /// The status as it appears on the wire (and in the order DB).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::PendingPayment => "pending_payment",
+            Self::Paid => "paid",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The status named `s` on the wire.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
 }
 
 /// An order as buyers and admins see it.
@@ -286,6 +322,19 @@ pub struct EdgeRulesVersion {
     pub edge_synced_at: Option<OffsetDateTime>,
 }
 
+/// One edge's last sync (`GET /admin/api/edge-status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeSync {
+    pub edge_id: String,
+    /// Version of the whole edge state (blacklist, rules, activities) it holds.
+    pub version: String,
+    pub rules_version: i64,
+    /// When this edge first fetched state with `rules_version` (Unix ms).
+    pub rules_since_ms: i64,
+    /// When this edge last synced, `200` or `304` (Unix ms).
+    pub at_ms: i64,
+}
+
 /// What the edge needs from the backend (`GET /internal/edge/state`).
 ///
 /// `version` changes whenever anything in it changes; the edge sends it back
@@ -391,6 +440,21 @@ pub enum CheckStatus {
     Failing,
     /// Not probeable: an operator ticks it, with a note.
     Manual,
+}
+
+impl CheckStatus {
+    pub const ALL: [CheckStatus; 4] =
+        [CheckStatus::Ok, CheckStatus::Warning, CheckStatus::Failing, CheckStatus::Manual];
+
+    /// The status as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Warning => "warning",
+            Self::Failing => "failing",
+            Self::Manual => "manual",
+        }
+    }
 }
 
 /// One item of the seed's production checklist (秒杀系统性能优化检查清单).
@@ -522,6 +586,21 @@ pub struct ErrorBody {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn statuses_have_one_wire_name_each_as_serde_writes_it() {
+        for s in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(OrderStatus::parse("PAID"), None);
+        for s in CheckStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for s in [ActivityStatus::Scheduled, ActivityStatus::Live, ActivityStatus::SoldOut, ActivityStatus::Ended] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 
     #[test]
     fn error_codes_serialise_as_the_contract_spells_them() {

@@ -6,7 +6,7 @@
 //! `if-none-match` and gets `304 Not Modified` while nothing changed, so an
 //! idle system costs one tiny request per sync period.
 
-use seckill_api::{ActivityStatus, EdgeRules, EdgeState, RateRule};
+use seckill_api::{ActivityStatus, EdgeRules, EdgeState, EdgeSync, RateRule};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -185,18 +185,6 @@ pub async fn build(store: &Store, db: &Db) -> Result<BuiltState, ApiError> {
 fn content_version(state: &EdgeState) -> String {
     let json = serde_json::to_vec(state).expect("state serialises");
     Sha256::digest(&json).iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
-/// The last sync of one edge.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EdgeSync {
-    pub edge_id: String,
-    pub version: String,
-    pub rules_version: i64,
-    /// When this edge first fetched state with `rules_version`.
-    pub rules_since_ms: i64,
-    /// When this edge last synced (200 or 304).
-    pub at_ms: i64,
 }
 
 /// Remembers that edge `edge_id` now runs state `version` with `rules_version`.

@@ -192,6 +192,6 @@ impl Orders {
 fn closed(status: OrderStatus) -> ApiError {
     ApiError::new(
         seckill_api::ErrorCode::OrderClosed,
-        format!("the order is {} and can no longer be paid or cancelled", crate::db::status_str(status)),
+        format!("the order is {} and can no longer be paid or cancelled", status.as_str()),
     )
 }

@@ -112,7 +112,6 @@ pub fn publish(r: &Reconciliation) {
     metrics::gauge!("seckill_stream_pending", "activity" => id.clone()).set(r.stream_pending as f64);
     metrics::gauge!("seckill_dead_letters", "activity" => id.clone()).set(r.dead_letters as f64);
     for s in &r.db_orders_by_status {
-        metrics::gauge!("seckill_orders", "activity" => id.clone(), "status" => crate::db::status_str(s.status))
-            .set(s.count as f64);
+        metrics::gauge!("seckill_orders", "activity" => id.clone(), "status" => s.status.as_str()).set(s.count as f64);
     }
 }

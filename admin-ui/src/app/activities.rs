@@ -4,14 +4,13 @@
 use std::collections::BTreeSet;
 
 use leptos::prelude::*;
-use seckill_api::{Activity, ActivityLive, ActivityStatus};
+use seckill_api::{Activity, ActivityLive, ActivityStatus, OrderStatus};
 
 use super::widgets::{activity_badge, code_label, error_box, kpi, loading, order_badge, stock_bar};
 use super::{api, ctx, local};
 use crate::format::{count, money, rate};
 use crate::i18n::{Lang, tr};
 use crate::live::{rejections_by_code, rejections_total};
-use crate::model::ORDER_STATUSES;
 use crate::route::Route;
 
 #[component]
@@ -148,7 +147,7 @@ pub fn live_figures(lang: Lang, l: &ActivityLive) -> impl IntoView + use<> {
         </div>
         {stock_bar(lang, l.sold, l.total_stock)}
         <div class="chips">
-            {ORDER_STATUSES
+            {OrderStatus::ALL
                 .into_iter()
                 .map(|s| {
                     let n: i64 = l.orders_by_status.iter().filter(|c| c.status == s).map(|c| c.count).sum();

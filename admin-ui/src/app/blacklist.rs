@@ -6,14 +6,14 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
-use seckill_api::{BlacklistEntry, Page};
+use seckill_api::{BlacklistEntry, EdgeSync, Page};
 use time::OffsetDateTime;
 
 use super::widgets::{error_box, loading, resource_view};
 use super::{api, ctx, moment};
 use crate::format::ago;
 use crate::i18n::{Lang, tr};
-use crate::model::{ApiError, BlacklistKind, EdgeSync, encode_segment};
+use crate::model::{ApiError, BlacklistKind, encode_segment};
 
 /// How often entries not yet at the edge are asked again.
 const RECHECK_EVERY: Duration = Duration::from_secs(2);

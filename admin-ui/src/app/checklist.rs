@@ -7,7 +7,7 @@ use seckill_api::{CheckStatus, ChecklistItem, ChecklistTick};
 use super::widgets::{check_badge, resource_view};
 use super::{api, local};
 use crate::i18n::{Lang, tr};
-use crate::model::{CHECK_GROUPS, CHECK_STATUSES, check_status_wire, checklist_counts, group_checklist};
+use crate::model::{CHECK_GROUPS, checklist_counts, group_checklist};
 
 #[component]
 pub fn ChecklistPage(lang: Lang) -> impl IntoView {
@@ -27,13 +27,13 @@ fn body(lang: Lang, list: Vec<ChecklistItem>, reload: impl Fn() + Copy + 'static
     let counts = checklist_counts(&list);
     view! {
         <div class="chips summary">
-            {CHECK_STATUSES
+            {CheckStatus::ALL
                 .into_iter()
                 .zip(counts)
                 .map(|(s, n)| {
                     view! {
-                        <span class=format!("chip cs-{}", check_status_wire(s))>
-                            {tr(lang, &format!("check.status.{}", check_status_wire(s)))}
+                        <span class=format!("chip cs-{}", s.as_str())>
+                            {tr(lang, &format!("check.status.{}", s.as_str()))}
                             " "
                             <b>{n}</b>
                         </span>

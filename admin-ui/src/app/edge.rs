@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
-use seckill_api::{EdgeRules, EdgeRulesVersion, Page, RateRule};
+use seckill_api::{EdgeRules, EdgeRulesVersion, EdgeSync, Page, RateRule};
 
 use super::widgets::{error_box, loading, resource_view};
 use super::{api, ctx, local, local_ms};
 use crate::format::{ago, count};
 use crate::i18n::{Lang, tr};
-use crate::model::{EdgeSync, RulesField, RulesForm, encode_segment, trim_float};
+use crate::model::{RulesField, RulesForm, encode_segment, trim_float};
 
 #[component]
 pub fn EdgeRulesPage(lang: Lang) -> impl IntoView {

@@ -7,7 +7,7 @@ use super::widgets::{error_box, loading, order_badge};
 use super::{api, local, navigate};
 use crate::format::{count, money};
 use crate::i18n::{Lang, tr};
-use crate::model::{ORDER_STATUSES, encode_segment, order_status_from_wire, order_status_wire};
+use crate::model::encode_segment;
 use crate::route::Route;
 
 const PAGE_SIZES: [usize; 3] = [20, 50, 100];
@@ -26,7 +26,7 @@ pub fn OrdersPage(lang: Lang, activity: Option<u64>, status: Option<OrderStatus>
             query.push(format!("activity_id={a}"));
         }
         if let Some(s) = status {
-            query.push(format!("status={}", order_status_wire(s)));
+            query.push(format!("status={}", s.as_str()));
         }
         if let Some(c) = cursor {
             query.push(format!("cursor={}", encode_segment(&c)));
@@ -40,7 +40,7 @@ pub fn OrdersPage(lang: Lang, activity: Option<u64>, status: Option<OrderStatus>
         navigate(&Route::Orders { activity, status });
     };
     let on_status = move |ev: leptos::ev::Event| {
-        let status = order_status_from_wire(&event_target_value(&ev));
+        let status = OrderStatus::parse(&event_target_value(&ev));
         navigate(&Route::Orders { activity, status });
     };
     let on_limit = move |ev: leptos::ev::Event| {
@@ -88,10 +88,10 @@ pub fn OrdersPage(lang: Lang, activity: Option<u64>, status: Option<OrderStatus>
                     <option value="" selected=status.is_none()>
                         {tr(lang, "common.all")}
                     </option>
-                    {ORDER_STATUSES
+                    {OrderStatus::ALL
                         .into_iter()
                         .map(|s| {
-                            let wire = order_status_wire(s);
+                            let wire = s.as_str();
                             view! {
                                 <option value=wire selected=status == Some(s)>
                                     {tr(lang, &format!("order.status.{wire}"))}

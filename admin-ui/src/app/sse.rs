@@ -10,13 +10,12 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use leptos::prelude::*;
-use seckill_api::LiveSnapshot;
+use seckill_api::{EdgeSync, LiveSnapshot};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{Event, EventSource, MessageEvent};
 
 use super::{Auth, Conn, api, ctx, now_ms};
-use crate::model::EdgeSync;
 
 const EVENTS: &str = "/admin/api/events";
 /// Silence after which a connection is presumed dead.

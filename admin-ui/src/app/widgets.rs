@@ -6,7 +6,7 @@ use seckill_api::{ActivityStatus, CheckStatus, ErrorCode, OrderStatus};
 use super::{Conn, ctx};
 use crate::chart::{self, Frame};
 use crate::i18n::{Lang, tr};
-use crate::model::{ApiError, activity_status_wire, check_status_wire, order_status_wire};
+use crate::model::ApiError;
 
 /// Renders a resource: a loading line, the error, or `f` of the value.
 pub fn resource_view<T, V>(
@@ -80,17 +80,17 @@ pub fn ConnBadge(lang: Lang) -> impl IntoView {
 }
 
 pub fn activity_badge(lang: Lang, status: ActivityStatus) -> impl IntoView {
-    let wire = activity_status_wire(status);
+    let wire = status.as_str();
     view! { <span class=format!("badge st-{wire}")>{tr(lang, &format!("activity.status.{wire}"))}</span> }
 }
 
 pub fn order_badge(lang: Lang, status: OrderStatus) -> impl IntoView {
-    let wire = order_status_wire(status);
+    let wire = status.as_str();
     view! { <span class=format!("badge os-{wire}")>{tr(lang, &format!("order.status.{wire}"))}</span> }
 }
 
 pub fn check_badge(lang: Lang, status: CheckStatus) -> impl IntoView {
-    let wire = check_status_wire(status);
+    let wire = status.as_str();
     view! { <span class=format!("badge cs-{wire}")>{tr(lang, &format!("check.status.{wire}"))}</span> }
 }
 

@@ -7,11 +7,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use seckill_api::{EdgeRules, EdgeRulesVersion, Page};
+use seckill_api::{EdgeRules, EdgeRulesVersion, EdgeSync, Page};
 
 use crate::app::{AppState, from_ms};
 use crate::auth::Admin;
-use crate::edge::{self, EdgeSync, StoredRules, picked_up_at};
+use crate::edge::{self, StoredRules, picked_up_at};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PageQuery, Query};
 

@@ -4,12 +4,12 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use seckill_api::{Order, Page, Reconciliation};
+use seckill_api::{Order, OrderStatus, Page, Reconciliation};
 use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::auth::{Admin, Buyer, Caller};
-use crate::db::{Cursor, OrderFilter, parse_status};
+use crate::db::{Cursor, OrderFilter};
 use crate::error::ApiError;
 use crate::extract::{ActivityId, PageQuery, Query};
 use crate::orders::row_view;
@@ -93,7 +93,7 @@ async fn admin_orders(
     };
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(parse_status(s).ok_or_else(|| {
+        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request("status: one of queued, pending_payment, paid, cancelled, expired")
         })?),
     };
