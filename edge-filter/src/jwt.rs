@@ -6,8 +6,15 @@
 //! carrying `aud: "seckill-admin"`; the edge recognises them so that an admin
 //! token sent to a buyer route (`GET /api/orders/{id}` takes either) is not
 //! refused as forged. It has no user id, so no per-user limit applies to it.
+//!
+//! A buyer sends the same token with every request of a sale (token,
+//! purchase, polling its order), and the HMAC in the VM is about half of an
+//! authenticated request's filter time; so each VM remembers the tokens it
+//! verified, with the second until which each stays valid.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -88,12 +95,29 @@ pub fn bearer(value: &[u8]) -> Result<&str, &'static str> {
     Ok(token)
 }
 
-/// The keys, each HMAC keyed once and cloned per verification.
-#[derive(Clone)]
+/// Verified tokens a VM remembers; past this many it forgets them all.
+pub const MAX_REMEMBERED: usize = 4096;
+
+/// The keys, each HMAC keyed once and cloned per verification, and the
+/// tokens verified with them.
 pub struct JwtKeys {
     buyer: HmacSha256,
     admin: HmacSha256,
     leeway_secs: i64,
+    /// Token → who it names and the last second (unix) it is accepted in.
+    verified: Mutex<HashMap<String, (Identity, i64)>>,
+}
+
+impl Clone for JwtKeys {
+    /// The same keys; the copy remembers nothing yet.
+    fn clone(&self) -> Self {
+        Self {
+            buyer: self.buyer.clone(),
+            admin: self.admin.clone(),
+            leeway_secs: self.leeway_secs,
+            verified: Mutex::default(),
+        }
+    }
 }
 
 impl fmt::Debug for JwtKeys {
@@ -111,11 +135,32 @@ impl JwtKeys {
             buyer: HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length"),
             admin: HmacSha256::new_from_slice(&admin_secret).expect("HMAC takes keys of any length"),
             leeway_secs: i64::from(leeway_secs),
+            verified: Mutex::default(),
         }
     }
 
-    /// Verifies `token` at `now_secs` (unix seconds).
+    /// Verifies `token` at `now_secs` (unix seconds); a token verified before
+    /// is only checked for expiry.
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<Identity, JwtError> {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((identity, last_second)) = verified.get(token) {
+            if now_secs <= *last_second {
+                return Ok(identity.clone());
+            }
+            verified.remove(token);
+            return Err(JwtError::Expired);
+        }
+        let (identity, last_second) = self.verify_signed(token, now_secs)?;
+        if verified.len() >= MAX_REMEMBERED {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), (identity.clone(), last_second));
+        Ok(identity)
+    }
+
+    /// Verifies `token` at `now_secs` from scratch: who it names and the last
+    /// second it is accepted in.
+    fn verify_signed(&self, token: &str, now_secs: i64) -> Result<(Identity, i64), JwtError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(JwtError::Malformed("a JWT has three dot-separated parts"));
@@ -133,12 +178,12 @@ impl JwtKeys {
         let signed = &token.as_bytes()[..signed_len];
         let claims = json_object(p, "the claims are not base64url JSON")?;
         if verify_mac(&self.buyer, signed, &signature) {
-            let exp = exp(&claims)?;
-            if exp.saturating_add(self.leeway_secs) <= now_secs {
+            let until = exp(&claims)?.saturating_add(self.leeway_secs);
+            if until <= now_secs {
                 return Err(JwtError::Expired);
             }
             return match claims.get("sub").and_then(Value::as_str) {
-                Some(sub) if valid_user_id(sub) => Ok(Identity::User(sub.to_owned())),
+                Some(sub) if valid_user_id(sub) => Ok((Identity::User(sub.to_owned()), until - 1)),
                 _ => Err(JwtError::Subject),
             };
         }
@@ -151,10 +196,11 @@ impl JwtKeys {
             if !aud_ok {
                 return Err(JwtError::Signature);
             }
-            if exp(&claims)? <= now_secs {
+            let until = exp(&claims)?;
+            if until <= now_secs {
                 return Err(JwtError::Expired);
             }
-            return Ok(Identity::Admin);
+            return Ok((Identity::Admin, until - 1));
         }
         Err(JwtError::Signature)
     }
@@ -220,6 +266,26 @@ mod tests {
         assert_eq!(keys().verify(&t, NOW + 4), Ok(Identity::User("alice".into())));
         assert_eq!(keys().verify(&t, NOW + 5), Err(JwtError::Expired));
         assert_eq!(JwtKeys::new(SECRET, 0).verify(&t, NOW), Err(JwtError::Expired));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_refused_one_is_not_remembered() {
+        let k = keys();
+        let t = buyer_token(SECRET, "alice", NOW);
+        assert_eq!(k.verify(&t, NOW + 4), Ok(Identity::User("alice".into())));
+        assert_eq!(k.verify(&t, NOW + 4), Ok(Identity::User("alice".into())), "remembered");
+        assert_eq!(k.verify(&t, NOW + 5), Err(JwtError::Expired), "the leeway ends for a remembered token too");
+        assert_eq!(k.verify(&t, NOW + 4), Ok(Identity::User("alice".into())), "forgotten once expired, checked afresh");
+
+        let forged = buyer_token(b"another-secret", "alice", NOW + 60);
+        assert_eq!(k.verify(&forged, NOW), Err(JwtError::Signature));
+        assert_eq!(k.verify(&forged, NOW), Err(JwtError::Signature), "a refusal is not remembered");
+        assert_eq!(k.clone().verified.lock().unwrap().len(), 0, "a copy starts empty");
+
+        for i in 0..MAX_REMEMBERED + 1 {
+            k.verify(&buyer_token(SECRET, &format!("u{i}"), NOW + 60), NOW).unwrap();
+        }
+        assert!(k.verified.lock().unwrap().len() <= MAX_REMEMBERED, "bounded");
     }
 
     #[test]
