@@ -295,6 +295,18 @@ async fn the_dashboard_works_in_a_real_browser() {
     .await;
     screenshot(&c, "activity-history").await;
 
+    // Its pre-flight and reconciliation pages: each a verdict from the backend.
+    c.goto(&format!("{base}#/activities/{id}/preflight")).await.unwrap();
+    wait_text(&c, "main.page h1", "Pre-flight check").await;
+    // No edge syncs in this test, so the verdict may be either; it must be one.
+    let verdict = wait_text(&c, "main.page .verdict h2", "").await;
+    assert!(["Ready to go live", "Not ready"].contains(&verdict.trim()), "{verdict}");
+    screenshot(&c, "preflight").await;
+    c.goto(&format!("{base}#/activities/{id}/reconciliation")).await.unwrap();
+    wait_text(&c, "main.page h1", "Reconciliation").await;
+    wait_text(&c, "main.page table th", "Redis remaining").await;
+    screenshot(&c, "reconciliation").await;
+
     // The edge rules page (no edge has synced in this test): the rules in
     // force are the built-in defaults, never saved.
     click(&c, r##"header.topbar nav a[href="#/edge"]"##).await;

@@ -1,37 +1,14 @@
 //! Pre-flight: is the activity ready to go live, and if not, why not.
 
-use std::time::Duration;
-
 use leptos::prelude::*;
 
-use super::api;
-use super::widgets::resource_view;
+use super::widgets::activity_report_page;
 use crate::i18n::{Lang, tr};
 use crate::model::Preflight;
-use crate::route::Route;
 
 #[component]
 pub fn PreflightPage(lang: Lang, id: u64) -> impl IntoView {
-    let preflight = LocalResource::new(move || api::get::<Preflight>(format!("/admin/api/activities/{id}/preflight")));
-    if let Ok(handle) = set_interval_with_handle(move || preflight.refetch(), Duration::from_secs(5)) {
-        on_cleanup(move || handle.clear());
-    }
-    view! {
-        <div class="page-head">
-            <div>
-                <p class="crumbs">
-                    <a href=Route::Activities.href()>{tr(lang, "nav.activities")}</a>
-                    " / "
-                    <a href=Route::Activity(id).href()>{format!("#{id}")}</a>
-                </p>
-                <h1>{tr(lang, "preflight.title")}</h1>
-            </div>
-            <button class="btn" on:click=move |_| preflight.refetch()>
-                {tr(lang, "common.refresh")}
-            </button>
-        </div>
-        {resource_view(lang, preflight, move |p: Preflight| body(lang, p))}
-    }
+    activity_report_page(lang, id, "preflight", "preflight.title", move |p: Preflight| body(lang, p))
 }
 
 fn body(lang: Lang, p: Preflight) -> impl IntoView {

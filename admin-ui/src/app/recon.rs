@@ -1,40 +1,17 @@
 //! Reconciliation of one activity: Redis sold against the order stream, the
 //! dead letters and the order DB; any drift in red.
 
-use std::time::Duration;
-
 use leptos::prelude::*;
 use seckill_api::Reconciliation;
 
-use super::api;
-use super::widgets::{order_badge, resource_view};
+use super::widgets::{activity_report_page, order_badge};
 use crate::format::count;
 use crate::i18n::{Lang, tr};
 use crate::route::Route;
 
 #[component]
 pub fn ReconciliationPage(lang: Lang, id: u64) -> impl IntoView {
-    let recon =
-        LocalResource::new(move || api::get::<Reconciliation>(format!("/admin/api/activities/{id}/reconciliation")));
-    if let Ok(handle) = set_interval_with_handle(move || recon.refetch(), Duration::from_secs(5)) {
-        on_cleanup(move || handle.clear());
-    }
-    view! {
-        <div class="page-head">
-            <div>
-                <p class="crumbs">
-                    <a href=Route::Activities.href()>{tr(lang, "nav.activities")}</a>
-                    " / "
-                    <a href=Route::Activity(id).href()>{format!("#{id}")}</a>
-                </p>
-                <h1>{tr(lang, "recon.title")}</h1>
-            </div>
-            <button class="btn" on:click=move |_| recon.refetch()>
-                {tr(lang, "common.refresh")}
-            </button>
-        </div>
-        {resource_view(lang, recon, move |r| body(lang, r))}
-    }
+    activity_report_page(lang, id, "reconciliation", "recon.title", move |r: Reconciliation| body(lang, r))
 }
 
 fn row(lang: Lang, label: &'static str, value: i64, bad: bool) -> impl IntoView {

@@ -25,6 +25,41 @@ where
     }
 }
 
+/// A page about one activity showing what `GET /admin/api/activities/{id}/{what}`
+/// answers, fetched again every 5 s and on demand (pre-flight, reconciliation).
+pub fn activity_report_page<T, V>(
+    lang: Lang,
+    id: u64,
+    what: &'static str,
+    title_key: &'static str,
+    body: impl Fn(T) -> V + Send + 'static,
+) -> impl IntoView
+where
+    T: serde::de::DeserializeOwned + Clone + 'static,
+    V: IntoView + 'static,
+{
+    let report = LocalResource::new(move || super::api::get::<T>(format!("/admin/api/activities/{id}/{what}")));
+    if let Ok(handle) = set_interval_with_handle(move || report.refetch(), std::time::Duration::from_secs(5)) {
+        on_cleanup(move || handle.clear());
+    }
+    view! {
+        <div class="page-head">
+            <div>
+                <p class="crumbs">
+                    <a href=crate::route::Route::Activities.href()>{tr(lang, "nav.activities")}</a>
+                    " / "
+                    <a href=crate::route::Route::Activity(id).href()>{format!("#{id}")}</a>
+                </p>
+                <h1>{tr(lang, title_key)}</h1>
+            </div>
+            <button class="btn" on:click=move |_| report.refetch()>
+                {tr(lang, "common.refresh")}
+            </button>
+        </div>
+        {resource_view(lang, report, body)}
+    }
+}
+
 pub fn loading(lang: Lang) -> impl IntoView {
     view! {
         <p class="loading" role="status">
