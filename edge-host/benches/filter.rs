@@ -52,13 +52,7 @@ fn harness(wasm: &PathBuf, clock: Arc<ManualClock>) -> Harness {
 }
 
 fn jwt(user: &str) -> String {
-    #[derive(serde::Serialize)]
-    struct Claims<'a> {
-        sub: &'a str,
-        exp: u64,
-    }
-    let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &Claims { sub: user, exp: T0 + 86_400 }, &key).unwrap()
+    common::buyer_jwt(JWT_SECRET, user, T0 + 86_400)
 }
 
 /// One allowed request: request headers → continue → on_done/on_log/on_delete.

@@ -41,13 +41,7 @@ fn load(defaults: EdgeRules) -> Option<Harness> {
 }
 
 fn jwt(user: &str) -> String {
-    #[derive(serde::Serialize)]
-    struct Claims<'a> {
-        sub: &'a str,
-        exp: u64,
-    }
-    let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &Claims { sub: user, exp: T0 + 3600 }, &key).unwrap()
+    common::buyer_jwt(JWT_SECRET, user, T0 + 3600)
 }
 
 fn expect_error(o: &Outcome, status: u16, code: &str) {

@@ -439,6 +439,17 @@ pub fn write_wasm(name: &str, bytes: &[u8]) -> PathBuf {
 
 /// The real filter, if built: `SECKILL_EDGE_FILTER_WASM`, else the workspace's
 /// release build. With `SECKILL_REQUIRE_FILTER_WASM=1`, its absence fails.
+/// A buyer's HS256 JWT for `user`, signed with `secret`, expiring at `exp` (unix seconds).
+pub fn buyer_jwt(secret: &str, user: &str, exp: u64) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        exp: u64,
+    }
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &Claims { sub: user, exp }, &key).unwrap()
+}
+
 pub fn real_filter() -> Option<PathBuf> {
     let path = std::env::var_os("SECKILL_EDGE_FILTER_WASM").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
