@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use seckill_api::{BlacklistEntry, EdgeSync, Page};
 use time::OffsetDateTime;
 
-use super::widgets::{error_box, loading, resource_view};
+use super::widgets::{error_box, list_foot, resource_view};
 use super::{api, ctx, moment};
 use crate::format::ago;
 use crate::i18n::{Lang, tr};
@@ -249,22 +249,19 @@ fn Panel(lang: Lang, kind: BlacklistKind, edges: LocalResource<Result<Vec<EdgeSy
                         .collect_view()
                 }}
             </ul>
-            {move || {
-                if listing.get() {
-                    loading(lang).into_any()
-                } else if let Some(cursor) = next.get() {
-                    view! {
-                        <button class="btn small" on:click=move |_| load(Some(cursor.clone()))>
-                            {tr(lang, "common.load_more")}
-                        </button>
+            {list_foot(
+                lang,
+                listing,
+                next,
+                load,
+                move || {
+                    if entries.with(Vec::is_empty) {
+                        view! { <p class="muted">{tr(lang, "bl.empty")}</p> }.into_any()
+                    } else {
+                        ().into_any()
                     }
-                        .into_any()
-                } else if entries.with(Vec::is_empty) {
-                    view! { <p class="muted">{tr(lang, "bl.empty")}</p> }.into_any()
-                } else {
-                    ().into_any()
-                }
-            }}
+                },
+            )}
         </section>
     }
 }

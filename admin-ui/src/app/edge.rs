@@ -6,7 +6,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 use seckill_api::{EdgeRules, EdgeRulesVersion, EdgeSync, Page, RateRule};
 
-use super::widgets::{error_box, loading, resource_view};
+use super::widgets::{error_box, list_foot, loading, resource_view};
 use super::{api, ctx, local, local_ms};
 use crate::format::{ago, count};
 use crate::i18n::{Lang, tr};
@@ -403,20 +403,13 @@ fn History(lang: Lang) -> impl IntoView {
         </div>
         {move || error.get().map(|e| error_box(lang, &e))}
         <div class="pager">
-            {move || {
-                if loading_more.get() {
-                    loading(lang).into_any()
-                } else if let Some(cursor) = next.get() {
-                    view! {
-                        <button class="btn small" on:click=move |_| load(Some(cursor.clone()))>
-                            {tr(lang, "common.load_more")}
-                        </button>
-                    }
-                        .into_any()
-                } else {
-                    view! { <span class="muted small">{tr(lang, "common.end_of_list")}</span> }.into_any()
-                }
-            }}
+            {list_foot(
+                lang,
+                loading_more,
+                next,
+                load,
+                move || view! { <span class="muted small">{tr(lang, "common.end_of_list")}</span> }.into_any(),
+            )}
         </div>
     }
 }

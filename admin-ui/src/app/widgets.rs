@@ -60,6 +60,31 @@ where
     }
 }
 
+/// The foot of a paged list: a spinner while a page loads, "load more" while
+/// there is a next page, else what `done` shows.
+pub fn list_foot(
+    lang: Lang,
+    busy: RwSignal<bool>,
+    next: RwSignal<Option<String>>,
+    load: impl Fn(Option<String>) + Copy + Send + Sync + 'static,
+    done: impl Fn() -> AnyView + Send + Sync + 'static,
+) -> impl IntoView {
+    move || {
+        if busy.get() {
+            loading(lang).into_any()
+        } else if let Some(cursor) = next.get() {
+            view! {
+                <button class="btn small" on:click=move |_| load(Some(cursor.clone()))>
+                    {tr(lang, "common.load_more")}
+                </button>
+            }
+            .into_any()
+        } else {
+            done()
+        }
+    }
+}
+
 pub fn loading(lang: Lang) -> impl IntoView {
     view! {
         <p class="loading" role="status">
