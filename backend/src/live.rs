@@ -93,20 +93,24 @@ impl LiveStats {
     }
 
     fn record_at(&self, activity: u64, outcome: Outcome, at_ms: i64) {
+        self.record_with_sold_at(activity, outcome, None, at_ms);
+    }
+
+    /// Counts an accepted purchase and, for a new sale (not a replay), notes
+    /// the activity's `sold` after it, for the series' sales curve.
+    pub fn record_purchase(&self, activity: u64, sold: Option<i64>) {
+        self.record_with_sold_at(activity, Outcome::Purchased, sold, now_ms());
+    }
+
+    fn record_with_sold_at(&self, activity: u64, outcome: Outcome, sold: Option<i64>, at_ms: i64) {
         let key = (activity, outcome);
         let mut counts = self.counts.lock().expect("live stats lock");
         *counts.totals.entry(key).or_default() += 1;
-        *counts.second(at_ms.div_euclid(1000)).counts.entry(key).or_default() += 1;
-    }
-
-    /// Notes an activity's `sold` right after a sale, for the series' sales curve.
-    pub fn record_sold(&self, activity: u64, sold: i64) {
-        self.record_sold_at(activity, sold, now_ms());
-    }
-
-    fn record_sold_at(&self, activity: u64, sold: i64, at_ms: i64) {
-        let mut counts = self.counts.lock().expect("live stats lock");
-        counts.second(at_ms.div_euclid(1000)).sold.insert(activity, sold);
+        let second = counts.second(at_ms.div_euclid(1000));
+        *second.counts.entry(key).or_default() += 1;
+        if let Some(sold) = sold {
+            second.sold.insert(activity, sold);
+        }
     }
 
     fn totals(&self) -> HashMap<Key, u64> {
@@ -257,12 +261,9 @@ mod tests {
     fn series_counts_whole_seconds_of_the_window_by_code() {
         let stats = LiveStats::started_at(1_000_000);
         let sold_out = Outcome::Refused(ErrorCode::SoldOut);
-        stats.record_at(1, Outcome::Purchased, 1_000_100);
-        stats.record_at(1, Outcome::Purchased, 1_000_900);
-        stats.record_sold_at(1, 5, 1_000_100);
-        stats.record_sold_at(1, 6, 1_000_900);
-        stats.record_at(2, Outcome::Purchased, 1_001_000);
-        stats.record_sold_at(2, 40, 1_001_000);
+        stats.record_with_sold_at(1, Outcome::Purchased, Some(5), 1_000_100);
+        stats.record_with_sold_at(1, Outcome::Purchased, Some(6), 1_000_900);
+        stats.record_with_sold_at(2, Outcome::Purchased, Some(40), 1_001_000);
         stats.record_at(1, sold_out, 1_002_000);
         stats.record_at(1, Outcome::Purchased, 1_002_500);
         stats.record_at(1, Outcome::Refused(ErrorCode::RateLimited), 1_002_999);

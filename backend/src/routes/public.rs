@@ -93,16 +93,25 @@ async fn purchase(
     check_blacklist(&state, &user, ip)?;
     let result = buy(&state, id, &user, &body).await;
     metrics::counter!(telemetry::PURCHASES, "result" => result_label(&result)).increment(1);
-    state.live.record(id, result.as_ref().map(|_| Outcome::Purchased).unwrap_or_else(|e| Outcome::Refused(e.code)));
-    result
+    match result {
+        Ok((accepted, sold)) => {
+            state.live.record_purchase(id, sold);
+            Ok((StatusCode::ACCEPTED, Json(accepted)))
+        }
+        Err(e) => {
+            state.live.record(id, Outcome::Refused(e.code));
+            Err(e)
+        }
+    }
 }
 
+/// The purchase, and the activity's `sold` after it when it is a new sale.
 async fn buy(
     state: &AppState,
     id: u64,
     user: &str,
     body: &PurchaseRequest,
-) -> Result<(StatusCode, Json<PurchaseAccepted>), ApiError> {
+) -> Result<(PurchaseAccepted, Option<i64>), ApiError> {
     let quantity = parse_quantity(&body.quantity)?;
     if body.token.is_empty() {
         return Err(ApiError::new(ErrorCode::InvalidToken, "purchase token missing"));
@@ -118,16 +127,15 @@ async fn buy(
         now_ms: now_ms(),
         pay_timeout_ms: state.settings.pay_timeout_secs * 1000,
     };
-    let order_id = match state.store.purchase(&request).await? {
+    let (order_id, sold) = match state.store.purchase(&request).await? {
         PurchaseOutcome::Accepted(sale) => {
             telemetry::record_stock(id, sale.remaining, sale.sold);
-            state.live.record_sold(id, sale.sold);
-            sale.order_id
+            (sale.order_id, Some(sale.sold))
         }
-        PurchaseOutcome::Replay { order_id } => order_id,
+        PurchaseOutcome::Replay { order_id } => (order_id, None),
         PurchaseOutcome::Rejected(r) => return Err(r.into()),
     };
-    Ok((StatusCode::ACCEPTED, Json(PurchaseAccepted { order_id, status: OrderStatus::Queued })))
+    Ok((PurchaseAccepted { order_id, status: OrderStatus::Queued }, sold))
 }
 
 fn result_label<T>(result: &Result<T, ApiError>) -> &'static str {
