@@ -1,4 +1,4 @@
--- purchase.lua: the sale itself (扣减库存), hardened.
+-- purchase.lua: the sale itself (扣减库存), hardened, for one buyer or a batch.
 --
 -- One script does everything a sale means, so that no crash or race can split
 -- it: verify and consume the one-time token, check the per-user limit and the
@@ -6,29 +6,41 @@
 -- append the order event to the activity's stream. Either all of it happens or
 -- none of it does.
 --
+-- Why batches: a hot item is one hash slot on one Redis thread, so its sales
+-- are serial however many backends there are. When purchases of one activity
+-- arrive together, the backend hands them over in one call (group commit, the
+-- 合并扣减 of hot-item inventories): the activity, the stock and the counters
+-- are read and written once per batch instead of once per buyer. Each purchase
+-- in a batch still gets its own answer, in order, exactly as if it had been
+-- sent alone after the ones before it (a token used earlier in the batch
+-- replays, a user's count includes the batch's earlier sales).
+--
 -- The token is the idempotency key: once used it remembers its order, and a
 -- retry with it returns that order ('REPLAY') instead of a second sale.
 --
--- KEYS[1] seckill:activity:{A}         hash: price_cents, limit_per_user, starts_at_ms, ends_at_ms
--- KEYS[2] seckill:inventory:{A}        remaining stock
--- KEYS[3] seckill:sold:{A}             sold count
--- KEYS[4] seckill:user_limit:{A}:U     what U bought in A
--- KEYS[5] seckill:user_token:{A}:U     U's live token
--- KEYS[6] seckill:token:{A}:T          T -> "U" (live) or "U:<order id>" (used)
--- KEYS[7] seckill:user_order:{A}:U     list of U's order ids in A
--- KEYS[8] queue:seckill_order:{A}      order event stream
--- KEYS[9] seckill:live_tokens:{A}      zset of live tokens
--- ARGV[1] user id U   ARGV[2] token T   ARGV[3] quantity (as the client sent it)
--- ARGV[4] now (ms)    ARGV[5] pay timeout (ms)
--- ARGV[6] how long a used token keeps answering retries (ms)
+-- KEYS[1] seckill:activity:{A}     hash: price_cents, limit_per_user, starts_at_ms, ends_at_ms, id
+-- KEYS[2] seckill:inventory:{A}    remaining stock
+-- KEYS[3] seckill:sold:{A}         sold count
+-- KEYS[4] queue:seckill_order:{A}  order event stream
+-- KEYS[5] seckill:live_tokens:{A}  zset of live tokens
+-- then four keys per purchase i (1-based), at 5 + 4(i-1) + 1 .. 4:
+--   seckill:user_limit:{A}:U   what U bought in A
+--   seckill:user_token:{A}:U   U's live token
+--   seckill:token:{A}:T        T -> "U" (live) or "U:<order id>" (used)
+--   seckill:user_order:{A}:U   list of U's order ids in A
+-- ARGV[1] pay timeout (ms)   ARGV[2] how long a used token keeps answering retries (ms)
+-- then four arguments per purchase, at 2 + 4(i-1) + 1 .. 4:
+--   user id U, token T, quantity (as the client sent it), now (ms)
 --
 -- The order id is "<activity id>-<stream entry id>": unique, ordered, and it
 -- points at its own event, so a queued order can be found before the worker
 -- has written its row.
 --
--- Returns {'OK', order_id, remaining, sold, created_at_ms, pay_deadline_ms, amount_cents},
--- {'REPLAY', order_id} or {CODE, detail}; CODE is one of BAD_ARG, BAD_QUANTITY,
--- NOT_FOUND, INVALID_TOKEN, NOT_STARTED, ENDED, LIMIT_EXCEEDED, SOLD_OUT.
+-- Returns one reply per purchase, in order: {'OK', order_id, remaining, sold,
+-- created_at_ms, pay_deadline_ms, amount_cents}, {'REPLAY', order_id} or
+-- {CODE, detail}; CODE is one of BAD_ARG, BAD_QUANTITY, NOT_FOUND,
+-- INVALID_TOKEN, NOT_STARTED, ENDED, LIMIT_EXCEEDED, SOLD_OUT. A malformed
+-- call as a whole answers {{'BAD_ARG', why}}.
 
 local function posint(s)
   if type(s) ~= 'string' or not string.match(s, '^[1-9]%d*$') or #s > 15 then
@@ -37,69 +49,119 @@ local function posint(s)
   return tonumber(s)
 end
 
-local user, token = ARGV[1], ARGV[2]
-local now, pay_timeout, keep_used = posint(ARGV[4]), posint(ARGV[5]), posint(ARGV[6])
-if not user or user == '' or not token or token == '' or not now or not pay_timeout or not keep_used then
-  return {'BAD_ARG', 'user, token, now, pay timeout and retention are required'}
+local SHARED_KEYS, KEYS_EACH, SHARED_ARGS, ARGS_EACH = 5, 4, 2, 4
+local n = (#KEYS - SHARED_KEYS) / KEYS_EACH
+local pay_timeout, keep_used = posint(ARGV[1]), posint(ARGV[2])
+if n < 1 or n % 1 ~= 0 or #ARGV ~= SHARED_ARGS + ARGS_EACH * n or not pay_timeout or not keep_used then
+  return {{'BAD_ARG', 'expected 5 + 4n keys and 2 + 4n arguments with a pay timeout and a retention'}}
 end
 
--- A negative, zero, fractional or non-numeric quantity never reaches DECRBY.
-local qty = posint(ARGV[3])
-if not qty then return {'BAD_QUANTITY', tostring(ARGV[3])} end
-
 local act = redis.call('HMGET', KEYS[1], 'price_cents', 'limit_per_user', 'starts_at_ms', 'ends_at_ms', 'id')
-if not act[1] then return {'NOT_FOUND', ''} end
 local price, limit, starts, ends = tonumber(act[1]), tonumber(act[2]), tonumber(act[3]), tonumber(act[4])
 local activity_id = act[5]
 
--- One MGET for the three strings the checks need: each redis.call costs about
--- as much as a small command, and this script runs once per sale.
-local state = redis.call('MGET', KEYS[6], KEYS[4], KEYS[2])
-local held = state[1]
-if not held then return {'INVALID_TOKEN', 'unknown or expired'} end
-local owner, used_order = string.match(held, '^([^:]+):(.+)$')
-if not owner then owner = held end
-if owner ~= user then return {'INVALID_TOKEN', 'not yours'} end
-if used_order then return {'REPLAY', used_order} end
+-- One MGET for every string the checks need (stock, sold, and each buyer's
+-- token and count): each redis.call costs about as much as a small command.
+local wanted = {KEYS[2], KEYS[3]}
+for i = 1, n do
+  local k = SHARED_KEYS + KEYS_EACH * (i - 1)
+  wanted[#wanted + 1] = KEYS[k + 3]
+  wanted[#wanted + 1] = KEYS[k + 1]
+end
+local state = redis.call('MGET', unpack(wanted))
+local remaining = tonumber(state[1] or '0')
+local sold = tonumber(state[2] or '0')
 
-if now < starts then return {'NOT_STARTED', tostring(starts)} end
-if now >= ends then return {'ENDED', tostring(ends)} end
-
-local bought = tonumber(state[2] or '0')
-if qty > limit or bought + qty > limit then
-  return {'LIMIT_EXCEEDED', tostring(limit - bought)}
+-- What this batch has already written, by key, so later purchases see it.
+local written = {}
+local function current(key, index)
+  local w = written[key]
+  if w ~= nil then return w end
+  return state[index]
 end
 
-local remaining = tonumber(state[3] or '0')
-if remaining < qty then return {'SOLD_OUT', tostring(remaining)} end
+local replies, consumed_user_tokens, consumed_tokens = {}, {}, {}
+local sold_now = 0
+for i = 1, n do
+  local k = SHARED_KEYS + KEYS_EACH * (i - 1)
+  local limit_key, user_token_key, token_key, order_list_key = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local a = SHARED_ARGS + ARGS_EACH * (i - 1)
+  local user, token, qty_s, now_s = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local now = posint(now_s)
+  -- A negative, zero, fractional or non-numeric quantity never reaches DECRBY.
+  local qty = posint(qty_s)
 
--- The sale. Quantities and times go to Redis as the strings the caller sent,
--- not as Lua numbers, which Redis would format as floats.
-local qty_s, now_s = ARGV[3], ARGV[4]
-remaining = redis.call('DECRBY', KEYS[2], qty_s)
-local sold = redis.call('INCRBY', KEYS[3], qty_s)
--- The user's count must outlive the activity (whose end may have moved since
--- the last purchase), or the limit could be reset by waiting. A first purchase
--- creates it with its expiry in one command.
-local keep_until = string.format('%d', ends + 86400000)
-if bought == 0 then
-  redis.call('SET', KEYS[4], qty_s, 'PXAT', keep_until)
-else
-  redis.call('INCRBY', KEYS[4], qty_s)
-  redis.call('PEXPIREAT', KEYS[4], keep_until)
+  local reply
+  if user == '' or token == '' or not now then
+    reply = {'BAD_ARG', 'user, token and now are required'}
+  elseif not qty then
+    reply = {'BAD_QUANTITY', tostring(qty_s)}
+  elseif not price then
+    reply = {'NOT_FOUND', ''}
+  else
+    local held = current(token_key, 2 + 2 * i - 1)
+    local owner, used_order
+    if held then
+      owner, used_order = string.match(held, '^([^:]+):(.+)$')
+      if not owner then owner = held end
+    end
+    local bought = tonumber(current(limit_key, 2 + 2 * i) or '0')
+    if not held then
+      reply = {'INVALID_TOKEN', 'unknown or expired'}
+    elseif owner ~= user then
+      reply = {'INVALID_TOKEN', 'not yours'}
+    elseif used_order then
+      reply = {'REPLAY', used_order}
+    elseif now < starts then
+      reply = {'NOT_STARTED', tostring(starts)}
+    elseif now >= ends then
+      reply = {'ENDED', tostring(ends)}
+    elseif qty > limit or bought + qty > limit then
+      reply = {'LIMIT_EXCEEDED', tostring(limit - bought)}
+    elseif remaining < qty then
+      reply = {'SOLD_OUT', tostring(remaining)}
+    else
+      -- The sale. Numbers go to Redis as strings formatted with %d, or as the
+      -- strings the caller sent: Redis would format a Lua number as a float.
+      remaining = remaining - qty
+      sold = sold + qty
+      sold_now = sold_now + qty
+      -- The user's count must outlive the activity (whose end may have moved
+      -- since the last purchase), or the limit could be reset by waiting. The
+      -- count was read above in this same script, so SET of the new value is
+      -- exact, and it sets the expiry in the same command.
+      local keep_until = string.format('%d', ends + 86400000)
+      local now_bought = bought + qty
+      redis.call('SET', limit_key, string.format('%d', now_bought), 'PXAT', keep_until)
+      written[limit_key] = now_bought
+      local amount = price * qty
+      local deadline = now + pay_timeout
+      local event_id = redis.call('XADD', KEYS[4], '*',
+        'activity_id', activity_id, 'user_id', user, 'quantity', qty_s,
+        'amount_cents', string.format('%d', amount), 'created_at_ms', now_s,
+        'pay_deadline_ms', string.format('%d', deadline), 'token', token)
+      local order_id = activity_id .. '-' .. event_id
+      redis.call('RPUSH', order_list_key, order_id)
+      redis.call('PEXPIREAT', order_list_key, keep_until)
+      -- Consume the token: it now answers retries with this order, and the
+      -- user may ask for a new one for a further purchase within the limit.
+      local used = user .. ':' .. order_id
+      redis.call('SET', token_key, used, 'PX', ARGV[2])
+      written[token_key] = used
+      consumed_user_tokens[#consumed_user_tokens + 1] = user_token_key
+      consumed_tokens[#consumed_tokens + 1] = token
+      reply = {'OK', order_id, remaining, sold, now, deadline, amount}
+    end
+  end
+  replies[i] = reply
 end
-local amount = price * qty
-local deadline = now + pay_timeout
-local event_id = redis.call('XADD', KEYS[8], '*',
-  'activity_id', activity_id, 'user_id', user, 'quantity', qty_s, 'amount_cents', string.format('%d', amount),
-  'created_at_ms', now_s, 'pay_deadline_ms', string.format('%d', deadline), 'token', token)
-local order_id = activity_id .. '-' .. event_id
-redis.call('RPUSH', KEYS[7], order_id)
-redis.call('PEXPIREAT', KEYS[7], keep_until)
 
--- Consume the token: it now answers retries with this order, and the user may
--- ask for a new one for a further purchase within the limit.
-redis.call('SET', KEYS[6], user .. ':' .. order_id, 'PX', ARGV[6])
-redis.call('DEL', KEYS[5])
-redis.call('ZREM', KEYS[9], token)
-return {'OK', order_id, remaining, sold, now, deadline, amount}
+-- The counters move once for the whole batch, by its total.
+if sold_now > 0 then
+  local total = string.format('%d', sold_now)
+  redis.call('DECRBY', KEYS[2], total)
+  redis.call('INCRBY', KEYS[3], total)
+  redis.call('DEL', unpack(consumed_user_tokens))
+  redis.call('ZREM', KEYS[5], unpack(consumed_tokens))
+end
+return replies

@@ -27,6 +27,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub keys: Arc<Keys>,
     pub store: Store,
+    /// Purchases go to Redis through here, batched per activity.
+    pub purchases: crate::purchase_batch::PurchaseBatcher,
     pub orders: Orders,
     pub blacklist: Blacklist,
     pub live: crate::live::LiveStats,
@@ -41,10 +43,12 @@ impl AppState {
         let db = Db::connect(&settings.database_url).await?;
         let keys = Keys::new(&secrets.jwt, &secrets.admin_password, &secrets.edge);
         let settings_ui_dir = settings.admin_ui_dir.clone();
+        let purchases = crate::purchase_batch::PurchaseBatcher::new(store.clone(), settings.pay_timeout_secs * 1000);
         Ok(Self {
             settings: Arc::new(settings),
             keys: Arc::new(keys),
             orders: Orders { store: store.clone(), db },
+            purchases,
             store,
             blacklist: Blacklist::default(),
             live: crate::live::LiveStats::default(),

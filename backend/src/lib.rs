@@ -17,6 +17,7 @@ pub mod extract;
 pub mod keys;
 pub mod live;
 pub mod orders;
+pub mod purchase_batch;
 pub mod reconcile;
 pub mod routes;
 pub mod store;

@@ -38,7 +38,7 @@ impl Scripts {
 }
 
 /// What went wrong talking to Redis (as opposed to what Redis decided).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -155,6 +155,16 @@ pub struct PurchaseRequest<'a> {
     pub quantity: &'a str,
     pub now_ms: i64,
     pub pay_timeout_ms: u64,
+}
+
+/// One buyer's part of a purchase batch (all of one activity).
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    pub user: String,
+    pub token: String,
+    /// The quantity exactly as the client sent it; the script validates it again.
+    pub quantity: String,
+    pub now_ms: i64,
 }
 
 /// An activity as stored in its Redis hash plus its two counters.
@@ -468,47 +478,57 @@ impl Store {
         }
     }
 
-    /// Runs the purchase script.
+    /// Runs the purchase script for one buyer.
     pub async fn purchase(&self, req: &PurchaseRequest<'_>) -> Result<PurchaseOutcome, StoreError> {
-        let scripts = self.scripts.clone();
-        let (a, user) = (req.activity, req.user);
-        let reply: Vec<String> = self
-            .bounded(|mut c| async move {
-                scripts
-                    .purchase
-                    .key(keys::activity(a))
-                    .key(keys::inventory(a))
-                    .key(keys::sold(a))
-                    .key(keys::user_limit(a, user))
-                    .key(keys::user_token(a, user))
-                    .key(keys::token(a, req.token))
-                    .key(keys::user_order(a, user))
-                    .key(keys::order_stream(a))
-                    .key(keys::live_tokens(a))
-                    .arg(user)
-                    .arg(req.token)
-                    .arg(req.quantity)
-                    .arg(req.now_ms)
-                    .arg(req.pay_timeout_ms)
-                    .arg(USED_TOKEN_RETENTION_MS)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        match reply.as_slice() {
-            [ok, order_id, remaining, sold, created, deadline, amount] if ok == "OK" => {
-                Ok(PurchaseOutcome::Accepted(Sale {
-                    order_id: order_id.clone(),
-                    remaining: parse_int(remaining)?,
-                    sold: parse_int(sold)?,
-                    created_at_ms: parse_int(created)?,
-                    pay_deadline_ms: parse_int(deadline)?,
-                    amount_cents: parse_int(amount)?,
-                }))
-            }
-            [replay, order_id] if replay == "REPLAY" => Ok(PurchaseOutcome::Replay { order_id: order_id.clone() }),
-            _ => Ok(PurchaseOutcome::Rejected(rejection(&reply)?)),
+        let one = Purchase {
+            user: req.user.to_owned(),
+            token: req.token.to_owned(),
+            quantity: req.quantity.to_owned(),
+            now_ms: req.now_ms,
+        };
+        let mut outcomes = self.purchase_batch(req.activity, req.pay_timeout_ms, std::slice::from_ref(&one)).await?;
+        outcomes.pop().ok_or_else(|| StoreError::Reply("the purchase script answered nothing".into()))
+    }
+
+    /// Runs the purchase script once for several purchases of one activity;
+    /// the outcomes are in the batch's order, each as if it had run alone
+    /// after the ones before it.
+    pub async fn purchase_batch(
+        &self,
+        activity: u64,
+        pay_timeout_ms: u64,
+        batch: &[Purchase],
+    ) -> Result<Vec<PurchaseOutcome>, StoreError> {
+        let a = activity;
+        let mut invocation = self.scripts.purchase.key(keys::activity(a));
+        invocation
+            .key(keys::inventory(a))
+            .key(keys::sold(a))
+            .key(keys::order_stream(a))
+            .key(keys::live_tokens(a))
+            .arg(pay_timeout_ms)
+            .arg(USED_TOKEN_RETENTION_MS);
+        for p in batch {
+            invocation
+                .key(keys::user_limit(a, &p.user))
+                .key(keys::user_token(a, &p.user))
+                .key(keys::token(a, &p.token))
+                .key(keys::user_order(a, &p.user))
+                .arg(&p.user)
+                .arg(&p.token)
+                .arg(&p.quantity)
+                .arg(p.now_ms);
         }
+        let replies: Vec<Vec<String>> =
+            self.bounded(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        if replies.len() != batch.len() {
+            return Err(StoreError::Reply(format!(
+                "{} purchases, {} answers: {replies:?}",
+                batch.len(),
+                replies.len()
+            )));
+        }
+        replies.iter().map(|reply| purchase_outcome(reply)).collect()
     }
 
     /// Runs the release script: gives an order's stock back, exactly once.
@@ -704,6 +724,21 @@ fn parse_int(s: &str) -> Result<i64, StoreError> {
 }
 
 /// Maps a script's `{CODE, detail}` reply onto a `Rejection`.
+fn purchase_outcome(reply: &[String]) -> Result<PurchaseOutcome, StoreError> {
+    Ok(match reply {
+        [ok, order_id, remaining, sold, created, deadline, amount] if ok == "OK" => PurchaseOutcome::Accepted(Sale {
+            order_id: order_id.clone(),
+            remaining: parse_int(remaining)?,
+            sold: parse_int(sold)?,
+            created_at_ms: parse_int(created)?,
+            pay_deadline_ms: parse_int(deadline)?,
+            amount_cents: parse_int(amount)?,
+        }),
+        [replay, order_id] if replay == "REPLAY" => PurchaseOutcome::Replay { order_id: order_id.clone() },
+        _ => PurchaseOutcome::Rejected(rejection(reply)?),
+    })
+}
+
 fn rejection(reply: &[String]) -> Result<Rejection, StoreError> {
     let detail = reply.get(1).cloned().unwrap_or_default();
     Ok(match reply.first().map(String::as_str) {

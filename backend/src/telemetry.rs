@@ -16,6 +16,8 @@ pub const TOKENS: &str = "seckill_tokens_total";
 pub const REQUEST_DURATION: &str = "seckill_http_request_duration_seconds";
 pub const STOCK: &str = "seckill_stock_remaining";
 pub const SOLD: &str = "seckill_stock_sold";
+/// Purchases per purchase-script call (see `purchase_batch`).
+pub const PURCHASE_BATCH_SIZE: &str = "seckill_purchase_batch_size";
 
 /// The process's Prometheus registry, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -24,6 +26,11 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let buckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &buckets)
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full(PURCHASE_BATCH_SIZE.into()),
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
+            )
             .expect("bucket list is not empty")
             .build_recorder();
         let handle = recorder.handle();

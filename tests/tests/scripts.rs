@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use seckill_backend::keys;
 use seckill_backend::store::{
-    NewActivityRecord, PurchaseOutcome, PurchaseRequest, Rejection, ReleaseOutcome, Store, TokenOutcome,
+    NewActivityRecord, Purchase, PurchaseOutcome, PurchaseRequest, Rejection, ReleaseOutcome, Store, TokenOutcome,
 };
 use seckill_tests::{RedisServer, get_int};
 
@@ -262,6 +262,73 @@ async fn purchase_enforces_the_per_user_limit_and_stock() {
     assert_eq!(rejected(purchase(&f.store, a, "leo", &tl, "1", NOW).await), Rejection::SoldOut);
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 0);
     assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 3);
+}
+
+fn buy(user: &str, token: &str, qty: &str) -> Purchase {
+    Purchase { user: user.into(), token: token.into(), quantity: qty.into(), now_ms: NOW }
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_purchase_as_if_it_ran_alone_after_the_ones_before() {
+    let mut f = fixture().await;
+    let a = activity(&f.store, 4, 2).await;
+    let (tp, tq, tr, ts) = (
+        issued(&f.store, a, "pia").await,
+        issued(&f.store, a, "quin").await,
+        issued(&f.store, a, "rosa").await,
+        issued(&f.store, a, "sam").await,
+    );
+    let batch = [
+        buy("pia", &tp, "1"),
+        buy("pia", &tp, "1"),   // the same token again: replays the order just made
+        buy("quin", &tq, "-1"), // refused, and changes nothing
+        buy("quin", &tq, "2"),
+        buy("rosa", &tp, "1"), // pia's token
+        buy("rosa", &tr, "2"), // 1 left: sold out, and rosa keeps her token
+        buy("rosa", &tr, "1"),
+        buy("sam", &ts, "1"), // nothing left
+    ];
+    let outcomes = f.store.purchase_batch(a, PAY, &batch).await.unwrap();
+    assert_eq!(outcomes.len(), batch.len());
+    let PurchaseOutcome::Accepted(first) = &outcomes[0] else { panic!("pia buys: {:?}", outcomes[0]) };
+    assert_eq!((first.remaining, first.sold), (3, 1));
+    assert_eq!(outcomes[1], PurchaseOutcome::Replay { order_id: first.order_id.clone() });
+    assert_eq!(outcomes[2], PurchaseOutcome::Rejected(Rejection::BadQuantity));
+    let PurchaseOutcome::Accepted(quin) = &outcomes[3] else { panic!("quin buys 2: {:?}", outcomes[3]) };
+    assert_eq!((quin.remaining, quin.sold), (1, 3));
+    assert!(matches!(outcomes[4], PurchaseOutcome::Rejected(Rejection::InvalidToken(_))));
+    assert_eq!(outcomes[5], PurchaseOutcome::Rejected(Rejection::SoldOut));
+    let PurchaseOutcome::Accepted(rosa) = &outcomes[6] else { panic!("rosa buys 1: {:?}", outcomes[6]) };
+    assert_eq!((rosa.remaining, rosa.sold), (0, 4));
+    assert_eq!(outcomes[7], PurchaseOutcome::Rejected(Rejection::SoldOut));
+    // The counters moved by the batch's total, and every sale has its event and its place in its buyer's list.
+    assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 0);
+    assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 4);
+    assert_eq!(get_int(&mut f.redis, &keys::user_limit(a, "quin")).await, 2);
+    let events: i64 = redis::cmd("XLEN").arg(keys::order_stream(a)).query_async(&mut f.redis).await.unwrap();
+    assert_eq!(events, 3);
+    let pia_orders: Vec<String> =
+        redis::cmd("LRANGE").arg(keys::user_order(a, "pia")).arg(0).arg(-1).query_async(&mut f.redis).await.unwrap();
+    assert_eq!(pia_orders, vec![first.order_id.clone()]);
+    // A user with two live tokens in one batch (the second issued after a sale that is still in
+    // flight): the first sale counts against the limit for the second.
+    let b = activity(&f.store, 10, 2).await;
+    let t1 = issued(&f.store, b, "tia").await;
+    let t2 = "f".repeat(32);
+    let () = redis::cmd("SET").arg(keys::token(b, &t2)).arg("tia").query_async(&mut f.redis).await.unwrap();
+    let outcomes = f.store.purchase_batch(b, PAY, &[buy("tia", &t1, "2"), buy("tia", &t2, "1")]).await.unwrap();
+    assert!(matches!(outcomes[0], PurchaseOutcome::Accepted(_)));
+    assert_eq!(outcomes[1], PurchaseOutcome::Rejected(Rejection::LimitExceeded));
+    assert_eq!(get_int(&mut f.redis, &keys::user_limit(b, "tia")).await, 2);
+}
+
+#[tokio::test]
+async fn a_batch_of_an_unknown_activity_or_a_malformed_call_changes_nothing() {
+    let f = fixture().await;
+    let outcomes = f.store.purchase_batch(4242, PAY, &[buy("u", "t", "1"), buy("v", "w", "1")]).await.unwrap();
+    assert_eq!(outcomes, vec![PurchaseOutcome::Rejected(Rejection::NotFound); 2]);
+    // No purchases at all is a malformed call, refused as a whole.
+    assert!(f.store.purchase_batch(4242, PAY, &[]).await.is_err());
 }
 
 #[tokio::test]

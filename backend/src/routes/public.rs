@@ -119,15 +119,13 @@ async fn buy(
     if !plausible_token(&body.token) {
         return Err(ApiError::new(ErrorCode::InvalidToken, "purchase token is invalid: unknown or expired"));
     }
-    let request = store::PurchaseRequest {
-        activity: id,
-        user,
-        token: &body.token,
-        quantity: &quantity.to_string(),
+    let purchase = store::Purchase {
+        user: user.to_owned(),
+        token: body.token.clone(),
+        quantity: quantity.to_string(),
         now_ms: now_ms(),
-        pay_timeout_ms: state.settings.pay_timeout_secs * 1000,
     };
-    let (order_id, sold) = match state.store.purchase(&request).await? {
+    let (order_id, sold) = match state.purchases.purchase(id, purchase).await? {
         PurchaseOutcome::Accepted(sale) => {
             telemetry::record_stock(id, sale.remaining, sale.sold);
             (sale.order_id, Some(sale.sold))
