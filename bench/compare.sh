@@ -14,9 +14,11 @@
 #       stream with its consumer group, and TOKENS live tokens `seckill:token:{1}:tok<12 digits>`
 #       -> "bench" are seeded first (MSET batches through `redis-cli --pipe`). The benchmarked call is
 #         EVALSHA <sha> 9 seckill:activity:{1} seckill:inventory:{1} seckill:sold:{1}
-#           seckill:user_limit:{1}:bench seckill:user_token:{1}:bench seckill:token:{1}:tok__rand_int__
-#           seckill:user_order:{1}:bench queue:seckill_order:{1} seckill:live_tokens:{1}
-#           bench tok 1 <now ms> 900000 86400000              with -r TOKENS
+#           queue:seckill_order:{1} seckill:live_tokens:{1} seckill:user_limit:{1}:bench
+#           seckill:user_token:{1}:bench seckill:token:{1}:tok__rand_int__ seckill:user_order:{1}:bench
+#           900000 86400000 bench tok 1 <now ms>              with -r TOKENS
+#       i.e. one purchase per call (purchase.lua takes a batch; the backend batches concurrent
+#       purchases of one activity, so (c)'s calls carry several: see "purchases/call" in its checks).
 #       redis-benchmark replaces EACH `__rand_int__` with its own random 12-digit value
 #       (random() % TOKENS, zero-padded; verified on redis-tools 7.0.15), so only the token key
 #       carries one and the buyer is the single user "bench" (ARGV[2], the token as the client sent
@@ -125,6 +127,7 @@ alloc_port REDIS_PORT; alloc_port HTTP_PORT; alloc_port BACKEND_PORT   # the nex
 
 # ---------------------------------------------------------------- helpers
 usec_per_call() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $7}'; }
+evalsha_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $3+0}'; }
 failed_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $11+0}'; }
 # raw.tsv: scenario run rate/s p50_ms p99_ms p999_ms redis_cpu% server_cpu% client_cpu% usec/call checks other_cpu%
 
@@ -161,12 +164,13 @@ prepare_db() {
 
 # ---------------------------------------------------------------- (a) redis-benchmark EVALSHA purchase.lua
 NOW_MS=$(date +%s%3N)
-A_KEYS=("seckill:activity:{$A}" "seckill:inventory:{$A}" "seckill:sold:{$A}" "seckill:user_limit:{$A}:bench"
-        "seckill:user_token:{$A}:bench" "seckill:token:{$A}:tok__rand_int__" "seckill:user_order:{$A}:bench"
-        "queue:seckill_order:{$A}" "seckill:live_tokens:{$A}")
-A_ARGS=(bench tok 1 "$NOW_MS" 900000 86400000)
+# One purchase per call (a batch of one): the 5 shared keys, then the buyer's 4.
+A_KEYS=("seckill:activity:{$A}" "seckill:inventory:{$A}" "seckill:sold:{$A}" "queue:seckill_order:{$A}"
+        "seckill:live_tokens:{$A}" "seckill:user_limit:{$A}:bench" "seckill:user_token:{$A}:bench"
+        "seckill:token:{$A}:tok__rand_int__" "seckill:user_order:{$A}:bench")
+A_ARGS=(900000 86400000 bench tok 1 "$NOW_MS")
 a_call() {  # token-key -> the script's reply, one line
-  local keys=("${A_KEYS[@]}"); keys[5]=$1
+  local keys=("${A_KEYS[@]}"); keys[7]=$1
   rcli EVALSHA "$SHA_PURCHASE" 9 "${keys[@]}" "${A_ARGS[@]}" | tr '\n' ' ' | sed 's/ $//'
 }
 seed_a() {
@@ -314,6 +318,7 @@ run_c() {  # run
   check="requests=$(echo "$js" | jq -r .requests),202=$ok,other=$(echo "$js" | jq -c '.statuses | with_entries(select(.key != "202"))' | tr -d '"{}' | tr ',' ';')"
   check="$check,transport-errors=$(echo "$js" | jq -r .transport_errors),sold=$sold,invariant=${inv:-?},exit=$rc"
   check="$check,failed=$(failed_calls),forks=$(( $(info_field stats total_forks) - forks0 ))"
+  check="$check,purchases/call=$(awk -v n="$ok" -v c="$(evalsha_calls)" 'BEGIN{printf "%.1f", c ? n / c : 0}')"
   [ "$sold" = "$ok" ] || check="$check,SOLD-MISMATCH"
   rc=$(pct $((r1 - r0)) "$wall"); bc=$(pct $((b1 - b0)) "$wall"); lc=$(pct $((l1 - l0)) "$wall")
   record "$scen" "$run" "$(echo "$js" | jq -r .rps)" "$(echo "$js" | jq -r .p50_ms)" "$(echo "$js" | jq -r .p99_ms)" \

@@ -58,6 +58,8 @@
 #
 # Environment knobs [defaults]:
 #   RUNS [1]             runs per scenario, interleaved; median shown
+#   SCENARIOS [d e f g h] which scenarios to run (a goal whose figures were not measured reads FAIL)
+#   SECKILL_EDGE_PERFMAP [] 1 = the edge writes /tmp/perf-<pid>.map, so `perf` names the filter's wasm functions
 #   BUYERS [100000]      seckill-load --buyers (stock = buyers: every buyer can buy once)
 #   LOAD_CONNS [64]      seckill-load --connections     LOAD_THREADS [1]  seckill-load --threads
 #   WRK_DURATION [10s]   wrk -d of the floods           WRK_CONNS [64]    WRK_THREADS [1]
@@ -81,6 +83,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 RUNS=${RUNS:-1}
+SCENARIOS=${SCENARIOS:-d e f g h}
 BUYERS=${BUYERS:-100000}
 LOAD_CONNS=${LOAD_CONNS:-64}
 LOAD_THREADS=${LOAD_THREADS:-1}
@@ -184,7 +187,8 @@ jq -e . "$EDIR/filter-config.json" >/dev/null || die "rendered filter config is 
 EDGE_ARGS=(--listen "127.0.0.1:$EDGE_PORT" --backend "127.0.0.1:$BACKEND_PORT" --admin-listen "127.0.0.1:$EDGE_ADMIN_PORT"
            --wasm "$WASM" --plugin-config "$EDIR/filter-config.json")
 [ -n "$EDGE_WORKERS" ] && [ "$EDGE_WORKERS" != 0 ] && EDGE_ARGS+=(--workers "$EDGE_WORKERS")
-(cd "$EDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info}" "$EDGE_BIN" "${EDGE_ARGS[@]}") \
+(cd "$EDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info}" \
+  SECKILL_EDGE_PERFMAP="${SECKILL_EDGE_PERFMAP:-}" "$EDGE_BIN" "${EDGE_ARGS[@]}") \
   > "$OUT/edge.log" 2>&1 &
 EPID=$!; STARTED+=("$EPID")
 wait_http "http://127.0.0.1:$EDGE_ADMIN_PORT/healthz" "$EPID" seckill-edge "$OUT/edge.log"
@@ -389,14 +393,15 @@ STAT0=$(cpu_line)
 } | tee "$OUT/machine.txt" >&2
 
 # ---------------------------------------------------------------- the runs (interleaved)
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 for run in $(seq 1 "$RUNS"); do
-  run_load d_direct "$run" "$BACKEND" ""
+  want d && run_load d_direct "$run" "$BACKEND" ""
   set_rules raised "$RAISED_RULES"
-  run_load e_edge "$run" "$EDGE" "$EPID"
-  run_load f_nginx "$run" "$NGINX_PURCHASE" "$NWORKERS"
+  want e && run_load e_edge "$run" "$EDGE" "$EPID"
+  want f && run_load f_nginx "$run" "$NGINX_PURCHASE" "$NWORKERS"
   set_rules seed "$SEED_RULES"
-  run_flood g_edge_flood "$run" "$EDGE" "$EPID"
-  run_flood h_nginx_flood "$run" "$NGINX_SEED" "$NWORKERS"
+  want g && run_flood g_edge_flood "$run" "$EDGE" "$EPID"
+  want h && run_flood h_nginx_flood "$run" "$NGINX_SEED" "$NWORKERS"
 done
 STAT1=$(cpu_line)
 for p in $NWORKERS; do kill -0 "$p" 2>/dev/null || log "WARNING: nginx worker $p is gone (respawned?): its CPU after that is not counted"; done
