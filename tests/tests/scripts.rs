@@ -322,6 +322,51 @@ async fn a_batch_answers_each_purchase_as_if_it_ran_alone_after_the_ones_before(
     assert_eq!(get_int(&mut f.redis, &keys::user_limit(b, "tia")).await, 2);
 }
 
+/// `EVALSHA` calls Redis has served so far.
+async fn evalsha_calls(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(redis).await.unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_purchases_of_one_activity_share_script_calls() {
+    let mut f = fixture().await;
+    let a = activity(&f.store, 100, 1).await;
+    let mut buyers = Vec::new();
+    for i in 0..64 {
+        let user = format!("buyer{i}");
+        let token = issued(&f.store, a, &user).await;
+        buyers.push(buy(&user, &token, "1"));
+    }
+    let calls_before = evalsha_calls(&mut f.redis).await;
+    // Hold Redis's writes for a moment so that the purchases meet while the first calls wait:
+    // the batcher must then send the rest together, not one call each.
+    let () = redis::cmd("CLIENT").arg("PAUSE").arg(400).arg("WRITE").query_async(&mut f.redis).await.unwrap();
+    let batcher = seckill_backend::purchase_batch::PurchaseBatcher::new(f.store.clone(), PAY);
+    let purchases = buyers.into_iter().map(|p| {
+        let batcher = batcher.clone();
+        tokio::spawn(async move { batcher.purchase(a, p).await.unwrap() })
+    });
+    let outcomes = futures::future::join_all(purchases).await;
+    let mut order_ids: Vec<String> = outcomes
+        .into_iter()
+        .map(|o| match o.unwrap() {
+            PurchaseOutcome::Accepted(sale) => sale.order_id,
+            other => panic!("every buyer has a token and stock is ample: {other:?}"),
+        })
+        .collect();
+    order_ids.sort();
+    order_ids.dedup();
+    assert_eq!(order_ids.len(), 64, "one order each");
+    assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 64);
+    assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 36);
+    let calls = evalsha_calls(&mut f.redis).await - calls_before;
+    assert!(calls < 16, "64 concurrent purchases took {calls} script calls");
+}
+
 #[tokio::test]
 async fn a_batch_of_an_unknown_activity_or_a_malformed_call_changes_nothing() {
     let f = fixture().await;
