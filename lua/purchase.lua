@@ -80,6 +80,11 @@ local function current(key, index)
   return state[index]
 end
 
+-- A user's count and order list must outlive the activity (whose end may
+-- have moved since the user's last purchase), or the limit could be reset by
+-- waiting.
+local keep_until = ends and string.format('%d', ends + 86400000)
+
 local replies, consumed_user_tokens, consumed_tokens = {}, {}, {}
 local sold_now = 0
 for i = 1, n do
@@ -126,11 +131,8 @@ for i = 1, n do
       remaining = remaining - qty
       sold = sold + qty
       sold_now = sold_now + qty
-      -- The user's count must outlive the activity (whose end may have moved
-      -- since the last purchase), or the limit could be reset by waiting. The
-      -- count was read above in this same script, so SET of the new value is
-      -- exact, and it sets the expiry in the same command.
-      local keep_until = string.format('%d', ends + 86400000)
+      -- The count was read above in this same script, so SET of the new
+      -- value is exact, and it sets the expiry in the same command.
       local now_bought = bought + qty
       redis.call('SET', limit_key, string.format('%d', now_bought), 'PXAT', keep_until)
       written[limit_key] = now_bought
