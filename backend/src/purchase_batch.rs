@@ -15,6 +15,12 @@
 //!
 //! Each call runs in a task of its own: a buyer who hangs up cannot take the
 //! batch (and the other buyers' answers) down with its request.
+//!
+//! A stuck Redis must still fail every purchase fast, including those queued
+//! behind the stuck calls: a purchase waits at most the store's timeout for
+//! its answer, and one that nobody waits for any more (timed out, or the buyer
+//! hung up) is dropped from the queue instead of being sent later, so a buyer
+//! told `unavailable` before it left is never sold to behind their back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -72,7 +78,11 @@ impl PurchaseBatcher {
         if let Some(batch) = batch {
             tokio::spawn(self.clone().send(activity, batch));
         }
-        outcome.await.map_err(|_| StoreError::Reply("the purchase batch was dropped".into()))?
+        let timeout = self.store.timeout();
+        match tokio::time::timeout(timeout, outcome).await {
+            Ok(answered) => answered.map_err(|_| StoreError::Reply("the purchase batch was dropped".into()))?,
+            Err(_) => Err(StoreError::Timeout(timeout)),
+        }
     }
 
     /// Sends batches of `activity` until its queue is empty, then gives its
@@ -96,20 +106,22 @@ impl PurchaseBatcher {
             }
             let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
             let Some(lane) = lanes.get_mut(&activity) else { return };
-            if lane.waiting.is_empty() {
+            batch = take_batch(lane);
+            if batch.is_empty() {
                 lane.in_flight -= 1;
                 if lane.in_flight == 0 {
                     lanes.remove(&activity);
                 }
                 return;
             }
-            batch = take_batch(lane);
         }
     }
 }
 
-/// The oldest waiting purchases, at most `MAX_BATCH` of them, in arrival order.
+/// The oldest waiting purchases that someone still waits for, at most
+/// `MAX_BATCH` of them, in arrival order.
 fn take_batch(lane: &mut Lane) -> Vec<(Purchase, Answer)> {
+    lane.waiting.retain(|(_, answer)| !answer.is_closed());
     let n = lane.waiting.len().min(MAX_BATCH);
     lane.waiting.drain(..n).collect()
 }

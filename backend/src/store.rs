@@ -245,6 +245,11 @@ impl Store {
         Ok(Self { conn, timeout, scripts: std::sync::Arc::new(Scripts::new()) })
     }
 
+    /// How long one Redis interaction may take before it fails.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Runs one Redis interaction under the store's timeout.
     pub(crate) async fn bounded<T, F>(&self, work: impl FnOnce(RedisConn) -> F) -> Result<T, StoreError>
     where
