@@ -19,8 +19,9 @@
 //! A stuck Redis must still fail every purchase fast, including those queued
 //! behind the stuck calls: a purchase waits at most the store's timeout for
 //! its answer, and one that nobody waits for any more (timed out, or the buyer
-//! hung up) is dropped from the queue instead of being sent later, so a buyer
-//! told `unavailable` before it left is never sold to behind their back.
+//! hung up) is dropped from the queue instead of being sent later. (A call
+//! already in Redis when its buyers stop waiting may still sell, as any timed
+//! out command may; the token makes the buyer's retry return that order.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,7 @@ use crate::store::{Purchase, PurchaseOutcome, Store, StoreError};
 /// with two), as batches stay large enough to pay off.
 const MAX_IN_FLIGHT: usize = 4;
 /// Purchases per call at most, so one call keeps Redis for a bounded time
-/// (about a millisecond) and its keys stay far below Lua's stack limit.
+/// (a few milliseconds) and its keys stay far below Lua's stack limit.
 pub const MAX_BATCH: usize = 128;
 
 type Answer = oneshot::Sender<Result<PurchaseOutcome, StoreError>>;
