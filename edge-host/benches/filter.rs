@@ -33,7 +33,11 @@ fn wasm() -> Option<PathBuf> {
 }
 
 fn harness(wasm: &PathBuf, clock: Arc<ManualClock>) -> Harness {
-    // Limits high enough that every request is allowed.
+    harness_with_ip_limit(wasm, clock, 1.0e6, 1_000_000)
+}
+
+/// `rate`/`burst` per client address; everything else high enough never to refuse.
+fn harness_with_ip_limit(wasm: &PathBuf, clock: Arc<ManualClock>, rate: f64, burst: u64) -> Harness {
     let config = serde_json::json!({
         "backend_cluster": "seckill_backend",
         "edge_secret": "bench-edge-secret",
@@ -41,7 +45,7 @@ fn harness(wasm: &PathBuf, clock: Arc<ManualClock>) -> Harness {
         "sync_period_ms": 3_600_000,
         "fail_open": true,
         "defaults": {
-            "per_ip": {"rate_per_sec": 1.0e6, "burst": 1_000_000},
+            "per_ip": {"rate_per_sec": rate, "burst": burst},
             "per_user": {"rate_per_sec": 1.0e6, "burst": 1_000_000},
             "routes": [],
             "max_in_flight_per_ip": 1_000_000,
@@ -119,6 +123,19 @@ fn bench(c: &mut Criterion) {
     };
     percentiles("allowed GET with the response phase", 50_000, &mut with_response);
     c.bench_function("allowed GET with the response phase", |b| b.iter(&mut with_response));
+
+    // A one-address flood against the seed's per-IP limit (10/s, burst 20): all but a few are 429s.
+    let mut flooded = harness_with_ip_limit(&wasm, clock.clone(), 10.0, 20);
+    let flood = RequestSpec::get("/api/activities").peer("203.0.113.10:40000").header("user-agent", "wrk");
+    c.bench_function("flooding address (local 429 reply, rate limited)", |b| {
+        b.iter(|| {
+            clock.advance(Duration::from_micros(10));
+            match flooded.request(&flood).unwrap() {
+                Outcome::Continue { stream, .. } => flooded.end_stream(stream).unwrap(),
+                refused => assert_eq!(refused.status(), Some(429)),
+            }
+        })
+    });
 
     let blocked = RequestSpec::get("/internal/edge/state").peer("203.0.113.9:40000");
     c.bench_function("refused request (local 404 reply)", |b| {
