@@ -330,8 +330,7 @@ run_c() {  # run
 # ---------------------------------------------------------------- machine info
 STAT0=$(cpu_line)
 {
-  echo "date: $(date -Is)   uptime at start: $(uptime)"
-  echo "host: nproc=$(nproc), cpu='$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')', mem=$(free -g | awk '/^Mem:/{print $2}')GiB, kernel=$(uname -r), debian=$(cat /etc/debian_version 2>/dev/null)"
+  host_lines
   echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), lua-nginx-module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null), lua-resty-redis $(dpkg-query -W -f='${Version}' lua-nginx-redis 2>/dev/null), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)')"
   echo "redis: 127.0.0.1:$REDIS_PORT $REDIS_DESC (FLUSHALL + fresh AOF rewrite before every scenario run)"
   echo "params: RUNS=$RUNS (a) -c$RB_CLIENTS N_P1=$N_P1 N_P16=$N_P16 TOKENS=$TOKENS | (b) wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION, nginx workers $NGINX_WORKERS, :$HTTP_PORT | (c) --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS, role $BACKEND_ROLE, :$BACKEND_PORT"
@@ -339,7 +338,6 @@ STAT0=$(cpu_line)
 } | tee "$OUT/machine.txt" >&2
 
 # ---------------------------------------------------------------- the runs (interleaved)
-want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 for run in $(seq 1 "$RUNS"); do
   want a && run_a "$run" 1 "$N_P1"
   want a && run_a "$run" 16 "$N_P16"

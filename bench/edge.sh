@@ -383,8 +383,7 @@ run_flood() {  # scenario run base-url proxy-pids
 # ---------------------------------------------------------------- machine info
 STAT0=$(cpu_line)
 {
-  echo "date: $(date -Is)   uptime at start: $(uptime)"
-  echo "host: nproc=$(nproc), cpu='$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')', mem=$(free -g | awk '/^Mem:/{print $2}')GiB, kernel=$(uname -r), debian=$(cat /etc/debian_version 2>/dev/null)"
+  host_lines
   echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)'); binaries: backend $(date -r "$BACKEND_BIN" +%FT%T), edge $(date -r "$EDGE_BIN" +%FT%T), filter .wasm $(date -r "$WASM" +%FT%T), load $(date -r "$LOAD_BIN" +%FT%T)"
   echo "redis: 127.0.0.1:$REDIS_PORT $REDIS_DESC (no persistence: this run measures the proxies, not Redis's disk)"
   echo "servers: backend :$BACKEND_PORT (role $BACKEND_ROLE) | seckill-edge :$EDGE_PORT (workers ${EDGE_WORKERS:-default}) | nginx workers $NGINX_WORKERS, purchase :$NGINX_PURCHASE_PORT, seed :$NGINX_SEED_PORT"
@@ -393,7 +392,6 @@ STAT0=$(cpu_line)
 } | tee "$OUT/machine.txt" >&2
 
 # ---------------------------------------------------------------- the runs (interleaved)
-want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 for run in $(seq 1 "$RUNS"); do
   want d && run_load d_direct "$run" "$BACKEND" ""
   set_rules raised "$RAISED_RULES"

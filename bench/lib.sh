@@ -105,6 +105,11 @@ pct() { awk -v d="$1" -v hz="$HZ" -v w="$2" 'BEGIN{ if (w>0) printf "%.0f", 100*
 time_pct() { awk '{ if ($3>0) printf "%.0f", 100*($1+$2)/$3; else print "-" }' "$1"; }   # "user sys real"
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{print b-a}'; }
 cpu_line() { grep '^cpu ' /proc/stat; }
+host_lines() {  # the two machine.txt lines every script starts with: date and uptime, the host
+  echo "date: $(date -Is)   uptime at start: $(uptime)"
+  echo "host: nproc=$(nproc), cpu='$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')', mem=$(free -g | awk '/^Mem:/{print $2}')GiB, kernel=$(uname -r), debian=$(cat /etc/debian_version 2>/dev/null)"
+}
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }   # scenario-letter: is it among the SCENARIOS to run?
 whole_run_cpu() {  # cpu-line-at-start cpu-line-at-end -> "whole run: CPU busy N% of the cores, steal N%; "
   echo "$1 $2" | awk '{ for (i=2;i<=11;i++) { d=$(i+11)-$i; tot+=d; if (i==9) st=d; if (i==5) idle=d }
     printf "whole run: CPU busy %.0f%% of the cores, steal %.1f%%; ", 100*(tot-idle)/tot, 100*st/tot }'
