@@ -37,7 +37,7 @@ use crate::store::{Purchase, PurchaseOutcome, Store, StoreError};
 const MAX_IN_FLIGHT: usize = 4;
 /// Purchases per call at most, so one call keeps Redis for a bounded time
 /// (a few milliseconds) and its keys stay far below Lua's stack limit.
-pub const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 128;
 
 type Answer = oneshot::Sender<Result<PurchaseOutcome, StoreError>>;
 

@@ -728,7 +728,7 @@ fn parse_int(s: &str) -> Result<i64, StoreError> {
     s.parse().map_err(|_| StoreError::Reply(format!("expected an integer, got {s:?}")))
 }
 
-/// Maps a script's `{CODE, detail}` reply onto a `Rejection`.
+/// Maps one purchase's reply (`OK …`, `REPLAY …` or `{CODE, detail}`) onto its outcome.
 fn purchase_outcome(reply: &[String]) -> Result<PurchaseOutcome, StoreError> {
     Ok(match reply {
         [ok, order_id, remaining, sold, created, deadline, amount] if ok == "OK" => PurchaseOutcome::Accepted(Sale {
@@ -744,6 +744,7 @@ fn purchase_outcome(reply: &[String]) -> Result<PurchaseOutcome, StoreError> {
     })
 }
 
+/// Maps a script's `{CODE, detail}` reply onto a `Rejection`.
 fn rejection(reply: &[String]) -> Result<Rejection, StoreError> {
     let detail = reply.get(1).cloned().unwrap_or_default();
     Ok(match reply.first().map(String::as_str) {
