@@ -411,7 +411,6 @@ row() {  # scenario label
   if [ "$(med "$s" 4)" != - ]; then shed="**$(fmt0 "$(med "$s" 4)")**"; shedmm=$(minmax "$s" 4); fi
   echo "| $label | **$(fmt0 "$(med "$s" 3)")** | $(minmax "$s") | $shed | $shedmm | $(med "$s" 5) | $(med "$s" 6) | $(med "$s" 7) | $(med "$s" 8) | $(med "$s" 9) | $(med "$s" 10) | $(med "$s" 11) | $(med "$s" 12) |"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-" || b=="-" || b==0) print "-"; else printf "%.2f", a/b }'; }
 D=$(med d_direct 3); E=$(med e_edge 3); F=$(med f_nginx 3); G=$(med g_edge_flood 4); H=$(med h_nginx_flood 4)
 {
   echo

@@ -130,5 +130,6 @@ minmax() {  # scenario [column, default 3] -> "min / max" over runs
   awk -F'\t' -v s="$1" -v c="${2:-3}" '$1==s{ v=$c+0; if (n++==0||v<mn) mn=v; if (n==1||v>mx) mx=v } END{ printf "%.0f / %.0f", mn, mx }' "$RAW"
 }
 fmt0() { awk -v v="$1" 'BEGIN{ if (v=="-") print "-"; else printf "%.0f", v }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-" || b=="-" || b==0) print "-"; else printf "%.2f", a/b }'; }   # a/b, or - without figures
 verdict() { if awk "BEGIN{exit !($2)}"; then echo "PASS  $1"; else echo "FAIL  $1"; fi; }   # text awk-condition
 rand_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }   # bytes -> 2*bytes hex digits
