@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 const T0: u64 = 1_800_000_000;
 const JWT_SECRET: &str = "bench-jwt-secret";
+/// Buyers of the distinct-buyers case: more than a VM remembers JWTs for.
+const DISTINCT_BUYERS: usize = 50_000;
 
 fn wasm() -> Option<PathBuf> {
     let path = std::env::var_os("SECKILL_EDGE_FILTER_WASM").map(PathBuf::from).unwrap_or_else(|| {
@@ -114,6 +116,21 @@ fn bench(c: &mut Criterion) {
     let token = RequestSpec::post("/api/activities/1/token", "{}").bearer(&jwt("alice")).peer("203.0.113.8:40000");
     percentiles("allowed POST token with a JWT", 50_000, || allowed(&mut h, &clock, &token));
     c.bench_function("allowed POST token with a JWT", |b| b.iter(|| allowed(&mut h, &clock, &token)));
+
+    // A flash sale's purchases: every request a different buyer, so every
+    // JWT is new to the VM and every per-user bucket key is a new one (the
+    // single-buyer loop above keeps all of that hot).
+    let buyers: Vec<RequestSpec> = (0..DISTINCT_BUYERS)
+        .map(|i| {
+            RequestSpec::post("/api/activities/1/purchase", r#"{"token":"t","quantity":1}"#)
+                .bearer(&jwt(&format!("buyer-{i}")))
+                .peer("203.0.113.11:40000")
+        })
+        .collect();
+    let mut next = buyers.iter().cycle();
+    let mut distinct = || allowed(&mut h, &clock, next.next().expect("cycle"));
+    percentiles("allowed POST purchase, a new buyer each", DISTINCT_BUYERS, &mut distinct);
+    c.bench_function("allowed POST purchase, a new buyer each (cold JWT and keys)", |b| b.iter(&mut distinct));
 
     let full = anonymous.clone();
     let mut with_response = || {
