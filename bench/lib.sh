@@ -1,4 +1,4 @@
-# bench/lib.sh - shell helpers shared by bench/compare.sh and bench/edge.sh; `source` it, don't run it.
+# bench/lib.sh - shell helpers shared by the bench scripts (compare.sh, edge.sh, script-cost.sh); `source` it, don't run it.
 #
 # The sourcing script sets OUT, REDIS_PORT (for rcli/info_field) and INSTALL (1 = apt-get install
 # missing packages), then calls bench_setup, which makes LOG (log/die append to it) and RAW
