@@ -136,15 +136,10 @@ failed_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdst
 # raw.tsv: scenario run rate/s p50_ms p99_ms p999_ms redis_cpu% server_cpu% client_cpu% usec/call checks other_cpu%
 
 # ---------------------------------------------------------------- redis (one configuration for all)
-RDIR="$OUT/redis"; mkdir -p "$RDIR"
 # shellcheck disable=SC2206  # REDIS_EXTRA is split into words on purpose
 REDIS_ARGS=(--save '' --appendonly yes --appendfsync everysec $REDIS_EXTRA)
 REDIS_DESC="--save '' --appendonly yes --appendfsync everysec${REDIS_EXTRA:+ $REDIS_EXTRA}"
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no \
-  --dir "$RDIR" --logfile "$RDIR/redis.log" "${REDIS_ARGS[@]}" &
-RPID=$!; STARTED+=("$RPID")
-for i in $(seq 1 100); do rcli PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-rcli PING 2>/dev/null | grep -q PONG || die "redis-server :$REDIS_PORT did not start (see $RDIR/redis.log)"
+start_redis "$OUT/redis" "${REDIS_ARGS[@]}"
 log "redis-server :$REDIS_PORT PID $RPID ($REDIS_DESC)"
 SHA_PURCHASE=$(rcli SCRIPT LOAD "$(cat "$PURCHASE_LUA")")
 SHA_REF=$(rcli SCRIPT LOAD "$(cat "$REF_LUA")")

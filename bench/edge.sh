@@ -152,13 +152,8 @@ wait_http() {  # url pid what logfile: until url answers 2xx, while pid lives (3
 }
 
 # ---------------------------------------------------------------- redis
-RDIR="$OUT/redis"; mkdir -p "$RDIR"
 REDIS_DESC="--save '' --appendonly no"
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no \
-  --dir "$RDIR" --logfile "$RDIR/redis.log" --save '' --appendonly no &
-RPID=$!; STARTED+=("$RPID")
-for i in $(seq 1 100); do rcli PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-rcli PING 2>/dev/null | grep -q PONG || die "redis-server :$REDIS_PORT did not start (see $RDIR/redis.log)"
+start_redis "$OUT/redis" --save '' --appendonly no
 log "redis-server :$REDIS_PORT PID $RPID ($REDIS_DESC: no persistence, this run measures the proxies)"
 
 # ---------------------------------------------------------------- backend

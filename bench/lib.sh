@@ -117,6 +117,16 @@ whole_run_cpu() {  # cpu-line-at-start cpu-line-at-end -> "whole run: CPU busy N
 
 # ---------------------------------------------------------------- redis
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+start_redis() {  # dir redis-server-arg...: a private redis-server on 127.0.0.1:REDIS_PORT, data and log in dir;
+  # sets RPID (also in STARTED) and returns once it answers PING (10 s)
+  local dir=$1 i; shift
+  mkdir -p "$dir"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no \
+    --dir "$dir" --logfile "$dir/redis.log" "$@" &
+  RPID=$!; STARTED+=("$RPID")
+  for i in $(seq 1 100); do rcli PING 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
+  die "redis-server :$REDIS_PORT did not start (see $dir/redis.log)"
+}
 info_field() { rcli INFO "$1" | tr -d '\r' | awk -F: -v k="$2" '$1==k{print $2}'; }
 
 # ---------------------------------------------------------------- raw.tsv and summaries

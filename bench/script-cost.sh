@@ -38,13 +38,7 @@ ensure_tools redis-server=redis-server redis-cli=redis-tools
 [ -r "$SCRIPT" ] || die "no script at $SCRIPT"
 alloc_port REDIS_PORT
 
-mkdir -p "$OUT/redis"
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no --dir "$OUT/redis" \
-  --logfile "$OUT/redis/redis.log" --save '' --appendonly yes --appendfsync everysec \
-  --auto-aof-rewrite-percentage 0 &
-STARTED+=("$!")
-for _ in $(seq 1 100); do rcli PING 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-rcli PING 2>/dev/null | grep -q PONG || die "redis-server :$REDIS_PORT did not start (see $OUT/redis/redis.log)"
+start_redis "$OUT/redis" --save '' --appendonly yes --appendfsync everysec --auto-aof-rewrite-percentage 0
 SHA_BUY=$(rcli SCRIPT LOAD "$(cat "$SCRIPT")")
 SHA_TOKEN=$(rcli SCRIPT LOAD "$(cat "$TOKEN_LUA")")
 if [ ${#SHA_BUY} != 40 ] || [ ${#SHA_TOKEN} != 40 ]; then die "SCRIPT LOAD failed: $SHA_BUY / $SHA_TOKEN"; fi
