@@ -2,7 +2,7 @@
 # bench/script-cost.sh - what lua/purchase.lua costs Redis per sale, by batch size, with nothing else
 # on the box: Redis's own time (INFO commandstats) and the AOF bytes each sale writes.
 #
-#   bash bench/script-cost.sh                          # batches of 1, 9 and 32; ~1 minute
+#   bash bench/script-cost.sh                          # batches of 1, 9 and 32; ~40 s
 #   SCRIPT=/tmp/variant.lua bash bench/script-cost.sh  # the same for an edited copy of the script
 #
 # Why: compare.sh's (c) shows Redis time per call under the whole HTTP load, where every figure
