@@ -8,9 +8,9 @@
 //! refused as forged. It has no user id, so no per-user limit applies to it.
 //!
 //! A buyer sends the same token with every request of a sale (token,
-//! purchase, polling its order), and the HMAC in the VM is about half of an
-//! authenticated request's filter time; so each VM remembers the tokens it
-//! verified, with the second until which each stays valid.
+//! purchase, polling its order, retries), and the HMAC in the VM is about
+//! half of an authenticated request's filter time; so each VM remembers the
+//! tokens it verified, with the second until which each stays valid.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -95,8 +95,56 @@ pub fn bearer(value: &[u8]) -> Result<&str, &'static str> {
     Ok(token)
 }
 
-/// Verified tokens a VM remembers; past this many it forgets them all.
+/// Verified tokens a VM remembers per generation (see [`Remembered`]).
 pub const MAX_REMEMBERED: usize = 4096;
+
+/// Who a verified token names and the last second (unix) it is accepted in.
+type Verified = (Identity, i64);
+
+/// Verified tokens in two generations. When the newer one is full it becomes
+/// the older one, and the tokens that were in the older one are forgotten; a
+/// token found in the older one moves back to the newer one. So the buyers
+/// still sending requests stay remembered however large the crowd passing
+/// through, where forgetting everything at once would make every one of them
+/// pay the HMAC again, and memory stays bounded by two generations.
+#[derive(Default)]
+struct Remembered {
+    newer: HashMap<String, Verified>,
+    older: HashMap<String, Verified>,
+}
+
+impl Remembered {
+    fn get(&mut self, token: &str) -> Option<Verified> {
+        if let Some(v) = self.newer.get(token) {
+            return Some(v.clone());
+        }
+        let (token, v) = self.older.remove_entry(token)?;
+        self.insert(token, v.clone());
+        Some(v)
+    }
+
+    fn insert(&mut self, token: String, v: Verified) {
+        if self.newer.len() >= MAX_REMEMBERED {
+            self.older = std::mem::take(&mut self.newer);
+        }
+        self.newer.insert(token, v);
+    }
+
+    fn remove(&mut self, token: &str) {
+        self.newer.remove(token);
+        self.older.remove(token);
+    }
+
+    #[cfg(test)]
+    fn contains(&self, token: &str) -> bool {
+        self.newer.contains_key(token) || self.older.contains_key(token)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.newer.len() + self.older.len()
+    }
+}
 
 /// The keys, each HMAC keyed once and cloned per verification, and the
 /// tokens verified with them.
@@ -104,8 +152,7 @@ pub struct JwtKeys {
     buyer: HmacSha256,
     admin: HmacSha256,
     leeway_secs: i64,
-    /// Token → who it names and the last second (unix) it is accepted in.
-    verified: Mutex<HashMap<String, (Identity, i64)>>,
+    verified: Mutex<Remembered>,
 }
 
 impl Clone for JwtKeys {
@@ -144,16 +191,13 @@ impl JwtKeys {
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<Identity, JwtError> {
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((identity, last_second)) = verified.get(token) {
-            if now_secs <= *last_second {
-                return Ok(identity.clone());
+            if now_secs <= last_second {
+                return Ok(identity);
             }
             verified.remove(token);
             return Err(JwtError::Expired);
         }
         let (identity, last_second) = self.verify_signed(token, now_secs)?;
-        if verified.len() >= MAX_REMEMBERED {
-            verified.clear();
-        }
         verified.insert(token.to_owned(), (identity.clone(), last_second));
         Ok(identity)
     }
@@ -282,10 +326,31 @@ mod tests {
         assert_eq!(k.verify(&forged, NOW), Err(JwtError::Signature), "a refusal is not remembered");
         assert_eq!(k.clone().verified.lock().unwrap().len(), 0, "a copy starts empty");
 
-        for i in 0..MAX_REMEMBERED + 1 {
+        for i in 0..3 * MAX_REMEMBERED {
             k.verify(&buyer_token(SECRET, &format!("u{i}"), NOW + 60), NOW).unwrap();
         }
-        assert!(k.verified.lock().unwrap().len() <= MAX_REMEMBERED, "bounded");
+        assert!(k.verified.lock().unwrap().len() <= 2 * MAX_REMEMBERED, "bounded");
+    }
+
+    #[test]
+    fn a_token_in_use_stays_remembered_through_a_crowd_and_an_idle_one_is_forgotten() {
+        let k = keys();
+        let regular = buyer_token(SECRET, "regular", NOW + 60);
+        let idle = buyer_token(SECRET, "idle", NOW + 60);
+        k.verify(&regular, NOW).unwrap();
+        k.verify(&idle, NOW).unwrap();
+        // A crowd of one-off buyers, several generations of them; the regular
+        // buyer sends a request after every generation's worth of others.
+        for round in 0..4 {
+            for i in 0..MAX_REMEMBERED {
+                k.verify(&buyer_token(SECRET, &format!("r{round}u{i}"), NOW + 60), NOW).unwrap();
+            }
+            assert!(k.verified.lock().unwrap().contains(&regular), "round {round}: forgotten while in use");
+            assert_eq!(k.verify(&regular, NOW), Ok(Identity::User("regular".into())));
+        }
+        assert!(!k.verified.lock().unwrap().contains(&idle), "an idle token is forgotten after two generations");
+        assert_eq!(k.verify(&idle, NOW), Ok(Identity::User("idle".into())), "and verified afresh");
+        assert!(k.verified.lock().unwrap().contains(&idle));
     }
 
     #[test]
