@@ -125,7 +125,10 @@ impl Remembered {
 
     fn insert(&mut self, token: String, v: Verified) {
         if self.newer.len() >= MAX_REMEMBERED {
-            self.older = std::mem::take(&mut self.newer);
+            // The older generation's table, emptied, is the next newer one:
+            // no regrowing it from nothing every generation.
+            std::mem::swap(&mut self.newer, &mut self.older);
+            self.newer.clear();
         }
         self.newer.insert(token, v);
     }
