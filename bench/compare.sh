@@ -380,12 +380,9 @@ A1=$(med a_evalsha_P1 3); A16=$(med a_evalsha_P16 3); B=$(med b_nginx_lua 3); C=
   echo
   bad=$(awk -F'\t' '$11 ~ /MISMATCH|VIOLATED|UNEXPECTED|exit=[1-9]|non2xx=[1-9]|socket-errors=[1-9]|transport-errors=[1-9]|failed=[1-9]/ {printf "%s run %s; ", $1, $2}' "$RAW")
   [ -n "$bad" ] && echo "INVALID  some runs failed their checks (see above): $bad"
-  if [ "$C" = - ] || [ "$B" = - ]; then echo "FAIL  (c) beats (b): no figures"
-  else verdict "(c) beats (b): $(fmt0 "$C") > $(fmt0 "$B") purchases/s ($(ratio "$C" "$B")x)" "$C > $B"; fi
-  if [ "$C" = - ] || [ "$A1" = - ]; then echo "FAIL  (c) >= half of (a) at -P 1: no figures"
-  else verdict "(c) >= half of (a) at -P 1: $(fmt0 "$C") >= $(fmt0 "$A1")/2 = $(awk -v a="$A1" 'BEGIN{printf "%.0f", a/2}') ($(awk -v c="$C" -v a="$A1" 'BEGIN{printf "%.0f%%", 100*c/a}') of (a))" "$C >= $A1 / 2"; fi
-  if [ "$C99" = - ]; then echo "FAIL  (c) p99 < $P99_GOAL_MS ms: no figures"
-  else verdict "(c) p99 < $P99_GOAL_MS ms at $LOAD_CONNS connections: $C99 ms" "$C99 < $P99_GOAL_MS"; fi
+  goal "(c) beats (b)" "$(fmt0 "$C") > $(fmt0 "$B") purchases/s ($(ratio "$C" "$B")x)" "$C > $B" "$C" "$B"
+  goal "(c) >= half of (a) at -P 1" "$(fmt0 "$C") >= $(fmt0 "$A1")/2 = $(awk -v a="$A1" 'BEGIN{printf "%.0f", a/2}') ($(awk -v c="$C" -v a="$A1" 'BEGIN{ if (a > 0) printf "%.0f%%", 100*c/a; else print "-" }') of (a))" "$C >= $A1 / 2" "$C" "$A1"
+  goal "(c) p99 < $P99_GOAL_MS ms at $LOAD_CONNS connections" "$C99 ms" "$C99 < $P99_GOAL_MS" "$C99"
   echo
   whole_run_cpu "$STAT0" "$STAT1"
   echo "uptime at end: $(uptime)"

@@ -142,4 +142,9 @@ minmax() {  # scenario [column, default 3] -> "min / max" over runs
 fmt0() { awk -v v="$1" 'BEGIN{ if (v=="-") print "-"; else printf "%.0f", v }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="-" || b=="-" || b==0) print "-"; else printf "%.2f", a/b }'; }   # a/b, or - without figures
 verdict() { if awk "BEGIN{exit !($2)}"; then echo "PASS  $1"; else echo "FAIL  $1"; fi; }   # text awk-condition
+goal() {  # label detail awk-condition figure...: a goal's PASS/FAIL line; FAIL "no figures" if a figure is "-"
+  local label=$1 detail=$2 cond=$3 f; shift 3
+  for f in "$@"; do [ "$f" = - ] && { echo "FAIL  $label: no figures"; return 0; }; done
+  verdict "$label: $detail" "$cond"
+}
 rand_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }   # bytes -> 2*bytes hex digits
