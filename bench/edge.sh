@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/edge.sh - issue #4: our edge against Debian's nginx in front of the SAME backend, side by side, in ONE run.
 #
-#   bash bench/edge.sh                               # RUNS=1: ~2 minutes (after the cargo build)
-#   RUNS=3 bash bench/edge.sh                        # 3 interleaved runs, medians (with min and max), ~6 min
+#   bash bench/edge.sh                               # RUNS=1: ~3 minutes (after the cargo build)
+#   RUNS=3 bash bench/edge.sh                        # 3 interleaved runs, medians (with min and max), ~8 min
 #   RUNS=1 BUYERS=20000 WRK_DURATION=3s bash bench/edge.sh   # smoke, ~30 s
 #
 # What runs (all on 127.0.0.1, started once for the whole run, stopped at exit):
@@ -31,7 +31,7 @@
 #   seed rules:   the seed's gateway = the backend's v0 defaults: per IP 10/s burst 20, per user 10/20,
 #                 token and purchase routes per IP 5/10, per user 2/5, in flight 10 per IP, 1000 total.
 #
-# Scenarios, interleaved (d, e, f, g, h, then again for each of RUNS):
+# Scenarios, interleaved (d, e, f, g, h, i, j, then again for each of RUNS):
 #   (d) direct:       seckill-load --url backend --buyers BUYERS --connections LOAD_CONNS (64)
 #                     --threads LOAD_THREADS (1) --json; figures = its purchase phase's JSON line
 #   (e) our edge:     the same with --url edge --admin-url backend, raised rules
@@ -41,6 +41,13 @@
 #                     one client address, almost every answer 429. req/s = wrk's rate; shed/s = the 429s
 #                     (counted per status by the Lua response() hook) / wrk's duration.
 #   (h) flood, nginx: the same against the nginx "seed" server.
+#   (i) (j) the floor, not goals: a second seckill-edge with the same flags runs the floor filter
+#                     (edge-host/examples/floor_filter.rs, the tests' minimal module: a few host calls per
+#                     request, and a 429 at once to a request with an x-deny header) instead of ours:
+#   (i) floor, purchases: as (e) through the floor edge
+#   (j) floor, flood:  as (g) through the floor edge, wrk -H "x-deny: 1"
+#                     What our proxy and host cost per request before the real filter does any work: a goal
+#                     the floor misses cannot be reached by making the filter cheaper.
 #   Each seckill-load run creates its own activity (stock = buyers), so nothing is flushed in between.
 #   CPU % (100 = one core) of redis, the backend, the proxy (seckill-edge / the nginx workers), the client
 #   (seckill-load: its process; wrk: `time`) and "other" (the rest of the box: kernel, anything else
@@ -53,12 +60,13 @@
 #              for (g) also the edge's own count of 429 decisions (its /metrics) next to wrk's.
 # Goals (on the medians), printed as PASS/FAIL lines:
 #   1. (e) purchases/s >= (f) purchases/s        2. (g) shed/s >= (h) shed/s
-#   and the ratios (e)/(d), (f)/(d) (what each proxy costs against the backend alone).
+#   and the ratios (e)/(d), (f)/(d) (what each proxy costs against the backend alone), and the floor's
+#   (i)/(f), (j)/(h).
 # Exit status: 0 all PASS, 3 a goal FAILed, 1 setup error or a run failed its checks (INVALID line).
 #
 # Environment knobs [defaults]:
 #   RUNS [1]             runs per scenario, interleaved; median shown
-#   SCENARIOS [d e f g h] which scenarios to run (a goal whose figures were not measured reads FAIL)
+#   SCENARIOS [d e f g h i j] which scenarios to run (a goal whose figures were not measured reads FAIL)
 #   SECKILL_EDGE_PERFMAP [] 1 = the edge writes /tmp/perf-<pid>.map, so `perf` names the filter's wasm functions
 #   BUYERS [100000]      seckill-load --buyers (stock = buyers: every buyer can buy once)
 #   LOAD_CONNS [64]      seckill-load --connections     LOAD_THREADS [1]  seckill-load --threads
@@ -69,11 +77,13 @@
 #   BACKEND_ROLE [api]   SECKILL_ROLE of the backend (`all` adds the in-process order worker)
 #   SYNC_DEADLINE [15]   seconds to wait for the edge to pick up a rules version
 #   REDIS_PORT [16490]  BACKEND_PORT [18181]  EDGE_PORT [18180]  EDGE_ADMIN_PORT [19911]
-#   NGINX_PURCHASE_PORT [18188]  NGINX_SEED_PORT [18189]   (the next free port is taken if busy)
+#   NGINX_PURCHASE_PORT [18188]  NGINX_SEED_PORT [18189]  FLOOR_PORT [18190]  FLOOR_ADMIN_PORT [19912]
+#                        (the next free port is taken if busy)
 #   OUT [mktemp -d /tmp/seckill-edge-bench.XXXXXX]  results, logs, raw.tsv, summary.md
 #   INSTALL [1]          apt-get install -y the missing Debian packages (redis-server redis-tools nginx wrk curl jq)
-#   BUILD [1]            cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load, and
-#                        cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter, first
+#   BUILD [1]            cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load, the floor
+#                        filter's writer (--example floor_filter), and cargo build --release --target
+#                        wasm32-unknown-unknown -p seckill-edge-filter, first
 #
 # Every server is started by this script on 127.0.0.1 and only the PIDs it started are stopped (also on
 # exit/interrupt). Shared helpers: bench/lib.sh. Clients share the 2 cores with the servers: see
@@ -83,7 +93,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 RUNS=${RUNS:-1}
-SCENARIOS=${SCENARIOS:-d e f g h}
+SCENARIOS=${SCENARIOS:-d e f g h i j}
 BUYERS=${BUYERS:-100000}
 LOAD_CONNS=${LOAD_CONNS:-64}
 LOAD_THREADS=${LOAD_THREADS:-1}
@@ -98,6 +108,8 @@ REDIS_PORT=${REDIS_PORT:-16490}
 BACKEND_PORT=${BACKEND_PORT:-18181}
 EDGE_PORT=${EDGE_PORT:-18180}
 EDGE_ADMIN_PORT=${EDGE_ADMIN_PORT:-19911}
+FLOOR_PORT=${FLOOR_PORT:-18190}
+FLOOR_ADMIN_PORT=${FLOOR_ADMIN_PORT:-19912}
 NGINX_PURCHASE_PORT=${NGINX_PURCHASE_PORT:-18188}
 NGINX_SEED_PORT=${NGINX_SEED_PORT:-18189}
 INSTALL=${INSTALL:-1}
@@ -108,6 +120,7 @@ BACKEND_BIN="$TARGET_DIR/release/seckill-backend"
 EDGE_BIN="$TARGET_DIR/release/seckill-edge"
 LOAD_BIN="$TARGET_DIR/release/seckill-load"
 WASM="$TARGET_DIR/wasm32-unknown-unknown/release/seckill_edge_filter.wasm"
+FLOOR_BIN="$TARGET_DIR/release/examples/floor_filter"
 FLOOD_LUA="$HERE/reference/wrk-flood.lua"
 FLOOD_PATH=/api/activities
 MIN_429_SHARE=0.99   # a flood answered less than this share with 429 is INVALID
@@ -122,17 +135,22 @@ if [ "$BUILD" = 1 ]; then   # one cargo build after the other, never two at once
   log "cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load"
   (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load) >>"$LOG" 2>&1 \
     || die "cargo build failed (see $LOG)"
+  log "cargo build --release -p seckill-edge-host --example floor_filter"
+  (cd "$REPO" && cargo build --release -p seckill-edge-host --example floor_filter) >>"$LOG" 2>&1 \
+    || die "cargo build of the floor filter failed (see $LOG)"
   log "cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter"
   (cd "$REPO" && cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter) >>"$LOG" 2>&1 \
     || die "cargo build of the filter failed (see $LOG; the target: rustup target add wasm32-unknown-unknown)"
 fi
-for f in "$BACKEND_BIN" "$EDGE_BIN" "$LOAD_BIN"; do [ -x "$f" ] || die "missing $f (run with BUILD=1)"; done
+for f in "$BACKEND_BIN" "$EDGE_BIN" "$LOAD_BIN" "$FLOOR_BIN"; do [ -x "$f" ] || die "missing $f (run with BUILD=1)"; done
 [ -f "$WASM" ] || die "missing $WASM (run with BUILD=1)"
 
 alloc_port REDIS_PORT; alloc_port BACKEND_PORT; alloc_port EDGE_PORT; alloc_port EDGE_ADMIN_PORT
+alloc_port FLOOR_PORT; alloc_port FLOOR_ADMIN_PORT
 alloc_port NGINX_PURCHASE_PORT; alloc_port NGINX_SEED_PORT
 BACKEND="http://127.0.0.1:$BACKEND_PORT"
 EDGE="http://127.0.0.1:$EDGE_PORT"
+FLOOR="http://127.0.0.1:$FLOOR_PORT"
 NGINX_PURCHASE="http://127.0.0.1:$NGINX_PURCHASE_PORT"
 NGINX_SEED="http://127.0.0.1:$NGINX_SEED_PORT"
 # raw.tsv: scenario run rate/s shed/s p50_ms p99_ms p999_ms redis% backend% proxy% client% other% checks
@@ -179,16 +197,26 @@ sed -e "s#\${SECKILL_BACKEND}#127.0.0.1:$BACKEND_PORT#g" -e "s#\${SECKILL_EDGE_I
 # shellcheck disable=SC2016  # a literal ${
 grep -qF '${' "$EDIR/filter-config.json" && die "envoy/filter-config.json has a placeholder this script does not know"
 jq -e . "$EDIR/filter-config.json" >/dev/null || die "rendered filter config is not JSON ($EDIR/filter-config.json)"
-EDGE_ARGS=(--listen "127.0.0.1:$EDGE_PORT" --backend "127.0.0.1:$BACKEND_PORT" --admin-listen "127.0.0.1:$EDGE_ADMIN_PORT"
-           --wasm "$WASM" --plugin-config "$EDIR/filter-config.json")
-[ -n "$EDGE_WORKERS" ] && [ "$EDGE_WORKERS" != 0 ] && EDGE_ARGS+=(--workers "$EDGE_WORKERS")
-(cd "$EDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info}" \
-  SECKILL_EDGE_PERFMAP="${SECKILL_EDGE_PERFMAP:-}" "$EDGE_BIN" "${EDGE_ARGS[@]}") \
-  > "$OUT/edge.log" 2>&1 &
-EPID=$!; STARTED+=("$EPID")
-wait_http "http://127.0.0.1:$EDGE_ADMIN_PORT/healthz" "$EPID" seckill-edge "$OUT/edge.log"
-wait_http "$EDGE/healthz" "$EPID" "seckill-edge (/healthz through it)" "$OUT/edge.log"
-log "seckill-edge :$EDGE_PORT PID $EPID ready (admin :$EDGE_ADMIN_PORT, workers ${EDGE_WORKERS:-default})"
+start_edge() {  # name dir port admin-port wasm plugin-config: sets EDGE_STARTED to its PID once it answers
+  local name=$1 dir=$2 port=$3 admin=$4 wasm=$5 config=$6 args pid
+  args=(--listen "127.0.0.1:$port" --backend "127.0.0.1:$BACKEND_PORT" --admin-listen "127.0.0.1:$admin"
+        --wasm "$wasm" --plugin-config "$config")
+  [ -n "$EDGE_WORKERS" ] && [ "$EDGE_WORKERS" != 0 ] && args+=(--workers "$EDGE_WORKERS")
+  (cd "$dir" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info}" \
+    SECKILL_EDGE_PERFMAP="${SECKILL_EDGE_PERFMAP:-}" "$EDGE_BIN" "${args[@]}") > "$OUT/$name.log" 2>&1 &
+  pid=$!; STARTED+=("$pid")
+  wait_http "http://127.0.0.1:$admin/healthz" "$pid" "$name" "$OUT/$name.log"
+  wait_http "http://127.0.0.1:$port/healthz" "$pid" "$name (/healthz through it)" "$OUT/$name.log"
+  log "$name :$port PID $pid ready (admin :$admin, workers ${EDGE_WORKERS:-default}, filter $wasm)"
+  EDGE_STARTED=$pid
+}
+start_edge edge "$EDIR" "$EDGE_PORT" "$EDGE_ADMIN_PORT" "$WASM" "$EDIR/filter-config.json"; EPID=$EDGE_STARTED
+# The floor edge: the same proxy with a filter that does nothing (edge-host/examples/floor_filter.rs):
+# what our proxy and host cost before the real filter does any work.
+FDIR="$OUT/floor-edge"; mkdir -p "$FDIR"
+"$FLOOR_BIN" "$FDIR/floor.wasm" || die "floor_filter could not write $FDIR/floor.wasm"
+echo '{}' > "$FDIR/config.json"
+start_edge floor-edge "$FDIR" "$FLOOR_PORT" "$FLOOR_ADMIN_PORT" "$FDIR/floor.wasm" "$FDIR/config.json"; FPID=$EDGE_STARTED
 
 # ---------------------------------------------------------------- nginx
 NG="$OUT/nginx"; mkdir -p "$NG"
@@ -253,6 +281,7 @@ burst_probe() {  # url -> "200:N 429:M" (sorted status counts)
   echo "  edge     GET $FLOOD_PATH -> $(curl -s -o /dev/null -w '%{http_code}' "$EDGE$FLOOD_PATH")"
   echo "  nginx purchase server GET $FLOOD_PATH -> $(curl -s -o /dev/null -w '%{http_code}' "$NGINX_PURCHASE$FLOOD_PATH")"
   echo "  edge     GET /internal/edge/state -> $(curl -s -o /dev/null -w '%{http_code}' "$EDGE/internal/edge/state") (never forwarded: 404)"
+  echo "  floor edge GET $FLOOD_PATH -> $(curl -s -o /dev/null -w '%{http_code}' "$FLOOR$FLOOD_PATH"), with x-deny -> $(curl -s -o /dev/null -w '%{http_code}' -H 'x-deny: 1' "$FLOOR$FLOOD_PATH") (200, 429)"
 } > "$OUT/checks.txt"
 set_rules seed "$SEED_RULES"
 sleep 1   # let the probe start from full buckets
@@ -342,13 +371,13 @@ edge_refusals() {  # the edge's own count of 429 decisions so far
   curl -fs "http://127.0.0.1:$EDGE_ADMIN_PORT/metrics" \
     | awk '/^seckill_edge_decisions_(rate|in_flight)_limited[ {]/{s+=$NF} END{printf "%.0f", s}'
 }
-run_flood() {  # scenario run base-url proxy-pids
-  local scen=$1 run=$2 base=$3 pp; read -ra pp <<< "$4"
-  log "$scen run $run: wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION --latency $base$FLOOD_PATH"
+run_flood() {  # scenario run base-url proxy-pids [wrk arguments...]
+  local scen=$1 run=$2 base=$3 pp; read -ra pp <<< "$4"; shift 4
+  log "$scen run $run: wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION --latency $* $base$FLOOD_PATH"
   local out="$OUT/wrk.$scen.run$run.txt" tf="$OUT/time.tmp" e0="" e1="" r0 b0 p0 s0 k0 r1 b1 p1 s1 k1
   [ "$scen" = g_edge_flood ] && e0=$(edge_refusals)
   r0=$(ticks "$RPID"); b0=$(ticks "$BPID"); p0=$(ticks "${pp[@]}"); s0=$(now); k0=$(busy)
-  { TIMEFORMAT='%U %S %R'; time wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency \
+  { TIMEFORMAT='%U %S %R'; time wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency "$@" \
       -s "$FLOOD_LUA" "$base$FLOOD_PATH" > "$out" 2>&1; } 2> "$tf"
   s1=$(now); r1=$(ticks "$RPID"); b1=$(ticks "$BPID"); p1=$(ticks "${pp[@]}"); k1=$(busy)
   [ "$scen" = g_edge_flood ] && { sleep 0.2; e1=$(edge_refusals); }
@@ -395,6 +424,8 @@ for run in $(seq 1 "$RUNS"); do
   set_rules seed "$SEED_RULES"
   want g && run_flood g_edge_flood "$run" "$EDGE" "$EPID"
   want h && run_flood h_nginx_flood "$run" "$NGINX_SEED" "$NWORKERS"
+  want i && run_load i_floor_edge "$run" "$FLOOR" "$FPID"
+  want j && run_flood j_floor_flood "$run" "$FLOOR" "$FPID" -H "x-deny: 1"
 done
 STAT1=$(cpu_line)
 for p in $NWORKERS; do kill -0 "$p" 2>/dev/null || log "WARNING: nginx worker $p is gone (respawned?): its CPU after that is not counted"; done
@@ -407,6 +438,7 @@ row() {  # scenario label
   echo "| $label | **$(fmt0 "$(med "$s" 3)")** | $(minmax "$s") | $shed | $shedmm | $(med "$s" 5) | $(med "$s" 6) | $(med "$s" 7) | $(med "$s" 8) | $(med "$s" 9) | $(med "$s" 10) | $(med "$s" 11) | $(med "$s" 12) |"
 }
 D=$(med d_direct 3); E=$(med e_edge 3); F=$(med f_nginx 3); G=$(med g_edge_flood 4); H=$(med h_nginx_flood 4)
+I=$(med i_floor_edge 3); J=$(med j_floor_flood 4)
 {
   echo
   echo "## seckill edge vs nginx in front of the same backend ($(date -Is), RUNS=$RUNS, medians)"
@@ -420,6 +452,8 @@ D=$(med d_direct 3); E=$(med e_edge 3); F=$(med f_nginx 3); G=$(med g_edge_flood
   row f_nginx       "(f) through nginx, seed directives with raised limits"
   row g_edge_flood  "(g) flood from one IP, our edge, seed rules, wrk -c$WRK_CONNS"
   row h_nginx_flood "(h) flood from one IP, nginx, seed limits, wrk -c$WRK_CONNS"
+  row i_floor_edge  "(i) floor: (e) through our edge with a filter that does nothing"
+  row j_floor_flood "(j) floor: (g) through our edge with a filter that answers 429 at once"
   echo
   echo "CPU %: one process over the measured window, 100 = one core (the box has $(nproc)00). proxy = seckill-edge (all threads) /"
   echo "the nginx workers; client = seckill-load / wrk; other = the rest of the box in the window (kernel, anything else running:"
@@ -431,12 +465,16 @@ D=$(med d_direct 3); E=$(med e_edge 3); F=$(med f_nginx 3); G=$(med g_edge_flood
   echo "  (f): $(checks_all f_nginx)"
   echo "  (g): $(checks_all g_edge_flood)"
   echo "  (h): $(checks_all h_nginx_flood)"
+  echo "  (i): $(checks_all i_floor_edge)"
+  echo "  (j): $(checks_all j_floor_flood)"
   echo
   bad=$(awk -F'\t' '$13 ~ /NO-FIGURES|MISMATCH|VIOLATED|NOT-ALL-202|exit=[1-9]|transport-errors=[1-9]|socket-errors=[1-9]|FEW-429|UNEXPECTED-STATUS/ {printf "%s run %s; ", $1, $2}' "$RAW")
   [ -n "$bad" ] && echo "INVALID  some runs failed their checks (see above): $bad"
   echo "ratios to direct: (e)/(d) = $(ratio "$E" "$D"), (f)/(d) = $(ratio "$F" "$D") (purchases/s through the proxy / straight to the backend)"
   goal "purchases through our edge at least as fast as through nginx" "(e) $(fmt0 "$E") >= (f) $(fmt0 "$F") purchases/s ($(ratio "$E" "$F")x)" "$E >= $F" "$E" "$F"
   goal "a one-IP flood shed at least as fast as nginx sheds it" "(g) $(fmt0 "$G") >= (h) $(fmt0 "$H") 429/s ($(ratio "$G" "$H")x)" "$G >= $H" "$G" "$H"
+  echo "floor, our proxy and host with a filter that does nothing, against nginx: purchases (i)/(f) = $(ratio "$I" "$F"), flood (j)/(h) = $(ratio "$J" "$H")"
+  echo "  (a goal that the floor itself misses cannot be reached by making the real filter cheaper)"
   echo
   whole_run_cpu "$STAT0" "$STAT1"
   echo "uptime at end: $(uptime)"

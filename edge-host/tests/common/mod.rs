@@ -44,11 +44,19 @@ pub struct Mini {
     pub abi_marker: bool,
     /// Tick period set in `proxy_on_configure` (0: none).
     pub tick_ms: i32,
+    /// Status of the local response to a request with an `x-deny` header.
+    pub deny_status: i32,
 }
 
 impl Default for Mini {
     fn default() -> Self {
-        Self { allocator: "proxy_on_memory_allocate", extra_imports: Vec::new(), abi_marker: true, tick_ms: 1000 }
+        Self {
+            allocator: "proxy_on_memory_allocate",
+            extra_imports: Vec::new(),
+            abi_marker: true,
+            tick_ms: 1000,
+            deny_status: 403,
+        }
     }
 }
 
@@ -235,7 +243,7 @@ pub fn mini_filter(opts: &Mini) -> Vec<u8> {
         b.call("proxy_get_header_map_value"),
         I::I32Eqz,
         I::If(wasm_encoder::BlockType::Empty),
-        I::I32Const(403),
+        I::I32Const(opts.deny_status),
         I::I32Const(0),
         I::I32Const(0),
         body_p,
@@ -428,7 +436,9 @@ pub fn mini_filter(opts: &Mini) -> Vec<u8> {
 
 /// Writes a module under the test target dir and returns its path.
 pub fn write_wasm(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("edge-host-wasm");
+    // Examples have no CARGO_TARGET_TMPDIR (tests and benches do).
+    let tmp = option_env!("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let dir = tmp.join("edge-host-wasm");
     std::fs::create_dir_all(&dir).unwrap();
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
