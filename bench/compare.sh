@@ -67,7 +67,7 @@
 # Exit status: 0 all PASS, 3 some goal FAILed, 1 setup error or a run failed its checks (INVALID line).
 #
 # Environment knobs [defaults]:
-#   RUNS [1]            runs per scenario, interleaved (a-P1, a-P16, b, c, then again); median shown
+#   RUNS [1]            runs per scenario, interleaved (a-P1, a-P16, b, d, c, then again); median shown
 #   SCENARIOS [a b d c] which scenarios to run (e.g. "b c" skips the ~1 GB token seeding of (a));
 #                       a goal whose figures were not measured is reported as FAIL
 #   WRK_DURATION [10s]  wrk duration of (b)          WRK_CONNS [64]  WRK_THREADS [1]
@@ -251,10 +251,11 @@ seed_d() {
   rcli SET "seckill:sold:{$D}" 0 >/dev/null
   rcli XGROUP CREATE "queue:seckill_order:{$D}" order-writers '$' MKSTREAM >/dev/null
   local res
-  res=$(awk -v n=$((D_BUYERS + 1)) -v a="$D" -v ex=$((NOW_MS + 3600000)) 'BEGIN{
+  local ttl=3600000   # ms, as a token lives
+  res=$(awk -v n=$((D_BUYERS + 1)) -v a="$D" -v ttl="$ttl" -v ex=$((NOW_MS + ttl)) 'BEGIN{
       for (i = 0; i < n; i++) { t = sprintf("%032d", i); u = "d" i
-        k = sprintf("seckill:token:{%s}:%s", a, t); printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$2\r\nPX\r\n$7\r\n3600000\r\n", length(k), k, length(u), u
-        k = sprintf("seckill:user_token:{%s}:%s", a, u); printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$32\r\n%s\r\n$2\r\nPX\r\n$7\r\n3600000\r\n", length(k), k, t
+        k = sprintf("seckill:token:{%s}:%s", a, t); printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$2\r\nPX\r\n$%d\r\n%s\r\n", length(k), k, length(u), u, length(ttl), ttl
+        k = sprintf("seckill:user_token:{%s}:%s", a, u); printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$32\r\n%s\r\n$2\r\nPX\r\n$%d\r\n%s\r\n", length(k), k, t, length(ttl), ttl
         k = sprintf("seckill:live_tokens:{%s}", a); printf "*4\r\n$4\r\nZADD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$32\r\n%s\r\n", length(k), k, length(ex), ex, t } }' \
     | rcli --pipe 2>&1 | tail -1)
   case $res in *"errors: 0,"*) ;; *) log "(d) seeding: $res"; return 1 ;; esac

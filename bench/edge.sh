@@ -281,7 +281,9 @@ burst_probe() {  # url -> "200:N 429:M" (sorted status counts)
   echo "  edge     GET $FLOOD_PATH -> $(curl -s -o /dev/null -w '%{http_code}' "$EDGE$FLOOD_PATH")"
   echo "  nginx purchase server GET $FLOOD_PATH -> $(curl -s -o /dev/null -w '%{http_code}' "$NGINX_PURCHASE$FLOOD_PATH")"
   echo "  edge     GET /internal/edge/state -> $(curl -s -o /dev/null -w '%{http_code}' "$EDGE/internal/edge/state") (never forwarded: 404)"
-  echo "  floor edge GET $FLOOD_PATH -> $(curl -s -o /dev/null -w '%{http_code}' "$FLOOR$FLOOD_PATH"), with x-deny -> $(curl -s -o /dev/null -w '%{http_code}' -H 'x-deny: 1' "$FLOOR$FLOOD_PATH") (200, 429)"
+  p="$(curl -s -o /dev/null -w '%{http_code}' "$FLOOR$FLOOD_PATH") $(curl -s -o /dev/null -w '%{http_code}' -H 'x-deny: 1' "$FLOOR$FLOOD_PATH")"
+  echo "  floor edge GET $FLOOD_PATH, without and with x-deny -> $p"
+  [ "$p" = "200 429" ] || echo "  FAIL: the floor edge did not answer 200 then 429"
 } > "$OUT/checks.txt"
 set_rules seed "$SEED_RULES"
 sleep 1   # let the probe start from full buckets
