@@ -14,7 +14,7 @@
 #       stream with its consumer group, and TOKENS live tokens `seckill:token:{1}:tok<12 digits>`
 #       -> "bench" are seeded first (MSET batches through `redis-cli --pipe`). The benchmarked call is
 #         EVALSHA <sha> 9 seckill:activity:{1} seckill:inventory:{1} seckill:sold:{1}
-#           queue:seckill_order:{1} seckill:live_tokens:{1} seckill:user_limit:{1}:bench
+#           queue:seckill_order:{1} seckill:live_tokens:{1} seckill:user_limit:{1}
 #           seckill:user_token:{1}:bench seckill:token:{1}:tok__rand_int__ seckill:user_order:{1}:bench
 #           900000 86400000 bench tok 1 <now ms>              with -r TOKENS
 #       i.e. one purchase per call (purchase.lua takes a batch; the backend batches concurrent
@@ -177,9 +177,9 @@ prepare_db() {
 
 # ---------------------------------------------------------------- (a) redis-benchmark EVALSHA purchase.lua
 NOW_MS=$(date +%s%3N)
-# One purchase per call (a batch of one): the 5 shared keys, then the buyer's 4.
+# One purchase per call (a batch of one): the 6 shared keys, then the buyer's 3.
 A_KEYS=("seckill:activity:{$A}" "seckill:inventory:{$A}" "seckill:sold:{$A}" "queue:seckill_order:{$A}"
-        "seckill:live_tokens:{$A}" "seckill:user_limit:{$A}:bench" "seckill:user_token:{$A}:bench"
+        "seckill:live_tokens:{$A}" "seckill:user_limit:{$A}" "seckill:user_token:{$A}:bench"
         "seckill:token:{$A}:tok__rand_int__" "seckill:user_order:{$A}:bench")
 A_ARGS=(900000 86400000 bench tok 1 "$NOW_MS")
 a_call() {  # token-key -> the script's reply, one line

@@ -17,6 +17,8 @@
 #   BATCHES ["1 9 32"]   purchases per call (compare.sh's (c) averages about 9)
 #   BUYERS [180000]      sales per batch size (rounded down to a multiple of the batch)
 #   SCRIPT [lua/purchase.lua]   REDIS_PORT [16395] (the next free port is taken if busy)
+#   FSYNC [everysec]     appendfsync; `FSYNC=always` prices the sale's Redis as `cargo xtask start`
+#                        runs it (every acknowledged sale on disk; redis's time then includes the fsyncs)
 #   OUT [mktemp -d /tmp/seckill-script-cost.XXXXXX]   INSTALL [1] apt-get install redis-server redis-tools
 set -uo pipefail
 
@@ -30,6 +32,7 @@ REDIS_PORT=${REDIS_PORT:-16395}
 INSTALL=${INSTALL:-1}
 OUT=${OUT:-$(mktemp -d /tmp/seckill-script-cost.XXXXXX)}
 A=7   # activity id
+FSYNC=${FSYNC:-everysec}   # appendfsync: everysec, or always (what the sale's Redis runs with)
 
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
@@ -38,7 +41,7 @@ ensure_tools redis-server=redis-server redis-cli=redis-tools
 [ -r "$SCRIPT" ] || die "no script at $SCRIPT"
 alloc_port REDIS_PORT
 
-start_redis "$OUT/redis" --save '' --appendonly yes --appendfsync everysec --auto-aof-rewrite-percentage 0
+start_redis "$OUT/redis" --save '' --appendonly yes --appendfsync "$FSYNC" --auto-aof-rewrite-percentage 0
 SHA_BUY=$(rcli SCRIPT LOAD "$(cat "$SCRIPT")")
 SHA_TOKEN=$(rcli SCRIPT LOAD "$(cat "$TOKEN_LUA")")
 if [ ${#SHA_BUY} != 40 ] || [ ${#SHA_TOKEN} != 40 ]; then die "SCRIPT LOAD failed: $SHA_BUY / $SHA_TOKEN"; fi
@@ -61,8 +64,8 @@ seed() {  # buyers now
   rcli SET "seckill:sold:{$A}" 0 >/dev/null
   rcli XGROUP CREATE "queue:seckill_order:{$A}" order-writers '$' MKSTREAM >/dev/null
   awk -v n="$n" -v a="$A" -v sha="$SHA_TOKEN" -v now="$now" 'BEGIN{ for (i = 1; i <= n; i++) { u = "buyer-" i
-      printf "EVALSHA %s 6 seckill:activity:{%s} seckill:inventory:{%s} seckill:user_limit:{%s}:%s seckill:user_token:{%s}:%s seckill:token:{%s}:%032x seckill:live_tokens:{%s} %s %032x %s 600000 1500\n",
-        sha, a, a, a, u, a, u, a, i, a, u, i, now } }' | resp > "$OUT/tokens.resp"
+      printf "EVALSHA %s 6 seckill:activity:{%s} seckill:inventory:{%s} seckill:user_limit:{%s} seckill:user_token:{%s}:%s seckill:token:{%s}:%032x seckill:live_tokens:{%s} %s %032x %s 600000 1500\n",
+        sha, a, a, a, a, u, a, i, a, u, i, now } }' | resp > "$OUT/tokens.resp"
   pipe "$OUT/tokens.resp"
   [ "$(rcli ZCARD "seckill:live_tokens:{$A}")" = "$n" ] || die "the token script did not issue $n tokens"
 }
@@ -70,10 +73,10 @@ seed() {  # buyers now
 purchases() {  # buyers batch now: one EVALSHA line per batch (the key and argument layout of purchase.lua)
   awk -v n="$1" -v b="$2" -v a="$A" -v sha="$SHA_BUY" -v now="$3" 'BEGIN{
     for (first = 1; first <= n; first += b) {
-      printf "EVALSHA %s %d seckill:activity:{%s} seckill:inventory:{%s} seckill:sold:{%s} queue:seckill_order:{%s} seckill:live_tokens:{%s}",
-        sha, 5 + 4 * b, a, a, a, a, a
+      printf "EVALSHA %s %d seckill:activity:{%s} seckill:inventory:{%s} seckill:sold:{%s} queue:seckill_order:{%s} seckill:live_tokens:{%s} seckill:user_limit:{%s}",
+        sha, 6 + 3 * b, a, a, a, a, a, a
       for (i = first; i < first + b; i++) { u = "buyer-" i
-        printf " seckill:user_limit:{%s}:%s seckill:user_token:{%s}:%s seckill:token:{%s}:%032x seckill:user_order:{%s}:%s", a, u, a, u, a, i, a, u }
+        printf " seckill:user_token:{%s}:%s seckill:token:{%s}:%032x seckill:user_order:{%s}:%s", a, u, a, i, a, u }
       printf " 900000 86400000"
       for (i = first; i < first + b; i++) printf " buyer-%d %032x 1 %s", i, i, now
       printf "\n" } }' | resp
@@ -81,7 +84,7 @@ purchases() {  # buyers batch now: one EVALSHA line per batch (the key and argum
 
 {
   host_lines
-  echo "redis: $(redis-server --version | awk '{print $3}'), 127.0.0.1:$REDIS_PORT --appendonly yes --appendfsync everysec, rewrites off"
+  echo "redis: $(redis-server --version | awk '{print $3}'), 127.0.0.1:$REDIS_PORT --appendonly yes --appendfsync $FSYNC, rewrites off"
   echo "script: $SCRIPT ($(sha1sum < "$SCRIPT" | cut -c1-12)), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
   echo
   echo "| batch | calls | redis usec/call | redis usec/sale | AOF bytes/sale |"

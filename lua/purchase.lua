@@ -23,11 +23,18 @@
 -- KEYS[3] seckill:sold:{A}         sold count
 -- KEYS[4] queue:seckill_order:{A}  order event stream
 -- KEYS[5] seckill:live_tokens:{A}  zset of live tokens
--- then four keys per purchase i (1-based), at 5 + 4(i-1) + 1 .. 4:
---   seckill:user_limit:{A}:U   what U bought in A
+-- KEYS[6] seckill:user_limit:{A}   hash: user U -> what U bought in A
+-- then three keys per purchase i (1-based), at 6 + 3(i-1) + 1 .. 3:
 --   seckill:user_token:{A}:U   U's live token
 --   seckill:token:{A}:T        T -> "U" (live) or "U:<order id>" (used)
 --   seckill:user_order:{A}:U   list of U's order ids in A
+--
+-- Why the buyers' counts are one hash per activity: the hash has one expiry,
+-- the activity's end plus a day, which this script and every change of the
+-- activity's end (the backend's PATCH) move together. A count per key would
+-- keep the expiry of the end at the time of the purchase, so moving the end
+-- later would let the count expire while the activity still sells, and the
+-- buyer buy past the limit.
 -- ARGV[1] pay timeout (ms)   ARGV[2] how long a used token keeps answering retries (ms)
 -- then four arguments per purchase, at 2 + 4(i-1) + 1 .. 4:
 --   user id U, token T, quantity (as the client sent it), now (ms)
@@ -49,11 +56,11 @@ local function posint(s)
   return tonumber(s)
 end
 
-local SHARED_KEYS, KEYS_EACH, SHARED_ARGS, ARGS_EACH = 5, 4, 2, 4
+local SHARED_KEYS, KEYS_EACH, SHARED_ARGS, ARGS_EACH = 6, 3, 2, 4
 local n = (#KEYS - SHARED_KEYS) / KEYS_EACH
 local pay_timeout, keep_used = posint(ARGV[1]), posint(ARGV[2])
 if n < 1 or n % 1 ~= 0 or #ARGV ~= SHARED_ARGS + ARGS_EACH * n or not pay_timeout or not keep_used then
-  return {{'BAD_ARG', 'expected 5 + 4n keys and 2 + 4n arguments with a pay timeout and a retention'}}
+  return {{'BAD_ARG', 'expected 6 + 3n keys and 2 + 4n arguments with a pay timeout and a retention'}}
 end
 
 local act = redis.call('HMGET', KEYS[1], 'price_cents', 'limit_per_user', 'starts_at_ms', 'ends_at_ms', 'id')
@@ -61,35 +68,37 @@ local price, limit, starts, ends = tonumber(act[1]), tonumber(act[2]), tonumber(
 local activity_id = act[5]
 
 -- One MGET for every string the checks need (stock, sold, and each buyer's
--- token and count): each redis.call costs about as much as a small command.
-local wanted = {KEYS[2], KEYS[3]}
+-- token) and one HMGET for the buyers' counts: each redis.call costs about as
+-- much as a small command.
+local wanted, buyers = {KEYS[2], KEYS[3]}, {}
 for i = 1, n do
   local k = SHARED_KEYS + KEYS_EACH * (i - 1)
-  wanted[#wanted + 1] = KEYS[k + 3]
-  wanted[#wanted + 1] = KEYS[k + 1]
+  wanted[#wanted + 1] = KEYS[k + 2]
+  buyers[i] = ARGV[SHARED_ARGS + ARGS_EACH * (i - 1) + 1]
 end
 local state = redis.call('MGET', unpack(wanted))
+local counts = redis.call('HMGET', KEYS[6], unpack(buyers))
 local remaining = tonumber(state[1] or '0')
 local sold = tonumber(state[2] or '0')
 
--- What this batch has already written, by key, so later purchases see it.
-local written = {}
+-- What this batch has already written, by token key and by buyer, so later
+-- purchases see it.
+local written, bought_now = {}, {}
 local function current(key, index)
   local w = written[key]
   if w ~= nil then return w end
   return state[index]
 end
 
--- A user's count and order list must outlive the activity (whose end may
--- have moved since the user's last purchase), or the limit could be reset by
--- waiting.
+-- A user's count and order list must outlive the activity, or the limit
+-- could be reset by waiting: they are kept until a day after its end.
 local keep_until = ends and string.format('%d', ends + 86400000)
 
 local replies, consumed_user_tokens, consumed_tokens = {}, {}, {}
 local sold_now = 0
 for i = 1, n do
   local k = SHARED_KEYS + KEYS_EACH * (i - 1)
-  local limit_key, user_token_key, token_key, order_list_key = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local user_token_key, token_key, order_list_key = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local a = SHARED_ARGS + ARGS_EACH * (i - 1)
   local user, token, qty_s, now_s = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local now = posint(now_s)
@@ -104,13 +113,13 @@ for i = 1, n do
   elseif not price then
     reply = {'NOT_FOUND', ''}
   else
-    local held = current(token_key, 2 + 2 * i - 1)
+    local held = current(token_key, 2 + i)
     local owner, used_order
     if held then
       owner, used_order = string.match(held, '^([^:]+):(.+)$')
       if not owner then owner = held end
     end
-    local bought = tonumber(current(limit_key, 2 + 2 * i) or '0')
+    local bought = bought_now[user] or tonumber(counts[i] or '0')
     if not held then
       reply = {'INVALID_TOKEN', 'unknown or expired'}
     elseif owner ~= user then
@@ -131,11 +140,9 @@ for i = 1, n do
       remaining = remaining - qty
       sold = sold + qty
       sold_now = sold_now + qty
-      -- The count was read above in this same script, so SET of the new
-      -- value is exact, and it sets the expiry in the same command.
-      local now_bought = bought + qty
-      redis.call('SET', limit_key, string.format('%d', now_bought), 'PXAT', keep_until)
-      written[limit_key] = now_bought
+      -- The count was read above in this same script, so the new value is
+      -- exact; the counts are written once, after the batch.
+      bought_now[user] = bought + qty
       local amount = price * qty
       local deadline = now + pay_timeout
       local event_id = redis.call('XADD', KEYS[4], '*',
@@ -158,11 +165,19 @@ for i = 1, n do
   replies[i] = reply
 end
 
--- The counters move once for the whole batch, by its total.
+-- The counters move once for the whole batch, by its total, and the buyers'
+-- counts in one HSET.
 if sold_now > 0 then
   local total = string.format('%d', sold_now)
   redis.call('DECRBY', KEYS[2], total)
   redis.call('INCRBY', KEYS[3], total)
+  local pairs_ = {}
+  for user, count in pairs(bought_now) do
+    pairs_[#pairs_ + 1] = user
+    pairs_[#pairs_ + 1] = string.format('%d', count)
+  end
+  redis.call('HSET', KEYS[6], unpack(pairs_))
+  redis.call('PEXPIREAT', KEYS[6], keep_until)
   redis.call('DEL', unpack(consumed_user_tokens))
   redis.call('ZREM', KEYS[5], unpack(consumed_tokens))
 end

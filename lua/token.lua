@@ -7,7 +7,7 @@
 --
 -- KEYS[1] seckill:activity:{A}         hash: limit_per_user, starts_at_ms, ends_at_ms, ...
 -- KEYS[2] seckill:inventory:{A}        remaining stock
--- KEYS[3] seckill:user_limit:{A}:U     what U already bought in A
+-- KEYS[3] seckill:user_limit:{A}       hash: user U -> what U already bought in A
 -- KEYS[4] seckill:user_token:{A}:U     U's live token
 -- KEYS[5] seckill:token:{A}:T          the candidate token T -> "U" (pending)
 -- KEYS[6] seckill:live_tokens:{A}      zset: live token -> expiry (ms)
@@ -40,7 +40,7 @@ if now >= ends then return {'ENDED', tostring(ends)} end
 local remaining = tonumber(redis.call('GET', KEYS[2]) or '0')
 if remaining <= 0 then return {'SOLD_OUT', '0'} end
 
-local bought = tonumber(redis.call('GET', KEYS[3]) or '0')
+local bought = tonumber(redis.call('HGET', KEYS[3], user) or '0')
 if bought >= limit then return {'LIMIT_EXCEEDED', tostring(bought)} end
 
 -- Asking again returns the same unexpired token.

@@ -12,10 +12,15 @@ pub enum Route {
     EditActivity(u64),
     Reconciliation(u64),
     Preflight(u64),
-    Orders { activity: Option<u64>, status: Option<OrderStatus> },
+    Orders {
+        activity: Option<u64>,
+        status: Option<OrderStatus>,
+    },
     EdgeRules,
     Blacklist,
     Checklist,
+    /// Order events the worker could not write, to replay or refund.
+    DeadLetters,
     NotFound(String),
 }
 
@@ -54,6 +59,7 @@ impl Route {
             ["edge"] => Route::EdgeRules,
             ["blacklist"] => Route::Blacklist,
             ["checklist"] => Route::Checklist,
+            ["dead-letters"] => Route::DeadLetters,
             _ => Route::NotFound(raw.to_owned()),
         }
     }
@@ -80,6 +86,7 @@ impl Route {
             Route::EdgeRules => "#/edge".into(),
             Route::Blacklist => "#/blacklist".into(),
             Route::Checklist => "#/checklist".into(),
+            Route::DeadLetters => "#/dead-letters".into(),
             Route::NotFound(raw) => format!("#{raw}"),
         }
     }
@@ -94,7 +101,7 @@ impl Route {
             | Route::Reconciliation(_)
             | Route::Preflight(_)
             | Route::NotFound(_) => Section::Activities,
-            Route::Orders { .. } => Section::Orders,
+            Route::Orders { .. } | Route::DeadLetters => Section::Orders,
             Route::EdgeRules => Section::Edge,
             Route::Blacklist => Section::Blacklist,
             Route::Checklist => Section::Checklist,
@@ -158,6 +165,7 @@ mod tests {
             Route::EdgeRules,
             Route::Blacklist,
             Route::Checklist,
+            Route::DeadLetters,
         ];
         for r in routes {
             assert_eq!(Route::parse(&r.href()), r, "{}", r.href());

@@ -229,12 +229,31 @@ pub struct StatusCount {
     pub count: i64,
 }
 
-/// An order event the worker could not turn into an order.
+/// An order event the worker could not turn into an order, as
+/// `GET /admin/api/dead-letters` lists it (and reconciliation samples it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
+    #[serde(default)]
+    pub activity_id: u64,
+    /// The dead letter's own id, which the replay and refund actions name.
+    #[serde(default)]
+    pub id: String,
+    /// The order id the buyer was given (`<activity>-<entry_id>`).
+    #[serde(default)]
+    pub order_id: String,
+    /// The order event's id in the order stream.
     pub entry_id: String,
     pub reason: String,
     pub fields: std::collections::BTreeMap<String, String>,
+}
+
+/// What `POST /admin/api/dead-letters/{activity_id}/{id}/replay|refund` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterResolution {
+    pub order_id: String,
+    /// `replayed` (the order is a row now) or `refunded` (its stock is back on sale).
+    pub action: String,
+    pub quantity: i64,
 }
 
 /// A blacklisted user id or IP/CIDR, as listed by the admin API.

@@ -8,6 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
+use crate::admin_session::AdminSessions;
 use crate::auth::Keys;
 use crate::blacklist::Blacklist;
 use crate::config::{Secrets, Settings};
@@ -26,6 +27,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub keys: Arc<Keys>,
+    /// Admin sessions: login, verification, revocation.
+    pub admin: AdminSessions,
     pub store: Store,
     /// Purchases go to Redis through here, batched per activity.
     pub purchases: crate::purchase_batch::PurchaseBatcher,
@@ -41,12 +44,14 @@ impl AppState {
     pub async fn new(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.redis_url, settings.redis_timeout()).await?;
         let db = Db::connect(&settings.database_url).await?;
-        let keys = Keys::new(&secrets.jwt, &secrets.admin_password, &secrets.edge);
+        let keys = Keys::new(&secrets.jwt, &secrets.edge);
+        let admin = AdminSessions::new(store.clone(), &secrets.admin_password);
         let settings_ui_dir = settings.admin_ui_dir.clone();
         let purchases = crate::purchase_batch::PurchaseBatcher::new(store.clone(), settings.pay_timeout_secs * 1000);
         Ok(Self {
             settings: Arc::new(settings),
             keys: Arc::new(keys),
+            admin,
             orders: Orders { store: store.clone(), db },
             purchases,
             store,
@@ -95,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::dashboard::router())
         .merge(routes::ui::router())
         .merge(routes::admin::router())
+        .merge(routes::dead_letters::router())
         .merge(routes::health::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

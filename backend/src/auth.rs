@@ -2,28 +2,25 @@
 //! `POST /admin/api/login`, and the client IP for the blacklist.
 //!
 //! Each is an axum extractor, so a handler that takes `Buyer` cannot run for
-//! an unauthenticated request. Admin sessions are JWTs too, signed with a key
-//! derived from the buyers' secret, so a buyer's token can never pass as an
-//! admin's even though both come from one configured secret.
+//! an unauthenticated request. Admin sessions are JWTs too, but signed with a
+//! key of their own (`admin_session`), never derived from the buyers' secret.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::admin_session::{SessionClaims, SessionError};
 use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Name of the admin session cookie.
 pub const ADMIN_COOKIE: &str = "seckill_admin";
-/// How long an admin session lasts.
-pub const ADMIN_SESSION_SECS: i64 = 8 * 3600;
-const ADMIN_AUDIENCE: &str = "seckill-admin";
 
 /// Claims of a buyer's JWT.
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,42 +29,21 @@ pub struct BuyerClaims {
     pub exp: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct AdminClaims {
-    sub: String,
-    aud: String,
-    exp: i64,
-}
-
-/// The signing keys and validation rules, built once from the secrets.
+/// The buyers' key and the edge's secret, built once from the secrets.
 pub struct Keys {
     buyer: DecodingKey,
     buyer_validation: Validation,
-    admin_encoding: EncodingKey,
-    admin_decoding: DecodingKey,
-    admin_validation: Validation,
-    admin_password_digest: [u8; 32],
     edge_secret_digest: [u8; 32],
 }
 
 impl Keys {
-    pub fn new(jwt_secret: &str, admin_password: &str, edge_secret: &str) -> Self {
+    pub fn new(jwt_secret: &str, edge_secret: &str) -> Self {
         let mut buyer_validation = Validation::new(Algorithm::HS256);
         buyer_validation.set_required_spec_claims(&["exp", "sub"]);
         buyer_validation.leeway = 5;
-        let admin_secret =
-            Sha256::new().chain_update(b"seckill admin session\0").chain_update(jwt_secret.as_bytes()).finalize();
-        let mut admin_validation = Validation::new(Algorithm::HS256);
-        admin_validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-        admin_validation.set_audience(&[ADMIN_AUDIENCE]);
-        admin_validation.leeway = 0;
         Self {
             buyer: DecodingKey::from_secret(jwt_secret.as_bytes()),
             buyer_validation,
-            admin_encoding: EncodingKey::from_secret(&admin_secret),
-            admin_decoding: DecodingKey::from_secret(&admin_secret),
-            admin_validation,
-            admin_password_digest: Sha256::digest(admin_password.as_bytes()).into(),
             edge_secret_digest: Sha256::digest(edge_secret.as_bytes()).into(),
         }
     }
@@ -83,28 +59,9 @@ impl Keys {
         Ok(sub)
     }
 
-    /// Checks the admin password in constant time (both sides hashed first, so
-    /// not even the length leaks).
-    pub fn check_admin_password(&self, password: &str) -> bool {
-        same_secret(password, &self.admin_password_digest)
-    }
-
     /// Checks the secret the edge presents, in constant time.
     pub fn check_edge_secret(&self, presented: &str) -> bool {
         same_secret(presented, &self.edge_secret_digest)
-    }
-
-    /// Issues an admin session token valid until `exp` (unix seconds).
-    pub fn issue_admin_session(&self, exp: i64) -> String {
-        let claims = AdminClaims { sub: "admin".into(), aud: ADMIN_AUDIENCE.into(), exp };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.admin_encoding)
-            .expect("HS256 encoding of plain claims cannot fail")
-    }
-
-    fn verify_admin(&self, token: &str) -> Result<(), ApiError> {
-        jsonwebtoken::decode::<AdminClaims>(token, &self.admin_decoding, &self.admin_validation)
-            .map(drop)
-            .map_err(|_| ApiError::unauthorized("admin session missing, expired or invalid; log in again"))
     }
 }
 
@@ -148,18 +105,37 @@ impl FromRequestParts<AppState> for Buyer {
     }
 }
 
-/// An authenticated admin: a valid session from the cookie or the bearer header.
-#[derive(Debug, Clone, Copy)]
-pub struct Admin;
+/// The admin session a request presents: the bearer header, or the cookie.
+pub fn admin_token(parts: &Parts) -> Option<&str> {
+    bearer(parts).or_else(|| cookie(parts, ADMIN_COOKIE))
+}
+
+/// An authenticated admin: a valid, unrevoked session.
+#[derive(Debug, Clone)]
+pub struct Admin(pub SessionClaims);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)
-            .or_else(|| cookie(parts, ADMIN_COOKIE))
+        let token = admin_token(parts)
             .ok_or_else(|| ApiError::unauthorized("admin session required; log in at POST /admin/api/login"))?;
-        state.keys.verify_admin(token).map(|()| Admin)
+        state.admin.verify(token).await.map(Admin).map_err(ApiError::from)
+    }
+}
+
+/// `Option<Admin>`: the session if a valid one is presented, else `None`
+/// (Redis failing while checking it is still `unavailable`).
+impl OptionalFromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        let Some(token) = admin_token(parts) else { return Ok(None) };
+        match state.admin.verify(token).await {
+            Ok(claims) => Ok(Some(Admin(claims))),
+            Err(SessionError::Store(e)) => Err(e.into()),
+            Err(_) => Ok(None),
+        }
     }
 }
 
@@ -179,8 +155,8 @@ impl FromRequestParts<AppState> for Caller {
         {
             return Ok(Self::Buyer(user));
         }
-        match Admin::from_request_parts(parts, state).await {
-            Ok(Admin) => Ok(Self::Admin),
+        match <Admin as FromRequestParts<AppState>>::from_request_parts(parts, state).await {
+            Ok(_) => Ok(Self::Admin),
             Err(_) => Err(ApiError::unauthorized("a buyer JWT or an admin session is required")),
         }
     }
@@ -240,25 +216,10 @@ mod tests {
     }
 
     #[test]
-    fn admin_password_check() {
-        let keys = Keys::new("secret", "hunter2", "edge");
-        assert!(keys.check_admin_password("hunter2"));
-        assert!(!keys.check_admin_password("hunter3"));
-        assert!(!keys.check_admin_password(""));
-    }
-
-    #[test]
-    fn a_buyer_token_is_not_an_admin_session() {
-        let keys = Keys::new("secret", "pw", "edge");
-        let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 60;
-        let buyer = jsonwebtoken::encode(
-            &Header::default(),
-            &BuyerClaims { sub: "admin".into(), exp },
-            &EncodingKey::from_secret(b"secret"),
-        )
-        .unwrap();
-        assert!(keys.verify_admin(&buyer).is_err());
-        assert!(keys.verify_admin(&keys.issue_admin_session(exp)).is_ok());
-        assert!(keys.verify_buyer(&keys.issue_admin_session(exp)).is_err());
+    fn the_edge_secret_is_checked() {
+        let keys = Keys::new("secret", "edge");
+        assert!(keys.check_edge_secret("edge"));
+        assert!(!keys.check_edge_secret("edgy"));
+        assert!(!keys.check_edge_secret(""));
     }
 }

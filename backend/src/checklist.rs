@@ -182,12 +182,14 @@ async fn probe(state: &AppState, id: &str) -> Option<Finding> {
             Ok(info) if info.get("aof_enabled").map(String::as_str) != Some("1") => {
                 (CheckStatus::Failing, "AOF is off".into())
             }
+            // `everysec` can lose the last second of acknowledged sales to a crash, and with
+            // them the stock count of units whose order rows exist: the unit sells twice.
             Ok(_) => match store.config_get("appendfsync").await {
                 Ok(policy) => found(
-                    policy == "everysec" || policy == "always",
-                    format!("appendfsync {policy}"),
-                    CheckStatus::Warning,
-                    format!("appendfsync {policy}"),
+                    policy == "always",
+                    "appendfsync always: no acknowledged sale is lost to a crash".into(),
+                    if policy == "everysec" { CheckStatus::Warning } else { CheckStatus::Failing },
+                    format!("appendfsync {policy}: a crash can lose acknowledged sales; set appendfsync always"),
                 ),
                 Err(_) => (CheckStatus::Warning, "CONFIG GET is not allowed; check appendfsync by hand".into()),
             },

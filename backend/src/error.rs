@@ -110,3 +110,17 @@ impl From<crate::store::Rejection> for ApiError {
         }
     }
 }
+
+/// An admin session or login refused, or Redis failing while checking it.
+impl From<crate::admin_session::SessionError> for ApiError {
+    fn from(err: crate::admin_session::SessionError) -> Self {
+        use crate::admin_session::SessionError as E;
+        match err {
+            E::Throttled { retry_after_secs } => {
+                Self::rate_limited("too many failed admin logins; retry later", retry_after_secs)
+            }
+            E::Store(e) => e.into(),
+            other => Self::unauthorized(other.to_string()),
+        }
+    }
+}

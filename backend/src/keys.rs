@@ -13,6 +13,18 @@ pub const BLACKLIST_VERSION: &str = "seckill:blacklist:version";
 pub const BLACKLIST_REACHED_EDGE: &str = "seckill:blacklist:reached_edge";
 /// The blacklist version whose entries all have their edge time already.
 pub const BLACKLIST_REACHED_EDGE_VERSION: &str = "seckill:blacklist:reached_edge_version";
+/// The key admin sessions are signed with (random, created once; `admin_session`).
+pub const ADMIN_SESSION_KEY: &str = "seckill:admin:session_key";
+/// Bumped to end every admin session issued before.
+pub const ADMIN_SESSION_EPOCH: &str = "seckill:admin:session_epoch";
+/// Sorted set: revoked admin session id → its expiry (ms).
+pub const ADMIN_REVOKED_SESSIONS: &str = "seckill:admin:revoked_sessions";
+/// Failed admin logins from everywhere in the current window.
+pub const ADMIN_LOGIN_FAILURES: &str = "seckill:admin:login_failures";
+/// Failed admin logins from one client address in the current window.
+pub fn admin_login_failures_ip(ip: &str) -> String {
+    format!("seckill:admin:login_failures:ip:{ip}")
+}
 /// Sorted set of activity ids: the index `GET /api/activities` walks.
 pub const ACTIVITIES: &str = "seckill:activities";
 /// Source of activity ids.
@@ -29,8 +41,10 @@ pub fn inventory(a: u64) -> String {
 pub fn sold(a: u64) -> String {
     format!("seckill:sold:{{{a}}}")
 }
-pub fn user_limit(a: u64, user: &str) -> String {
-    format!("seckill:user_limit:{{{a}}}:{user}")
+/// Hash: user → what that user bought in the activity. One hash per activity
+/// (which `CONTRACT.md` allows) so that its one expiry follows the activity's end.
+pub fn user_limits(a: u64) -> String {
+    format!("seckill:user_limit:{{{a}}}")
 }
 pub fn user_token(a: u64, user: &str) -> String {
     format!("seckill:user_token:{{{a}}}:{user}")
@@ -43,6 +57,14 @@ pub fn user_order(a: u64, user: &str) -> String {
 }
 pub fn order_stream(a: u64) -> String {
     format!("queue:seckill_order:{{{a}}}")
+}
+/// Where order events that cannot become rows go, with the reason, for operators.
+pub fn dead_letters(a: u64) -> String {
+    format!("queue:seckill_order_dead:{{{a}}}")
+}
+/// Held while an operator's action (replay, refund) settles one dead letter.
+pub fn dead_letter_lock(a: u64, id: &str) -> String {
+    format!("seckill:dead_letter_lock:{{{a}}}:{id}")
 }
 pub fn live_tokens(a: u64) -> String {
     format!("seckill:live_tokens:{{{a}}}")
@@ -80,7 +102,7 @@ mod tests {
 
     #[test]
     fn activity_keys_share_one_hash_tag() {
-        for key in [inventory(7), sold(7), user_limit(7, "u"), token(7, "t"), order_stream(7)] {
+        for key in [inventory(7), sold(7), user_limits(7), token(7, "t"), order_stream(7)] {
             assert!(key.contains("{7}"), "{key} lacks the hash tag");
         }
         assert_eq!(inventory(42), "seckill:inventory:{42}");

@@ -4,6 +4,7 @@
 //! The binary (`main.rs`) only parses settings and serves `app::router`; tests
 //! build the same router around their own Redis.
 
+pub mod admin_session;
 pub mod app;
 pub mod auth;
 pub mod blacklist;
@@ -11,6 +12,7 @@ pub mod blacklist_reach;
 pub mod checklist;
 pub mod config;
 pub mod db;
+pub mod dead_letters;
 pub mod edge;
 pub mod error;
 pub mod extract;

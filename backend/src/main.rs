@@ -6,17 +6,32 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::io::IsTerminal as _;
+
 use clap::Parser;
 use seckill_backend::app::{self, AppState};
 use seckill_backend::config::Settings;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    // Colours only for a person at a terminal: a log file or a collector gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
-    let settings = Settings::parse();
+    match run(Settings::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One or two lines that say what is wrong, not a stack trace: a start-up
+            // error is a setting or a dependency to fix, not a bug to debug.
+            eprintln!("seckill-backend: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
     let secrets = settings.secrets()?;
     let listen = settings.listen;
     let role = settings.role;
@@ -27,8 +42,9 @@ async fn main() -> anyhow::Result<()> {
         shutdown_signal().await;
         return Ok(());
     }
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; set SECKILL_LISTEN to a free address"))?;
     tracing::info!(%listen, "seckill backend serving");
     app::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("seckill backend stopped");

@@ -8,10 +8,10 @@
 //! a drift appears (seen twice in a row, so an order caught mid-release does
 //! not raise a false alarm) and when it clears.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use seckill_api::{DeadLetter, Reconciliation, StatusCount};
+use seckill_api::{Reconciliation, StatusCount};
 
 use crate::error::ApiError;
 use crate::orders::Orders;
@@ -63,12 +63,7 @@ pub async fn reconcile(orders: &Orders, activity: u64, total_stock: i64) -> Resu
             .dead
             .iter()
             .take(DEAD_LETTER_SAMPLES)
-            .map(|e| {
-                let mut fields: BTreeMap<String, String> = e.fields.clone().into_iter().collect();
-                let reason = fields.remove("dead_reason").unwrap_or_default();
-                let entry_id = fields.remove("dead_entry_id").unwrap_or_else(|| e.id.clone());
-                DeadLetter { entry_id, reason, fields }
-            })
+            .map(|e| crate::dead_letters::view(activity, e))
             .collect(),
     })
 }

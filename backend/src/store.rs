@@ -24,6 +24,7 @@ pub struct Scripts {
     pub purchase: Script,
     pub release: Script,
     pub restock: Script,
+    pub delete_activity: Script,
 }
 
 impl Scripts {
@@ -33,6 +34,7 @@ impl Scripts {
             purchase: Script::new(include_str!("../../lua/purchase.lua")),
             release: Script::new(include_str!("../../lua/release.lua")),
             restock: Script::new(include_str!("../../lua/restock.lua")),
+            delete_activity: Script::new(include_str!("../../lua/delete_activity.lua")),
         }
     }
 }
@@ -132,6 +134,17 @@ pub enum PurchaseOutcome {
     Rejected(Rejection),
 }
 
+/// Result of the delete script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    /// Units are sold: the activity is ended (PATCH `ends_at`), never deleted.
+    Sold(i64),
+    /// Order events are still in its stream or dead-lettered.
+    OrdersWaiting(i64),
+}
+
 /// Result of the release script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseOutcome {
@@ -208,6 +221,9 @@ impl BlacklistKind {
 
 /// A purchase token lives this long after use, answering retries with its order.
 const USED_TOKEN_RETENTION_MS: u64 = 24 * 3600 * 1000;
+/// Buyers' counts are kept this long after the activity's end (the purchase
+/// script's `ends + 86400000`, which it sets at each sale).
+const USER_COUNT_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 /// Handle on Redis: cheap to clone, one multiplexed connection underneath.
 #[derive(Clone)]
@@ -239,7 +255,8 @@ impl Store {
             RedisConn::Single(ConnectionManager::new_lazy_with_config(client, config)?)
         } else {
             return Err(StoreError::Url(format!(
-                "{url}: expected redis://host:port or a comma-separated list of cluster node URLs"
+                "{url:?}: expected redis://host:port[/db], rediss://… or a comma-separated list of cluster \
+                 node URLs (set SECKILL_REDIS_URL)"
             )));
         };
         Ok(Self { conn, timeout, scripts: std::sync::Arc::new(Scripts::new()) })
@@ -462,7 +479,7 @@ impl Store {
                     .token
                     .key(keys::activity(activity))
                     .key(keys::inventory(activity))
-                    .key(keys::user_limit(activity, user))
+                    .key(keys::user_limits(activity))
                     .key(keys::user_token(activity, user))
                     .key(keys::token(activity, &candidate))
                     .key(keys::live_tokens(activity))
@@ -511,11 +528,11 @@ impl Store {
             .key(keys::sold(a))
             .key(keys::order_stream(a))
             .key(keys::live_tokens(a))
+            .key(keys::user_limits(a))
             .arg(pay_timeout_ms)
             .arg(USED_TOKEN_RETENTION_MS);
         for p in batch {
             invocation
-                .key(keys::user_limit(a, &p.user))
                 .key(keys::user_token(a, &p.user))
                 .key(keys::token(a, &p.token))
                 .key(keys::user_order(a, &p.user))
@@ -551,10 +568,11 @@ impl Store {
                     .release
                     .key(keys::inventory(activity))
                     .key(keys::sold(activity))
-                    .key(keys::user_limit(activity, user))
+                    .key(keys::user_limits(activity))
                     .key(keys::released(activity))
                     .arg(order_id)
                     .arg(quantity)
+                    .arg(user)
                     .invoke_async(&mut c)
                     .await
             })
@@ -593,30 +611,88 @@ impl Store {
     }
 
     /// Changes an activity's descriptive fields (name, price, limit, window).
+    /// A new end moves the buyers' counts' expiry with it, in the same
+    /// transaction, so a count lives as long as the activity can still sell.
     pub async fn update_activity(&self, activity: u64, fields: Vec<(&'static str, String)>) -> Result<(), StoreError> {
         if fields.is_empty() {
             return Ok(());
         }
+        let new_end: Option<i64> = fields.iter().find(|(f, _)| *f == "ends_at_ms").and_then(|(_, v)| v.parse().ok());
         self.bounded(|mut c| async move {
-            redis::cmd("HSET").arg(keys::activity(activity)).arg(&fields).query_async::<()>(&mut c).await
+            let mut pipe = redis::pipe();
+            pipe.atomic().cmd("HSET").arg(keys::activity(activity)).arg(&fields).ignore();
+            if let Some(end) = new_end {
+                pipe.cmd("PEXPIREAT").arg(keys::user_limits(activity)).arg(end + USER_COUNT_RETENTION_MS).ignore();
+            }
+            pipe.query_async::<()>(&mut c).await
         })
         .await
     }
 
-    /// Removes an activity that sold nothing: unlisted first, then its keys.
-    pub async fn delete_activity(&self, activity: u64) -> Result<(), StoreError> {
+    /// Removes an activity that has sold nothing and has no order waiting, in
+    /// one script (so no purchase can slip between the check and the delete),
+    /// then unlists it. A listed id whose record is gone is skipped by every
+    /// reader, so a failure between the two steps leaves nothing half-sold.
+    pub async fn delete_activity(&self, activity: u64) -> Result<DeleteOutcome, StoreError> {
+        let scripts = self.scripts.clone();
+        let reply: Vec<String> = self
+            .bounded(|mut c| async move {
+                scripts
+                    .delete_activity
+                    .key(keys::activity(activity))
+                    .key(keys::inventory(activity))
+                    .key(keys::sold(activity))
+                    .key(keys::live_tokens(activity))
+                    .key(keys::order_stream(activity))
+                    .key(keys::dead_letters(activity))
+                    .key(keys::user_limits(activity))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let outcome = match (reply.first().map(String::as_str), reply.get(1)) {
+            (Some("OK"), _) => DeleteOutcome::Deleted,
+            (Some("NOT_FOUND"), _) => DeleteOutcome::NotFound,
+            (Some("SOLD"), Some(n)) => DeleteOutcome::Sold(parse_int(n)?),
+            (Some("ORDERS_WAITING"), Some(n)) => DeleteOutcome::OrdersWaiting(parse_int(n)?),
+            _ => return Err(StoreError::Reply(format!("delete_activity: {reply:?}"))),
+        };
+        if matches!(outcome, DeleteOutcome::Deleted | DeleteOutcome::NotFound) {
+            self.unlist(activity).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Takes an id off the activity index (its record is gone).
+    pub async fn unlist(&self, activity: u64) -> Result<(), StoreError> {
         self.bounded(|mut c| async move {
-            redis::cmd("ZREM").arg(keys::ACTIVITIES).arg(activity).query_async::<()>(&mut c).await?;
-            redis::cmd("DEL")
-                .arg(keys::activity(activity))
-                .arg(keys::inventory(activity))
-                .arg(keys::sold(activity))
-                .arg(keys::live_tokens(activity))
-                .arg(keys::order_stream(activity))
-                .query_async::<()>(&mut c)
-                .await
+            redis::cmd("ZREM").arg(keys::ACTIVITIES).arg(activity).query_async::<()>(&mut c).await
         })
         .await
+    }
+
+    /// Whether an activity's record exists.
+    pub async fn activity_exists(&self, activity: u64) -> Result<bool, StoreError> {
+        self.bounded(
+            |mut c| async move { redis::cmd("EXISTS").arg(keys::activity(activity)).query_async(&mut c).await },
+        )
+        .await
+    }
+
+    /// Takes a short lock (`SET NX PX`); false if someone holds it.
+    pub async fn try_lock(&self, key: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.bounded(|mut c| async move {
+            let set: Option<String> =
+                redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("PX").arg(ttl_ms).query_async(&mut c).await?;
+            Ok(set.is_some())
+        })
+        .await
+    }
+
+    pub async fn unlock(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.bounded(|mut c| async move { redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await }).await
     }
 
     /// Adds `value` to a blacklist; true if it was not there yet.

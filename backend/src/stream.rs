@@ -13,11 +13,6 @@ use crate::db::NewOrder;
 use crate::keys;
 use crate::store::{Store, StoreError};
 
-/// Where entries that cannot become orders go, with the reason, for admins.
-pub fn dead_letter_key(a: u64) -> String {
-    format!("queue:seckill_order_dead:{{{a}}}")
-}
-
 /// One stream entry, fields as strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -196,7 +191,7 @@ impl Store {
             redis::pipe()
                 .atomic()
                 .cmd("XADD")
-                .arg(dead_letter_key(a))
+                .arg(keys::dead_letters(a))
                 .arg("*")
                 .arg(&fields)
                 .ignore()
@@ -226,21 +221,61 @@ impl Store {
         Ok(reply.ids.into_iter().next().map(Entry::from))
     }
 
-    /// Dead-lettered entries of one activity, oldest first.
-    pub async fn dead_letters(&self, a: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+    /// Up to `count` dead letters of one activity after `after` (exclusive), oldest first.
+    pub async fn dead_letters_after(
+        &self,
+        a: u64,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
         let reply: StreamRangeReply = self
             .bounded(|mut c| async move {
                 redis::cmd("XRANGE")
-                    .arg(dead_letter_key(a))
-                    .arg("-")
+                    .arg(keys::dead_letters(a))
+                    .arg(&start)
                     .arg("+")
                     .arg("COUNT")
-                    .arg(limit)
+                    .arg(count)
                     .query_async(&mut c)
                     .await
             })
             .await?;
         Ok(reply.ids.into_iter().map(Entry::from).collect())
+    }
+
+    /// One dead letter, if it is still there.
+    pub async fn dead_letter_entry(&self, a: u64, id: &str) -> Result<Option<Entry>, StoreError> {
+        let id = id.to_owned();
+        let reply: StreamRangeReply = self
+            .bounded(|mut c| async move {
+                redis::cmd("XRANGE").arg(keys::dead_letters(a)).arg(&id).arg(&id).query_async(&mut c).await
+            })
+            .await?;
+        Ok(reply.ids.into_iter().next().map(Entry::from))
+    }
+
+    /// Removes a settled dead letter.
+    pub async fn remove_dead_letter(&self, a: u64, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.bounded(|mut c| async move {
+            redis::cmd("XDEL").arg(keys::dead_letters(a)).arg(&id).query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    /// Whether an order's stock was given back already (`release.lua`'s set).
+    pub async fn is_released(&self, a: u64, order_id: &str) -> Result<bool, StoreError> {
+        let order_id = order_id.to_owned();
+        self.bounded(|mut c| async move {
+            redis::cmd("SISMEMBER").arg(keys::released(a)).arg(&order_id).query_async(&mut c).await
+        })
+        .await
+    }
+
+    /// Dead-lettered entries of one activity, oldest first.
+    pub async fn dead_letters(&self, a: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.dead_letters_after(a, None, limit).await
     }
 
     /// How many consumers of one activity's order group talked to Redis in the
@@ -305,7 +340,7 @@ impl Store {
                     .arg("-")
                     .arg("+")
                     .cmd("XRANGE")
-                    .arg(dead_letter_key(a))
+                    .arg(keys::dead_letters(a))
                     .arg("-")
                     .arg("+")
                     .cmd("XPENDING")

@@ -1,11 +1,14 @@
 //! Buyers' JWTs, verified at the edge: HS256 over the shared secret, claims
 //! `sub` (1–64 of `[A-Za-z0-9_-]`) and `exp` (required, not past).
 //!
-//! The backend's admin sessions are HS256 JWTs too, signed with a key derived
-//! from the same secret (`SHA-256("seckill admin session\0" ‖ secret)`) and
-//! carrying `aud: "seckill-admin"`; the edge recognises them so that an admin
-//! token sent to a buyer route (`GET /api/orders/{id}` takes either) is not
-//! refused as forged. It has no user id, so no per-user limit applies to it.
+//! The backend's admin sessions are HS256 JWTs too, carrying
+//! `aud: "seckill-admin"`, but signed with a key of the backends' own that the
+//! edge never holds: whoever has the buyers' secret (this filter's
+//! configuration has it) must not be able to mint an admin session. So the
+//! edge passes a token that claims that audience on to the backend, which
+//! verifies it, instead of refusing it as forged (an admin reads orders on a
+//! buyer route, `GET /api/orders/{id}`). It names no user, so no per-user
+//! limit applies to it; per-IP limits do.
 //!
 //! A buyer sends the same token with every request of a sale (token,
 //! purchase, polling its order, retries), and the HMAC in the VM is about
@@ -20,7 +23,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -32,7 +35,11 @@ pub const ADMIN_AUDIENCE: &str = "seckill-admin";
 pub enum Identity {
     /// A buyer, by the `sub` claim.
     User(String),
-    /// An admin session.
+    /// A token that claims to be an admin session (audience `seckill-admin`).
+    /// The edge cannot verify it — admin sessions are signed with a key only
+    /// the backends hold, so that nothing holding the buyers' secret (as this
+    /// filter's configuration does) can mint one — and passes it on for the
+    /// backend to verify; per-IP limits still apply to it.
     Admin,
 }
 
@@ -153,7 +160,6 @@ impl Remembered {
 /// tokens verified with them.
 pub struct JwtKeys {
     buyer: HmacSha256,
-    admin: HmacSha256,
     leeway_secs: i64,
     verified: Mutex<Remembered>,
 }
@@ -161,12 +167,7 @@ pub struct JwtKeys {
 impl Clone for JwtKeys {
     /// The same keys; the copy remembers nothing yet.
     fn clone(&self) -> Self {
-        Self {
-            buyer: self.buyer.clone(),
-            admin: self.admin.clone(),
-            leeway_secs: self.leeway_secs,
-            verified: Mutex::default(),
-        }
+        Self { buyer: self.buyer.clone(), leeway_secs: self.leeway_secs, verified: Mutex::default() }
     }
 }
 
@@ -178,12 +179,10 @@ impl fmt::Debug for JwtKeys {
 
 impl JwtKeys {
     /// `leeway_secs` is how far past `exp` a buyer token is still accepted
-    /// (the backend allows 5 s); admin sessions get none, as in the backend.
+    /// (the backend allows 5 s); claimed admin sessions get none, as in the backend.
     pub fn new(secret: &[u8], leeway_secs: u32) -> Self {
-        let admin_secret = Sha256::new().chain_update(b"seckill admin session\0").chain_update(secret).finalize();
         Self {
             buyer: HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length"),
-            admin: HmacSha256::new_from_slice(&admin_secret).expect("HMAC takes keys of any length"),
             leeway_secs: i64::from(leeway_secs),
             verified: Mutex::default(),
         }
@@ -234,15 +233,12 @@ impl JwtKeys {
                 _ => Err(JwtError::Subject),
             };
         }
-        if verify_mac(&self.admin, signed, &signature) {
-            let aud_ok = match claims.get("aud") {
-                Some(Value::String(a)) => a == ADMIN_AUDIENCE,
-                Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(ADMIN_AUDIENCE)),
-                _ => false,
-            };
-            if !aud_ok {
-                return Err(JwtError::Signature);
-            }
+        let claims_admin = match claims.get("aud") {
+            Some(Value::String(a)) => a == ADMIN_AUDIENCE,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(ADMIN_AUDIENCE)),
+            _ => false,
+        };
+        if claims_admin {
             let until = exp(&claims)?;
             if until <= now_secs {
                 return Err(JwtError::Expired);
@@ -415,15 +411,19 @@ mod tests {
     }
 
     #[test]
-    fn admin_sessions_are_recognised_but_not_users() {
-        let admin_key = Sha256::new().chain_update(b"seckill admin session\0").chain_update(SECRET).finalize();
+    fn admin_sessions_are_passed_on_unverified_and_never_name_a_user() {
+        // Signed with the backend's own key, which the edge does not have.
         let h = json!({"alg": "HS256", "typ": "JWT"});
-        let t = sign_hs256(&admin_key, &h, &json!({"sub": "admin", "aud": ADMIN_AUDIENCE, "exp": NOW + 60}));
+        let t = sign_hs256(
+            b"the backend's admin key",
+            &h,
+            &json!({"sub": "admin", "aud": ADMIN_AUDIENCE, "exp": NOW + 60}),
+        );
         assert_eq!(keys().verify(&t, NOW), Ok(Identity::Admin));
-        let t = sign_hs256(&admin_key, &h, &json!({"sub": "admin", "aud": ADMIN_AUDIENCE, "exp": NOW}));
+        let t = sign_hs256(b"anything", &h, &json!({"sub": "admin", "aud": [ADMIN_AUDIENCE], "exp": NOW}));
         assert_eq!(keys().verify(&t, NOW), Err(JwtError::Expired));
-        let t = sign_hs256(&admin_key, &h, &json!({"sub": "admin", "aud": "other", "exp": NOW + 60}));
-        assert_eq!(keys().verify(&t, NOW), Err(JwtError::Signature));
+        let t = sign_hs256(b"anything", &h, &json!({"sub": "alice", "aud": "other", "exp": NOW + 60}));
+        assert_eq!(keys().verify(&t, NOW), Err(JwtError::Signature), "a forged buyer token is still refused");
     }
 
     #[test]

@@ -18,6 +18,39 @@ use time::OffsetDateTime;
 
 pub mod mariadb;
 
+/// The workspace root.
+pub fn root() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// `envoy/filter-config.json` rendered for an edge in front of `backend`
+/// (named `edge_id`, syncing every `sync_ms`).
+pub fn filter_config(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> Vec<u8> {
+    let template = std::fs::read_to_string(root().join("envoy/filter-config.json")).unwrap();
+    let rendered = template
+        .replace("${SECKILL_BACKEND}", &backend.to_string())
+        .replace("${SECKILL_EDGE_ID}", edge_id)
+        .replace("${SECKILL_EDGE_SECRET}", EDGE_SECRET)
+        .replace("${SECKILL_JWT_SECRET}", JWT_SECRET);
+    let mut config: Value = serde_json::from_str(&rendered).unwrap();
+    config["sync_period_ms"] = json!(sync_ms);
+    config["sync_timeout_ms"] = json!(sync_ms);
+    serde_json::to_vec(&config).unwrap()
+}
+
+/// The local edge proxy, in this process, running the real filter `.wasm`
+/// with `envoy/filter-config.json` in front of `backend`, on a free port.
+pub fn start_edge(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> seckill_edge_host::proxy::EdgeProxy {
+    use seckill_edge_host::proxy::{EdgeProxy, ProxyConfig};
+    let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
+    assert!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filter)", wasm.display());
+    let mut cfg = ProxyConfig::new(wasm, &backend.to_string(), filter_config(backend, edge_id, sync_ms));
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.admin_listen = None;
+    cfg.workers = 2;
+    EdgeProxy::start(cfg).unwrap()
+}
+
 pub const JWT_SECRET: &str = "test-jwt-secret";
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
 pub const EDGE_SECRET: &str = "test-edge-secret";
@@ -48,15 +81,27 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// `appendfsync`: `everysec` (quick), or `always` (no acknowledged write lost to a crash).
+    fsync: &'static str,
 }
 
 impl RedisServer {
     /// Starts a server with AOF on (so a restart keeps the data) and waits for PING.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with_fsync("everysec")
+    }
+
+    /// Starts a server that fsyncs its AOF before it answers (`appendfsync
+    /// always`), as the sale's Redis runs: a `kill -9` loses no write it acknowledged.
+    pub fn start_durable() -> anyhow::Result<Self> {
+        Self::start_with_fsync("always")
+    }
+
+    fn start_with_fsync(fsync: &'static str) -> anyhow::Result<Self> {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("seckill-test-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let mut server = Self { port, dir, child: None };
+        let mut server = Self { port, dir, child: None, fsync };
         server.restart()?;
         Ok(server)
     }
@@ -69,7 +114,7 @@ impl RedisServer {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .args(["--appendonly", "yes", "--appendfsync", self.fsync])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -110,6 +155,107 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The real `seckill-backend` binary in a process of its own, for what only a
+/// process can suffer (`kill -9`); it keeps its address across restarts.
+pub struct BackendProcess {
+    pub addr: SocketAddr,
+    args: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl BackendProcess {
+    /// `target/<profile>/seckill-backend`, built with the workspace's tests
+    /// (`cargo test --workspace` builds it for the backend's own tests).
+    pub fn binary() -> anyhow::Result<PathBuf> {
+        let exe = std::env::current_exe()?;
+        let profile_dir = exe.parent().and_then(|deps| deps.parent()).context("test binary outside target/")?;
+        let binary = profile_dir.join("seckill-backend");
+        if !binary.is_file() {
+            bail!(
+                "{} is missing: build it with `cargo build -p seckill-backend` (cargo xtask test does)",
+                binary.display()
+            );
+        }
+        Ok(binary)
+    }
+
+    /// Starts the backend on a free port with the test secrets, `redis_url`,
+    /// `database_url` and `extra` flags, and waits until `/healthz` answers.
+    pub async fn start(redis_url: &str, database_url: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let mut args: Vec<String> = [
+            "--listen",
+            &addr.to_string(),
+            "--redis-url",
+            redis_url,
+            "--database-url",
+            database_url,
+            "--jwt-secret",
+            JWT_SECRET,
+            "--admin-password",
+            ADMIN_PASSWORD,
+            "--edge-secret",
+            EDGE_SECRET,
+            "--admin-ui-dir",
+            "/nonexistent",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = std::env::temp_dir().join(format!("seckill-test-backend-{}-{}.log", std::process::id(), addr.port()));
+        let mut process = Self { addr, args, child: None, log };
+        process.restart().await?;
+        Ok(process)
+    }
+
+    /// (Re)starts the process on the same address and waits for `/healthz`.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(Self::binary()?)
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting seckill-backend")?;
+        self.child = Some(child);
+        let http = reqwest::Client::new();
+        let url = format!("http://{}/healthz", self.addr);
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                bail!("seckill-backend exited with {status}: {log}");
+            }
+            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("seckill-backend on {} did not answer /healthz within 30 s", self.addr);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `kill -9`, as a crash or the OOM killer would, and waits until it is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for BackendProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -180,19 +326,18 @@ impl Backend {
         use clap::Parser as _;
         init_logging();
         let database_url = database_url.to_owned();
-        let mut args = vec![
-            "seckill-backend",
-            "--redis-url",
-            redis_url,
-            "--jwt-secret",
-            JWT_SECRET,
-            "--admin-password",
-            ADMIN_PASSWORD,
-            "--edge-secret",
-            EDGE_SECRET,
-            "--database-url",
-            &database_url,
+        let defaults = [
+            ("--redis-url", redis_url),
+            ("--jwt-secret", JWT_SECRET),
+            ("--admin-password", ADMIN_PASSWORD),
+            ("--edge-secret", EDGE_SECRET),
+            ("--database-url", &database_url),
         ];
+        // A flag in `extra` replaces its default (a flag may be given once).
+        let mut args = vec!["seckill-backend"];
+        for (flag, value) in defaults.iter().filter(|(flag, _)| !extra.contains(flag)) {
+            args.extend([*flag, *value]);
+        }
         args.extend_from_slice(extra);
         let settings = seckill_backend::config::Settings::try_parse_from(args)?;
         let secrets = settings.secrets()?;
@@ -219,33 +364,12 @@ impl Backend {
 
     /// Logs in as admin and returns the session token.
     pub async fn admin_token(&self) -> String {
-        let res = self
-            .http
-            .post(self.url("/admin/api/login"))
-            .json(&json!({"password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "admin login failed");
-        res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+        admin_token_at(&self.http, self.addr).await
     }
 
     /// Creates an activity through the admin API and returns its id.
     pub async fn create_activity(&self, spec: ActivitySpec) -> u64 {
-        let admin = self.admin_token().await;
-        let now = OffsetDateTime::now_utc();
-        let body = json!({
-            "name": spec.name,
-            "price_cents": spec.price_cents,
-            "total_stock": spec.stock,
-            "limit_per_user": spec.limit,
-            "starts_at": rfc3339(now + spec.starts_in),
-            "ends_at": rfc3339(now + spec.starts_in + spec.lasts),
-        });
-        let res =
-            self.http.post(self.url("/admin/api/activities")).bearer_auth(&admin).json(&body).send().await.unwrap();
-        assert_eq!(res.status(), 201, "creating the activity failed: {}", res.text().await.unwrap());
-        res.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+        create_activity_at(&self.http, self.addr, spec).await
     }
 
     /// `POST /api/activities/{id}/token` as `user`; returns (status, body).
@@ -281,11 +405,27 @@ impl Backend {
         into_pair(self.http.get(self.url(path)).bearer_auth(bearer).send().await).await
     }
 
-    /// Token then purchase of `quantity`; panics unless both succeed. Returns the order id.
+    /// `token`, asked again while the backend answers `unavailable` (503), as
+    /// a client does: on a busy machine a Redis call can outlast the store's
+    /// timeout, and the contract makes asking again safe.
+    pub async fn token_retrying(&self, activity: u64, user: &str) -> (u16, Value) {
+        retry_unavailable(|| self.token(activity, user)).await
+    }
+
+    /// `purchase`, retried with the same token while the backend answers
+    /// `unavailable`: the token is the idempotency key, so a purchase that did
+    /// happen before the timeout answers with its order, never a second one.
+    pub async fn purchase_retrying(&self, activity: u64, user: &str, token: &str, quantity: Value) -> (u16, Value) {
+        retry_unavailable(|| self.purchase(activity, user, token, quantity.clone())).await
+    }
+
+    /// Token then purchase of `quantity` (each retried while `unavailable`);
+    /// panics unless both succeed. Returns the order id.
     pub async fn buy(&self, activity: u64, user: &str, quantity: u64) -> String {
-        let (status, body) = self.token(activity, user).await;
+        let (status, body) = self.token_retrying(activity, user).await;
         assert_eq!(status, 200, "token for {user}: {body}");
-        let (status, body) = self.purchase(activity, user, body["token"].as_str().unwrap(), json!(quantity)).await;
+        let token = body["token"].as_str().unwrap();
+        let (status, body) = self.purchase_retrying(activity, user, token, json!(quantity)).await;
         assert_eq!(status, 202, "purchase for {user}: {body}");
         body["order_id"].as_str().unwrap().to_owned()
     }
@@ -299,6 +439,70 @@ impl Drop for Backend {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+/// Logs in as admin at the backend on `addr` and returns the session token.
+pub async fn admin_token_at(http: &reqwest::Client, addr: SocketAddr) -> String {
+    let res = http
+        .post(format!("http://{addr}/admin/api/login"))
+        .json(&json!({"password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "admin login failed");
+    res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+/// Creates an activity through the admin API of the backend on `addr` and returns its id.
+pub async fn create_activity_at(http: &reqwest::Client, addr: SocketAddr, spec: ActivitySpec) -> u64 {
+    let admin = admin_token_at(http, addr).await;
+    let now = OffsetDateTime::now_utc();
+    let body = json!({
+        "name": spec.name,
+        "price_cents": spec.price_cents,
+        "total_stock": spec.stock,
+        "limit_per_user": spec.limit,
+        "starts_at": rfc3339(now + spec.starts_in),
+        "ends_at": rfc3339(now + spec.starts_in + spec.lasts),
+    });
+    let res =
+        http.post(format!("http://{addr}/admin/api/activities")).bearer_auth(&admin).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 201, "creating the activity failed: {}", res.text().await.unwrap());
+    res.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+}
+
+/// Every order row of activity `a`, walked through the keyset pages.
+pub async fn order_rows(db: &seckill_backend::db::Db, a: u64) -> Vec<seckill_backend::db::OrderRow> {
+    let filter = seckill_backend::db::OrderFilter { activity_id: Some(a), ..Default::default() };
+    let (mut all, mut cursor) = (Vec::new(), None);
+    loop {
+        let (page, next) = db.orders(&filter, cursor.as_ref(), 500).await.unwrap();
+        all.extend(page);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return all,
+        }
+    }
+}
+
+/// How long a test client keeps asking again while the backend is `unavailable`.
+const UNAVAILABLE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Runs `call` again while it answers 503 `unavailable`, pausing briefly in
+/// between (shorter than `retry-after`, to keep tests quick), up to `UNAVAILABLE_PATIENCE`.
+pub async fn retry_unavailable<F, Fut>(mut call: F) -> (u16, Value)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = (u16, Value)>,
+{
+    let start = Instant::now();
+    loop {
+        let (status, body) = call().await;
+        if status != 503 || start.elapsed() > UNAVAILABLE_PATIENCE {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -356,4 +560,30 @@ pub fn jwt_with(user: &str, exp: i64, secret: &str) -> String {
 pub async fn get_int(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
     let v: Option<i64> = redis::cmd("GET").arg(key).query_async(conn).await.unwrap();
     v.unwrap_or(0)
+}
+
+/// What `user` has bought in activity `a`, as the per-user limit counts it (0 when none).
+pub async fn bought(conn: &mut redis::aio::MultiplexedConnection, a: u64, user: &str) -> i64 {
+    let v: Option<i64> =
+        redis::cmd("HGET").arg(seckill_backend::keys::user_limits(a)).arg(user).query_async(conn).await.unwrap();
+    v.unwrap_or(0)
+}
+
+/// Waits until the wall clock reads `unix_ms` (a moment the test schedules
+/// against, such as an order's payment deadline), returning at once if it has passed.
+pub async fn sleep_until_unix_ms(unix_ms: i64) {
+    let now = seckill_backend::app::now_ms();
+    if unix_ms > now {
+        tokio::time::sleep(Duration::from_millis((unix_ms - now) as u64)).await;
+    }
+}
+
+/// An order's `pay_deadline` in unix milliseconds, as its buyer reads it.
+pub async fn pay_deadline_ms(api: &Backend, order: &str, user: &str) -> i64 {
+    let (status, body) = api.get(&format!("/api/orders/{order}"), &jwt(user)).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline =
+        OffsetDateTime::parse(body["pay_deadline"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    (deadline.unix_timestamp_nanos() / 1_000_000) as i64
 }

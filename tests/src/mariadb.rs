@@ -25,6 +25,10 @@ const SERVER_OPTIONS: &[&str] = &[
     "--skip-name-resolve",
 ];
 
+/// The application's account: all rights on `seckill.*`, nothing else.
+const APP_USER: &str = "seckill";
+const APP_PASSWORD: &str = "seckill-test";
+
 /// How long the server may take to answer its first query.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -125,6 +129,14 @@ impl MariaDb {
             }
         };
         sqlx::query("CREATE DATABASE seckill").execute(&mut conn).await?;
+        // The application's own account, as production has: rights on its database
+        // only, so that `read_only` and `max_connections` apply to it as to a real backend.
+        sqlx::query(&format!("CREATE USER '{APP_USER}'@'127.0.0.1' IDENTIFIED BY '{APP_PASSWORD}'"))
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!("GRANT ALL PRIVILEGES ON seckill.* TO '{APP_USER}'@'127.0.0.1'"))
+            .execute(&mut conn)
+            .await?;
         conn.close().await?;
         Ok(db)
     }
@@ -132,6 +144,16 @@ impl MariaDb {
     /// The URL the backend takes: `mysql://root@127.0.0.1:<port>/seckill`.
     pub fn url(&self) -> String {
         format!("mysql://root@127.0.0.1:{}/seckill", self.port)
+    }
+
+    /// The `seckill` database as the application's own account (no admin rights).
+    pub fn app_url(&self) -> String {
+        format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/seckill", self.port)
+    }
+
+    /// A connection as root, for the faults a test injects (`SET GLOBAL …`, `KILL`).
+    pub async fn root(&self) -> anyhow::Result<sqlx::MySqlConnection> {
+        Ok(sqlx::MySqlConnection::connect(&format!("mysql://root@127.0.0.1:{}/", self.port)).await?)
     }
 
     /// The server's data and log directory.

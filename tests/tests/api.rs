@@ -368,6 +368,10 @@ async fn creating_an_activity_validates_and_prewarms_stock() {
     };
     for (body, field) in [
         (spoil("total_stock", json!(-1)), "total_stock"),
+        // price × quantity must stay exact in Lua's doubles and SQL's BIGINT.
+        (spoil("price_cents", json!(1_000_000_001)), "price_cents"),
+        (spoil("price_cents", json!(i64::MAX)), "price_cents"),
+        (spoil("price_cents", json!(1e300)), "price_cents"),
         (spoil("limit_per_user", json!(0)), "limit_per_user"),
         (spoil("ends_at", json!("2026-11-10T00:00:00Z")), "ends_at"),
         (spoil("starts_at", json!("yesterday")), "starts_at"),
@@ -446,4 +450,79 @@ async fn blacklist_lists_are_pages() {
     assert_eq!(res.status(), 404);
     let res = w.api.http.put(w.api.url("/admin/api/blacklist/ips/not-an-ip")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn a_price_patched_out_of_bounds_is_refused_and_changes_nothing() {
+    let w = world().await;
+    let admin = w.api.admin_token().await;
+    let a = w.api.create_activity(ActivitySpec::live(5, 1)).await;
+    let path = w.api.url(&format!("/admin/api/activities/{a}"));
+    for price in [json!(1_000_000_001), json!(-1), json!("12")] {
+        let res =
+            w.api.http.patch(&path).bearer_auth(&admin).json(&json!({"price_cents": price})).send().await.unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!((status, code(&body)), (400, "bad_request"), "{price}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("price_cents"), "{body}");
+    }
+    let (_, activity) = w.api.get(&format!("/admin/api/activities/{a}"), &admin).await;
+    assert_eq!(activity["price_cents"], 1999);
+}
+
+/// Deletes and purchases of one activity at the same moment: either the
+/// delete wins and nobody bought, or a purchase won and the activity stays,
+/// with every accepted order and the invariant intact. Never an accepted
+/// order whose activity, stock or stream was deleted under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_an_activity_never_races_a_purchase() {
+    let w = world_with(&["--role", "api"]).await;
+    let admin = w.api.admin_token().await;
+    for round in 0..12 {
+        const BUYERS: usize = 24;
+        let a = w.api.create_activity(ActivitySpec::live(100, 1)).await;
+        let mut tokens = Vec::new();
+        for i in 0..BUYERS {
+            let user = format!("r{round}-{i}");
+            let (status, body) = w.api.token_retrying(a, &user).await;
+            assert_eq!(status, 200, "{body}");
+            tokens.push((user, body["token"].as_str().unwrap().to_owned()));
+        }
+        let purchases = tokens.iter().map(|(user, token)| w.api.purchase_retrying(a, user, token, json!(1)));
+        let delete = async {
+            let res = w.api.http.delete(w.api.url(&format!("/admin/api/activities/{a}"))).bearer_auth(&admin).send();
+            let res = res.await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+        };
+        // Half the rounds send the delete first, half after the purchases.
+        let (answers, (status, body)) = if round % 2 == 0 {
+            let (d, p) = tokio::join!(delete, futures::future::join_all(purchases));
+            (p, d)
+        } else {
+            tokio::join!(futures::future::join_all(purchases), delete)
+        };
+        let accepted = answers.iter().filter(|(s, _)| *s == 202).count() as i64;
+        let mut c = w.redis.conn().await;
+        match status {
+            204 => {
+                assert_eq!(accepted, 0, "round {round}: the activity was deleted after {accepted} sales");
+                for (s, b) in &answers {
+                    assert_eq!((*s, code(b)), (404, "not_found"), "round {round}: {b}");
+                }
+                let (status, _) = w.api.get(&format!("/admin/api/activities/{a}"), &admin).await;
+                assert_eq!(status, 404);
+                let len: i64 = redis::cmd("XLEN").arg(keys::order_stream(a)).query_async(&mut c).await.unwrap();
+                assert_eq!(len, 0);
+            }
+            400 => {
+                assert!(accepted > 0, "round {round}: refused without a sale: {body}");
+                assert!(body["message"].as_str().unwrap().contains("sold"), "{body}");
+                assert_eq!(get_int(&mut c, &keys::sold(a)).await, accepted, "round {round}");
+                assert_eq!(get_int(&mut c, &keys::inventory(a)).await + accepted, 100, "round {round}");
+                let len: i64 = redis::cmd("XLEN").arg(keys::order_stream(a)).query_async(&mut c).await.unwrap();
+                assert_eq!(len, accepted, "round {round}: one event per accepted order");
+            }
+            other => panic!("round {round}: delete answered {other} {body}"),
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! in, an activity is created through the form, a sale made through the API
 //! shows on the page without a reload, the activity page opened afresh charts
 //! the recent past, a blacklist entry added in the page is live in the API and
-//! shows when it reached the edge, and the checklist shows real probed
-//! statuses. Every page is saved as a screenshot under
+//! shows when it reached the edge, a dead letter is refunded from its page,
+//! and the checklist shows real probed statuses. Every page is saved as a screenshot under
 //! `target/test-artifacts/browser/`.
 //!
 //! Needs the built UI (`target/admin-ui/`), `chromium` and `chromedriver`:
@@ -306,6 +306,51 @@ async fn the_dashboard_works_in_a_real_browser() {
     wait_text(&c, "main.page h1", "Reconciliation").await;
     wait_text(&c, "main.page table th", "Redis remaining").await;
     screenshot(&c, "reconciliation").await;
+
+    // A sale whose order event had to be dead-lettered (its unit counted as sold, its event
+    // buried with the reason), settled from the dead letters page with a refund.
+    let mut r = redis.conn().await;
+    let entry_id = format!("{}-0", OffsetDateTime::now_utc().unix_timestamp() * 1000);
+    let () = redis::pipe()
+        .atomic()
+        .cmd("DECRBY")
+        .arg(seckill_backend::keys::inventory(id))
+        .arg(1)
+        .ignore()
+        .cmd("INCRBY")
+        .arg(seckill_backend::keys::sold(id))
+        .arg(1)
+        .ignore()
+        .cmd("XADD")
+        .arg(seckill_backend::keys::dead_letters(id))
+        .arg("*")
+        .arg(&[
+            ("activity_id", id.to_string()),
+            ("user_id", "browser-lost".into()),
+            ("quantity", "1".into()),
+            ("amount_cents", "1999".into()),
+            ("created_at_ms", "1764083707629".into()),
+            ("pay_deadline_ms", "1764084607629".into()),
+            ("dead_reason", "database refused the row 5 times: (since fixed)".into()),
+            ("dead_entry_id", entry_id.clone()),
+        ])
+        .ignore()
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let lost_order = format!("{id}-{entry_id}");
+    c.goto(&format!("{base}#/activities/{id}/reconciliation")).await.unwrap();
+    click(&c, r##"main.page a[href="#/dead-letters"]"##).await;
+    wait_text(&c, "main.page h1", "Dead letters").await;
+    wait_text(&c, "table[data-test=dead-letters] td", "since fixed").await;
+    screenshot(&c, "dead-letters").await;
+    click(&c, &format!(r#"tr[data-order="{lost_order}"] button[data-action=refund]"#)).await;
+    wait_text(&c, "[data-test=dead-done]", &lost_order).await;
+    wait_text(&c, "main.page .pad p", "No dead letters").await;
+    let (_, left) = backend.get("/admin/api/dead-letters", &admin).await;
+    assert_eq!(left["items"], json!([]), "the refunded dead letter is settled");
+    let (_, activity) = backend.get(&format!("/admin/api/activities/{id}"), &admin).await;
+    assert_eq!((activity["sold"].as_i64(), activity["remaining"].as_i64()), (Some(2), Some(8)), "{activity}");
 
     // The edge rules page (no edge has synced in this test): the rules in
     // force are the built-in defaults, never saved.

@@ -5,39 +5,15 @@
 
 use std::time::Duration;
 
-use seckill_edge_host::proxy::{EdgeProxy, ProxyConfig};
-use seckill_tests::{ActivitySpec, Backend, EDGE_SECRET, JWT_SECRET, RedisServer, eventually, jwt};
+use seckill_edge_host::proxy::EdgeProxy;
+use seckill_tests::{ActivitySpec, Backend, RedisServer, eventually, jwt};
 use serde_json::{Value, json};
 
 /// Sync period of the edge in this test.
 const SYNC_MS: u64 = 200;
 
-fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// `envoy/filter-config.json`, rendered for this test's backend.
-fn filter_config(backend: &Backend) -> Vec<u8> {
-    let template = std::fs::read_to_string(root().join("envoy/filter-config.json")).unwrap();
-    let rendered = template
-        .replace("${SECKILL_BACKEND}", &backend.addr.to_string())
-        .replace("${SECKILL_EDGE_ID}", "e2e-edge")
-        .replace("${SECKILL_EDGE_SECRET}", EDGE_SECRET)
-        .replace("${SECKILL_JWT_SECRET}", JWT_SECRET);
-    let mut config: Value = serde_json::from_str(&rendered).unwrap();
-    config["sync_period_ms"] = json!(SYNC_MS);
-    config["sync_timeout_ms"] = json!(SYNC_MS);
-    serde_json::to_vec(&config).unwrap()
-}
-
 fn start_edge(backend: &Backend) -> EdgeProxy {
-    let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
-    assert!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filter)", wasm.display());
-    let mut cfg = ProxyConfig::new(wasm, &backend.addr.to_string(), filter_config(backend));
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.admin_listen = None;
-    cfg.workers = 2;
-    EdgeProxy::start(cfg).unwrap()
+    seckill_tests::start_edge(backend.addr, "e2e-edge", SYNC_MS)
 }
 
 async fn edge_rules_version(api: &Backend, admin: &str) -> Option<i64> {

@@ -1,8 +1,11 @@
 //! The order database on a real MariaDB: the migrations, the idempotent insert
 //! (`ON DUPLICATE KEY UPDATE`), `SUM()` in reconciliation, keyset pagination
-//! and the compare-and-set transitions behave as they do on SQLite.
+//! and the compare-and-set transitions behave as they do on SQLite; and the
+//! database failing as it does in production (read-only during a failover, out
+//! of connections) loses and buries no accepted order.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -12,7 +15,9 @@ use seckill_backend::keys;
 use seckill_backend::store::Store;
 use seckill_backend::worker::{Worker, WorkerConfig};
 use seckill_tests::mariadb::MariaDb;
-use seckill_tests::{ActivitySpec, Backend, RedisServer, eventually, get_int, jwt};
+use seckill_tests::{
+    ActivitySpec, Backend, RedisServer, eventually, get_int, jwt, pay_deadline_ms, sleep_until_unix_ms,
+};
 use serde_json::Value;
 
 fn code(body: &Value) -> &str {
@@ -192,7 +197,9 @@ async fn pay_cancel_and_expiry_are_exclusive_on_mariadb() {
         async move {
             let user = format!("racer-{i}");
             let order = hasty.buy(a, &user, 1).await;
-            tokio::time::sleep(Duration::from_millis(700 + i as u64 * 30)).await;
+            // Around its own deadline (600 ms before to 540 ms after), whatever the machine's speed.
+            let deadline = pay_deadline_ms(hasty, &order, &user).await;
+            sleep_until_unix_ms(deadline - 600 + i as i64 * 60).await;
             let path = format!("/api/orders/{order}/pay");
             let bearer = jwt(&user);
             let answers = join_all((0..3).map(|_| hasty.post(&path, &bearer, None))).await;
@@ -347,4 +354,135 @@ async fn edge_rules_and_checklist_ticks_round_trip_on_mariadb() {
     let (_, items) = api.get("/admin/api/checklist", &admin).await;
     let drill = items.as_array().unwrap().iter().find(|i| i["id"] == "dr.drill").unwrap().clone();
     assert_eq!((drill["status"].as_str(), drill["evidence"].as_str()), (Some("ok"), Some("故障演练 2026-11-20 done")));
+}
+
+// ---- Outages of the order database: no accepted order is lost or buried ----
+
+/// Buyers who keep coming, a new user each, in small waves until `stop`;
+/// returns every order that was accepted (202).
+async fn rush_until(api: &Backend, a: u64, stop: &AtomicBool) -> Vec<String> {
+    let mut orders = Vec::new();
+    let mut next = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let wave = (next..next + 8).map(|i| async move { api.buy(a, &format!("rusher-{i}"), 1).await });
+        orders.extend(join_all(wave).await);
+        next += 8;
+        // A steady crowd rather than a flood: the point is the outage, not the load.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    orders
+}
+
+async fn order_count(db: &Db, a: u64) -> i64 {
+    db.activity_totals(a, i64::MAX).await.unwrap().orders
+}
+
+/// A rush runs on MariaDB through `outage`; afterwards every accepted order is
+/// a row, nothing was dead-lettered and reconciliation balances.
+async fn rush_through(outage: impl AsyncFnOnce(&MariaDb, &Db, u64)) {
+    let mariadb = MariaDb::start().await.unwrap();
+    let redis = RedisServer::start().unwrap();
+    // The backend as production runs it: its own account, no admin rights.
+    let api = Backend::start_on_db(&redis.url(), &mariadb.app_url(), None, &[]).await.unwrap();
+    let a = api.create_activity(ActivitySpec::live(1_000_000, 1)).await;
+    // The test reads as root, whom neither fault concerns.
+    let db = Db::connect(&mariadb.url()).await.unwrap();
+    let stop = AtomicBool::new(false);
+    let (accepted, ()) = tokio::join!(rush_until(&api, a, &stop), async {
+        eventually(Duration::from_secs(30), "the worker to write the first rows", || async {
+            (order_count(&db, a).await >= 16).then_some(())
+        })
+        .await;
+        outage(&mariadb, &db, a).await;
+        // Sales go on a little after the database is back, then the rush ends.
+        let back = order_count(&db, a).await;
+        eventually(Duration::from_secs(30), "rows to be written again", || async {
+            (order_count(&db, a).await > back).then_some(())
+        })
+        .await;
+        stop.store(true, Ordering::Relaxed);
+    });
+    let store = Store::connect(&redis.url(), Duration::from_secs(2)).await.unwrap();
+    eventually(Duration::from_secs(60), "every accepted order to become a row", || async {
+        let (len, _) = store.stream_lag(a).await.unwrap();
+        (len == 0 && order_count(&db, a).await == accepted.len() as i64).then_some(())
+    })
+    .await;
+    assert!(store.dead_letters(a, 10).await.unwrap().is_empty(), "an outage dead-letters nothing");
+    let ids: HashSet<String> = rows(&db, a, 500).await.into_iter().map(|r| r.order_id).collect();
+    assert_eq!(ids, accepted.iter().cloned().collect::<HashSet<_>>(), "exactly the accepted orders");
+    let admin = api.admin_token().await;
+    let report = reconciliation(&api, &admin, a).await;
+    assert_eq!((report["drift"].as_i64(), report["dead_letters"].as_i64()), (Some(0), Some(0)), "{report}");
+}
+
+/// How long each outage lasts: a failover's switch, or a burst of connections.
+const OUTAGE: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_seconds_of_read_only_in_a_rush_lose_and_bury_nothing_on_mariadb() {
+    rush_through(async |mariadb: &MariaDb, db: &Db, a: u64| {
+        // As during a failover: the server refuses writes with 1290 (--read-only).
+        let mut root = mariadb.root().await.unwrap();
+        sqlx::query("SET GLOBAL read_only = 1").execute(&mut root).await.unwrap();
+        // A transaction that was committing at the switch may still land; after a second none can.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let during = order_count(db, a).await;
+        tokio::time::sleep(OUTAGE - Duration::from_secs(1)).await;
+        assert_eq!(order_count(db, a).await, during, "no row is written while the server is read-only");
+        sqlx::query("SET GLOBAL read_only = 0").execute(&mut root).await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_seconds_without_a_free_connection_in_a_rush_lose_and_bury_nothing_on_mariadb() {
+    rush_through(async |mariadb: &MariaDb, _: &Db, _: u64| {
+        use sqlx::Connection as _;
+        let mut root = mariadb.root().await.unwrap();
+        sqlx::query("SET GLOBAL max_connections = 12").execute(&mut root).await.unwrap();
+        // Take every slot, and cut the backend's own connections so that it needs new
+        // ones: it gets 1040 (too many connections) until the hogs let go.
+        let mut hogs: Vec<(i64, sqlx::MySqlConnection)> = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            loop {
+                match sqlx::MySqlConnection::connect(&mariadb.app_url()).await {
+                    Ok(mut hog) => {
+                        let id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+                            .fetch_one(&mut hog)
+                            .await
+                            .unwrap();
+                        hogs.push((id, hog));
+                    }
+                    Err(sqlx::Error::Database(e))
+                        if e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number())
+                            == Some(1040) =>
+                    {
+                        break;
+                    }
+                    Err(e) => panic!("a hog could not connect: {e}"),
+                }
+            }
+            let theirs: Vec<i64> = sqlx::query_scalar(
+                "SELECT CAST(id AS SIGNED) FROM information_schema.processlist WHERE user = 'seckill'",
+            )
+            .fetch_all(&mut root)
+            .await
+            .unwrap();
+            let theirs: Vec<i64> = theirs.into_iter().filter(|id| hogs.iter().all(|(h, _)| h != id)).collect();
+            if theirs.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the backend kept its connections: {theirs:?}");
+            for id in theirs {
+                // It may be gone already; the next pass checks.
+                let _ = sqlx::query(&format!("KILL CONNECTION {id}")).execute(&mut root).await;
+            }
+        }
+        tokio::time::sleep(OUTAGE).await;
+        drop(hogs);
+        sqlx::query("SET GLOBAL max_connections = 151").execute(&mut root).await.unwrap();
+    })
+    .await;
 }

@@ -8,7 +8,7 @@ use seckill_backend::keys;
 use seckill_backend::store::{
     NewActivityRecord, Purchase, PurchaseOutcome, PurchaseRequest, Rejection, ReleaseOutcome, Store, TokenOutcome,
 };
-use seckill_tests::{RedisServer, get_int};
+use seckill_tests::{RedisServer, bought, get_int};
 
 const T0: i64 = 1_800_000_000_000; // activity start, ms
 const T1: i64 = T0 + 3_600_000; // activity end
@@ -145,8 +145,8 @@ async fn purchase_does_the_whole_sale_atomically() {
     let r = &mut f.redis;
     assert_eq!(get_int(r, &keys::inventory(a)).await, 8);
     assert_eq!(get_int(r, &keys::sold(a)).await, 2);
-    assert_eq!(get_int(r, &keys::user_limit(a, "dave")).await, 2);
-    let ttl: i64 = redis::cmd("PTTL").arg(keys::user_limit(a, "dave")).query_async(r).await.unwrap();
+    assert_eq!(bought(r, a, "dave").await, 2);
+    let ttl: i64 = redis::cmd("PTTL").arg(keys::user_limits(a)).query_async(r).await.unwrap();
     assert!(ttl > 0, "the user's count carries a TTL");
     let orders: Vec<String> =
         redis::cmd("LRANGE").arg(keys::user_order(a, "dave")).arg(0).arg(-1).query_async(r).await.unwrap();
@@ -304,7 +304,7 @@ async fn a_batch_answers_each_purchase_as_if_it_ran_alone_after_the_ones_before(
     // The counters moved by the batch's total, and every sale has its event and its place in its buyer's list.
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 0);
     assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 4);
-    assert_eq!(get_int(&mut f.redis, &keys::user_limit(a, "quin")).await, 2);
+    assert_eq!(bought(&mut f.redis, a, "quin").await, 2);
     let events: i64 = redis::cmd("XLEN").arg(keys::order_stream(a)).query_async(&mut f.redis).await.unwrap();
     assert_eq!(events, 3);
     let pia_orders: Vec<String> =
@@ -319,7 +319,7 @@ async fn a_batch_answers_each_purchase_as_if_it_ran_alone_after_the_ones_before(
     let outcomes = f.store.purchase_batch(b, PAY, &[buy("tia", &t1, "2"), buy("tia", &t2, "1")]).await.unwrap();
     assert!(matches!(outcomes[0], PurchaseOutcome::Accepted(_)));
     assert_eq!(outcomes[1], PurchaseOutcome::Rejected(Rejection::LimitExceeded));
-    assert_eq!(get_int(&mut f.redis, &keys::user_limit(b, "tia")).await, 2);
+    assert_eq!(bought(&mut f.redis, b, "tia").await, 2);
 }
 
 /// `EVALSHA` calls Redis has served so far.
@@ -387,7 +387,7 @@ async fn release_returns_stock_exactly_once() {
         assert_eq!(f.store.release(a, "mia", "m1", 2).await.unwrap(), ReleaseOutcome::AlreadyReleased);
     }
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 5);
-    assert_eq!(get_int(&mut f.redis, &keys::user_limit(a, "mia")).await, 0, "the user may buy again");
+    assert_eq!(bought(&mut f.redis, a, "mia").await, 0, "the user may buy again");
     // An order that is not part of `sold` cannot push stock above the total.
     assert_eq!(f.store.release(a, "mia", "ghost", 1).await.unwrap(), ReleaseOutcome::OverRelease);
     assert_eq!(f.store.release(a, "mia", "m2", 0).await.unwrap(), ReleaseOutcome::Rejected(Rejection::BadQuantity));
@@ -427,4 +427,48 @@ fn scripts_take_every_key_from_keys() {
         let code: String = body.lines().filter(|l| !l.trim_start().starts_with("--")).collect();
         assert!(!code.contains("seckill:") && !code.contains("queue:"), "{name}.lua builds a key");
     }
+}
+
+/// The per-user limit cannot be reset by moving the activity's end: a buyer's
+/// count lives as long as the activity can still sell, however its end moves.
+#[tokio::test]
+async fn a_buyer_count_outlives_an_activity_whose_end_moves_later() {
+    let f = fixture().await;
+    let real_now = seckill_backend::app::now_ms();
+    // Counts are kept until a day after the end; this end puts that 2 s from now (real time).
+    let ends = real_now - 86_400_000 + 2_000;
+    let a = f
+        .store
+        .create_activity(&NewActivityRecord {
+            name: "moving end".into(),
+            price_cents: 100,
+            total_stock: 10,
+            limit_per_user: 1,
+            starts_at_ms: ends - 3_600_000,
+            ends_at_ms: ends,
+        })
+        .await
+        .unwrap();
+    let during = ends - 60_000;
+    let TokenOutcome::Issued { token: t, .. } = token(&f.store, a, "ivy", during).await else { panic!("a token") };
+    assert!(matches!(purchase(&f.store, a, "ivy", &t, "1", during).await, PurchaseOutcome::Accepted(_)));
+
+    // The operator extends the sale by ten days (what PATCH ends_at does).
+    let new_end = ends + 10 * 86_400_000;
+    f.store.update_activity(a, vec![("ends_at_ms", new_end.to_string())]).await.unwrap();
+    // Wait, by the clock, until the old keep-until time has passed.
+    let old_keep_until = ends + 86_400_000;
+    while seckill_backend::app::now_ms() < old_keep_until + 200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ivy, still selling, is still at her limit.
+    let later = ends + 86_400_000 + 1_000;
+    assert_eq!(token(&f.store, a, "ivy", later).await, TokenOutcome::Rejected(Rejection::LimitExceeded));
+    let forged_second = "e".repeat(32);
+    let mut r = f.redis.clone();
+    let () = redis::cmd("SET").arg(keys::token(a, &forged_second)).arg("ivy").query_async(&mut r).await.unwrap();
+    assert_eq!(rejected(purchase(&f.store, a, "ivy", &forged_second, "1", later).await), Rejection::LimitExceeded);
+    assert_eq!(bought(&mut r, a, "ivy").await, 1);
+    let ttl: i64 = redis::cmd("PTTL").arg(keys::user_limits(a)).query_async(&mut r).await.unwrap();
+    assert!(ttl > 9 * 86_400_000, "the counts expire a day after the new end ({ttl} ms left)");
 }

@@ -103,7 +103,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         _ => {
             let child = Command::new("redis-server")
                 .args(["--port", &args.redis_port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""])
+                // Every acknowledged sale on disk before its answer: a crash must not resell a unit.
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
                 .arg("--dir")
                 .arg(var.join("redis"))
                 .arg("--logfile")

@@ -6,6 +6,7 @@ mod activity_form;
 mod api;
 mod blacklist;
 mod checklist;
+mod dead_letters;
 mod edge;
 mod orders;
 mod preflight;
@@ -279,6 +280,7 @@ fn page(route: Route, lang: Lang) -> AnyView {
         Route::EdgeRules => view! { <edge::EdgeRulesPage lang /> }.into_any(),
         Route::Blacklist => view! { <blacklist::BlacklistPage lang /> }.into_any(),
         Route::Checklist => view! { <checklist::ChecklistPage lang /> }.into_any(),
+        Route::DeadLetters => view! { <dead_letters::DeadLettersPage lang /> }.into_any(),
         Route::NotFound(path) => view! {
             <section class="card">
                 <h1>{tr(lang, "notfound.title")}</h1>

@@ -53,6 +53,9 @@ pub fn OrdersPage(lang: Lang, activity: Option<u64>, status: Option<OrderStatus>
     view! {
         <div class="page-head">
             <h1>{tr(lang, "orders.title")}</h1>
+            <a class="btn small" href=crate::route::Route::DeadLetters.href()>
+                {tr(lang, "dead.title")}
+            </a>
         </div>
         <section class="card filters">
             <label class="field inline">

@@ -104,7 +104,12 @@ fn body(lang: Lang, r: Reconciliation) -> impl IntoView {
             .then(|| {
                 view! {
                     <section class="card flush">
-                        <h2 class="pad">{tr(lang, "recon.dead_letter_samples")}</h2>
+                        <div class="pad row-between">
+                            <h2>{tr(lang, "recon.dead_letter_samples")}</h2>
+                            <a class="btn small" href=Route::DeadLetters.href()>
+                                {tr(lang, "recon.settle")}
+                            </a>
+                        </div>
                         <div class="table-wrap">
                             <table class="table stack">
                                 <thead>

@@ -11,25 +11,33 @@ use seckill_api::{
     Activity, ActivityPatch, ActivityStats, ActivityStatus, AdminSession, BlacklistEntry, LoginRequest, NewActivity,
     Page,
 };
-use time::OffsetDateTime;
 
+use crate::admin_session::SESSION_SECS;
 use crate::app::{AppState, from_ms, now_ms, to_ms};
-use crate::auth::{ADMIN_COOKIE, ADMIN_SESSION_SECS, Admin, valid_user_id};
+use crate::auth::{ADMIN_COOKIE, Admin, ClientIp, valid_user_id};
 use crate::blacklist::{self, parse_ip_entry};
 use crate::blacklist_reach;
 use crate::error::ApiError;
 use crate::extract::{ActivityId, JsonBody, PageQuery, Query};
 use crate::routes::{activity_list, activity_view};
-use crate::store::{BlacklistKind, NewActivityRecord};
+use crate::store::{BlacklistKind, DeleteOutcome, NewActivityRecord};
 use crate::telemetry;
 
 /// Largest stock one activity may hold (keeps every count exact in Lua's doubles).
 pub const MAX_STOCK: i64 = 1_000_000_000_000;
+/// Largest per-user limit, which bounds one purchase's quantity.
+pub const MAX_LIMIT_PER_USER: i64 = 1_000_000;
+/// Largest unit price (10 million in the currency's main unit). With the
+/// quantity bounded by `MAX_LIMIT_PER_USER`, `price × quantity` stays below
+/// 2^53, so the purchase script's Lua doubles and SQL's BIGINT hold it exactly.
+pub const MAX_PRICE_CENTS: i64 = 1_000_000_000;
+const _: () = assert!(MAX_PRICE_CENTS.checked_mul(MAX_LIMIT_PER_USER).unwrap() < 1 << 53);
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/api/login", post(login))
         .route("/admin/api/logout", post(logout))
+        .route("/admin/api/sessions/revoke", post(revoke_all_sessions))
         .route("/admin/api/activities", get(list_activities).post(create_activity))
         .route("/admin/api/activities/{id}", get(get_activity).patch(patch_activity).delete(delete_activity))
         .route("/admin/api/activities/{id}/stats", get(activity_stats))
@@ -47,19 +55,32 @@ fn session_cookie(token: &str, max_age: i64) -> HeaderValue {
     HeaderValue::from_str(&cookie).expect("session tokens are header-safe")
 }
 
-async fn login(State(state): State<AppState>, JsonBody(body): JsonBody<LoginRequest>) -> Result<Response, ApiError> {
-    if !state.keys.check_admin_password(&body.password) {
-        tracing::warn!("admin login refused: wrong password");
-        return Err(ApiError::unauthorized("wrong admin password"));
-    }
-    let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(ADMIN_SESSION_SECS);
-    let token = state.keys.issue_admin_session(expires_at.unix_timestamp());
-    let cookie = session_cookie(&token, ADMIN_SESSION_SECS);
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let (token, claims) = state.admin.login(&body.password, client).await?;
+    let expires_at = from_ms(claims.exp * 1000);
+    let cookie = session_cookie(&token, SESSION_SECS);
     Ok(([(SET_COOKIE, cookie)], Json(AdminSession { token, expires_at })).into_response())
 }
 
-async fn logout() -> impl IntoResponse {
-    (StatusCode::NO_CONTENT, [(SET_COOKIE, session_cookie("", 0))])
+/// Ends the session presented (it stays refused until it would have expired),
+/// and clears the cookie either way.
+async fn logout(State(state): State<AppState>, session: Option<Admin>) -> Result<impl IntoResponse, ApiError> {
+    if let Some(Admin(claims)) = session {
+        state.admin.revoke(&claims).await?;
+        tracing::info!("admin logged out");
+    }
+    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, session_cookie("", 0))]))
+}
+
+/// Ends every admin session, on every backend, this one's included.
+async fn revoke_all_sessions(State(state): State<AppState>, _: Admin) -> Result<impl IntoResponse, ApiError> {
+    state.admin.revoke_all().await?;
+    tracing::warn!("every admin session revoked");
+    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, session_cookie("", 0))]))
 }
 
 async fn list_activities(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<Activity>>, ApiError> {
@@ -72,14 +93,14 @@ fn validate(new: &NewActivity) -> Result<(), ApiError> {
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::bad_request("name: 1 to 200 characters"));
     }
-    if new.price_cents < 0 {
-        return Err(ApiError::bad_request("price_cents: must be 0 or more"));
+    if !(0..=MAX_PRICE_CENTS).contains(&new.price_cents) {
+        return Err(ApiError::bad_request(format!("price_cents: must be between 0 and {MAX_PRICE_CENTS}")));
     }
     if !(0..=MAX_STOCK).contains(&new.total_stock) {
         return Err(ApiError::bad_request(format!("total_stock: must be between 0 and {MAX_STOCK}")));
     }
-    if !(1..=1_000_000).contains(&new.limit_per_user) {
-        return Err(ApiError::bad_request("limit_per_user: must be between 1 and 1000000"));
+    if !(1..=MAX_LIMIT_PER_USER).contains(&new.limit_per_user) {
+        return Err(ApiError::bad_request(format!("limit_per_user: must be between 1 and {MAX_LIMIT_PER_USER}")));
     }
     if new.ends_at <= new.starts_at {
         return Err(ApiError::bad_request("ends_at: must be after starts_at"));
@@ -164,22 +185,26 @@ async fn patch_activity(
 }
 
 /// Deletes an activity that has sold nothing; one with sales is ended instead
-/// (PATCH its `ends_at`), so its orders keep their activity.
+/// (PATCH its `ends_at`), so its orders keep their activity. The check and the
+/// delete are one script: a purchase cannot land between them.
 async fn delete_activity(
     State(state): State<AppState>,
     _: Admin,
     ActivityId(id): ActivityId,
 ) -> Result<StatusCode, ApiError> {
-    let current = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
-    if current.sold > 0 {
-        return Err(ApiError::bad_request(format!(
-            "activity {id} has sold {}; end it (PATCH ends_at) instead of deleting it",
-            current.sold
-        )));
+    match state.store.delete_activity(id).await? {
+        DeleteOutcome::Deleted => {
+            tracing::info!(id, "activity deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        DeleteOutcome::NotFound => Err(ApiError::not_found("activity")),
+        DeleteOutcome::Sold(sold) => Err(ApiError::bad_request(format!(
+            "activity {id} has sold {sold}; end it (PATCH ends_at) instead of deleting it"
+        ))),
+        DeleteOutcome::OrdersWaiting(n) => Err(ApiError::bad_request(format!(
+            "activity {id} has {n} order events not yet written or dead-lettered; settle them first"
+        ))),
     }
-    state.store.delete_activity(id).await?;
-    tracing::info!(id, "activity deleted");
-    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn activity_stats(
@@ -352,12 +377,14 @@ mod tests {
     fn validation_names_the_field() {
         assert!(validate(&new_activity()).is_ok());
         type Spoil = fn(&mut NewActivity);
-        let cases: [(Spoil, &str); 5] = [
+        let cases: [(Spoil, &str); 7] = [
             (|a| a.total_stock = -1, "total_stock"),
             (|a| a.limit_per_user = 0, "limit_per_user"),
             (|a| a.ends_at = a.starts_at, "ends_at"),
             (|a| a.name = "  ".into(), "name"),
             (|a| a.price_cents = -5, "price_cents"),
+            (|a| a.price_cents = MAX_PRICE_CENTS + 1, "price_cents"),
+            (|a| a.limit_per_user = MAX_LIMIT_PER_USER + 1, "limit_per_user"),
         ];
         for (spoil, field) in cases {
             let mut a = new_activity();

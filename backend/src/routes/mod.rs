@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod dashboard;
+pub mod dead_letters;
 pub mod edge;
 pub mod health;
 pub mod orders;

@@ -67,7 +67,19 @@ struct Args {
     callback_timeout_ms: u64,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One or two lines that say what is wrong: a start-up error is a setting to
+            // fix, not a bug to debug, so no stack trace (even with RUST_BACKTRACE set).
+            eprintln!("seckill-edge: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,0 +1,72 @@
+//! Starting the real `seckill-backend` binary as an operator would: a wrong
+//! setting is one or two clear lines (never a stack trace, even with
+//! `RUST_BACKTRACE=1`), and logs written to a pipe carry no terminal colours.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+
+fn backend() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seckill-backend"));
+    cmd.env_clear()
+        .env("RUST_BACKTRACE", "1")
+        .env("SECKILL_JWT_SECRET", "j")
+        .env("SECKILL_ADMIN_PASSWORD", "p")
+        .env("SECKILL_EDGE_SECRET", "e")
+        .env("SECKILL_LISTEN", "127.0.0.1:0")
+        .env("SECKILL_ADMIN_UI_DIR", "/nonexistent")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn assert_short_error(out: &std::process::Output, mentions: &str) {
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!((1..=2).contains(&lines.len()), "one or two lines, got:\n{stderr}");
+    assert!(!stderr.contains("backtrace") && !stderr.contains("Backtrace"), "{stderr}");
+    assert!(stderr.contains(mentions), "the error names {mentions}:\n{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes in a pipe:\n{stderr}");
+}
+
+#[test]
+fn an_unsupported_redis_url_is_one_clear_line() {
+    let out = backend().env("SECKILL_REDIS_URL", "memcached://127.0.0.1:11211").output().unwrap();
+    assert_short_error(&out, "SECKILL_REDIS_URL");
+}
+
+#[test]
+fn a_missing_secret_names_the_setting() {
+    let out = backend().env_remove("SECKILL_EDGE_SECRET").output().unwrap();
+    assert_short_error(&out, "SECKILL_EDGE_SECRET");
+}
+
+#[test]
+fn an_unknown_database_scheme_names_the_setting() {
+    let out = backend().env("SECKILL_DATABASE_URL", "postgres://db/seckill").output().unwrap();
+    assert_short_error(&out, "SECKILL_DATABASE_URL");
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colours() {
+    let dir = std::env::temp_dir().join(format!("seckill-startup-test-{}", std::process::id()));
+    let mut child = backend()
+        // Redis is connected lazily: the backend serves (not ready) without one.
+        .env("SECKILL_REDIS_URL", "redis://127.0.0.1:1/")
+        .env("SECKILL_DATABASE_URL", format!("sqlite://{}/orders.db", dir.display()))
+        .env("SECKILL_ROLE", "api")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let serving = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.contains("seckill backend serving"))
+        .expect("the backend logs that it serves");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!serving.contains('\u{1b}'), "no escape codes in {serving:?}");
+    assert!(serving.contains("INFO"), "{serving}");
+}
