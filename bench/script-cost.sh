@@ -12,7 +12,9 @@
 # then every buyer buys 1 unit, BATCH buyers per EVALSHA, sent through `redis-cli --pipe`.
 # A fresh database for each batch size. Checks: every call answered, sold == BUYERS afterwards.
 #
-# Columns: batch, calls, Redis usec per call and per sale, AOF bytes per sale.
+# Columns: batch, calls, Redis usec per call and per sale, AOF bytes per sale, wall-clock usec per sale
+# (the pipe's duration over the sales: Redis's time plus its AOF writes and fsyncs, which
+# commandstats leaves out).
 # Environment knobs [defaults]:
 #   BATCHES ["1 9 32"]   purchases per call (compare.sh's (c) averages about 9)
 #   BUYERS [180000]      sales per batch size (rounded down to a multiple of the batch)
@@ -87,8 +89,8 @@ purchases() {  # buyers batch now: one EVALSHA line per batch (the key and argum
   echo "redis: $(redis-server --version | awk '{print $3}'), 127.0.0.1:$REDIS_PORT --appendonly yes --appendfsync $FSYNC, rewrites off"
   echo "script: $SCRIPT ($(sha1sum < "$SCRIPT" | cut -c1-12)), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
   echo
-  echo "| batch | calls | redis usec/call | redis usec/sale | AOF bytes/sale |"
-  echo "|---:|---:|---:|---:|---:|"
+  echo "| batch | calls | redis usec/call | redis usec/sale | AOF bytes/sale | wall usec/sale |"
+  echo "|---:|---:|---:|---:|---:|---:|"
 } | tee "$OUT/summary.md"
 for batch in $BATCHES; do
   [[ $batch =~ ^[1-9][0-9]*$ ]] || die "BATCHES: '$batch' is not a positive number"
@@ -99,11 +101,17 @@ for batch in $BATCHES; do
   purchases "$n" "$batch" "$now" > "$OUT/buy.resp"
   rcli CONFIG RESETSTAT >/dev/null
   aof0=$(aof_size)
+  t0=$(date +%s%N)
   pipe "$OUT/buy.resp"
+  t1=$(date +%s%N)
   aof1=$(aof_size)
   sold=$(rcli GET "seckill:sold:{$A}")
   [ "$sold" = "$n" ] || die "batch $batch: sold $sold of $n (the script refused some purchases)"
+  # The wall time includes what commandstats does not count: the AOF's write and fsync
+  # (with FSYNC=always, one per event-loop turn) and the client's pipe.
   rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v b="$batch" -v n="$n" -v aof=$((aof1 - aof0)) \
-    '$1 == "cmdstat_evalsha" { printf "| %d | %d | %.1f | %.2f | %.0f |\n", b, $3, $7, $5 / n, aof / n }' | tee -a "$OUT/summary.md"
+    -v wall=$(( (t1 - t0) / 1000 )) \
+    '$1 == "cmdstat_evalsha" { printf "| %d | %d | %.1f | %.2f | %.0f | %.2f |\n", b, $3, $7, $5 / n, aof / n, wall / n }' \
+    | tee -a "$OUT/summary.md"
 done
 echo "logs: $OUT" | tee -a "$OUT/summary.md"

@@ -156,6 +156,23 @@ impl MariaDb {
         Ok(sqlx::MySqlConnection::connect(&format!("mysql://root@127.0.0.1:{}/", self.port)).await?)
     }
 
+    /// Freezes the server (`SIGSTOP`), as a stuck or swapped-out database is:
+    /// connections stay open and every query hangs until [`MariaDb::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server run again (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id().to_string();
+        let status = Command::new("kill").args([which, &pid]).status().expect("kill runs");
+        assert!(status.success(), "kill {which} {pid} failed");
+    }
+
     /// The server's data and log directory.
     pub fn dir(&self) -> &Path {
         &self.dir.0
