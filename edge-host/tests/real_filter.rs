@@ -1,7 +1,7 @@
 //! The real edge filter (`seckill_edge_filter.wasm`) in the harness, checked
 //! against the contract only (status codes, error codes, the state protocol).
-//! Skipped, saying so, when the `.wasm` is not built; set
-//! `SECKILL_REQUIRE_FILTER_WASM=1` to make that a failure.
+//! Every test fails, naming the command that builds it, when the `.wasm` is
+//! missing or older than the filter's sources.
 
 mod common;
 
@@ -25,8 +25,8 @@ fn rules(rate: f64, burst: u32, in_flight_per_ip: u32) -> EdgeRules {
     }
 }
 
-fn load(defaults: EdgeRules) -> Option<Harness> {
-    let wasm = common::real_filter()?;
+fn load(defaults: EdgeRules) -> Harness {
+    let wasm = common::real_filter();
     let config = json!({
         "backend_cluster": "seckill_backend",
         "backend_authority": "127.0.0.1:8081",
@@ -37,7 +37,7 @@ fn load(defaults: EdgeRules) -> Option<Harness> {
         "fail_open": true,
         "defaults": defaults,
     });
-    Some(Harness::load(wasm, &config.to_string(), ManualClock::at_unix_secs(T0)).unwrap())
+    Harness::load(wasm, &config.to_string(), ManualClock::at_unix_secs(T0)).unwrap()
 }
 
 fn jwt(user: &str) -> String {
@@ -97,7 +97,7 @@ fn state(version: &str) -> EdgeState {
 
 #[test]
 fn an_anonymous_read_is_forwarded_with_the_vouched_client_address() {
-    let Some(mut h) = load(rules(10.0, 20, 10)) else { return };
+    let mut h = load(rules(10.0, 20, 10));
     let o = h
         .request(RequestSpec::get("/api/activities").peer("203.0.113.7:5555").header("x-forwarded-for", "1.2.3.4"))
         .unwrap();
@@ -111,7 +111,7 @@ fn an_anonymous_read_is_forwarded_with_the_vouched_client_address() {
 
 #[test]
 fn the_per_ip_bucket_follows_the_injected_clock() {
-    let Some(mut h) = load(rules(1.0, 2, 100)) else { return };
+    let mut h = load(rules(1.0, 2, 100));
     for _ in 0..3 {
         let s = allowed(&mut h, RequestSpec::get("/api/activities").peer("203.0.113.8:1"));
         h.end_stream(s).unwrap();
@@ -129,7 +129,7 @@ fn the_per_ip_bucket_follows_the_injected_clock() {
 
 #[test]
 fn in_flight_slots_come_back_when_streams_end_or_reset() {
-    let Some(mut h) = load(rules(1000.0, 1000, 2)) else { return };
+    let mut h = load(rules(1000.0, 1000, 2));
     let peer = "203.0.113.10:1";
     let a = allowed(&mut h, RequestSpec::get("/api/a").peer(peer));
     let b = allowed(&mut h, RequestSpec::get("/api/b").peer(peer));
@@ -145,14 +145,14 @@ fn in_flight_slots_come_back_when_streams_end_or_reset() {
 
 #[test]
 fn internal_paths_are_never_forwarded() {
-    let Some(mut h) = load(rules(10.0, 20, 10)) else { return };
+    let mut h = load(rules(10.0, 20, 10));
     let o = h.request(RequestSpec::get("/internal/edge/state").header("x-seckill-edge-secret", EDGE_SECRET)).unwrap();
     expect_error(&o, 404, "not_found");
 }
 
 #[test]
 fn the_synced_state_blacklists_and_short_circuits() {
-    let Some(mut h) = load(rules(1000.0, 1000, 100)) else { return };
+    let mut h = load(rules(1000.0, 1000, 100));
     sync(&mut h, &state("v1"));
     expect_error(&h.request(RequestSpec::get("/api/activities").peer("198.51.100.66:1")).unwrap(), 403, "blacklisted");
     expect_error(&h.request(RequestSpec::get("/api/activities").peer("192.0.2.77:1")).unwrap(), 403, "blacklisted");
@@ -170,7 +170,7 @@ fn the_synced_state_blacklists_and_short_circuits() {
 
 #[test]
 fn later_syncs_are_conditional_and_failures_keep_the_state() {
-    let Some(mut h) = load(rules(1000.0, 1000, 100)) else { return };
+    let mut h = load(rules(1000.0, 1000, 100));
     sync(&mut h, &state("v1"));
     // The next request names the version it has; a 304 keeps it.
     let call = next_state_request(&mut h);
@@ -182,4 +182,28 @@ fn later_syncs_are_conditional_and_failures_keep_the_state() {
     assert!(h.metric("seckill_edge_sync_failed").unwrap_or(0) >= 1, "{}", h.metrics());
     expect_error(&h.request(RequestSpec::get("/api/activities").peer("198.51.100.66:1")).unwrap(), 403, "blacklisted");
     assert!(h.logs().iter().all(|l| !l.message.contains("panicked")), "{:?}", h.logs());
+}
+
+/// A missing or stale `.wasm` is a failure that says how to build it, never
+/// a silent pass.
+#[test]
+fn a_missing_or_stale_filter_fails_with_the_command_that_builds_it() {
+    let dir = std::env::temp_dir().join(format!("seckill-filter-check-{}", std::process::id()));
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let wasm = dir.join("filter.wasm");
+    let why = common::check_filter(&wasm, std::slice::from_ref(&src)).unwrap_err();
+    assert!(why.contains("not built") && why.contains(common::BUILD_FILTER), "{why}");
+
+    let t0 = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::write(&wasm, b"\0asm").unwrap();
+    std::fs::File::options().write(true).open(&wasm).unwrap().set_modified(t0).unwrap();
+    let source = src.join("lib.rs");
+    std::fs::write(&source, b"// newer").unwrap();
+    let why = common::check_filter(&wasm, std::slice::from_ref(&src)).unwrap_err();
+    assert!(why.contains("older than") && why.contains("lib.rs") && why.contains(common::BUILD_FILTER), "{why}");
+
+    std::fs::File::options().write(true).open(&source).unwrap().set_modified(t0 - Duration::from_secs(1)).unwrap();
+    assert_eq!(common::check_filter(&wasm, &[src]), Ok(()));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
