@@ -146,6 +146,21 @@ pub struct Lease {
     ip_key: String,
 }
 
+impl Lease {
+    /// The shared-data key of the per-IP in-flight counter it holds a slot of.
+    pub fn ip_key(&self) -> &str {
+        &self.ip_key
+    }
+
+    /// The lease a stream of another VM took (its [`Lease::ip_key`]), so that
+    /// this VM can give the slot back when that VM is gone. `None` for a key
+    /// that is not a per-IP in-flight counter.
+    pub fn adopt(ip_key: &str) -> Option<Self> {
+        let ip = ip_key.strip_prefix(state::INFLIGHT_IP_PREFIX)?;
+        (!ip.is_empty()).then(|| Self { ip_key: ip_key.to_owned() })
+    }
+}
+
 /// An admitted request.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Admission {

@@ -273,7 +273,12 @@ impl RootContext for EdgeRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(EdgeHttp { vm: Rc::clone(&self.vm), lease: None, metrics: self.vm.borrow().metrics }))
+        Some(Box::new(EdgeHttp {
+            vm: Rc::clone(&self.vm),
+            lease: None,
+            decided: false,
+            metrics: self.vm.borrow().metrics,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -281,14 +286,35 @@ impl RootContext for EdgeRoot {
     }
 }
 
+/// The stream property an admitted request's lease is also written to: the
+/// host keeps a stream's properties when the VM that admitted it fails, and
+/// ends the stream in the VM that replaces it (a context whose first
+/// callback is `on_done`), which gives the slot back from there.
+const LEASE_PROPERTY: &str = "seckill_edge_lease";
+
 struct EdgeHttp {
     vm: Rc<RefCell<Vm>>,
     /// Held from admission until the stream ends, whichever way it ends.
     lease: Option<Lease>,
+    /// This VM judged the request (saw its headers).
+    decided: bool,
     metrics: Metrics,
 }
 
 impl EdgeHttp {
+    /// A stream this VM never judged that ends here was admitted by a VM
+    /// since lost: its lease is in the stream's properties.
+    fn adopt_lease(&mut self) {
+        if self.decided || self.lease.is_some() {
+            return;
+        }
+        self.lease = hostcalls::get_property(vec![LEASE_PROPERTY])
+            .ok()
+            .flatten()
+            .and_then(|key| String::from_utf8(key).ok())
+            .and_then(|key| Lease::adopt(&key));
+    }
+
     /// Gives the in-flight slot back, once: from `on_done`, `on_log`, or at
     /// the latest when the host deletes the context (a reset stream).
     fn release(&mut self) {
@@ -309,6 +335,7 @@ impl Drop for EdgeHttp {
 
 impl Context for EdgeHttp {
     fn on_done(&mut self) -> bool {
+        self.adopt_lease();
         self.release();
         true
     }
@@ -316,6 +343,7 @@ impl Context for EdgeHttp {
 
 impl HttpContext for EdgeHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.decided = true;
         let now = now_us();
         let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
         let peer = hostcalls::get_property(vec!["source", "address"])
@@ -341,6 +369,7 @@ impl HttpContext for EdgeHttp {
         self.metrics.decision(verdict.outcome());
         match verdict {
             Verdict::Allow(admission) => {
+                let _ = hostcalls::set_property(vec![LEASE_PROPERTY], Some(admission.lease.ip_key().as_bytes()));
                 self.lease = Some(admission.lease);
                 // The backend trusts the edge's x-forwarded-for: only the client
                 // address the edge vouches for goes on.

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use seckill_api::{ErrorCode, RateRule, RouteRule};
-use seckill_edge_filter::decision::{Outcome, Verdict};
+use seckill_edge_filter::decision::{Lease, Outcome, Verdict};
 use seckill_edge_filter::engine::Engine;
 use seckill_edge_filter::jwt::{Identity, sign_hs256};
 use seckill_edge_filter::state::INFLIGHT_TOTAL_KEY;
@@ -296,6 +296,28 @@ fn in_flight_limits_count_up_on_admission_and_down_on_release() {
     assert!(Engine::release(&store, other.lease));
     let leftovers: Vec<_> = store.live_keys().into_iter().filter(|k| k.contains("inflight")).collect();
     assert!(leftovers.is_empty(), "nothing in flight leaks: {leftovers:?}");
+}
+
+/// A VM that is lost mid-request leaves its leases' keys in the streams'
+/// properties; another VM gives the slots back from those alone.
+#[test]
+fn a_lease_is_given_back_by_another_vm_from_its_key() {
+    let store = MemoryStore::new();
+    let mut lost = engine(json!({}));
+    Engine::prepare(&store);
+    let h = req("GET", "/api/activities");
+    let keys: Vec<String> = (0..5)
+        .map(|i| admitted(lost.decide(&store, &h, ip("198.51.100.7"), T0 + i)).lease.ip_key().to_owned())
+        .collect();
+    drop(lost);
+    assert_eq!(store.raw(INFLIGHT_TOTAL_KEY), Some(5u32.to_le_bytes().to_vec()));
+    for key in &keys {
+        assert!(Engine::release(&store, Lease::adopt(key).unwrap()));
+    }
+    assert!(store.live_keys().iter().all(|k| !k.contains("inflight")), "{:?}", store.live_keys());
+    // Only an in-flight counter's key is taken for a lease.
+    assert_eq!(Lease::adopt("seckill.edge.state"), None);
+    assert_eq!(Lease::adopt(INFLIGHT_TOTAL_KEY), None);
 }
 
 #[test]

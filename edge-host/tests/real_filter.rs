@@ -184,6 +184,39 @@ fn later_syncs_are_conditional_and_failures_keep_the_state() {
     assert!(h.logs().iter().all(|l| !l.message.contains("panicked")), "{:?}", h.logs());
 }
 
+/// A counter in shared data (`u32` LE; absent or empty is 0).
+fn count(h: &Harness, key: &str) -> u32 {
+    h.shared_data(key).and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok()).map_or(0, u32::from_le_bytes)
+}
+
+#[test]
+fn a_trapped_vm_gives_back_the_in_flight_slots_of_its_open_streams() {
+    let mut h = load(rules(1000.0, 1000, 1000));
+    let peers: Vec<String> = (0..5).map(|i| format!("203.0.113.{}:4000", 30 + i)).collect();
+    for i in 0..500 {
+        allowed(&mut h, RequestSpec::get("/api/activities").peer(&peers[i % 5]));
+    }
+    let per_ip = |h: &Harness| -> Vec<u32> {
+        (0..5).map(|i| count(h, &format!("seckill.edge.inflight.ip.203.0.113.{}", 30 + i))).collect()
+    };
+    assert_eq!(count(&h, "seckill.edge.inflight.total"), 500);
+    assert_eq!(per_ip(&h), [100; 5]);
+
+    // The next callback traps, as when the callback deadline passes.
+    assert!(h.vm(0).interrupt_next_callback());
+    let err = h.request(RequestSpec::get("/api/activities").peer(&peers[0])).unwrap_err();
+    assert!(err.to_string().contains("trapped"), "{err:#}");
+    h.rebuild_vm(0).unwrap();
+
+    // The 500 streams were ended in the new VM, which gave their slots back.
+    assert_eq!(count(&h, "seckill.edge.inflight.total"), 0);
+    assert_eq!(per_ip(&h), [0; 5]);
+    let s = allowed(&mut h, RequestSpec::get("/api/activities").peer(&peers[0]));
+    assert_eq!(count(&h, "seckill.edge.inflight.total"), 1);
+    h.end_stream(s).unwrap();
+    assert_eq!(count(&h, "seckill.edge.inflight.total"), 0);
+}
+
 /// A missing or stale `.wasm` is a failure that says how to build it, never
 /// a silent pass.
 #[test]
