@@ -10,7 +10,8 @@
 //! 2. a blocked path (`/internal/…`) → `404 not_found`
 //! 3. no state yet and `fail_open: false` → `503 unavailable`
 //! 4. client IP (or its range) blacklisted → `403 blacklisted`
-//! 5. in flight: total, then per client IP → `429 rate_limited`
+//! 5. in flight: total, then per client (IPv6 by /64, see
+//!    [`crate::client_ip::limit_key`]) → `429 rate_limited`
 //! 6. `Authorization` on a JWT path: malformed header → `400 bad_request`,
 //!    bad token → `401 unauthorized`
 //! 7. user blacklisted → `403 blacklisted`
@@ -27,7 +28,7 @@ use std::net::IpAddr;
 use seckill_api::{ErrorBody, ErrorCode};
 
 use crate::bucket::{self, BucketState, Check, Limit};
-use crate::client_ip::{client_ip, ip_text};
+use crate::client_ip::{client_ip, ip_text, limit_key};
 use crate::config::Config;
 use crate::jwt::{Identity, bearer};
 use crate::matcher::path_segments;
@@ -354,8 +355,12 @@ pub fn decide<S: SharedStore + ?Sized>(
             )));
         }
     };
+    // Per-IP limits count a client's network (a /64 for IPv6 by default):
+    // rotating through the addresses one holds is not a way around them.
     let ip_text = ip_text(ip);
-    let ip_key = state::inflight_ip_key(&ip_text);
+    let network = limit_key(ip, config.client_prefixes);
+    let client = network.as_deref().unwrap_or(&ip_text);
+    let ip_key = state::inflight_ip_key(client);
     if store::try_increment(store, &ip_key, rules.max_in_flight_per_ip).is_err() {
         store::decrement(store, state::INFLIGHT_TOTAL_KEY);
         return Verdict::Reject(in_flight_refusal(format!(
@@ -410,14 +415,14 @@ pub fn decide<S: SharedStore + ?Sized>(
 
     // Buckets.
     let mut buckets = Vec::with_capacity(2 + 2 * rules.routes.len());
-    buckets.push(BucketUse { route: None, per: "per-IP", key: state::bucket_ip_key(&ip_text), limit: rules.per_ip });
+    buckets.push(BucketUse { route: None, per: "per-IP", key: state::bucket_ip_key(client), limit: rules.per_ip });
     let matching = || rules.routes.iter().filter(|r| r.matches(&req.method, &req.segments));
     for r in matching() {
         if let Some(limit) = r.per_ip {
             buckets.push(BucketUse {
                 route: Some(&r.name),
                 per: "per-IP",
-                key: state::route_ip_key(&r.name, &ip_text),
+                key: state::route_ip_key(&r.name, client),
                 limit,
             });
         }

@@ -450,3 +450,78 @@ fn allowed_verdicts_name_the_client_and_identity() {
         Verdict::Reject(r) => panic!("{r:?}"),
     }
 }
+
+/// An IPv6 client holds a whole /64 and can send every request from a fresh
+/// address in it: the per-IP limits see the /64 as one client.
+#[test]
+fn rotating_ipv6_addresses_inside_one_64_is_limited_as_one_client() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    let rotating = |i: u64| ip(&format!("2001:db8:1:2:{:x}:{:x}::{:x}", i >> 32, (i >> 16) & 0xffff, i & 0xffff));
+    let passed = (0..500).filter(|&i| run(&mut e, &store, &h, rotating(i * 7919), T0).is_ok()).count();
+    assert_eq!(passed, 21, "1 + burst, as from one address");
+    // Each /64 is its own client.
+    for net in 0..50 {
+        let other = ip(&format!("2001:db8:1:{:x}::1", 3 + net));
+        assert_eq!(run(&mut e, &store, &h, other, T0), Ok(()), "/64 number {net}");
+    }
+    // The backend still learns the exact address.
+    let a = admitted(e.decide(&store, &h, ip("2001:db8:9:9::abcd"), T0));
+    assert_eq!(a.client_ip, "2001:db8:9:9::abcd");
+    Engine::release(&store, a.lease);
+}
+
+#[test]
+fn the_in_flight_limit_per_ip_counts_an_ipv6_64_as_one_client() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    let held: Vec<_> =
+        (0..10).map(|i| admitted(e.decide(&store, &h, ip(&format!("2001:db8:5:5::{i:x}")), T0)).lease).collect();
+    let r = refused(e.decide(&store, &h, ip("2001:db8:5:5:ffff::1"), T0));
+    assert_eq!(r.outcome, Outcome::InFlightLimited);
+    assert_eq!(run(&mut e, &store, &h, ip("2001:db8:5:6::1"), T0), Ok(()), "another /64 is another client");
+    for l in held {
+        assert!(Engine::release(&store, l));
+    }
+    assert!(store.live_keys().iter().all(|k| !k.contains("inflight")), "{:?}", store.live_keys());
+}
+
+#[test]
+fn ipv4_clients_stay_one_address_each_unless_configured() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    for i in 0..22 {
+        let passed = run(&mut e, &store, &h, ip("198.51.100.7"), T0).is_ok();
+        assert_eq!(passed, i < 21, "request {i}");
+    }
+    for host in 8..60 {
+        assert_eq!(run(&mut e, &store, &h, ip(&format!("198.51.100.{host}")), T0), Ok(()), "{host}");
+    }
+    assert!(store.raw("seckill.edge.rl.ip.198.51.100.7").is_some(), "{:?}", store.live_keys());
+
+    // With `ipv4_prefix_len: 24` (and IPv6 by /48), the network is the client.
+    let store = MemoryStore::new();
+    let mut e = engine(json!({"ipv4_prefix_len": 24, "ipv6_prefix_len": 48}));
+    let passed = (0..60).filter(|i| run(&mut e, &store, &h, ip(&format!("198.51.100.{i}")), T0).is_ok()).count();
+    assert_eq!(passed, 21);
+    let passed = (0..60).filter(|i| run(&mut e, &store, &h, ip(&format!("2001:db8:7:{i:x}::1")), T0).is_ok()).count();
+    assert_eq!(passed, 21, "one /48");
+}
+
+/// The blacklist matches what it lists, exactly: an address in it does not
+/// take its /64 neighbours with it (list the range for that).
+#[test]
+fn the_blacklist_stays_exact_when_limits_group_by_prefix() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let mut st = state("v1");
+    st.blacklist_ips = vec!["2001:db8:1:2::66".into(), "2001:db8:9::/48".into()];
+    push_state(&store, &mut e, &st, T0);
+    let h = req("GET", "/api/activities");
+    assert_eq!(run(&mut e, &store, &h, ip("2001:db8:1:2::66"), T0), Err(ErrorCode::Blacklisted));
+    assert_eq!(run(&mut e, &store, &h, ip("2001:db8:1:2::67"), T0), Ok(()));
+    assert_eq!(run(&mut e, &store, &h, ip("2001:db8:9:ffff::1"), T0), Err(ErrorCode::Blacklisted));
+}
