@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::jwt::{Identity, bearer};
 use crate::matcher::path_segments;
 use crate::state::{self, Snapshot};
-use crate::store::{self, CAS_RETRIES, SharedStore};
+use crate::store::{self, CAS_RETRIES, NotCounted, SetError, SharedStore};
 
 /// What happened to a request, one metric each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,10 +49,12 @@ pub enum Outcome {
     NotStarted,
     Ended,
     RateLimited,
+    /// Limited because a limit's state could not be stored (shared memory full).
+    StoreFull,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Allowed,
         Outcome::BadRequest,
         Outcome::NotFound,
@@ -64,6 +66,7 @@ impl Outcome {
         Outcome::NotStarted,
         Outcome::Ended,
         Outcome::RateLimited,
+        Outcome::StoreFull,
     ];
 
     /// The counter's name: `seckill_edge_decisions_<outcome>`.
@@ -80,6 +83,7 @@ impl Outcome {
             Outcome::NotStarted => "seckill_edge_decisions_not_started",
             Outcome::Ended => "seckill_edge_decisions_ended",
             Outcome::RateLimited => "seckill_edge_decisions_rate_limited",
+            Outcome::StoreFull => "seckill_edge_decisions_store_full",
         }
     }
 
@@ -220,6 +224,22 @@ fn bad_request(message: impl Into<String>) -> Rejection {
     Rejection::new(Outcome::BadRequest, ErrorCode::BadRequest, message)
 }
 
+/// Fail closed: a limit whose state the shared memory cannot hold is not
+/// enforced for this request, so the request is refused rather than let
+/// through unlimited (which is what a dropped write used to mean). The
+/// filter counts these (`seckill_edge_decisions_store_full`) and logs them;
+/// the bucket sweep makes room, so they stop once memory is freed.
+fn store_full() -> Rejection {
+    Rejection {
+        retry_after_secs: Some(1),
+        ..Rejection::new(
+            Outcome::StoreFull,
+            ErrorCode::RateLimited,
+            "the edge cannot keep track of this client right now (its shared memory is full); retry shortly",
+        )
+    }
+}
+
 /// Reads the facts the decision needs; malformed or oversized headers are refused.
 pub fn parse_request<N: AsRef<str>, V: AsRef<[u8]>>(
     headers: &[(N, V)],
@@ -348,7 +368,8 @@ pub fn decide<S: SharedStore + ?Sized>(
     };
     let in_flight = match store::try_increment(store, state::INFLIGHT_TOTAL_KEY, rules.max_in_flight_total) {
         Ok(n) => n,
-        Err(_) => {
+        Err(NotCounted::StoreFull) => return Verdict::Reject(store_full()),
+        Err(NotCounted::AtMax(_)) => {
             return Verdict::Reject(in_flight_refusal(format!(
                 "the service is at its limit of {} requests in flight; retry shortly",
                 rules.max_in_flight_total
@@ -361,12 +382,15 @@ pub fn decide<S: SharedStore + ?Sized>(
     let network = limit_key(ip, config.client_prefixes);
     let client = network.as_deref().unwrap_or(&ip_text);
     let ip_key = state::inflight_ip_key(client);
-    if store::try_increment(store, &ip_key, rules.max_in_flight_per_ip).is_err() {
+    if let Err(why) = store::try_increment(store, &ip_key, rules.max_in_flight_per_ip) {
         store::decrement(store, state::INFLIGHT_TOTAL_KEY);
-        return Verdict::Reject(in_flight_refusal(format!(
-            "too many requests in flight from this IP address (at most {})",
-            rules.max_in_flight_per_ip
-        )));
+        return Verdict::Reject(match why {
+            NotCounted::StoreFull => store_full(),
+            NotCounted::AtMax(_) => in_flight_refusal(format!(
+                "too many requests in flight from this IP address (at most {})",
+                rules.max_in_flight_per_ip
+            )),
+        });
     }
     let lease = Lease { ip_key };
     let refuse = |rejection: Rejection, lease: Lease| {
@@ -493,10 +517,11 @@ fn charge<S: SharedStore + ?Sized>(
         }
         let mut lost = Vec::new();
         for (b, next, cas) in reads {
-            if store.set(&b.key, &next.encode(), cas).is_ok() {
-                touched.push((b.key.clone(), b.limit));
-            } else {
-                lost.push(b);
+            match store.set(&b.key, &next.encode(), cas) {
+                Ok(()) => touched.push((b.key.clone(), b.limit)),
+                Err(SetError::CasMismatch) => lost.push(b),
+                // Buckets already charged stay charged: the strict side.
+                Err(SetError::Full) => return Err(store_full()),
             }
         }
         if lost.is_empty() {

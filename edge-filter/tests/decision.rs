@@ -9,7 +9,7 @@ use seckill_edge_filter::decision::{Lease, Outcome, Verdict};
 use seckill_edge_filter::engine::Engine;
 use seckill_edge_filter::jwt::{Identity, sign_hs256};
 use seckill_edge_filter::state::INFLIGHT_TOTAL_KEY;
-use seckill_edge_filter::store::MemoryStore;
+use seckill_edge_filter::store::{MemoryStore, SharedStore};
 use serde_json::json;
 
 #[test]
@@ -524,4 +524,66 @@ fn the_blacklist_stays_exact_when_limits_group_by_prefix() {
     assert_eq!(run(&mut e, &store, &h, ip("2001:db8:1:2::66"), T0), Err(ErrorCode::Blacklisted));
     assert_eq!(run(&mut e, &store, &h, ip("2001:db8:1:2::67"), T0), Ok(()));
     assert_eq!(run(&mut e, &store, &h, ip("2001:db8:9:ffff::1"), T0), Err(ErrorCode::Blacklisted));
+}
+
+/// A limit whose state shared memory cannot hold is not skipped: the request
+/// is refused (fail closed), as its own outcome.
+#[test]
+fn a_full_store_limits_new_clients_instead_of_letting_them_through() {
+    let store = MemoryStore::with_budget(2_000);
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    let known = ip("198.51.100.7");
+    assert_eq!(run(&mut e, &store, &h, known, T0), Ok(()));
+    // Fill the store with other data.
+    let filler = vec![1u8; 2_000 - store.bytes() - 20];
+    store.set("filler", &filler, None).unwrap();
+    for i in 0..30 {
+        let r = refused(e.decide(&store, &h, ip(&format!("203.0.113.{i}")), T0));
+        assert_eq!((r.outcome, r.code, r.status()), (Outcome::StoreFull, ErrorCode::RateLimited, 429), "{i}");
+        assert!(r.headers().contains(&("retry-after", "1".into())));
+        assert!(r.message.contains("shared memory is full"), "{}", r.message);
+    }
+    assert_eq!(Outcome::StoreFull.metric_name(), "seckill_edge_decisions_store_full");
+    // A known client too: its in-flight count needs room as well.
+    assert_eq!(refused(e.decide(&store, &h, known, T0)).outcome, Outcome::StoreFull);
+    // Once memory is freed, clients get in again; the known one's bucket
+    // was kept all along: the rest of its burst passes, no more.
+    store.set("filler", &[], None).unwrap();
+    assert_eq!(run(&mut e, &store, &h, ip("203.0.113.1"), T0), Ok(()));
+    let passed = (0..40).filter(|_| run(&mut e, &store, &h, known, T0).is_ok()).count();
+    assert_eq!(passed, 20);
+}
+
+/// A crowd of one-off clients cannot grow shared memory past what the VM
+/// tracks, nor push out the bucket of a client that keeps flooding.
+#[test]
+fn bucket_memory_stays_bounded_and_hot_clients_stay_limited() {
+    const TRACKED: usize = 1_000;
+    let store = MemoryStore::new();
+    let mut e = engine(json!({})).with_max_tracked(TRACKED);
+    let h = req("GET", "/api/activities");
+    let hot = ip("198.51.100.7");
+    let (mut hot_passed, mut hot_sent, mut most_keys) = (0u64, 0u64, 0);
+    let mut now = T0;
+    for i in 0..100_000u32 {
+        // 10 µs apart: 100 000 requests a second, one in ten from the hot client.
+        now += 10;
+        let peer = if i % 10 == 0 { hot } else { ip(&format!("2001:db8:{:x}:{:x}::1", i >> 16, i & 0xffff)) };
+        let passed = run(&mut e, &store, &h, peer, now).is_ok();
+        if peer == hot {
+            hot_sent += 1;
+            hot_passed += u64::from(passed);
+        }
+        if i % 1000 == 0 {
+            e.sweep(&store, now, 2_000);
+            most_keys = most_keys.max(store.live_keys().len());
+        }
+    }
+    assert!(most_keys <= TRACKED + 4, "shared memory bounded by what is tracked: {most_keys} keys");
+    assert!(e.touched_len() <= TRACKED + 4);
+    // 10 r/s with a burst of 20 over one second.
+    let elapsed_s = (now - T0) as f64 / SEC as f64;
+    assert!(hot_passed as f64 <= 21.0 + 10.0 * elapsed_s, "{hot_passed} of {hot_sent} passed in {elapsed_s} s");
+    assert!(hot_passed >= 20, "{hot_passed}");
 }
