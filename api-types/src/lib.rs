@@ -260,8 +260,9 @@ pub struct DeadLetterResolution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlacklistEntry {
     pub value: String,
-    /// When the entry reached the edge: the first edge sync served a state
-    /// holding it. `null` while no edge has picked it up.
+    /// When the entry reached the edge: the first edge sync that confirmed
+    /// (in its `if-none-match`) that the edge applied a state holding it.
+    /// `null` while no edge has.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub reached_edge_at: Option<OffsetDateTime>,
 }

@@ -1,19 +1,36 @@
-//! When each blacklist entry reached the edge: the time of the first sync of
-//! an (identified) edge that was served a state holding the entry.
+//! When each blacklist entry reached the edge: the time of the first sync in
+//! which an (identified) edge confirmed that it applied a state holding the
+//! entry.
 //!
 //! An operator blacklists someone to stop them now, and the edge is what
 //! stops them; so the dashboard shows, for every entry, whether the edge has
 //! it yet. The times live in Redis (a hash of entry → ms), so they outlast
 //! the backend and every backend sees the same ones.
 //!
-//! Every served sync carries the whole current blacklist, so stamping is a
-//! pass over the served entries that lack a time (`HSETNX`: the first sync
+//! Being served a state is not applying it: the edge checks it, then stores
+//! it in its shared memory, and either can fail (a full store, a bad body).
+//! What the edge holds it names in its next sync's `if-none-match` (the
+//! version of the state it applied, never one it only received). So a state
+//! version's blacklist counts as reached when an edge names that version;
+//! the versions served are remembered (for a day) with the blacklist version
+//! they were read at, and the entries stamped are the current ones when that
+//! blacklist version is still the current one (stamping an older blacklist
+//! exactly would need its entries; the next confirming sync stamps them).
+//!
+//! Every confirmed sync carries the whole current blacklist, so stamping is a
+//! pass over the entries that lack a time (`HSETNX`: the first confirmation
 //! wins). The pass runs once per blacklist version (the counter every change
 //! bumps), so a steady system pays one `GET` per sync. An entry added anew
 //! first loses any time an earlier life of it had.
 
 use crate::app::now_ms;
 use crate::keys::{BLACKLIST_REACHED_EDGE, BLACKLIST_REACHED_EDGE_VERSION};
+
+/// Prefix of the keys `<prefix><state version>` → the blacklist version that
+/// state was read at, for the versions served to edges.
+const SERVED_PREFIX: &str = "seckill:edge:served_blacklist:";
+/// How long a served version can still be confirmed.
+const SERVED_TTL_SECS: u64 = 86_400;
 use crate::store::{BlacklistKind, Store, StoreError};
 
 /// The field of an entry in the hash of times.
@@ -24,9 +41,27 @@ pub fn field(kind: BlacklistKind, value: &str) -> String {
     }
 }
 
-/// Stamps the entries of a served state (`users`, `ips`, read at blacklist
-/// `version`) that have no time yet with now.
-pub async fn record_served(store: &Store, version: i64, users: &[String], ips: &[String]) -> Result<(), StoreError> {
+/// Remembers that state `state_version` (read at blacklist version
+/// `blacklist_version`) was served, so that an edge naming it later counts.
+pub async fn record_served(store: &Store, state_version: &str, blacklist_version: i64) -> Result<(), StoreError> {
+    let key = format!("{SERVED_PREFIX}{state_version}");
+    store
+        .bounded(|mut c| async move {
+            redis::cmd("SET").arg(&key).arg(blacklist_version).arg("EX").arg(SERVED_TTL_SECS).query_async(&mut c).await
+        })
+        .await
+}
+
+/// The blacklist version a served state version was read at, if known.
+pub async fn served_at(store: &Store, state_version: &str) -> Result<Option<i64>, StoreError> {
+    let key = format!("{SERVED_PREFIX}{state_version}");
+    store.bounded(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await }).await
+}
+
+/// An edge confirmed it applied a state read at blacklist `version`, which
+/// is the current one (`users`, `ips`): stamps those entries that have no
+/// time yet with now.
+pub async fn record_applied(store: &Store, version: i64, users: &[String], ips: &[String]) -> Result<(), StoreError> {
     let stamped: Option<i64> = store
         .bounded(|mut c| async move { redis::cmd("GET").arg(BLACKLIST_REACHED_EDGE_VERSION).query_async(&mut c).await })
         .await?;

@@ -206,11 +206,32 @@ pub async fn record_sync(store: &Store, edge_id: &str, version: &str, rules_vers
 }
 
 /// Remembers that edge `edge_id` was just served `built` (a 200 or a 304):
-/// its sync, and the blacklist entries that thereby reached the edge.
-pub async fn record_served(store: &Store, edge_id: &str, built: &BuiltState) -> Result<(), StoreError> {
+/// its sync; the version served, should the edge confirm it later; and the
+/// blacklist entries that reached the edge, going by `applied`, the version
+/// the edge says it holds (its `if-none-match`), never by what it is served.
+pub async fn record_served(
+    store: &Store,
+    edge_id: &str,
+    built: &BuiltState,
+    applied: Option<&str>,
+) -> Result<(), StoreError> {
     let s = &built.state;
     record_sync(store, edge_id, &s.version, s.rules_version).await?;
-    blacklist_reach::record_served(store, built.blacklist_version, &s.blacklist_users, &s.blacklist_ips).await
+    let Some(applied) = applied else {
+        return blacklist_reach::record_served(store, &s.version, built.blacklist_version).await;
+    };
+    if applied != s.version {
+        blacklist_reach::record_served(store, &s.version, built.blacklist_version).await?;
+    }
+    let applied_blacklist = if applied == s.version {
+        Some(built.blacklist_version)
+    } else {
+        blacklist_reach::served_at(store, applied).await?
+    };
+    if applied_blacklist != Some(built.blacklist_version) {
+        return Ok(());
+    }
+    blacklist_reach::record_applied(store, built.blacklist_version, &s.blacklist_users, &s.blacklist_ips).await
 }
 
 /// The last sync of every edge that ever synced.

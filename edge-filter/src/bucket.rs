@@ -179,6 +179,18 @@ pub fn is_idle(limit: Limit, state: Option<BucketState>, now_us: u64) -> bool {
     }
 }
 
+/// How long until `state` is [`is_idle`] (0: it is), in µs: what dropping
+/// it now would forgive. A client flooding at its limit owes the most.
+pub fn idle_in_us(limit: Limit, state: Option<BucketState>, now_us: u64) -> u64 {
+    match state {
+        None => 0,
+        Some(s) => {
+            let elapsed = now_us.saturating_sub(s.last_us);
+            limit.time_to_refill(s.excess.saturating_add(TOKEN)).saturating_sub(elapsed)
+        }
+    }
+}
+
 /// Whole seconds for a header, rounded up.
 pub fn secs_ceil(us: u64) -> u64 {
     us.div_ceil(1_000_000)

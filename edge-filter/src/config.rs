@@ -15,6 +15,8 @@
 //!   "sync_timeout_ms": 1000,
 //!   "fail_open": true,
 //!   "trusted_proxies": ["127.0.0.1/32"],
+//!   "ipv4_prefix_len": 32,
+//!   "ipv6_prefix_len": 64,
 //!   "max_header_bytes": 8192,
 //!   "defaults": { "per_ip": {"rate_per_sec": 10, "burst": 20}, … }
 //! }
@@ -35,6 +37,8 @@
 //! | `sync_timeout_ms` | no | `min(sync_period_ms, 5000)` | timeout of one state request, 10 ms to `sync_period_ms` |
 //! | `fail_open` | no | `true` | before any state arrived: use `defaults` (`true`) or answer `503 unavailable` (`false`) |
 //! | `trusted_proxies` | no | `[]` | peers whose `x-forwarded-for` is believed (IPs or CIDRs) |
+//! | `ipv4_prefix_len` | no | `32` | IPv4 clients in one /N share their per-IP limits (buckets, in flight); 16 to 32 |
+//! | `ipv6_prefix_len` | no | `64` | IPv6 clients in one /N share their per-IP limits: a client holds a whole /64; 32 to 128 |
 //! | `max_header_bytes` | no | `8192` | request headers (names + values) above this are `400 bad_request`; 256 B to 1 MiB |
 //! | `defaults` | no | `EdgeRules::default()` | the rules used until the first state sync |
 //!
@@ -48,6 +52,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::bucket::{Limit, MAX_BURST, MAX_RATE};
+use crate::client_ip::ClientPrefixes;
 use crate::jwt::JwtKeys;
 use crate::matcher::{Cidr, IpSet, PathPattern};
 
@@ -172,6 +177,8 @@ pub struct Config {
     pub sync_timeout_ms: u64,
     pub fail_open: bool,
     pub trusted_proxies: IpSet,
+    /// What one client is, for the per-IP limits.
+    pub client_prefixes: ClientPrefixes,
     pub max_header_bytes: usize,
     /// The rules as configured, and compiled.
     pub defaults: EdgeRules,
@@ -192,6 +199,8 @@ const FIELDS: &[&str] = &[
     "sync_timeout_ms",
     "fail_open",
     "trusted_proxies",
+    "ipv4_prefix_len",
+    "ipv6_prefix_len",
     "max_header_bytes",
     "defaults",
 ];
@@ -303,6 +312,19 @@ impl Config {
             let cidr = Cidr::parse(p, true).map_err(|why| FieldError::new(format!("trusted_proxies[{i}]"), why))?;
             trusted_proxies.insert(cidr);
         }
+        let mut client_prefixes = ClientPrefixes::default();
+        for (field, len, range) in [
+            ("ipv4_prefix_len", &mut client_prefixes.ipv4, 16..=32),
+            ("ipv6_prefix_len", &mut client_prefixes.ipv6, 32..=128),
+        ] {
+            if let Some(n) = f.take::<u8>(field)? {
+                if !range.contains(&n) {
+                    let (lo, hi) = (range.start(), range.end());
+                    return Err(FieldError::new(field, format!("must be between {lo} and {hi}, got {n}")));
+                }
+                *len = n;
+            }
+        }
         let max_header_bytes: usize = f.take("max_header_bytes")?.unwrap_or(8192);
         if !(256..=1 << 20).contains(&max_header_bytes) {
             return Err(FieldError::new(
@@ -326,6 +348,7 @@ impl Config {
             sync_timeout_ms,
             fail_open,
             trusted_proxies,
+            client_prefixes,
             max_header_bytes,
             defaults,
             default_rules,
@@ -365,12 +388,22 @@ mod tests {
         assert!(c.fail_open);
         assert!(c.trusted_proxies.is_empty());
         assert_eq!(c.max_header_bytes, 8192);
+        assert_eq!(c.client_prefixes, ClientPrefixes { ipv4: 32, ipv6: 64 });
         assert_eq!(c.jwt_path_prefixes, ["/api/"]);
         assert_eq!(c.blocked_path_prefixes, ["/internal/"]);
         assert_eq!(c.defaults, EdgeRules::default());
         assert_eq!(c.default_rules.per_ip, Limit::new(10.0, 20).unwrap());
         assert_eq!(c.default_rules.routes.len(), 2);
         assert_eq!(with(json!({"sync_period_ms": 60_000})).unwrap().sync_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn client_prefixes_are_checked() {
+        let c = with(json!({"ipv4_prefix_len": 24, "ipv6_prefix_len": 56})).unwrap();
+        assert_eq!(c.client_prefixes, ClientPrefixes { ipv4: 24, ipv6: 56 });
+        assert_eq!(err(json!({"ipv6_prefix_len": 16})), "ipv6_prefix_len: must be between 32 and 128, got 16");
+        assert_eq!(err(json!({"ipv4_prefix_len": 33})), "ipv4_prefix_len: must be between 16 and 32, got 33");
+        assert!(err(json!({"ipv6_prefix_len": -1})).starts_with("ipv6_prefix_len: "));
     }
 
     #[test]

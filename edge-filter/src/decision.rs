@@ -10,7 +10,8 @@
 //! 2. a blocked path (`/internal/…`) → `404 not_found`
 //! 3. no state yet and `fail_open: false` → `503 unavailable`
 //! 4. client IP (or its range) blacklisted → `403 blacklisted`
-//! 5. in flight: total, then per client IP → `429 rate_limited`
+//! 5. in flight: total, then per client (IPv6 by /64, see
+//!    [`crate::client_ip::limit_key`]) → `429 rate_limited`
 //! 6. `Authorization` on a JWT path: malformed header → `400 bad_request`,
 //!    bad token → `401 unauthorized`
 //! 7. user blacklisted → `403 blacklisted`
@@ -27,12 +28,12 @@ use std::net::IpAddr;
 use seckill_api::{ErrorBody, ErrorCode};
 
 use crate::bucket::{self, BucketState, Check, Limit};
-use crate::client_ip::{client_ip, ip_text};
+use crate::client_ip::{client_ip, ip_text, limit_key};
 use crate::config::Config;
 use crate::jwt::{Identity, bearer};
 use crate::matcher::path_segments;
 use crate::state::{self, Snapshot};
-use crate::store::{self, CAS_RETRIES, SharedStore};
+use crate::store::{self, CAS_RETRIES, NotCounted, SetError, SharedStore};
 
 /// What happened to a request, one metric each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,10 +49,12 @@ pub enum Outcome {
     NotStarted,
     Ended,
     RateLimited,
+    /// Limited because a limit's state could not be stored (shared memory full).
+    StoreFull,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Allowed,
         Outcome::BadRequest,
         Outcome::NotFound,
@@ -63,6 +66,7 @@ impl Outcome {
         Outcome::NotStarted,
         Outcome::Ended,
         Outcome::RateLimited,
+        Outcome::StoreFull,
     ];
 
     /// The counter's name: `seckill_edge_decisions_<outcome>`.
@@ -79,6 +83,7 @@ impl Outcome {
             Outcome::NotStarted => "seckill_edge_decisions_not_started",
             Outcome::Ended => "seckill_edge_decisions_ended",
             Outcome::RateLimited => "seckill_edge_decisions_rate_limited",
+            Outcome::StoreFull => "seckill_edge_decisions_store_full",
         }
     }
 
@@ -146,6 +151,21 @@ pub struct Lease {
     ip_key: String,
 }
 
+impl Lease {
+    /// The shared-data key of the per-IP in-flight counter it holds a slot of.
+    pub fn ip_key(&self) -> &str {
+        &self.ip_key
+    }
+
+    /// The lease a stream of another VM took (its [`Lease::ip_key`]), so that
+    /// this VM can give the slot back when that VM is gone. `None` for a key
+    /// that is not a per-IP in-flight counter.
+    pub fn adopt(ip_key: &str) -> Option<Self> {
+        let ip = ip_key.strip_prefix(state::INFLIGHT_IP_PREFIX)?;
+        (!ip.is_empty()).then(|| Self { ip_key: ip_key.to_owned() })
+    }
+}
+
 /// An admitted request.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Admission {
@@ -202,6 +222,22 @@ impl RequestFacts {
 
 fn bad_request(message: impl Into<String>) -> Rejection {
     Rejection::new(Outcome::BadRequest, ErrorCode::BadRequest, message)
+}
+
+/// Fail closed: a limit whose state the shared memory cannot hold is not
+/// enforced for this request, so the request is refused rather than let
+/// through unlimited (which is what a dropped write used to mean). The
+/// filter counts these (`seckill_edge_decisions_store_full`) and logs them;
+/// the bucket sweep makes room, so they stop once memory is freed.
+fn store_full() -> Rejection {
+    Rejection {
+        retry_after_secs: Some(1),
+        ..Rejection::new(
+            Outcome::StoreFull,
+            ErrorCode::RateLimited,
+            "the edge cannot keep track of this client right now (its shared memory is full); retry shortly",
+        )
+    }
 }
 
 /// Reads the facts the decision needs; malformed or oversized headers are refused.
@@ -332,21 +368,29 @@ pub fn decide<S: SharedStore + ?Sized>(
     };
     let in_flight = match store::try_increment(store, state::INFLIGHT_TOTAL_KEY, rules.max_in_flight_total) {
         Ok(n) => n,
-        Err(_) => {
+        Err(NotCounted::StoreFull) => return Verdict::Reject(store_full()),
+        Err(NotCounted::AtMax(_)) => {
             return Verdict::Reject(in_flight_refusal(format!(
                 "the service is at its limit of {} requests in flight; retry shortly",
                 rules.max_in_flight_total
             )));
         }
     };
+    // Per-IP limits count a client's network (a /64 for IPv6 by default):
+    // rotating through the addresses one holds is not a way around them.
     let ip_text = ip_text(ip);
-    let ip_key = state::inflight_ip_key(&ip_text);
-    if store::try_increment(store, &ip_key, rules.max_in_flight_per_ip).is_err() {
+    let network = limit_key(ip, config.client_prefixes);
+    let client = network.as_deref().unwrap_or(&ip_text);
+    let ip_key = state::inflight_ip_key(client);
+    if let Err(why) = store::try_increment(store, &ip_key, rules.max_in_flight_per_ip) {
         store::decrement(store, state::INFLIGHT_TOTAL_KEY);
-        return Verdict::Reject(in_flight_refusal(format!(
-            "too many requests in flight from this IP address (at most {})",
-            rules.max_in_flight_per_ip
-        )));
+        return Verdict::Reject(match why {
+            NotCounted::StoreFull => store_full(),
+            NotCounted::AtMax(_) => in_flight_refusal(format!(
+                "too many requests in flight from this IP address (at most {})",
+                rules.max_in_flight_per_ip
+            )),
+        });
     }
     let lease = Lease { ip_key };
     let refuse = |rejection: Rejection, lease: Lease| {
@@ -395,14 +439,14 @@ pub fn decide<S: SharedStore + ?Sized>(
 
     // Buckets.
     let mut buckets = Vec::with_capacity(2 + 2 * rules.routes.len());
-    buckets.push(BucketUse { route: None, per: "per-IP", key: state::bucket_ip_key(&ip_text), limit: rules.per_ip });
+    buckets.push(BucketUse { route: None, per: "per-IP", key: state::bucket_ip_key(client), limit: rules.per_ip });
     let matching = || rules.routes.iter().filter(|r| r.matches(&req.method, &req.segments));
     for r in matching() {
         if let Some(limit) = r.per_ip {
             buckets.push(BucketUse {
                 route: Some(&r.name),
                 per: "per-IP",
-                key: state::route_ip_key(&r.name, &ip_text),
+                key: state::route_ip_key(&r.name, client),
                 limit,
             });
         }
@@ -473,10 +517,11 @@ fn charge<S: SharedStore + ?Sized>(
         }
         let mut lost = Vec::new();
         for (b, next, cas) in reads {
-            if store.set(&b.key, &next.encode(), cas).is_ok() {
-                touched.push((b.key.clone(), b.limit));
-            } else {
-                lost.push(b);
+            match store.set(&b.key, &next.encode(), cas) {
+                Ok(()) => touched.push((b.key.clone(), b.limit)),
+                Err(SetError::CasMismatch) => lost.push(b),
+                // Buckets already charged stay charged: the strict side.
+                Err(SetError::Full) => return Err(store_full()),
             }
         }
         if lost.is_empty() {

@@ -2,6 +2,15 @@
 //! last (re-read from shared data only when the state's marker changes), and
 //! the bucket keys it charged, so that idle ones can be emptied.
 //!
+//! Every bucket key a VM creates in shared data is one it tracks, so that it
+//! is removed again: shared memory stays bounded by what the VMs track, however
+//! many clients pass. The tracked set has a bound ([`MAX_TOUCHED`]); before a
+//! request may create keys past it, room is made ([`Engine::decide_facts`]):
+//! among a few keys at the front of the round robin, an idle one (refilled
+//! completely, so exactly like no bucket) is dropped, or else the one nearest
+//! to idle. The buckets of clients that flood are the furthest from idle, so
+//! they are never the ones dropped.
+//!
 //! The charged keys are a hash set plus a round-robin queue, not an ordered
 //! map: bucket keys share long prefixes, and an ordered insert compared them
 //! byte by byte (wasm's `memcmp`) on every request, ~9 % of the edge's CPU.
@@ -15,8 +24,12 @@ use crate::decision::{self, Lease, RequestFacts, Verdict};
 use crate::state::{STATE_GEN_KEY, STATE_KEY, Snapshot};
 use crate::store::SharedStore;
 
-/// At most this many bucket keys are remembered for sweeping per VM.
+/// At most this many bucket keys are tracked per VM (≈ 12 MB of shared data
+/// per VM at most, with IPv6 keys).
 pub const MAX_TOUCHED: usize = 200_000;
+
+/// Tracked keys looked at to find one to drop when the tracked set is full.
+const EVICTION_SAMPLE: usize = 8;
 
 /// How often a request looks for a new state. The VM that syncs reloads at
 /// once and every VM does on its tick; between those, checking the marker on
@@ -35,6 +48,9 @@ pub struct Engine {
     /// in the order the sweep visits them.
     touched: HashMap<String, Limit>,
     sweep_queue: VecDeque<String>,
+    max_tracked: usize,
+    /// Buckets dropped to make room that were not idle yet.
+    evicted_busy: u64,
     scratch: Vec<(String, Limit)>,
     problem: Option<String>,
 }
@@ -61,9 +77,17 @@ impl Engine {
             checked_at_us: None,
             touched: HashMap::new(),
             sweep_queue: VecDeque::new(),
+            max_tracked: MAX_TOUCHED,
+            evicted_busy: 0,
             scratch: Vec::new(),
             problem: None,
         }
+    }
+
+    /// The same with another bound on tracked bucket keys (tests).
+    pub fn with_max_tracked(mut self, max: usize) -> Self {
+        self.max_tracked = max.max(1);
+        self
     }
 
     /// Creates the shared keys every request uses, so that their updates are
@@ -152,6 +176,10 @@ impl Engine {
         peer: Option<IpAddr>,
         now_us: u64,
     ) -> Verdict {
+        // The most bucket keys this request can create: per IP and per user,
+        // plus both for every route.
+        let routes = self.snapshot().map_or(0, |s| s.rules.routes.len());
+        self.make_room(store, now_us, 2 + 2 * routes);
         let mut touched = std::mem::take(&mut self.scratch);
         let snapshot = match &self.synced {
             Some(s) => Some(s),
@@ -162,13 +190,72 @@ impl Engine {
         for (key, limit) in touched.drain(..) {
             if let Some(known) = self.touched.get_mut(&key) {
                 *known = limit;
-            } else if self.touched.len() < MAX_TOUCHED {
+            } else {
                 self.touched.insert(key.clone(), limit);
                 self.sweep_queue.push_back(key);
             }
         }
         self.scratch = touched;
         verdict
+    }
+
+    /// Drops tracked keys until `needed` more fit under the bound (a few
+    /// attempts at most: a key that keeps being charged while we look is hot,
+    /// and a request is never held up for long).
+    fn make_room<S: SharedStore + ?Sized>(&mut self, store: &S, now_us: u64, needed: usize) {
+        let mut attempts = 2 * needed;
+        while self.touched.len() + needed > self.max_tracked && attempts > 0 {
+            attempts -= 1;
+            self.evict_one(store, now_us);
+        }
+    }
+
+    /// Drops one tracked key: the first idle one among [`EVICTION_SAMPLE`]
+    /// at the front of the round robin, else the one of them nearest to
+    /// idle. Dropping a bucket that is not idle forgives its client what it
+    /// still owes (its next request starts afresh); the one nearest to idle
+    /// owes least, and a client flooding at its limit owes most, so it is
+    /// never the one dropped. The only other way to stay bounded would be to
+    /// refuse new clients. `false` if nothing was dropped.
+    fn evict_one<S: SharedStore + ?Sized>(&mut self, store: &S, now_us: u64) -> bool {
+        let mut nearest: Option<(u64, String, Option<u32>)> = None;
+        for _ in 0..EVICTION_SAMPLE.min(self.sweep_queue.len()) {
+            let Some(key) = self.sweep_queue.pop_front() else { break };
+            let Some(&limit) = self.touched.get(&key) else { continue };
+            let (value, cas) = store.get(&key);
+            let state = value.as_deref().and_then(BucketState::decode);
+            if state.is_none() {
+                self.touched.remove(&key);
+                return true;
+            }
+            let idle_in = bucket::idle_in_us(limit, state, now_us);
+            if idle_in == 0 && store.set(&key, &[], cas).is_ok() {
+                self.touched.remove(&key);
+                return true;
+            }
+            match &nearest {
+                Some((best, ..)) if *best <= idle_in => self.sweep_queue.push_back(key),
+                _ => {
+                    if let Some((_, further, _)) = nearest.replace((idle_in, key, cas)) {
+                        self.sweep_queue.push_back(further);
+                    }
+                }
+            }
+        }
+        let Some((_, key, cas)) = nearest else { return false };
+        if store.set(&key, &[], cas).is_ok() {
+            self.touched.remove(&key);
+            self.evicted_busy += 1;
+            return true;
+        }
+        // Charged while we looked: not the one to drop after all.
+        self.sweep_queue.push_back(key);
+        false
+    }
+
+    /// Buckets dropped to make room before they were idle, since the VM started.
+    pub fn evicted_busy(&self) -> u64 {
+        self.evicted_busy
     }
 
     /// Gives an admitted request's in-flight slot back.

@@ -14,7 +14,7 @@ use crate::client_ip::parse_peer;
 use crate::config::Config;
 use crate::decision::{Lease, Outcome, Verdict};
 use crate::engine::{Engine, Refresh};
-use crate::store::{CasMismatch, SharedStore};
+use crate::store::{SetError, SharedStore};
 use crate::sync::{self, SyncOutcome};
 
 proxy_wasm::main! {{
@@ -25,6 +25,19 @@ proxy_wasm::main! {{
 /// Shared data through the host.
 struct HostStore;
 
+// The SDK's `set_shared_data` panics on any status but OK and CAS_MISMATCH,
+// so a host that refuses a write it cannot store (INTERNAL_FAILURE from
+// `seckill-edge` when its shared memory is full) would trap the VM. The
+// status is read here instead.
+#[link(wasm_import_module = "env")]
+unsafe extern "C" {
+    #[link_name = "proxy_set_shared_data"]
+    fn set_shared_data_status(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
+}
+
+const STATUS_OK: u32 = 0;
+const STATUS_CAS_MISMATCH: u32 = 8;
+
 impl SharedStore for HostStore {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         match hostcalls::get_shared_data(key) {
@@ -33,8 +46,16 @@ impl SharedStore for HostStore {
         }
     }
 
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), CasMismatch> {
-        hostcalls::set_shared_data(key, Some(value), cas).map_err(|_| CasMismatch)
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+        // SAFETY: both slices outlive the call; the host only reads them.
+        let status =
+            unsafe { set_shared_data_status(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas.unwrap_or(0)) };
+        match status {
+            STATUS_OK => Ok(()),
+            STATUS_CAS_MISMATCH => Err(SetError::CasMismatch),
+            // Anything else: not stored, and retrying will not change that.
+            _ => Err(SetError::Full),
+        }
     }
 }
 
@@ -102,6 +123,8 @@ impl Metrics {
 struct Vm {
     engine: Option<Engine>,
     metrics: Metrics,
+    /// Requests refused because shared data was full (for quieter logs).
+    store_full: u64,
 }
 
 impl Vm {
@@ -273,7 +296,12 @@ impl RootContext for EdgeRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(EdgeHttp { vm: Rc::clone(&self.vm), lease: None, metrics: self.vm.borrow().metrics }))
+        Some(Box::new(EdgeHttp {
+            vm: Rc::clone(&self.vm),
+            lease: None,
+            decided: false,
+            metrics: self.vm.borrow().metrics,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -281,14 +309,35 @@ impl RootContext for EdgeRoot {
     }
 }
 
+/// The stream property an admitted request's lease is also written to: the
+/// host keeps a stream's properties when the VM that admitted it fails, and
+/// ends the stream in the VM that replaces it (a context whose first
+/// callback is `on_done`), which gives the slot back from there.
+const LEASE_PROPERTY: &str = "seckill_edge_lease";
+
 struct EdgeHttp {
     vm: Rc<RefCell<Vm>>,
     /// Held from admission until the stream ends, whichever way it ends.
     lease: Option<Lease>,
+    /// This VM judged the request (saw its headers).
+    decided: bool,
     metrics: Metrics,
 }
 
 impl EdgeHttp {
+    /// A stream this VM never judged that ends here was admitted by a VM
+    /// since lost: its lease is in the stream's properties.
+    fn adopt_lease(&mut self) {
+        if self.decided || self.lease.is_some() {
+            return;
+        }
+        self.lease = hostcalls::get_property(vec![LEASE_PROPERTY])
+            .ok()
+            .flatten()
+            .and_then(|key| String::from_utf8(key).ok())
+            .and_then(|key| Lease::adopt(&key));
+    }
+
     /// Gives the in-flight slot back, once: from `on_done`, `on_log`, or at
     /// the latest when the host deletes the context (a reset stream).
     fn release(&mut self) {
@@ -309,6 +358,7 @@ impl Drop for EdgeHttp {
 
 impl Context for EdgeHttp {
     fn on_done(&mut self) -> bool {
+        self.adopt_lease();
         self.release();
         true
     }
@@ -316,6 +366,7 @@ impl Context for EdgeHttp {
 
 impl HttpContext for EdgeHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.decided = true;
         let now = now_us();
         let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
         let peer = hostcalls::get_property(vec!["source", "address"])
@@ -339,8 +390,20 @@ impl HttpContext for EdgeHttp {
             }
         };
         self.metrics.decision(verdict.outcome());
+        if verdict.outcome() == Outcome::StoreFull {
+            let mut vm = self.vm.borrow_mut();
+            vm.store_full += 1;
+            if vm.store_full == 1 || vm.store_full.is_multiple_of(1000) {
+                log::error!(
+                    "seckill-edge: shared data is full: a request was refused because its limits could not be \
+                     stored ({} so far on this VM)",
+                    vm.store_full
+                );
+            }
+        }
         match verdict {
             Verdict::Allow(admission) => {
+                let _ = hostcalls::set_property(vec![LEASE_PROPERTY], Some(admission.lease.ip_key().as_bytes()));
                 self.lease = Some(admission.lease);
                 // The backend trusts the edge's x-forwarded-for: only the client
                 // address the edge vouches for goes on.

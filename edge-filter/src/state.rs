@@ -26,11 +26,12 @@ pub const STATE_KEY: &str = "seckill.edge.state";
 pub const STATE_GEN_KEY: &str = "seckill.edge.state.gen";
 pub const SYNC_KEY: &str = "seckill.edge.sync";
 pub const INFLIGHT_TOTAL_KEY: &str = "seckill.edge.inflight.total";
+pub const INFLIGHT_IP_PREFIX: &str = "seckill.edge.inflight.ip.";
 
 // The IP-keyed names take the address already written out: a request uses it
 // in several keys, and formatting an address is not free inside the VM.
 pub fn inflight_ip_key(ip: &str) -> String {
-    ["seckill.edge.inflight.ip.", ip].concat()
+    [INFLIGHT_IP_PREFIX, ip].concat()
 }
 
 pub fn bucket_ip_key(ip: &str) -> String {

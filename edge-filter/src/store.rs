@@ -3,38 +3,65 @@
 //! against proxy-wasm's `get_shared_data` / `set_shared_data`.
 //!
 //! Semantics are Envoy's: every value has a CAS token (never 0); a write with
-//! `Some(cas)` fails with [`CasMismatch`] unless the key still has that token;
-//! a write with `None` is unconditional. Keys are never removed through the
-//! ABI: an empty value stands for "nothing here", and a host may drop it.
+//! `Some(cas)` fails with [`SetError::CasMismatch`] unless the key still has
+//! that token; a write with `None` is unconditional. Keys are never removed
+//! through the ABI: an empty value stands for "nothing here", and a host may
+//! drop it.
+//!
+//! A host with a byte budget may also refuse a write that does not fit
+//! ([`SetError::Full`]; `seckill-edge` answers `INTERNAL_FAILURE`, Envoy's
+//! store has no budget). Nothing was stored then, and the filter must not act
+//! as if it had been: a limit whose state cannot be kept refuses (see
+//! [`crate::decision`]), a state that cannot be stored is not applied.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// A compare-and-swap write lost a race: read again and retry.
+/// Why a write was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CasMismatch;
+pub enum SetError {
+    /// A compare-and-swap write lost a race: read again and retry.
+    CasMismatch,
+    /// The host's shared memory is full: retrying will not help until
+    /// something is removed.
+    Full,
+}
 
 /// Shared key-value data with compare-and-swap.
 pub trait SharedStore {
     /// The value (`None` if absent or empty) and its CAS token (`None` if absent).
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
     /// Writes `value` if `cas` is `None` or still the key's token.
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), CasMismatch>;
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError>;
 }
 
 /// How many times a read-modify-write is retried after losing a CAS race.
 pub const CAS_RETRIES: usize = 32;
 
-/// In-memory [`SharedStore`] with Envoy's semantics, for tests and benches.
+/// In-memory [`SharedStore`] with Envoy's semantics, for tests and benches;
+/// optionally with a byte budget as `seckill-edge` has one.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     next_cas: RefCell<u32>,
+    /// Most bytes of keys and non-empty values held (`None`: no limit).
+    budget: Option<usize>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that refuses ([`SetError::Full`]) writes that would make its
+    /// keys and non-empty values exceed `bytes`.
+    pub fn with_budget(bytes: usize) -> Self {
+        Self { budget: Some(bytes), ..Self::default() }
+    }
+
+    /// Bytes of keys and non-empty values held.
+    pub fn bytes(&self) -> usize {
+        self.map.borrow().iter().filter(|(_, (v, _))| !v.is_empty()).map(|(k, (v, _))| k.len() + v.len()).sum()
     }
 
     /// The raw value of `key` (tests).
@@ -59,12 +86,19 @@ impl SharedStore for MemoryStore {
         }
     }
 
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), CasMismatch> {
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+        if let Some(budget) = self.budget {
+            let old = self.map.borrow().get(key).filter(|(v, _)| !v.is_empty()).map_or(0, |(v, _)| key.len() + v.len());
+            let new = if value.is_empty() { 0 } else { key.len() + value.len() };
+            if new > old && self.bytes() - old + new > budget {
+                return Err(SetError::Full);
+            }
+        }
         let mut map = self.map.borrow_mut();
         if let (Some(expected), Some((_, current))) = (cas, map.get(key))
             && expected != *current
         {
-            return Err(CasMismatch);
+            return Err(SetError::CasMismatch);
         }
         let mut next = self.next_cas.borrow_mut();
         *next = next.wrapping_add(1).max(1);
@@ -93,23 +127,33 @@ pub fn encode_count(n: u32) -> Vec<u8> {
     if n == 0 { Vec::new() } else { n.to_le_bytes().to_vec() }
 }
 
+/// Why [`try_increment`] did not count one more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotCounted {
+    /// The counter is at its maximum (the count), or every retry lost its
+    /// race (reported as at the maximum: refusing is the safe side).
+    AtMax(u32),
+    /// The store could not hold the counter.
+    StoreFull,
+}
+
 /// Adds one to the counter at `key` unless it is already at `max`.
-/// `Ok(new count)`, or `Err(current count)` when full (or when every retry
-/// lost its race, reported as full: refusing is the safe side).
-pub fn try_increment<S: SharedStore + ?Sized>(store: &S, key: &str, max: u32) -> Result<u32, u32> {
+pub fn try_increment<S: SharedStore + ?Sized>(store: &S, key: &str, max: u32) -> Result<u32, NotCounted> {
     let mut last = 0;
     for _ in 0..CAS_RETRIES {
         let (value, cas) = store.get(key);
         let n = decode_count(value.as_deref());
         last = n;
         if n >= max {
-            return Err(n);
+            return Err(NotCounted::AtMax(n));
         }
-        if store.set(key, &encode_count(n + 1), cas).is_ok() {
-            return Ok(n + 1);
+        match store.set(key, &encode_count(n + 1), cas) {
+            Ok(()) => return Ok(n + 1),
+            Err(SetError::Full) => return Err(NotCounted::StoreFull),
+            Err(SetError::CasMismatch) => {}
         }
     }
-    Err(last)
+    Err(NotCounted::AtMax(last))
 }
 
 /// Takes one from the counter at `key` (never below 0). Retries far longer
@@ -138,7 +182,7 @@ mod tests {
         let (v, cas) = s.get("k");
         assert_eq!(v.as_deref(), Some(&b"a"[..]));
         s.set("k", b"b", cas).unwrap();
-        assert_eq!(s.set("k", b"c", cas), Err(CasMismatch));
+        assert_eq!(s.set("k", b"c", cas), Err(SetError::CasMismatch));
         s.set("k", b"", None).unwrap();
         let (v, cas) = s.get("k");
         assert_eq!(v, None);
@@ -150,7 +194,7 @@ mod tests {
         let s = MemoryStore::new();
         assert_eq!(try_increment(&s, "c", 2), Ok(1));
         assert_eq!(try_increment(&s, "c", 2), Ok(2));
-        assert_eq!(try_increment(&s, "c", 2), Err(2));
+        assert_eq!(try_increment(&s, "c", 2), Err(NotCounted::AtMax(2)));
         assert_eq!(decrement(&s, "c"), Some(1));
         assert_eq!(decrement(&s, "c"), Some(0));
         assert_eq!(s.raw("c"), Some(vec![]));
@@ -168,7 +212,7 @@ mod tests {
         fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
             self.inner.get(key)
         }
-        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), CasMismatch> {
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
             let mut left = self.races_left.borrow_mut();
             if *left > 0 {
                 *left -= 1;
@@ -181,6 +225,18 @@ mod tests {
     }
 
     #[test]
+    fn a_full_store_refuses_growth_but_not_shrinking() {
+        let s = MemoryStore::with_budget(10);
+        s.set("ab", b"12345678", None).unwrap();
+        assert_eq!(s.set("c", b"1", None), Err(SetError::Full));
+        assert_eq!(try_increment(&s, "c", 10), Err(NotCounted::StoreFull), "a full store is not a full counter");
+        s.set("ab", b"12", None).unwrap();
+        assert_eq!(try_increment(&s, "c", 10), Ok(1));
+        s.set("ab", b"", None).unwrap();
+        assert_eq!(s.bytes(), 5);
+    }
+
+    #[test]
     fn lost_races_are_retried_not_lost() {
         let inner = MemoryStore::new();
         // Compare-and-swap needs the key to exist: Envoy inserts an absent key
@@ -189,6 +245,10 @@ mod tests {
         let s = Contended { inner: &inner, races_left: RefCell::new(3) };
         assert_eq!(try_increment(&s, "c", 100), Ok(4), "three racing increments, then ours");
         let s = Contended { inner: &inner, races_left: RefCell::new(1000) };
-        assert_eq!(try_increment(&s, "c", 100_000), Err(4 + CAS_RETRIES as u32 - 1), "gives up, refusing");
+        assert_eq!(
+            try_increment(&s, "c", 100_000),
+            Err(NotCounted::AtMax(4 + CAS_RETRIES as u32 - 1)),
+            "gives up, refusing"
+        );
     }
 }

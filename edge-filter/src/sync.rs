@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::state::{self, Repairs, STATE_GEN_KEY, STATE_KEY, SYNC_KEY, Snapshot};
-use crate::store::{CAS_RETRIES, SharedStore};
+use crate::store::{CAS_RETRIES, SetError, SharedStore};
 
 /// The largest state body accepted.
 pub const MAX_STATE_BYTES: usize = 32 << 20;
@@ -182,8 +182,10 @@ pub fn handle_response<S: SharedStore + ?Sized>(
                 Ok(b) => b,
                 Err(e) => return invalid(store, now_us, e.to_string()),
             };
-            if !write_state(store, &bytes, &state.version, now_us) {
-                return record_failure(store, now_us, "lost every compare-and-swap race writing the state");
+            // Not stored is not applied: the failure is recorded, this VM keeps
+            // (and names in its next `if-none-match`) the version it had.
+            if let Err(why) = write_state(store, &bytes, &state.version, now_us) {
+                return record_failure(store, now_us, why);
             }
             mark_ok(store, now_us, Some(&state.version));
             SyncOutcome::Updated { version: state.version, repairs }
@@ -212,14 +214,29 @@ fn mark_ok<S: SharedStore + ?Sized>(store: &S, now_us: u64, new_version: Option<
 
 /// Writes the state (compare-and-swap), then the marker that tells every VM
 /// to re-read it. Since each writer writes the state before its marker, the
-/// state a VM reads after seeing the final marker is the final state.
-fn write_state<S: SharedStore + ?Sized>(store: &S, bytes: &[u8], version: &str, now_us: u64) -> bool {
+/// state a VM reads after seeing the final marker is the final state. `Err`
+/// says why it was not applied.
+fn write_state<S: SharedStore + ?Sized>(
+    store: &S,
+    bytes: &[u8],
+    version: &str,
+    now_us: u64,
+) -> Result<(), &'static str> {
+    const FULL: &str = "shared data is full: the state could not be stored";
     for _ in 0..CAS_RETRIES {
         let (_, cas) = store.get(STATE_KEY);
-        if store.set(STATE_KEY, bytes, cas).is_ok() {
-            let marker = format!("{version}@{now_us}");
-            return store.set(STATE_GEN_KEY, marker.as_bytes(), None).is_ok();
+        match store.set(STATE_KEY, bytes, cas) {
+            Ok(()) => {
+                let marker = format!("{version}@{now_us}");
+                return match store.set(STATE_GEN_KEY, marker.as_bytes(), None) {
+                    Ok(()) => Ok(()),
+                    Err(SetError::Full) => Err(FULL),
+                    Err(SetError::CasMismatch) => Err("the state's marker could not be written"),
+                };
+            }
+            Err(SetError::Full) => return Err(FULL),
+            Err(SetError::CasMismatch) => {}
         }
     }
-    false
+    Err("lost every compare-and-swap race writing the state")
 }

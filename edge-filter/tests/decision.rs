@@ -5,11 +5,11 @@ mod common;
 
 use common::*;
 use seckill_api::{ErrorCode, RateRule, RouteRule};
-use seckill_edge_filter::decision::{Outcome, Verdict};
+use seckill_edge_filter::decision::{Lease, Outcome, Verdict};
 use seckill_edge_filter::engine::Engine;
 use seckill_edge_filter::jwt::{Identity, sign_hs256};
 use seckill_edge_filter::state::INFLIGHT_TOTAL_KEY;
-use seckill_edge_filter::store::MemoryStore;
+use seckill_edge_filter::store::{MemoryStore, SharedStore};
 use serde_json::json;
 
 #[test]
@@ -297,6 +297,28 @@ fn in_flight_limits_count_up_on_admission_and_down_on_release() {
     assert!(leftovers.is_empty(), "nothing in flight leaks: {leftovers:?}");
 }
 
+/// A VM that is lost mid-request leaves its leases' keys in the streams'
+/// properties; another VM gives the slots back from those alone.
+#[test]
+fn a_lease_is_given_back_by_another_vm_from_its_key() {
+    let store = MemoryStore::new();
+    let mut lost = engine(json!({}));
+    Engine::prepare(&store);
+    let h = req("GET", "/api/activities");
+    let keys: Vec<String> = (0..5)
+        .map(|i| admitted(lost.decide(&store, &h, ip("198.51.100.7"), T0 + i)).lease.ip_key().to_owned())
+        .collect();
+    drop(lost);
+    assert_eq!(store.raw(INFLIGHT_TOTAL_KEY), Some(5u32.to_le_bytes().to_vec()));
+    for key in &keys {
+        assert!(Engine::release(&store, Lease::adopt(key).unwrap()));
+    }
+    assert!(store.live_keys().iter().all(|k| !k.contains("inflight")), "{:?}", store.live_keys());
+    // Only an in-flight counter's key is taken for a lease.
+    assert_eq!(Lease::adopt("seckill.edge.state"), None);
+    assert_eq!(Lease::adopt(INFLIGHT_TOTAL_KEY), None);
+}
+
 #[test]
 fn the_total_in_flight_limit_covers_every_client() {
     let store = MemoryStore::new();
@@ -426,4 +448,141 @@ fn allowed_verdicts_name_the_client_and_identity() {
         }
         Verdict::Reject(r) => panic!("{r:?}"),
     }
+}
+
+/// An IPv6 client holds a whole /64 and can send every request from a fresh
+/// address in it: the per-IP limits see the /64 as one client.
+#[test]
+fn rotating_ipv6_addresses_inside_one_64_is_limited_as_one_client() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    let rotating = |i: u64| ip(&format!("2001:db8:1:2:{:x}:{:x}::{:x}", i >> 32, (i >> 16) & 0xffff, i & 0xffff));
+    let passed = (0..500).filter(|&i| run(&mut e, &store, &h, rotating(i * 7919), T0).is_ok()).count();
+    assert_eq!(passed, 21, "1 + burst, as from one address");
+    // Each /64 is its own client.
+    for net in 0..50 {
+        let other = ip(&format!("2001:db8:1:{:x}::1", 3 + net));
+        assert_eq!(run(&mut e, &store, &h, other, T0), Ok(()), "/64 number {net}");
+    }
+    // The backend still learns the exact address.
+    let a = admitted(e.decide(&store, &h, ip("2001:db8:9:9::abcd"), T0));
+    assert_eq!(a.client_ip, "2001:db8:9:9::abcd");
+    Engine::release(&store, a.lease);
+}
+
+#[test]
+fn the_in_flight_limit_per_ip_counts_an_ipv6_64_as_one_client() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    let held: Vec<_> =
+        (0..10).map(|i| admitted(e.decide(&store, &h, ip(&format!("2001:db8:5:5::{i:x}")), T0)).lease).collect();
+    let r = refused(e.decide(&store, &h, ip("2001:db8:5:5:ffff::1"), T0));
+    assert_eq!(r.outcome, Outcome::InFlightLimited);
+    assert_eq!(run(&mut e, &store, &h, ip("2001:db8:5:6::1"), T0), Ok(()), "another /64 is another client");
+    for l in held {
+        assert!(Engine::release(&store, l));
+    }
+    assert!(store.live_keys().iter().all(|k| !k.contains("inflight")), "{:?}", store.live_keys());
+}
+
+#[test]
+fn ipv4_clients_stay_one_address_each_unless_configured() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    for i in 0..22 {
+        let passed = run(&mut e, &store, &h, ip("198.51.100.7"), T0).is_ok();
+        assert_eq!(passed, i < 21, "request {i}");
+    }
+    for host in 8..60 {
+        assert_eq!(run(&mut e, &store, &h, ip(&format!("198.51.100.{host}")), T0), Ok(()), "{host}");
+    }
+    assert!(store.raw("seckill.edge.rl.ip.198.51.100.7").is_some(), "{:?}", store.live_keys());
+
+    // With `ipv4_prefix_len: 24` (and IPv6 by /48), the network is the client.
+    let store = MemoryStore::new();
+    let mut e = engine(json!({"ipv4_prefix_len": 24, "ipv6_prefix_len": 48}));
+    let passed = (0..60).filter(|i| run(&mut e, &store, &h, ip(&format!("198.51.100.{i}")), T0).is_ok()).count();
+    assert_eq!(passed, 21);
+    let passed = (0..60).filter(|i| run(&mut e, &store, &h, ip(&format!("2001:db8:7:{i:x}::1")), T0).is_ok()).count();
+    assert_eq!(passed, 21, "one /48");
+}
+
+/// The blacklist matches what it lists, exactly: an address in it does not
+/// take its /64 neighbours with it (list the range for that).
+#[test]
+fn the_blacklist_stays_exact_when_limits_group_by_prefix() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let mut st = state("v1");
+    st.blacklist_ips = vec!["2001:db8:1:2::66".into(), "2001:db8:9::/48".into()];
+    push_state(&store, &mut e, &st, T0);
+    let h = req("GET", "/api/activities");
+    assert_eq!(run(&mut e, &store, &h, ip("2001:db8:1:2::66"), T0), Err(ErrorCode::Blacklisted));
+    assert_eq!(run(&mut e, &store, &h, ip("2001:db8:1:2::67"), T0), Ok(()));
+    assert_eq!(run(&mut e, &store, &h, ip("2001:db8:9:ffff::1"), T0), Err(ErrorCode::Blacklisted));
+}
+
+/// A limit whose state shared memory cannot hold is not skipped: the request
+/// is refused (fail closed), as its own outcome.
+#[test]
+fn a_full_store_limits_new_clients_instead_of_letting_them_through() {
+    let store = MemoryStore::with_budget(2_000);
+    let mut e = engine(json!({}));
+    let h = req("GET", "/api/activities");
+    let known = ip("198.51.100.7");
+    assert_eq!(run(&mut e, &store, &h, known, T0), Ok(()));
+    // Fill the store with other data.
+    let filler = vec![1u8; 2_000 - store.bytes() - 20];
+    store.set("filler", &filler, None).unwrap();
+    for i in 0..30 {
+        let r = refused(e.decide(&store, &h, ip(&format!("203.0.113.{i}")), T0));
+        assert_eq!((r.outcome, r.code, r.status()), (Outcome::StoreFull, ErrorCode::RateLimited, 429), "{i}");
+        assert!(r.headers().contains(&("retry-after", "1".into())));
+        assert!(r.message.contains("shared memory is full"), "{}", r.message);
+    }
+    assert_eq!(Outcome::StoreFull.metric_name(), "seckill_edge_decisions_store_full");
+    // A known client too: its in-flight count needs room as well.
+    assert_eq!(refused(e.decide(&store, &h, known, T0)).outcome, Outcome::StoreFull);
+    // Once memory is freed, clients get in again; the known one's bucket
+    // was kept all along: the rest of its burst passes, no more.
+    store.set("filler", &[], None).unwrap();
+    assert_eq!(run(&mut e, &store, &h, ip("203.0.113.1"), T0), Ok(()));
+    let passed = (0..40).filter(|_| run(&mut e, &store, &h, known, T0).is_ok()).count();
+    assert_eq!(passed, 20);
+}
+
+/// A crowd of one-off clients cannot grow shared memory past what the VM
+/// tracks, nor push out the bucket of a client that keeps flooding.
+#[test]
+fn bucket_memory_stays_bounded_and_hot_clients_stay_limited() {
+    const TRACKED: usize = 1_000;
+    let store = MemoryStore::new();
+    let mut e = engine(json!({})).with_max_tracked(TRACKED);
+    let h = req("GET", "/api/activities");
+    let hot = ip("198.51.100.7");
+    let (mut hot_passed, mut hot_sent, mut most_keys) = (0u64, 0u64, 0);
+    let mut now = T0;
+    for i in 0..100_000u32 {
+        // 10 µs apart: 100 000 requests a second, one in ten from the hot client.
+        now += 10;
+        let peer = if i % 10 == 0 { hot } else { ip(&format!("2001:db8:{:x}:{:x}::1", i >> 16, i & 0xffff)) };
+        let passed = run(&mut e, &store, &h, peer, now).is_ok();
+        if peer == hot {
+            hot_sent += 1;
+            hot_passed += u64::from(passed);
+        }
+        if i % 1000 == 0 {
+            e.sweep(&store, now, 2_000);
+            most_keys = most_keys.max(store.live_keys().len());
+        }
+    }
+    assert!(most_keys <= TRACKED + 4, "shared memory bounded by what is tracked: {most_keys} keys");
+    assert!(e.touched_len() <= TRACKED + 4);
+    // 10 r/s with a burst of 20 over one second.
+    let elapsed_s = (now - T0) as f64 / SEC as f64;
+    assert!(hot_passed as f64 <= 21.0 + 10.0 * elapsed_s, "{hot_passed} of {hot_sent} passed in {elapsed_s} s");
+    assert!(hot_passed >= 20, "{hot_passed}");
 }

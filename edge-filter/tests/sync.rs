@@ -155,3 +155,25 @@ fn a_send_failure_is_recorded() {
     assert_eq!(out.metric_name(), "seckill_edge_sync_failed");
     assert_eq!(read_record(&store).0.consecutive_failures, 1);
 }
+
+/// A state shared memory cannot hold is not applied and not reported as
+/// applied: the failure is recorded, every VM keeps (and asks again with)
+/// the version it had.
+#[test]
+fn a_state_that_cannot_be_stored_is_not_reported_as_applied() {
+    let store = MemoryStore::with_budget(4_000);
+    let mut e = engine(json!({}));
+    push_state(&store, &mut e, &state("v1"), T0);
+    let mut big = state("v2");
+    big.blacklist_users = (0..500).map(|i| format!("user-{i}")).collect();
+    let body = serde_json::to_vec(&big).unwrap();
+    let out = sync::handle_response(&store, e.current(), Some(200), Some(&body), T0 + SEC);
+    assert!(matches!(&out, SyncOutcome::Failed(why) if why.contains("shared data is full")), "{out:?}");
+    e.refresh(&store);
+    assert_eq!(e.current().version.as_deref(), Some("v1"));
+    let (record, _) = read_record(&store);
+    assert_eq!(record.version.as_deref(), Some("v1"));
+    assert_eq!(record.last_failure_us, Some(T0 + SEC));
+    let c = config(json!({}));
+    assert!(request_headers(&c, e.current().version.as_deref()).contains(&("if-none-match", "\"v1\"".into())));
+}

@@ -1,7 +1,8 @@
 //! The filter's per-request cost in the host (goal: median under 5 µs for an
 //! allowed request): the real `seckill_edge_filter.wasm` in the harness, no
 //! network. `SECKILL_EDGE_FILTER_WASM` overrides the path; without the
-//! `.wasm` the benchmark says so and measures nothing.
+//! `.wasm` (or with one older than the filter's sources) it fails, naming the
+//! command that builds it.
 //!
 //! `cargo bench -p seckill-edge-host --bench filter`
 
@@ -20,19 +21,6 @@ const T0: u64 = 1_800_000_000;
 const JWT_SECRET: &str = "bench-jwt-secret";
 /// Buyers of the distinct-buyers case: more than a VM remembers JWTs for.
 const DISTINCT_BUYERS: usize = 50_000;
-
-fn wasm() -> Option<PathBuf> {
-    let path = std::env::var_os("SECKILL_EDGE_FILTER_WASM").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm")
-    });
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("skipped: no filter at {} (build seckill-edge-filter for wasm32-unknown-unknown)", path.display());
-        None
-    }
-}
 
 fn harness(wasm: &PathBuf, clock: Arc<ManualClock>) -> Harness {
     harness_with_ip_limit(wasm, clock, 1.0e6, 1_000_000)
@@ -102,8 +90,9 @@ fn host_floor(c: &mut Criterion) {
 }
 
 fn bench(c: &mut Criterion) {
+    // Fails, naming the command that builds it, before anything is measured.
+    let wasm = common::real_filter();
     host_floor(c);
-    let Some(wasm) = wasm() else { return };
     let clock = ManualClock::at_unix_secs(T0);
     let mut h = harness(&wasm, clock.clone());
 

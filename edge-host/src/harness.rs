@@ -233,6 +233,21 @@ impl Harness {
         &mut self.vms[index]
     }
 
+    /// Replaces VM `index` (after it failed) as the edge does: a new
+    /// instance, in which the streams the old one left open are ended (see
+    /// [`crate::vm::Orphan`]). Streams of the old VM are gone: their
+    /// [`StreamId`]s must not be used again.
+    pub fn rebuild_vm(&mut self, index: usize) -> anyhow::Result<()> {
+        let n = self.vms.len();
+        let vm = self.vms.get_mut(index).ok_or_else(|| anyhow!("no VM {index} (the harness has {n})"))?;
+        self.plugin.rebuild(vm)?;
+        self.paused.retain(|s| s.vm != index);
+        self.resumed.retain(|s, _| s.vm != index);
+        self.calls.retain(|_, c| c.vm != index);
+        self.ticks[index] = None;
+        self.pump(index)
+    }
+
     fn vm_checked(&mut self, index: usize) -> anyhow::Result<&mut Vm> {
         let n = self.vms.len();
         self.vms.get_mut(index).ok_or_else(|| anyhow!("no VM {index} (the harness has {n})"))

@@ -248,6 +248,8 @@ pub(crate) struct StreamState {
     pub response_code: Option<u16>,
     pub props: HashMap<Vec<u8>, Vec<u8>>,
     pub done_pending: bool,
+    /// `proxy_on_done` was called (the stream's end began).
+    pub ending: bool,
 }
 
 impl StreamState {
@@ -263,6 +265,7 @@ impl StreamState {
             response_code: None,
             props: HashMap::new(),
             done_pending: false,
+            ending: false,
         }
     }
 }

@@ -21,4 +21,4 @@ pub use abi::{Fields, LogLevel};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use harness::{Harness, Outcome, RequestSpec};
 pub use host::{HostConfig, HttpCallRequest, HttpCallResponse, LocalResponse, Signal, StreamInfo};
-pub use vm::{Decision, Plugin, Vm, VmError};
+pub use vm::{Decision, Orphan, Plugin, Vm, VmError};

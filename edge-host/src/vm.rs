@@ -77,6 +77,32 @@ impl Plugin {
         Vm::new(self, index)
     }
 
+    /// Replaces a VM that failed with a new instance (same index), and ends
+    /// in the new one every stream the old one left open (see [`Orphan`]).
+    /// Streams of the old VM are gone from then on; their later callbacks
+    /// must not reach the new one (contexts are numbered afresh).
+    pub fn rebuild(&self, vm: &mut Vm) -> anyhow::Result<()> {
+        let mut fresh = self.new_vm(vm.index)?;
+        let mut orphans = vm.take_orphans().into_iter();
+        let ended = orphans.len();
+        for orphan in orphans.by_ref() {
+            if let Err(e) = fresh.end_orphan(orphan) {
+                tracing::error!(vm = vm.index, "ending a stream of the failed VM failed too: {e}");
+                break;
+            }
+        }
+        // If the new VM failed while ending them, it will be replaced in
+        // turn: the streams it did not end yet go with it to the next one.
+        for orphan in orphans {
+            fresh.keep_orphan(orphan);
+        }
+        if ended > 0 {
+            tracing::warn!(vm = vm.index, "{ended} stream(s) of the failed VM ended in its replacement");
+        }
+        *vm = fresh;
+        Ok(())
+    }
+
     pub fn env(&self) -> &Arc<Env> {
         &self.env
     }
@@ -225,6 +251,25 @@ impl Exports {
     }
 }
 
+/// A stream whose VM failed before the stream ended: what the host holds of
+/// it (connection facts, headers, and the properties the filter set on it).
+///
+/// Why the host ends these streams in the VM that replaces the failed one:
+/// what a stream holds beyond its own life — an in-flight slot in shared
+/// data, which outlives every VM — must be given back by the filter, and
+/// the filter gives it back in the end every stream gets (`proxy_on_done`).
+/// The failed VM can no longer run that end, and its memory, where the
+/// filter kept which slot the stream took, is lost. The stream's host-side
+/// state is not: so the filter also writes that down as a property of the
+/// stream, and the new VM, given a context with those properties and then
+/// `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`, releases it there.
+/// Reconciling from shared data alone would need a ledger per VM rewritten
+/// on every request, and a way to find a dead VM's ledger, which the ABI
+/// has not (no key listing, no VM identity).
+pub struct Orphan {
+    state: StreamState,
+}
+
 /// One instance of the filter with its contexts. Not thread-safe: one per
 /// worker thread, as Envoy runs one VM per worker.
 pub struct Vm {
@@ -234,6 +279,7 @@ pub struct Vm {
     next_ctx: u32,
     failed: Option<String>,
     deadline: u64,
+    interrupt: bool,
     index: usize,
 }
 
@@ -263,7 +309,7 @@ impl Vm {
         store.data_mut().memory = Some(memory);
         store.data_mut().alloc = Some(Arc::new(alloc));
         let ex = Arc::new(Exports::resolve(&instance, &mut store)?);
-        let mut vm = Self { store, ex, root: 1, next_ctx: 2, failed: None, deadline, index };
+        let mut vm = Self { store, ex, root: 1, next_ctx: 2, failed: None, deadline, interrupt: false, index };
 
         if let Some(init) = typed::<(), ()>(&instance, &mut vm.store, "_initialize")? {
             vm.call(0, "_initialize", &init, ()).map_err(|e| vm.startup_error(e))?;
@@ -318,7 +364,8 @@ impl Vm {
         }
         self.store.data_mut().effective = ctx;
         if self.deadline > 0 {
-            self.store.set_epoch_deadline(self.deadline);
+            let ticks = if std::mem::take(&mut self.interrupt) { 0 } else { self.deadline };
+            self.store.set_epoch_deadline(ticks);
         }
         match f.call(&mut self.store, params) {
             Ok(r) => Ok(r),
@@ -334,6 +381,15 @@ impl Vm {
                 Err(VmError::Trap(msg))
             }
         }
+    }
+
+    /// Makes the next callback trap at its first instruction, as the
+    /// callback deadline does when it passes: for tests of what follows a
+    /// trap. `false` (and nothing armed) when the host runs without a
+    /// callback timeout, which is what arms the interruption.
+    pub fn interrupt_next_callback(&mut self) -> bool {
+        self.interrupt = self.deadline > 0;
+        self.interrupt
     }
 
     /// Index of this VM (the worker it belongs to).
@@ -399,19 +455,27 @@ impl Vm {
         self.store.data_mut().streams.get_mut(&ctx).map(|s| std::mem::take(&mut s.response_body)).unwrap_or_default()
     }
 
-    /// A new stream context (`proxy_on_context_create(ctx, root)`).
-    pub fn create_stream(&mut self, mut info: StreamInfo) -> Result<u32, VmError> {
-        let ctx = loop {
+    fn next_context(&mut self) -> u32 {
+        loop {
             let c = self.next_ctx;
             self.next_ctx = self.next_ctx.checked_add(1).unwrap_or(2);
             if c != self.root && !self.has_stream(c) {
-                break c;
+                return c;
             }
-        };
+        }
+    }
+
+    /// A new stream context (`proxy_on_context_create(ctx, root)`).
+    pub fn create_stream(&mut self, mut info: StreamInfo) -> Result<u32, VmError> {
         if info.start_nanos == 0 {
             info.start_nanos = self.store.data().env.clock.now_nanos();
         }
-        self.store.data_mut().streams.insert(ctx, StreamState::new(info));
+        self.open_context(StreamState::new(info))
+    }
+
+    fn open_context(&mut self, state: StreamState) -> Result<u32, VmError> {
+        let ctx = self.next_context();
+        self.store.data_mut().streams.insert(ctx, state);
         if let Some(f) = self.ex.clone().on_context_create.as_ref() {
             let root = self.root as i32;
             if let Err(e) = self.call(ctx, "proxy_on_context_create", f, (ctx as i32, root)) {
@@ -420,6 +484,34 @@ impl Vm {
             }
         }
         Ok(ctx)
+    }
+
+    /// Takes out the streams whose end never began (no `proxy_on_done`):
+    /// those of a VM that failed, to be ended by [`Vm::end_orphan`] in the
+    /// VM that replaces it. A stream whose `proxy_on_done` ran is not one:
+    /// what it held was given back then (or, if the VM failed inside it,
+    /// might have been, and a second release would free a slot another
+    /// stream holds).
+    pub fn take_orphans(&mut self) -> Vec<Orphan> {
+        let s = self.store.data_mut();
+        let ctxs: Vec<u32> = s.streams.iter().filter(|(_, st)| !st.ending).map(|(c, _)| *c).collect();
+        ctxs.into_iter().filter_map(|c| s.streams.remove(&c)).map(|state| Orphan { state }).collect()
+    }
+
+    /// Ends a stream of a failed VM here: a new context carrying its
+    /// connection facts, request headers and properties, then the end it
+    /// never got (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`).
+    pub fn end_orphan(&mut self, orphan: Orphan) -> Result<(), VmError> {
+        let mut state = orphan.state;
+        state.done_pending = false;
+        let ctx = self.open_context(state)?;
+        self.finish_stream(ctx)
+    }
+
+    /// Holds an orphan this (failed) VM could not end, for its own replacement.
+    fn keep_orphan(&mut self, orphan: Orphan) {
+        let ctx = self.next_context();
+        self.store.data_mut().streams.insert(ctx, orphan.state);
     }
 
     /// Turns a stream callback's result and the signals it raised for its
@@ -537,10 +629,10 @@ impl Vm {
     /// `proxy_on_delete`. Outstanding HTTP calls of the stream are dropped
     /// (never delivered). A stream already finished is left alone.
     pub fn finish_stream(&mut self, ctx: u32) -> Result<(), VmError> {
-        match self.store.data().streams.get(&ctx) {
+        match self.store.data_mut().streams.get_mut(&ctx) {
             None => return Ok(()),
             Some(s) if s.done_pending => return Ok(()),
-            Some(_) => {}
+            Some(s) => s.ending = true,
         }
         let done = match self.ex.clone().on_done.as_ref() {
             Some(f) => self.call(ctx, "proxy_on_done", f, ctx as i32)? != 0,

@@ -209,6 +209,39 @@ fn a_crashed_vm_answers_503_and_is_rebuilt() {
     proxy.shutdown();
 }
 
+/// Streams open when their VM traps are ended in the VM that replaces it:
+/// each gets its `on_done`/`on_log`/`on_delete` there, once.
+#[test]
+fn a_crashed_vm_ends_the_streams_it_left_open_in_its_replacement() {
+    let backend = Backend::start();
+    let proxy = start(&backend.addr.to_string(), &Mini { tick_ms: 0, ..Mini::default() }, |c| c.workers = 1);
+    let addr = proxy.listen_addr();
+    let open: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /stream HTTP/1.1\r\nhost: edge.test\r\nconnection: close\r\n\r\n").unwrap();
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+            s
+        })
+        .collect();
+    assert_eq!(metric(&proxy, "mini_done"), 0);
+    assert_eq!(http(addr, "GET", "/", &[("x-crash", "1")], b"").status, 503);
+    // The three streams and the request that crashed, ended by the new VM.
+    wait_for("the old VM's streams to end", || {
+        ["mini_done", "mini_logged", "mini_deleted"].iter().all(|m| metric(&proxy, m) == 4)
+    });
+    // They still complete (unfiltered), and are not ended a second time.
+    for mut s in open {
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        assert!(String::from_utf8_lossy(&rest).contains("chunk 49"));
+    }
+    assert_eq!(metric(&proxy, "mini_done"), 4);
+    proxy.shutdown();
+}
+
 #[test]
 fn a_filter_with_a_missing_import_does_not_start() {
     let wasm = write_wasm(

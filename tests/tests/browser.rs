@@ -370,18 +370,25 @@ async fn the_dashboard_works_in_a_real_browser() {
     wait_text(&c, &format!("{users_panel} ul.entries li .mono"), "browser-cheat").await;
     let (status, entry) = backend.get(user_path, &admin).await;
     assert_eq!(status, 200, "the entry added in the page is not in the API: {entry}");
-    // No edge has it yet; once one syncs, the page says when it got there.
+    // No edge has it yet; once one has applied a state holding it (its next sync
+    // names that state's version), the page says when it got there.
     let entry_line = format!("{users_panel} ul.entries li");
     wait_text(&c, &entry_line, "waiting for the edge").await;
-    let sync = backend
-        .http
-        .get(backend.url("/internal/edge/state"))
-        .header("x-seckill-edge-secret", EDGE_SECRET)
-        .header("x-seckill-edge-id", "browser-edge")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sync.status(), 200);
+    let sync = |applied: Option<String>| {
+        let mut req = backend
+            .http
+            .get(backend.url("/internal/edge/state"))
+            .header("x-seckill-edge-secret", EDGE_SECRET)
+            .header("x-seckill-edge-id", "browser-edge");
+        if let Some(etag) = applied {
+            req = req.header("if-none-match", etag);
+        }
+        req.send()
+    };
+    let first = sync(None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(sync(Some(etag)).await.unwrap().status(), 304);
     let line = wait_text(&c, &entry_line, "reached the edge at").await;
     assert!(line.contains("browser-cheat"), "{line}");
     screenshot(&c, "blacklist").await;

@@ -1,6 +1,6 @@
 //! The backend's side of the edge: the secret-guarded state the edge syncs
 //! (versioned, `304` while unchanged), when each blacklist entry reached the
-//! edge, and the edge rules, versioned in the order database so they survive
+//! edge (when an edge confirmed it applied a state holding it), and the edge rules, versioned in the order database so they survive
 //! restarts.
 
 use std::time::Duration;
@@ -179,10 +179,15 @@ async fn blacklist_entries_say_when_they_reached_the_edge() {
     assert_eq!(listed(&api, &admin, "users").await, [("slow-cheat".to_owned(), Value::Null)]);
     assert_eq!(admin_call(&api, &admin, "GET", user).await.1["reached_edge_at"], Value::Null);
 
-    // An edge syncs: the state it is served holds the entry.
-    let before_sync = OffsetDateTime::now_utc();
+    // An edge syncs: the state it is served holds the entry, but being sent
+    // a state is not applying it (the edge may fail to store it).
     let (status, etag, body) = state(&api, Some(EDGE_SECRET), None).await;
     assert_eq!((status, body["blacklist_users"].clone()), (200, json!(["slow-cheat"])));
+    assert_eq!(admin_call(&api, &admin, "GET", user).await.1["reached_edge_at"], Value::Null, "not confirmed yet");
+    // Its next sync names that version as the one it holds: now it has reached the edge.
+    let before_sync = OffsetDateTime::now_utc();
+    let (status, _, _) = state(&api, Some(EDGE_SECRET), etag.as_deref()).await;
+    assert_eq!(status, 304);
     let user_reached = reached(&api, &admin, user).await;
     let after_sync = OffsetDateTime::now_utc();
     assert!(
@@ -201,8 +206,16 @@ async fn blacklist_entries_say_when_they_reached_the_edge() {
     );
     let (_, again) = admin_call(&api, &admin, "PUT", user).await;
     assert_eq!(OffsetDateTime::parse(again["reached_edge_at"].as_str().unwrap(), &Rfc3339).unwrap(), user_reached);
-    let (status, _, _) = state(&api, Some(EDGE_SECRET), etag.as_deref()).await;
+    let (status, new_etag, _) = state(&api, Some(EDGE_SECRET), etag.as_deref()).await;
     assert_eq!(status, 200, "the state changed");
+    assert_eq!(admin_call(&api, &admin, "GET", ip).await.1["reached_edge_at"], Value::Null, "sent, not applied");
+    // An edge that still holds the old version (it could not store the new
+    // one) confirms nothing new.
+    let (status, _, _) = state(&api, Some(EDGE_SECRET), etag.as_deref()).await;
+    assert_eq!(status, 200);
+    assert_eq!(admin_call(&api, &admin, "GET", ip).await.1["reached_edge_at"], Value::Null, "still not applied");
+    let (status, _, _) = state(&api, Some(EDGE_SECRET), new_etag.as_deref()).await;
+    assert_eq!(status, 304);
     let ip_reached = reached(&api, &admin, ip).await;
     assert!(ip_reached >= user_reached);
     assert_eq!(reached(&api, &admin, user).await, user_reached);
@@ -220,7 +233,10 @@ async fn blacklist_entries_say_when_they_reached_the_edge() {
     let admin = api.admin_token().await;
     assert_eq!(reached(&api, &admin, ip).await, ip_reached);
     assert_eq!(admin_call(&api, &admin, "GET", user).await.1["reached_edge_at"], Value::Null);
-    let (status, _, _) = state(&api, Some(EDGE_SECRET), None).await;
+    let (status, etag, _) = state(&api, Some(EDGE_SECRET), None).await;
     assert_eq!(status, 200);
+    assert_eq!(admin_call(&api, &admin, "GET", user).await.1["reached_edge_at"], Value::Null);
+    let (status, _, _) = state(&api, Some(EDGE_SECRET), etag.as_deref()).await;
+    assert_eq!(status, 304);
     assert!(reached(&api, &admin, user).await > ip_reached);
 }

@@ -34,15 +34,19 @@ async fn edge_state(State(state): State<AppState>, headers: HeaderMap) -> Result
         return Err(ApiError::unauthorized("edge secret missing or wrong"));
     }
     let built = edge::build(&state.store, &state.orders.db).await?;
+    // The edge names the version it applied (the one it holds), not merely
+    // one it was sent: that is what says its blacklist reached the edge.
+    let held = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(|v| v.trim().trim_matches('"'));
+    let held = held.filter(|v| !v.is_empty() && v.len() <= 128);
     if let Some(edge_id) = headers.get(EDGE_ID_HEADER).and_then(|v| v.to_str().ok()).filter(|id| id.len() <= 128)
-        && let Err(e) = edge::record_served(&state.store, edge_id, &built).await
+        && let Err(e) = edge::record_served(&state.store, edge_id, &built, held).await
     {
         tracing::warn!(error = %e, "recording the edge's sync failed");
     }
     let current = built.state;
     let etag = format!("\"{}\"", current.version);
     let etag_value = HeaderValue::from_str(&etag).expect("hex etag is a valid header");
-    let unchanged = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == etag);
+    let unchanged = held == Some(current.version.as_str());
     if unchanged {
         return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag_value)]).into_response());
     }

@@ -1,6 +1,7 @@
 //! The functions a proxy-wasm module imports from module `env`: every
 //! function of ABI v0.2.1 (and the few v0.1.0 names still in use), each
-//! answering only with statuses the Rust SDK accepts from that call.
+//! answering only with statuses the Rust SDK accepts from that call (but a
+//! full shared-data store, see `proxy_set_shared_data`).
 //!
 //! Guest pointers that fall outside linear memory trap the VM: that is a
 //! broken module, and the SDK has no status for it.
@@ -368,18 +369,23 @@ fn shared(d: &mut Defs<'_>) -> Result<()> {
                     Ok(()) => OK,
                     Err(SetError::CasMismatch) => Status::CasMismatch.code(),
                     Err(SetError::Full) => {
-                        // The SDK has no status for "full": the write is dropped,
-                        // counted, and logged (not on every occurrence).
+                        // Not stored, so not OK: a filter told OK would go on as
+                        // if its limit's state were kept (and enforce nothing).
+                        // The spec names no status for a full store (Envoy's has
+                        // no budget; Kong's traps the module), so the generic
+                        // failure it is. The Rust SDK panics on it, which traps
+                        // that VM: loud rather than silently unlimited. The
+                        // edge filter reads the status itself and refuses.
                         let _ = s.env.metrics.increment(s.env.host_metrics.shared_data_rejected, 1);
                         s.shared_rejections += 1;
                         if s.shared_rejections.is_power_of_two() {
                             tracing::warn!(
                                 bytes = s.env.shared_data.bytes(),
-                                "shared data is full ({} writes dropped on this VM)",
+                                "shared data is full ({} writes refused on this VM)",
                                 s.shared_rejections
                             );
                         }
-                        OK
+                        Status::InternalFailure.code()
                     }
                 })
             })

@@ -6,7 +6,10 @@
 //! accepts from that particular call: the SDK `panic!`s on any other status,
 //! and its `Status` enum has no `INVALID_MEMORY_ACCESS` (6) or
 //! `UNIMPLEMENTED` (12), so returning those would even be undefined behaviour
-//! inside the guest. Invalid guest pointers therefore trap instead.
+//! inside the guest. Invalid guest pointers therefore trap instead. One
+//! exception: `proxy_set_shared_data` answers `INTERNAL_FAILURE` (which the
+//! SDK's enum has) for a write the store is too full to keep, since answering
+//! `OK` for a value not stored silently disables what depends on it.
 
 pub mod imports;
 pub mod map;

@@ -448,9 +448,11 @@ impl Worker {
         }
         self.last_rebuild.set(Some(Instant::now()));
         self.shared.count(self.shared.metrics.vm_rebuilds);
-        match self.shared.plugin.new_vm(self.index) {
-            Ok(vm) => {
-                *self.vm.borrow_mut() = vm;
+        // The streams the failed VM left open are ended in the new one, so
+        // that what they held (in-flight slots) is given back: see `Orphan`.
+        let rebuilt = self.shared.plugin.rebuild(&mut self.vm.borrow_mut());
+        match rebuilt {
+            Ok(()) => {
                 self.generation.set(self.generation.get() + 1);
                 self.shared.healthy[self.index].store(true, Ordering::Relaxed);
                 // Paused streams of the old VM end.

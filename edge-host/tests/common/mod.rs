@@ -447,8 +447,6 @@ pub fn write_wasm(name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// The real filter, if built: `SECKILL_EDGE_FILTER_WASM`, else the workspace's
-/// release build. With `SECKILL_REQUIRE_FILTER_WASM=1`, its absence fails.
 /// A buyer's HS256 JWT for `user`, signed with `secret`, expiring at `exp` (unix seconds).
 pub fn buyer_jwt(secret: &str, user: &str, exp: u64) -> String {
     #[derive(serde::Serialize)]
@@ -460,22 +458,54 @@ pub fn buyer_jwt(secret: &str, user: &str, exp: u64) -> String {
     jsonwebtoken::encode(&jsonwebtoken::Header::default(), &Claims { sub: user, exp }, &key).unwrap()
 }
 
-pub fn real_filter() -> Option<PathBuf> {
-    let path = std::env::var_os("SECKILL_EDGE_FILTER_WASM").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm")
-    });
-    if path.exists() {
-        return Some(path);
+/// The command that builds the real filter (also in every failure message).
+pub const BUILD_FILTER: &str = "cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter";
+
+/// The real filter: `SECKILL_EDGE_FILTER_WASM`, else the workspace's release
+/// build. Its absence fails the test, as does a workspace build older than
+/// the filter's sources: a test that passes without running the filter, or
+/// against last week's filter, says nothing about this one.
+pub fn real_filter() -> PathBuf {
+    let (path, sources) = match std::env::var_os("SECKILL_EDGE_FILTER_WASM") {
+        // A module chosen by hand (e.g. a deployment build) is taken as it is.
+        Some(p) => (PathBuf::from(p), Vec::new()),
+        None => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf();
+            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+            let sources = ["edge-filter/src", "edge-filter/Cargo.toml", "api-types/src", "api-types/Cargo.toml"];
+            (
+                target.join("wasm32-unknown-unknown/release/seckill_edge_filter.wasm"),
+                sources.iter().map(|s| root.join(s)).collect(),
+            )
+        }
+    };
+    if let Err(why) = check_filter(&path, &sources) {
+        panic!("{why}");
     }
-    if std::env::var("SECKILL_REQUIRE_FILTER_WASM").is_ok_and(|v| v == "1") {
-        panic!("the edge filter is not built at {}", path.display());
+    path
+}
+
+/// `Err` with what to run when `wasm` is missing or older than a file under
+/// `sources` (files or directories, walked).
+pub fn check_filter(wasm: &std::path::Path, sources: &[PathBuf]) -> Result<(), String> {
+    let built = match std::fs::metadata(wasm).and_then(|m| m.modified()) {
+        Ok(t) => t,
+        Err(_) => return Err(format!("the edge filter is not built at {}: run `{BUILD_FILTER}`", wasm.display())),
+    };
+    let mut dirs: Vec<PathBuf> = sources.to_vec();
+    while let Some(p) = dirs.pop() {
+        let Ok(meta) = std::fs::metadata(&p) else { continue };
+        if meta.is_dir() {
+            dirs.extend(std::fs::read_dir(&p).into_iter().flatten().flatten().map(|e| e.path()));
+        } else if meta.modified().is_ok_and(|t| t > built) {
+            return Err(format!(
+                "the edge filter at {} is older than {}: run `{BUILD_FILTER}`",
+                wasm.display(),
+                p.display()
+            ));
+        }
     }
-    eprintln!(
-        "skipped: the edge filter is not built at {} (cargo build -p seckill-edge-filter --release --target wasm32-unknown-unknown)",
-        path.display()
-    );
-    None
+    Ok(())
 }
 
 /// A response read off the wire.
