@@ -86,6 +86,11 @@ impl AppState {
             tracing::warn!(error = %e, "loading scripts failed; they load on first use");
         }
         tasks.push(self.blacklist.spawn_refresher(self.store.clone()));
+        tasks.push(crate::edge::spawn_rules_publisher(
+            self.store.clone(),
+            self.orders.db.clone(),
+            std::time::Duration::from_secs(5),
+        ));
         tasks
     }
 }

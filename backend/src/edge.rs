@@ -5,6 +5,12 @@
 //! The state carries a content hash as its version; the edge sends it back in
 //! `if-none-match` and gets `304 Not Modified` while nothing changed, so an
 //! idle system costs one tiny request per sync period.
+//!
+//! The state is built from Redis alone, as a sale is: the rules in force are
+//! mirrored into `seckill:edge:rules` when saved and republished from the DB
+//! every few seconds (a publish that failed, a Redis that lost them). So an
+//! order DB that is down or stuck never freezes the edge's view of which
+//! activities are live.
 
 use seckill_api::{ActivityStatus, EdgeRules, EdgeState, EdgeSync, RateRule};
 use sha2::{Digest, Sha256};
@@ -151,9 +157,54 @@ pub async fn state(store: &Store, db: &Db) -> Result<EdgeState, ApiError> {
     Ok(build(store, db).await?.state)
 }
 
+/// Mirrors `rules` into Redis as the version in force (unless a newer one is).
+pub async fn publish(store: &Store, rules: &StoredRules) -> Result<bool, StoreError> {
+    let json = serde_json::to_string(&rules.rules).expect("rules serialise");
+    store.publish_rules(rules.version, &json, rules.created_at_ms).await
+}
+
+/// The rules in force, from Redis; only when none were ever published there
+/// (a fresh or emptied Redis) from the order DB, publishing them on the way.
+pub async fn rules_in_force(store: &Store, db: &Db) -> Result<StoredRules, ApiError> {
+    if let Some((version, json, created_at_ms)) = store.published_rules().await? {
+        match serde_json::from_str(&json) {
+            Ok(rules) => return Ok(StoredRules { version, rules, created_at_ms }),
+            Err(e) => tracing::error!(error = %e, "the published edge rules do not parse; reading the DB's"),
+        }
+    }
+    let current = db.current_rules().await?;
+    publish(store, &current).await?;
+    Ok(current)
+}
+
+/// Republishes the DB's current rules every `every`, so that a publish that
+/// failed after a save, or a Redis that lost the mirror, heals by itself.
+pub fn spawn_rules_publisher(store: Store, db: Db, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let current = match tokio::time::timeout(every, db.current_rules()).await {
+                Ok(Ok(current)) => current,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "edge rules not republished: the order DB failed");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            match publish(&store, &current).await {
+                Ok(true) => tracing::info!(version = current.version, "edge rules republished from the order DB"),
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "edge rules not republished: redis failed"),
+            }
+        }
+    })
+}
+
 /// [`state`], with its blacklist version.
 pub async fn build(store: &Store, db: &Db) -> Result<BuiltState, ApiError> {
-    let rules = db.current_rules().await?;
+    let rules = rules_in_force(store, db).await?;
     let (blacklist_version, mut blacklist_users, mut blacklist_ips) = store.blacklist_snapshot().await?;
     blacklist_users.sort();
     blacklist_ips.sort();

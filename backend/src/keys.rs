@@ -25,6 +25,9 @@ pub const ADMIN_LOGIN_FAILURES: &str = "seckill:admin:login_failures";
 pub fn admin_login_failures_ip(ip: &str) -> String {
     format!("seckill:admin:login_failures:ip:{ip}")
 }
+/// Hash: the edge rules in force (`version`, `rules_json`, `created_at_ms`),
+/// mirrored from the order DB so that the edge's state needs Redis alone.
+pub const EDGE_RULES: &str = "seckill:edge:rules";
 /// Sorted set of activity ids: the index `GET /api/activities` walks.
 pub const ACTIVITIES: &str = "seckill:activities";
 /// Source of activity ids.

@@ -25,6 +25,7 @@ pub struct Scripts {
     pub release: Script,
     pub restock: Script,
     pub delete_activity: Script,
+    pub publish_rules: Script,
 }
 
 impl Scripts {
@@ -35,6 +36,7 @@ impl Scripts {
             release: Script::new(include_str!("../../lua/release.lua")),
             restock: Script::new(include_str!("../../lua/restock.lua")),
             delete_activity: Script::new(include_str!("../../lua/delete_activity.lua")),
+            publish_rules: Script::new(include_str!("../../lua/publish_rules.lua")),
         }
     }
 }
@@ -677,6 +679,36 @@ impl Store {
             |mut c| async move { redis::cmd("EXISTS").arg(keys::activity(activity)).query_async(&mut c).await },
         )
         .await
+    }
+
+    /// Mirrors edge rules `version` as the version in force, unless a newer one
+    /// already is; true if it published.
+    pub async fn publish_rules(&self, version: i64, rules_json: &str, created_at_ms: i64) -> Result<bool, StoreError> {
+        let (scripts, rules_json) = (self.scripts.clone(), rules_json.to_owned());
+        let published: i64 = self
+            .bounded(|mut c| async move {
+                scripts
+                    .publish_rules
+                    .key(keys::EDGE_RULES)
+                    .arg(version)
+                    .arg(&rules_json)
+                    .arg(created_at_ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(published == 1)
+    }
+
+    /// The mirrored rules in force: `(version, rules JSON, created at ms)`, if any were published.
+    pub async fn published_rules(&self) -> Result<Option<(i64, String, i64)>, StoreError> {
+        let fields: HashMap<String, String> = self.hgetall(keys::EDGE_RULES).await?;
+        let (Some(v), Some(json), Some(at)) =
+            (fields.get("version"), fields.get("rules_json"), fields.get("created_at_ms"))
+        else {
+            return Ok(None);
+        };
+        Ok(Some((parse_int(v)?, json.clone(), parse_int(at)?)))
     }
 
     /// Takes a short lock (`SET NX PX`); false if someone holds it.

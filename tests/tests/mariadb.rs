@@ -486,3 +486,67 @@ async fn five_seconds_without_a_free_connection_in_a_rush_lose_and_bury_nothing_
     })
     .await;
 }
+
+/// The edge's state needs Redis alone: an order DB that is stuck (paused)
+/// from two seconds before a sale starts does not keep the edge refusing the
+/// sale as `not_started`; buyers through the edge buy as soon as it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sale_that_starts_while_the_database_is_stuck_sells_through_the_edge() {
+    let mariadb = MariaDb::start().await.unwrap();
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start_on_db(&redis.url(), &mariadb.app_url(), None, &[]).await.unwrap();
+    let admin = api.admin_token().await;
+    let starts_in = time::Duration::seconds(4);
+    let a = api.create_activity(ActivitySpec { starts_in, ..ActivitySpec::live(10, 1) }).await;
+    let (_, activity) = api.get(&format!("/admin/api/activities/{a}"), &admin).await;
+    let starts_at = time::OffsetDateTime::parse(
+        activity["starts_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let starts_ms = (starts_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let edge = seckill_tests::start_edge(api.addr, "stuck-db-edge", 200);
+    let base = format!("http://{}", edge.listen_addr());
+    let http = reqwest::Client::new();
+    let token = || http.post(format!("{base}/api/activities/{a}/token")).bearer_auth(jwt("early-bird")).send();
+
+    // Before the start the edge itself answers not_started (it has synced the state).
+    eventually(Duration::from_secs(10), "the edge to sync", || async {
+        let (_, syncs) = api.get("/admin/api/edge-status", &admin).await;
+        syncs.as_array()?.iter().any(|s| s["edge_id"] == "stuck-db-edge").then_some(())
+    })
+    .await;
+    let res = token().await.unwrap();
+    assert_eq!(res.status(), 409, "before the start");
+
+    // Two seconds before the start the order DB gets stuck, and stays stuck through the start.
+    sleep_until_unix_ms(starts_ms - 2_000).await;
+    mariadb.pause();
+    sleep_until_unix_ms(starts_ms).await;
+    let bought = eventually(Duration::from_secs(10), "a purchase through the edge after the start", || async {
+        let res = token().await.ok()?;
+        if res.status() != 200 {
+            return None;
+        }
+        let t: Value = res.json().await.ok()?;
+        let res = http
+            .post(format!("{base}/api/activities/{a}/purchase"))
+            .bearer_auth(jwt("early-bird"))
+            .json(&serde_json::json!({"token": t["token"], "quantity": 1}))
+            .send()
+            .await
+            .ok()?;
+        if res.status() != 202 {
+            return None;
+        }
+        res.json::<Value>().await.ok()
+    })
+    .await;
+    mariadb.resume();
+    let order = bought["order_id"].as_str().unwrap().to_owned();
+    let db = api.db().await;
+    eventually(Duration::from_secs(30), "the order's row once the DB is back", || async {
+        db.order(&order).await.ok().flatten().map(|_| ())
+    })
+    .await;
+}

@@ -77,6 +77,10 @@ async fn put_rules(
     let saved = state.orders.db.save_rules(&rules, None).await?.map_err(|current| {
         ApiError::bad_request(format!("the rules changed meanwhile (now version {current}); reload and retry"))
     })?;
+    // In force once mirrored into Redis; if that fails now, the publisher retries within seconds.
+    if let Err(e) = edge::publish(&state.store, &saved).await {
+        tracing::warn!(error = %e, version = saved.version, "edge rules saved but not published yet; retrying");
+    }
     tracing::info!(version = saved.version, "edge rules saved; edges pick them up on their next sync");
     Ok(Json(version_view(saved, &[])))
 }
