@@ -8,6 +8,13 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// A user id as the contract allows it (`CONTRACT.md`, "Identity"): 1–64
+/// characters of `[A-Za-z0-9_-]`. The one definition the backend, the edge
+/// filter and the load tool check against.
+pub fn valid_user_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Where an activity stands, derived from its window and its remaining stock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -605,6 +612,15 @@ pub struct ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_ids_follow_the_contract() {
+        assert!(valid_user_id("alice_01-x"));
+        assert!(valid_user_id(&"a".repeat(64)));
+        for bad in ["", &"a".repeat(65), "al ice", "bob:1", "é", "a.b"] {
+            assert!(!valid_user_id(bad), "{bad:?}");
+        }
+    }
     use time::macros::datetime;
 
     #[test]

@@ -40,7 +40,7 @@ pub fn parse_event(activity: u64, entry: &Entry) -> Result<NewOrder, String> {
         return Err(format!("activity_id {event_activity} in the stream of activity {activity}"));
     }
     let user = text("user_id")?;
-    if !crate::auth::valid_user_id(user) {
+    if !seckill_api::valid_user_id(user) {
         return Err("user_id is not a valid user id".into());
     }
     let quantity = int("quantity")?;

@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use seckill_api::valid_user_id;
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -76,11 +77,6 @@ impl fmt::Display for JwtError {
 }
 
 impl std::error::Error for JwtError {}
-
-/// A user id as the contract allows it: 1–64 characters of `[A-Za-z0-9_-]`.
-pub fn valid_user_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
 
 /// Extracts the token from an `Authorization` value: `Bearer <token>`, the
 /// scheme in any case, the token of base64url characters and dots.

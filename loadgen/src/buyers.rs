@@ -9,7 +9,7 @@ use anyhow::{Context, Result, ensure};
 use hyper::body::Bytes;
 use hyper::header::HeaderValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use seckill_api::PurchaseRequest;
+use seckill_api::{PurchaseRequest, valid_user_id};
 use serde::Serialize;
 
 /// Claims of a buyer's JWT (mirrors the backend's `BuyerClaims`).
@@ -27,11 +27,6 @@ pub fn user_id(run: &str, n: usize) -> String {
 /// What every user id of run `run` starts with: `load-<run>-`.
 pub fn user_prefix(run: &str) -> String {
     format!("load-{run}-")
-}
-
-/// Whether `id` is a user id the contract allows (1–64 of `[A-Za-z0-9_-]`).
-pub fn valid_user_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// `Bearer <jwt>` for each of buyers `0..count`, in order.

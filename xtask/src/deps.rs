@@ -81,7 +81,10 @@ pub fn ensure_wasm_target() -> anyhow::Result<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-unknown-unknown"));
     match installed {
         Ok(true) => Ok(()),
-        Ok(false) => run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"])),
+        Ok(false) => {
+            eprintln!("xtask: adding the wasm32-unknown-unknown target (rustup)…");
+            run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+        }
         // No rustup: trust that the toolchain has the target, cargo will say if not.
         Err(_) => Ok(()),
     }

@@ -18,6 +18,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
+use crate::deps::{cargo, ensure_wasm_target, run};
+
 const PACKAGE: &str = "seckill-admin-ui";
 /// The crate's library name: what cargo calls the `.wasm` and wasm-bindgen its outputs.
 const LIB: &str = "seckill_admin_ui";
@@ -27,8 +29,7 @@ const HASH_LEN: usize = 16;
 
 /// Builds the dashboard and returns the folder to serve (`target/admin-ui/`).
 pub fn build_ui() -> anyhow::Result<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent dir").to_path_buf();
-    build_ui_in(&root)
+    build_ui_in(&crate::deps::root())
 }
 
 /// [`build_ui`] for the workspace at `root`.
@@ -204,35 +205,6 @@ fn cargo_home() -> PathBuf {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cargo"))
-}
-
-fn ensure_wasm_target() -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == WASM_TARGET));
-    match installed {
-        Ok(true) => Ok(()),
-        Ok(false) => {
-            eprintln!("xtask: adding the {WASM_TARGET} target (rustup)…");
-            run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
-        }
-        // No rustup: trust that the toolchain has the target; cargo says if not.
-        Err(_) => Ok(()),
-    }
-}
-
-/// The `cargo` that runs xtask.
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
-    if !status.success() {
-        bail!("{cmd:?} failed with {status}");
-    }
-    Ok(())
 }
 
 fn reset_dir(dir: &Path) -> anyhow::Result<()> {

@@ -9,12 +9,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use seckill_api::{
     Activity, ActivityPatch, ActivityStats, ActivityStatus, AdminSession, BlacklistEntry, LoginRequest, NewActivity,
-    Page,
+    Page, valid_user_id,
 };
 
 use crate::admin_session::SESSION_SECS;
 use crate::app::{AppState, from_ms, now_ms, to_ms};
-use crate::auth::{ADMIN_COOKIE, Admin, ClientIp, valid_user_id};
+use crate::auth::{ADMIN_COOKIE, Admin, ClientIp};
 use crate::blacklist::{self, parse_ip_entry};
 use crate::blacklist_reach;
 use crate::error::ApiError;
