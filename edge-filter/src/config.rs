@@ -13,6 +13,7 @@
 //!   "blocked_path_prefixes": ["/internal/"],
 //!   "sync_period_ms": 1000,
 //!   "sync_timeout_ms": 1000,
+//!   "state_max_age_ms": 10000,
 //!   "fail_open": true,
 //!   "trusted_proxies": ["127.0.0.1/32"],
 //!   "ipv4_prefix_len": 32,
@@ -35,6 +36,7 @@
 //! | `blocked_path_prefixes` | no | `["/internal/"]` | paths the edge never forwards (`404 not_found`) |
 //! | `sync_period_ms` | no | `1000` | state sync period, 100 ms to 1 h |
 //! | `sync_timeout_ms` | no | `min(sync_period_ms, 5000)` | timeout of one state request, 10 ms to `sync_period_ms` |
+//! | `state_max_age_ms` | no | `10 × sync_period_ms` | how long the backend may fail to confirm the state before the edge stops answering token/purchase requests from its activity lists (they go to the backend); `3 × sync_period_ms` to 24 h |
 //! | `fail_open` | no | `true` | before any state arrived: use `defaults` (`true`) or answer `503 unavailable` (`false`) |
 //! | `trusted_proxies` | no | `[]` | peers whose `x-forwarded-for` is believed (IPs or CIDRs) |
 //! | `ipv4_prefix_len` | no | `32` | IPv4 clients in one /N share their per-IP limits (buckets, in flight); 16 to 32 |
@@ -175,6 +177,9 @@ pub struct Config {
     pub blocked_path_prefixes: Vec<String>,
     pub sync_period_ms: u64,
     pub sync_timeout_ms: u64,
+    /// Past this age (since the backend last sent or confirmed it) the
+    /// state's activity lists no longer answer for the backend.
+    pub state_max_age_ms: u64,
     pub fail_open: bool,
     pub trusted_proxies: IpSet,
     /// What one client is, for the per-IP limits.
@@ -184,6 +189,10 @@ pub struct Config {
     pub defaults: EdgeRules,
     pub default_rules: CompiledRules,
 }
+
+/// The longest `state_max_age_ms` accepted (24 h): a day of refusals from a
+/// state nobody confirms is no bound worth the name.
+pub const MAX_STATE_AGE_MS: u64 = 86_400_000;
 
 const FIELDS: &[&str] = &[
     "backend_cluster",
@@ -197,6 +206,7 @@ const FIELDS: &[&str] = &[
     "blocked_path_prefixes",
     "sync_period_ms",
     "sync_timeout_ms",
+    "state_max_age_ms",
     "fail_open",
     "trusted_proxies",
     "ipv4_prefix_len",
@@ -305,6 +315,25 @@ impl Config {
                 format!("must be between 10 ms and sync_period_ms ({sync_period_ms}), got {sync_timeout_ms}"),
             ));
         }
+        // Ten periods: a backend restart or a database hiccup of a few
+        // seconds (several failed syncs) does not move the refusals of
+        // sold-out and closed activities onto the backend, yet an edge cut
+        // off from it refuses a sale it no longer knows about (one that
+        // started, or was restocked) for ten seconds at most with the default
+        // period. Scaling with the period keeps it a count of missed syncs.
+        let state_max_age_ms: u64 = f.take("state_max_age_ms")?.unwrap_or(10 * sync_period_ms);
+        // At least three periods: a sync that times out (up to a period)
+        // and the next one's answer fit in it, so one failed sync never
+        // makes the state stale.
+        let min_age = 3 * sync_period_ms;
+        if !(min_age..=MAX_STATE_AGE_MS).contains(&state_max_age_ms) {
+            return Err(FieldError::new(
+                "state_max_age_ms",
+                format!(
+                    "must be between 3 × sync_period_ms ({min_age}) and {MAX_STATE_AGE_MS} milliseconds, got {state_max_age_ms}"
+                ),
+            ));
+        }
         let fail_open: bool = f.take("fail_open")?.unwrap_or(true);
         let proxies: Vec<String> = f.take("trusted_proxies")?.unwrap_or_default();
         let mut trusted_proxies = IpSet::new();
@@ -346,6 +375,7 @@ impl Config {
             blocked_path_prefixes,
             sync_period_ms,
             sync_timeout_ms,
+            state_max_age_ms,
             fail_open,
             trusted_proxies,
             client_prefixes,
@@ -394,7 +424,9 @@ mod tests {
         assert_eq!(c.defaults, EdgeRules::default());
         assert_eq!(c.default_rules.per_ip, Limit::new(10.0, 20).unwrap());
         assert_eq!(c.default_rules.routes.len(), 2);
+        assert_eq!(c.state_max_age_ms, 10_000);
         assert_eq!(with(json!({"sync_period_ms": 60_000})).unwrap().sync_timeout_ms, 5000);
+        assert_eq!(with(json!({"sync_period_ms": 60_000})).unwrap().state_max_age_ms, 600_000);
     }
 
     #[test]
@@ -457,6 +489,16 @@ mod tests {
             (json!({"state_path": "internal"}), "state_path: `internal` must start with `/`"),
             (json!({"jwt_path_prefixes": ["api"]}), "jwt_path_prefixes[0]: `api` must start with `/`"),
             (json!({"jwt_leeway_secs": 301}), "jwt_leeway_secs: must be at most 300"),
+            (
+                json!({"state_max_age_ms": 2999}),
+                "state_max_age_ms: must be between 3 × sync_period_ms (3000) and 86400000 milliseconds, got 2999",
+            ),
+            (
+                json!({"sync_period_ms": 500, "state_max_age_ms": 1000}),
+                "state_max_age_ms: must be between 3 × sync_period_ms (1500)",
+            ),
+            (json!({"state_max_age_ms": 86_400_001}), "state_max_age_ms: must be between"),
+            (json!({"state_max_age_ms": -1}), "state_max_age_ms: invalid value"),
         ];
         for (patch, expected) in cases {
             let got = err(patch.clone());

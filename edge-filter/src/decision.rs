@@ -16,7 +16,8 @@
 //!    bad token → `401 unauthorized`
 //! 7. user blacklisted → `403 blacklisted`
 //! 8. `POST /api/activities/{id}/token|purchase` of an activity listed as
-//!    ended / not started / sold out → `409 ended|not_started|sold_out`
+//!    ended / not started / sold out → `409 ended|not_started|sold_out`, only
+//!    while the state is fresh ([`StateView::stale`])
 //! 9. buckets: per IP, each matching route per IP, per user, each matching
 //!    route per user → `429 rate_limited` with `retry-after` and `x-ratelimit-*`
 //!
@@ -325,12 +326,24 @@ pub fn release<S: SharedStore + ?Sized>(store: &S, lease: Lease) -> bool {
     a && b
 }
 
-/// Decides one request. `snapshot` is `None` when no state arrived yet and
+/// The state a request is judged against.
+#[derive(Debug, Clone, Copy)]
+pub struct StateView<'a> {
+    pub snapshot: &'a Snapshot,
+    /// The backend has not sent or confirmed this state for
+    /// `state_max_age_ms`: its activity lists may be wrong by now (a sale
+    /// started, a restock), so they no longer answer for the backend. The
+    /// rest of it still applies: being stale refuses nothing new and lifts
+    /// no limit.
+    pub stale: bool,
+}
+
+/// Decides one request. `view` is `None` when no state arrived yet and
 /// the edge fails closed. Every bucket key charged is pushed to `touched`
 /// (with its limit) so that idle keys can later be emptied.
 pub fn decide<S: SharedStore + ?Sized>(
     config: &Config,
-    snapshot: Option<&Snapshot>,
+    view: Option<StateView<'_>>,
     store: &S,
     req: &RequestFacts,
     peer: Option<IpAddr>,
@@ -341,7 +354,7 @@ pub fn decide<S: SharedStore + ?Sized>(
     if config.blocked_path_prefixes.iter().any(|p| dir.starts_with(p.as_str())) {
         return Verdict::Reject(Rejection::new(Outcome::NotFound, ErrorCode::NotFound, "no such route"));
     }
-    let Some(snap) = snapshot else {
+    let Some(StateView { snapshot: snap, stale }) = view else {
         return Verdict::Reject(Rejection {
             retry_after_secs: Some(config.sync_period_ms.div_ceil(1000)),
             ..Rejection::new(
@@ -426,7 +439,8 @@ pub fn decide<S: SharedStore + ?Sized>(
     }
 
     // Token and purchase requests the edge can answer by itself.
-    if let Some(id) = buy_route_activity(req)
+    if !stale
+        && let Some(id) = buy_route_activity(req)
         && let Some(code) = snap.activity_block(id)
     {
         let (outcome, message) = match code {

@@ -1,6 +1,8 @@
 //! One worker VM's view: the configuration, the state snapshot it compiled
-//! last (re-read from shared data only when the state's marker changes), and
-//! the bucket keys it charged, so that idle ones can be emptied.
+//! last (re-read from shared data only when the state's marker changes), when
+//! the backend last sent or confirmed that state (so that a stale one stops
+//! answering for the backend, see [`crate::sync::is_stale`]), and the bucket
+//! keys it charged, so that idle ones can be emptied.
 //!
 //! Every bucket key a VM creates in shared data is one it tracks, so that it
 //! is removed again: shared memory stays bounded by what the VMs track, however
@@ -20,9 +22,10 @@ use std::net::IpAddr;
 
 use crate::bucket::{self, BucketState, Limit};
 use crate::config::Config;
-use crate::decision::{self, Lease, RequestFacts, Verdict};
+use crate::decision::{self, Lease, RequestFacts, StateView, Verdict};
 use crate::state::{STATE_GEN_KEY, STATE_KEY, Snapshot};
 use crate::store::SharedStore;
+use crate::sync;
 
 /// At most this many bucket keys are tracked per VM (≈ 12 MB of shared data
 /// per VM at most, with IPv6 keys).
@@ -42,6 +45,9 @@ pub struct Engine {
     defaults: Snapshot,
     synced: Option<Snapshot>,
     marker: Option<Vec<u8>>,
+    /// When the edge last stored or had confirmed the state (the sync
+    /// record's `last_ok_us`, read on every refresh).
+    confirmed_at_us: Option<u64>,
     /// When a request last looked for a new state.
     checked_at_us: Option<u64>,
     /// Charged keys and their limits; `sweep_queue` holds each of them once,
@@ -74,6 +80,7 @@ impl Engine {
             defaults,
             synced: None,
             marker: None,
+            confirmed_at_us: None,
             checked_at_us: None,
             touched: HashMap::new(),
             sweep_queue: VecDeque::new(),
@@ -120,8 +127,18 @@ impl Engine {
         self.synced.as_ref().unwrap_or(&self.defaults)
     }
 
-    /// Re-reads the state if its marker changed since the last call.
+    /// Whether the synced state is older than `state_max_age_ms` at `now_us`,
+    /// as of the last [`Engine::refresh`]. The defaults are never stale:
+    /// they list no activity.
+    pub fn is_stale(&self, now_us: u64) -> bool {
+        self.synced.is_some()
+            && sync::is_stale(self.confirmed_at_us, now_us, self.config.state_max_age_ms.saturating_mul(1000))
+    }
+
+    /// Re-reads the state if its marker changed since the last call, and
+    /// when it was last confirmed (which a `304` moves without a new marker).
     pub fn refresh<S: SharedStore + ?Sized>(&mut self, store: &S) -> Refresh {
+        self.confirmed_at_us = sync::read_record(store).0.last_ok_us;
         let (marker, _) = store.get(STATE_GEN_KEY);
         if marker.is_none() || marker == self.marker {
             return Refresh::Unchanged;
@@ -181,12 +198,13 @@ impl Engine {
         let routes = self.snapshot().map_or(0, |s| s.rules.routes.len());
         self.make_room(store, now_us, 2 + 2 * routes);
         let mut touched = std::mem::take(&mut self.scratch);
-        let snapshot = match &self.synced {
-            Some(s) => Some(s),
-            None if self.config.fail_open => Some(&self.defaults),
+        let stale = self.is_stale(now_us);
+        let view = match &self.synced {
+            Some(s) => Some(StateView { snapshot: s, stale }),
+            None if self.config.fail_open => Some(StateView { snapshot: &self.defaults, stale }),
             None => None,
         };
-        let verdict = decision::decide(&self.config, snapshot, store, req, peer, now_us, &mut touched);
+        let verdict = decision::decide(&self.config, view, store, req, peer, now_us, &mut touched);
         for (key, limit) in touched.drain(..) {
             if let Some(known) = self.touched.get_mut(&key) {
                 *known = limit;

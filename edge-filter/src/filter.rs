@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::decision::{Lease, Outcome, Verdict};
 use crate::engine::{Engine, Refresh};
 use crate::store::{SetError, SharedStore};
-use crate::sync::{self, SyncOutcome};
+use crate::sync::{self, Freshness, SyncOutcome, Turn};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -73,6 +73,7 @@ struct Metrics {
     sync: [Option<u32>; SyncOutcome::METRICS.len()],
     sync_age_ms: Option<u32>,
     state_loaded: Option<u32>,
+    state_stale: Option<u32>,
     in_flight: Option<u32>,
     release_failures: Option<u32>,
 }
@@ -90,6 +91,7 @@ impl Metrics {
         }
         m.sync_age_ms = gauge("seckill_edge_sync_age_ms");
         m.state_loaded = gauge("seckill_edge_state_loaded");
+        m.state_stale = gauge("seckill_edge_state_stale");
         m.in_flight = gauge("seckill_edge_in_flight");
         m.release_failures = counter("seckill_edge_in_flight_release_failures");
         m
@@ -128,6 +130,35 @@ struct Vm {
 }
 
 impl Vm {
+    /// Sets the age and staleness gauges, and logs a turn this VM recorded.
+    fn report_freshness(&self, now_us: u64) {
+        let Some(engine) = self.engine.as_ref() else { return };
+        let max_age_ms = engine.config().state_max_age_ms;
+        let Freshness { record, age_us, stale, turned } =
+            sync::check_freshness(&HostStore, now_us, max_age_ms.saturating_mul(1000));
+        if let Some(age) = age_us {
+            Metrics::set(self.metrics.sync_age_ms, age / 1000);
+        }
+        Metrics::set(self.metrics.state_stale, u64::from(stale));
+        let version = record.version.as_deref().unwrap_or("?");
+        match turned {
+            Some(Turn::Stale) => log::warn!(
+                "seckill-edge: state {version} is stale: the backend has not confirmed it for {} \
+                 (state_max_age_ms {max_age_ms}; last error: {}); token and purchase requests of the activities \
+                 it lists as sold out, not started or ended now go to the backend, its rules and blacklist \
+                 still apply",
+                age_us.map_or_else(|| "an unknown time".to_owned(), |a| format!("{} ms", a / 1000)),
+                record.last_error.as_deref().unwrap_or("none"),
+            ),
+            Some(Turn::Fresh { stale_for_us }) => log::info!(
+                "seckill-edge: state {version} is fresh again after {} ms stale; the edge answers for its \
+                 activity lists again",
+                stale_for_us / 1000
+            ),
+            None => {}
+        }
+    }
+
     fn refresh(&mut self) {
         if let Some(engine) = self.engine.as_mut() {
             if let Refresh::Loaded(version) = engine.refresh(&HostStore) {
@@ -196,6 +227,7 @@ impl Context for EdgeRoot {
             }
         }
         vm.refresh();
+        vm.report_freshness(now);
         let loaded = vm.engine.as_ref().is_some_and(Engine::has_state);
         Metrics::set(vm.metrics.state_loaded, u64::from(loaded));
     }
@@ -244,13 +276,10 @@ impl RootContext for EdgeRoot {
             let _ = hostcalls::set_tick_period(Duration::from_millis(period_ms));
         }
         vm.refresh();
+        vm.report_freshness(now);
         let metrics = vm.metrics;
         let Some(engine) = vm.engine.as_mut() else { return };
         engine.sweep(&HostStore, now, 2_000);
-        let (record, _) = sync::read_record(&HostStore);
-        if let Some(ok) = record.last_ok_us {
-            Metrics::set(metrics.sync_age_ms, now.saturating_sub(ok) / 1000);
-        }
         Metrics::set(metrics.state_loaded, u64::from(engine.has_state()));
         // Sampled here rather than at every admission: one host call less per request.
         let (in_flight, _) = HostStore.get(crate::state::INFLIGHT_TOTAL_KEY);

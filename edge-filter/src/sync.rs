@@ -24,6 +24,14 @@
 //! * `304`: nothing changed.
 //! * anything else, a timeout or a reset: the last state stays; the failure is
 //!   recorded.
+//!
+//! The state's age is the time since the last `200` that was stored or `304`
+//! (or `200` of the version held) that confirmed it: [`SyncRecord::last_ok_us`].
+//! Past `state_max_age_ms` the state is *stale* ([`is_stale`]): its activity
+//! lists no longer answer token and purchase requests (the backend does, with
+//! fresh data), while its rules and blacklist still apply. [`check_freshness`]
+//! records the turn to stale and back in the record, so that exactly one VM
+//! reports each.
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +57,70 @@ pub struct SyncRecord {
     pub consecutive_failures: u32,
     /// Version of the state stored.
     pub version: Option<String>,
+    /// When a VM found the state stale ([`check_freshness`]); `None` while fresh.
+    pub stale_since_us: Option<u64>,
+}
+
+/// Whether a state last applied or confirmed at `confirmed_at_us` is older
+/// than `max_age_us` at `now_us` (never confirmed: stale).
+pub fn is_stale(confirmed_at_us: Option<u64>, now_us: u64, max_age_us: u64) -> bool {
+    confirmed_at_us.is_none_or(|t| now_us.saturating_sub(t) > max_age_us)
+}
+
+/// The edge's state as [`check_freshness`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freshness {
+    /// The record as it is now.
+    pub record: SyncRecord,
+    /// µs since the state was last applied or confirmed (`None`: never).
+    pub age_us: Option<u64>,
+    /// A state is held and is older than the maximum age.
+    pub stale: bool,
+    /// Set for the one call, edge-wide, that recorded a turn.
+    pub turned: Option<Turn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    Stale,
+    /// Fresh again, after being found stale for this long.
+    Fresh {
+        stale_for_us: u64,
+    },
+}
+
+/// Finds whether the state the edge holds is stale, and records a change
+/// (compare-and-swap on the record), so that of all the VMs that notice it,
+/// one reports it. Before any state is stored nothing is stale: there is no
+/// list to distrust.
+pub fn check_freshness<S: SharedStore + ?Sized>(store: &S, now_us: u64, max_age_us: u64) -> Freshness {
+    let mut last = Freshness { record: SyncRecord::default(), age_us: None, stale: false, turned: None };
+    for _ in 0..CAS_RETRIES {
+        let (mut record, cas) = read_record(store);
+        let age_us = record.last_ok_us.map(|t| now_us.saturating_sub(t));
+        let stale = record.version.is_some() && is_stale(record.last_ok_us, now_us, max_age_us);
+        let turned = match (stale, record.stale_since_us) {
+            (true, None) => {
+                record.stale_since_us = Some(now_us);
+                Turn::Stale
+            }
+            (false, Some(since)) => {
+                record.stale_since_us = None;
+                Turn::Fresh { stale_for_us: now_us.saturating_sub(since) }
+            }
+            _ => return Freshness { record, age_us, stale, turned: None },
+        };
+        let bytes = serde_json::to_vec(&record).unwrap_or_default();
+        let found = Freshness { record, age_us, stale, turned: None };
+        match store.set(SYNC_KEY, &bytes, cas) {
+            Ok(()) => return Freshness { turned: Some(turned), ..found },
+            // Not recorded, so not reported: the gauge still shows it, and
+            // whichever VM records the turn later reports it.
+            Err(SetError::Full) => return found,
+            Err(SetError::CasMismatch) => last = found,
+        }
+    }
+    last
 }
 
 /// Reads the record (a missing or unreadable one is the default).

@@ -378,3 +378,46 @@ fn a_full_store_is_reported_and_the_filter_fails_closed() {
     assert!(h.vm(0).failure().is_none(), "the filter did not trap");
     assert!(h.logs().iter().any(|l| l.message.contains("shared data is full")), "{:?}", h.logs());
 }
+
+/// The backend stops answering state requests: the state's activity lists
+/// keep answering for it up to `state_max_age_ms` (10 s by default), then its
+/// not-started activity goes to the backend while the blacklist still
+/// refuses; the backend's next answer makes the state fresh again.
+#[test]
+fn a_state_the_backend_stops_confirming_stops_answering_for_it_until_it_does() {
+    let mut h = load(rules(1000.0, 1000, 100));
+    sync(&mut h, &state("v1"));
+    let confirmed_ns = h.clock().now_nanos();
+    let buy = || RequestSpec::post("/api/activities/8/token", "{}").bearer(&jwt("alice")).peer("203.0.113.40:1");
+    expect_error(&h.request(buy()).unwrap(), 409, "not_started");
+
+    // Every state request from now on times out (the harness fails it when
+    // its timeout passes); up to the max age the edge still answers.
+    let max_age = Duration::from_secs(10);
+    let since_confirmed = |h: &Harness| Duration::from_nanos(h.clock().now_nanos() - confirmed_ns);
+    h.advance(max_age - since_confirmed(&h)).unwrap();
+    expect_error(&h.request(buy()).unwrap(), 409, "not_started");
+    assert_eq!(h.metric("seckill_edge_state_stale"), Some(0));
+
+    h.advance(Duration::from_millis(1)).unwrap();
+    let s = allowed(&mut h, buy());
+    h.end_stream(s).unwrap();
+    let o = h.request(RequestSpec::get("/api/activities").bearer(&jwt("mallory")).peer("203.0.113.41:1")).unwrap();
+    expect_error(&o, 403, "blacklisted");
+    expect_error(&h.request(RequestSpec::get("/api/activities").peer("198.51.100.66:1")).unwrap(), 403, "blacklisted");
+    // The gauge and the log follow on the next tick (one a second).
+    h.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(h.metric("seckill_edge_state_stale"), Some(1), "{}", h.metrics());
+    assert!(h.metric("seckill_edge_sync_age_ms").unwrap() > 10_000, "{}", h.metrics());
+    let logged = |h: &Harness, what: &str| h.logs().iter().filter(|l| l.message.contains(what)).count();
+    assert_eq!(logged(&h, "is stale"), 1, "{:?}", h.logs());
+
+    // The backend is back: it confirms the version the edge names.
+    let call = next_state_request(&mut h);
+    assert!(call.header("if-none-match").is_some_and(|v| v.contains("v1")), "{call:?}");
+    h.respond_http_call(call.token, 304, &[], b"").unwrap();
+    expect_error(&h.request(buy()).unwrap(), 409, "not_started");
+    assert_eq!(h.metric("seckill_edge_state_stale"), Some(0));
+    assert_eq!(logged(&h, "fresh again"), 1, "{:?}", h.logs());
+    assert_eq!(logged(&h, "is stale"), 1);
+}
