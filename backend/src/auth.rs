@@ -158,9 +158,10 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The client's IP: the peer address, or the first untrusted hop of
-/// `x-forwarded-for` when the peer is a trusted proxy (a client cannot spoof
-/// its way past the blacklist by sending the header itself).
+/// The client's IP, by the rule the edge applies too
+/// (`seckill_api::client_addr`): the peer address, or behind a trusted proxy
+/// the rightmost untrusted `x-forwarded-for` hop (a client cannot spoof its
+/// way past the blacklist by sending the header itself).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
@@ -168,33 +169,11 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer =
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let trusted = |ip: &IpAddr| state.settings.trusted_proxies.iter().any(|net| net.contains(ip));
-        if !trusted(&peer) {
-            return Ok(ClientIp(peer));
-        }
-        let hops = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect::<Vec<_>>();
-        let mut client = peer;
-        for hop in hops.iter().rev() {
-            match hop.parse::<IpAddr>() {
-                Ok(ip) => {
-                    client = ip;
-                    if !trusted(&ip) {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        Ok(ClientIp(client))
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip());
+        let forwarded: Vec<&str> =
+            parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let trusted = |ip: IpAddr| state.settings.trusted_proxies.iter().any(|net| net.contains(&ip));
+        Ok(ClientIp(seckill_api::client_addr::client_ip(peer, &forwarded, trusted)))
     }
 }
 

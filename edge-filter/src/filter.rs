@@ -10,12 +10,12 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
-use crate::client_ip::parse_peer;
 use crate::config::Config;
 use crate::decision::{Lease, Outcome, Verdict};
 use crate::engine::{Engine, Refresh};
 use crate::store::{SetError, SharedStore};
 use crate::sync::{self, Freshness, SyncOutcome, Turn};
+use seckill_api::client_addr::parse_peer;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);

@@ -5,20 +5,9 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Parses an IP address, reading an IPv4-mapped IPv6 address
-/// (`::ffff:192.0.2.1`) as the IPv4 address it carries, so that one client has
-/// one key whichever way its address is written.
-pub fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.parse::<IpAddr>().ok().map(canonical)
-}
-
-/// IPv4-mapped IPv6 addresses become IPv4.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
+/// Addresses are read canonically (an IPv4-mapped IPv6 address is the IPv4
+/// address it carries), so one client has one key whichever way it is written.
+pub use seckill_api::client_addr::{canonical, parse_ip};
 
 /// An IP range: an address and a prefix length; a bare address is a /32 or /128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

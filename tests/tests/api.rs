@@ -192,6 +192,12 @@ async fn blacklisted_users_and_ips_are_refused_before_any_script() {
     };
     let res = from("203.0.113.77").send().await.unwrap();
     assert_eq!(res.status(), 403);
+    // Hops as proxies write them (a port, brackets, quotes, a mapped address) are the
+    // same client, by the rule the edge applies too (`seckill_api::client_addr`).
+    for written in ["203.0.113.78:4444", "\"203.0.113.79\"", "::ffff:203.0.113.80", "198.51.100.1, 203.0.113.81"] {
+        let res = from(written).send().await.unwrap();
+        assert_eq!(res.status(), 403, "{written}");
+    }
     let res = from("198.51.100.1").send().await.unwrap();
     assert_eq!(res.status(), 200);
 
