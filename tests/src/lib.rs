@@ -27,11 +27,14 @@ pub fn root() -> PathBuf {
 /// (named `edge_id`, syncing every `sync_ms`).
 pub fn filter_config(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> Vec<u8> {
     let template = std::fs::read_to_string(root().join("envoy/filter-config.json")).unwrap();
-    let rendered = template
-        .replace("${SECKILL_BACKEND}", &backend.to_string())
-        .replace("${SECKILL_EDGE_ID}", edge_id)
-        .replace("${SECKILL_EDGE_SECRET}", EDGE_SECRET)
-        .replace("${SECKILL_JWT_SECRET}", JWT_SECRET);
+    let rendered = seckill_api::placeholders::fill(&template, |name| match name {
+        "SECKILL_BACKEND" => Some(backend.to_string()),
+        "SECKILL_EDGE_ID" => Some(edge_id.to_owned()),
+        "SECKILL_EDGE_SECRET" => Some(EDGE_SECRET.to_owned()),
+        "SECKILL_JWT_SECRET" => Some(JWT_SECRET.to_owned()),
+        _ => None,
+    })
+    .unwrap();
     let mut config: Value = serde_json::from_str(&rendered).unwrap();
     config["sync_period_ms"] = json!(sync_ms);
     config["sync_timeout_ms"] = json!(sync_ms);

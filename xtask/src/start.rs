@@ -255,15 +255,12 @@ fn demo_jwt(secret: &str) -> String {
 fn render_filter_config(root: &Path, backend: SocketAddr, secrets: &BTreeMap<&str, String>) -> anyhow::Result<String> {
     let template =
         std::fs::read_to_string(root.join("envoy/filter-config.json")).context("reading envoy/filter-config.json")?;
-    let rendered = template
-        .replace("${SECKILL_BACKEND}", &backend.to_string())
-        .replace("${SECKILL_EDGE_ID}", "local-edge")
-        .replace("${SECKILL_EDGE_SECRET}", &secrets["SECKILL_EDGE_SECRET"])
-        .replace("${SECKILL_JWT_SECRET}", &secrets["SECKILL_JWT_SECRET"]);
-    if rendered.contains("${") {
-        bail!("envoy/filter-config.json has a placeholder the launcher does not know");
-    }
-    Ok(rendered)
+    seckill_api::placeholders::fill(&template, |name| match name {
+        "SECKILL_BACKEND" => Some(backend.to_string()),
+        "SECKILL_EDGE_ID" => Some("local-edge".to_owned()),
+        _ => secrets.get(name).cloned(),
+    })
+    .map_err(|e| anyhow::anyhow!("envoy/filter-config.json: {e}"))
 }
 
 fn print_banner(
