@@ -12,6 +12,7 @@ pub mod abi;
 pub mod clock;
 pub mod harness;
 pub mod host;
+pub mod imports;
 pub mod metrics;
 pub mod proxy;
 pub mod shared;

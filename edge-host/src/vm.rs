@@ -55,7 +55,7 @@ impl Plugin {
         let engine = Engine::new(&cfg)?;
         let module = Module::new(&engine, wasm).map_err(anyhow::Error::from).context("compiling the module")?;
         let mut linker = Linker::new(&engine);
-        let provided = abi::imports::add_to_linker(&mut linker)?;
+        let provided = crate::imports::add_to_linker(&mut linker)?;
         check_module(&module, &provided)?;
         let ticker_alive = Arc::new(AtomicBool::new(!config.callback_timeout.is_zero()));
         if !config.callback_timeout.is_zero() {
