@@ -3,6 +3,7 @@
 //! accept thread and serves them, and the drain at shutdown.
 
 use super::state::Shared;
+use super::stream;
 use super::worker::Worker;
 use hyper::Request;
 use hyper::body::Incoming;
@@ -100,7 +101,7 @@ pub(super) async fn serve(
     let w = worker.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let worker = w.clone();
-        async move { worker.handle(req, peer, local, connection_id).await }
+        async move { stream::handle(worker, req, peer, local, connection_id).await }
     });
     let max_headers = worker.shared.cfg.max_header_bytes;
     let mut builder = hyper::server::conn::http1::Builder::new();
