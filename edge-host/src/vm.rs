@@ -1,5 +1,12 @@
 //! Loading a filter ([`Plugin`]) and driving one instance of it ([`Vm`]) the
 //! way Envoy does.
+//!
+//! Longer than 500 lines on purpose: the `Vm` is one state machine (root
+//! context, streams, their end callbacks, orphans of a failed VM, HTTP-call
+//! delivery), and each step checks invariants the others set up; cutting it
+//! across files would split those pairs apart. `Plugin` stays beside it
+//! because `Plugin::new_vm`/`rebuild` and `Vm::new` call each other, which
+//! two modules could only do through an import circle.
 
 use crate::abi::{self, Fields, LogLevel, action};
 use crate::clock::Clock;

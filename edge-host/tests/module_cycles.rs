@@ -296,14 +296,12 @@ fn references(file: &str, tokens: &[String], modules: &BTreeMap<String, String>)
     // `use` first, so that the modules it brings in are known as aliases.
     paths.sort_by_key(|p| !p.2);
     for (scope, path, is_use) in paths {
-        let Some(target) = resolve(&scope, &path, modules, &aliases) else { continue };
-        if is_use {
-            let full = absolute(&scope, &path, modules, &aliases);
-            if let Some(full) = full.filter(|f| modules.contains_key(f)) {
-                let name = path.last().filter(|l| *l != "self").cloned();
-                let name = name.or_else(|| full.rsplit("::").next().map(str::to_string));
-                aliases.extend(name.map(|n| (n, full)));
-            }
+        let Some(full) = absolute(&scope, &path, modules, &aliases) else { continue };
+        let Some(target) = deepest_module(&full, modules) else { continue };
+        if is_use && target == full {
+            let name = path.last().filter(|l| *l != "self").cloned();
+            let name = name.or_else(|| full.rsplit("::").next().map(str::to_string));
+            aliases.extend(name.map(|n| (n, full)));
         }
         out.insert(target);
     }
@@ -394,15 +392,9 @@ fn absolute(
     Some(out.join("::"))
 }
 
-/// The deepest module a path written in `scope` names.
-fn resolve(
-    scope: &str,
-    path: &[String],
-    modules: &BTreeMap<String, String>,
-    aliases: &BTreeMap<String, String>,
-) -> Option<String> {
-    let full = absolute(scope, path, modules, aliases)?;
-    let mut cut: &str = &full;
+/// The deepest module an absolute path names.
+fn deepest_module(full: &str, modules: &BTreeMap<String, String>) -> Option<String> {
+    let mut cut = full;
     loop {
         if modules.contains_key(cut) {
             return Some(cut.to_string());

@@ -3,7 +3,7 @@
 //! full shared-data store, see `proxy_set_shared_data`). The wire vocabulary
 //! they speak lives in [`crate::abi`]; the per-VM state they work on in
 //! [`crate::host`]. This module only puts the families on a linker: each
-//! family points at [`guest`] and at no other family.
+//! family points at `guest` and at no other family.
 
 mod buffers;
 mod calls;
