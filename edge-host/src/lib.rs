@@ -7,11 +7,31 @@
 //!   injectable clock, for tests and benchmarks.
 //! - [`proxy`] is the local edge proxy (`seckill-edge`): hyper in front of the
 //!   backend, one VM per worker thread.
+//!
+//! The modules, each pointing only at those below it (no circle:
+//! `tests/module_cycles.rs` fails `cargo test` on one):
+//!
+//! ```text
+//! harness    the synchronous test driver (adds x-forwarded-for as proxy does)
+//!  ▼
+//! proxy      the edge proxy: config, server, admin, worker loop, stream phases
+//!  ▼
+//! vm         Plugin (compile, check imports) and Vm (drive one instance)
+//!  ▼
+//! imports    the host functions, one module per family, over imports::guest
+//!  ▼
+//! host       per-VM state the imports work on (streams, maps, buffers, calls)
+//!  ▼
+//! metrics, shared, clock   process-wide metrics, shared data/queues, time
+//!  ▼
+//! abi        the wire vocabulary only: statuses, enums, the header-map format
+//! ```
 
 pub mod abi;
 pub mod clock;
 pub mod harness;
 pub mod host;
+pub mod imports;
 pub mod metrics;
 pub mod proxy;
 pub mod shared;

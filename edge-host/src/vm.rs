@@ -1,5 +1,12 @@
 //! Loading a filter ([`Plugin`]) and driving one instance of it ([`Vm`]) the
 //! way Envoy does.
+//!
+//! Longer than 500 lines on purpose: the `Vm` is one state machine (root
+//! context, streams, their end callbacks, orphans of a failed VM, HTTP-call
+//! delivery), and each step checks invariants the others set up; cutting it
+//! across files would split those pairs apart. `Plugin` stays beside it
+//! because `Plugin::new_vm`/`rebuild` and `Vm::new` call each other, which
+//! two modules could only do through an import circle.
 
 use crate::abi::{self, Fields, LogLevel, action};
 use crate::clock::Clock;
@@ -55,7 +62,7 @@ impl Plugin {
         let engine = Engine::new(&cfg)?;
         let module = Module::new(&engine, wasm).map_err(anyhow::Error::from).context("compiling the module")?;
         let mut linker = Linker::new(&engine);
-        let provided = abi::imports::add_to_linker(&mut linker)?;
+        let provided = crate::imports::add_to_linker(&mut linker)?;
         check_module(&module, &provided)?;
         let ticker_alive = Arc::new(AtomicBool::new(!config.callback_timeout.is_zero()));
         if !config.callback_timeout.is_zero() {

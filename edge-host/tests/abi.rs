@@ -3,8 +3,8 @@
 mod common;
 
 use common::{MINI_METRICS, Mini, mini_filter, write_wasm};
-use seckill_edge_host::abi::imports::provided_imports;
 use seckill_edge_host::harness::Outcome;
+use seckill_edge_host::imports::provided_imports;
 use seckill_edge_host::{Harness, HostConfig, ManualClock, Plugin, RequestSpec, SystemClock, VmError};
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! The proxy-wasm ABI v0.2.1 as this host speaks it: the numbers on the wire
-//! (statuses, buffer/map/stream types), the serialised header-map format, and
-//! the imports a filter links against ([`imports`]).
+//! (statuses, buffer/map/stream types) and the serialised header-map format.
+//! Only the vocabulary: the functions that answer a filter in it are
+//! [`crate::imports`], so everything may point here and this points nowhere.
 //!
 //! Every status this host returns is one the Rust SDK (`proxy-wasm` 0.2.x)
 //! accepts from that particular call: the SDK `panic!`s on any other status,
@@ -11,9 +12,7 @@
 //! SDK's enum has) for a write the store is too full to keep, since answering
 //! `OK` for a value not stored silently disables what depends on it.
 
-pub mod imports;
 pub mod map;
-pub(crate) mod wasi;
 
 pub use map::{Fields, MapError};
 

@@ -1,8 +1,8 @@
 //! Response bodies: local replies, pass-through, and the backend's body
 //! streamed through `proxy_on_response_body`.
 
-use super::StreamGuard;
 use super::forward::{header_map, is_hop_by_hop};
+use super::guard::StreamGuard;
 use crate::abi::Fields;
 use crate::host::LocalResponse;
 use crate::vm::Decision;

@@ -2,8 +2,8 @@
 //! filters built for `wasm32-wasip1` load too. Logging goes to the filter log,
 //! time to the host clock, and there is no file system.
 
-use super::LogLevel;
-use super::imports::{C, Defs, read, write, write_u32};
+use super::guest::{C, Defs, read, write, write_u32};
+use crate::abi::LogLevel;
 use rand::RngCore;
 use wasmtime::{Result, format_err};
 
@@ -13,7 +13,7 @@ const INVAL: i32 = 28;
 const NOTSUP: i32 = 58;
 const W: &str = "wasi_snapshot_preview1";
 
-pub(crate) fn add(d: &mut Defs<'_>) -> Result<()> {
+pub(super) fn add(d: &mut Defs<'_>) -> Result<()> {
     d.func(W, "fd_write", |mut c: C<'_>, fd: i32, iovs: i32, n: i32, written: i32| -> Result<i32> {
         let level = match fd {
             1 => LogLevel::Info,

@@ -1,0 +1,93 @@
+//! How the edge runs: its settings and defaults, and the plugin
+//! configuration the binary builds for the filter. Plain data, so that the
+//! binary and tests can build it without starting anything.
+
+use crate::abi::LogLevel;
+use crate::host::HostConfig;
+use anyhow::{Context as _, bail};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the edge runs. [`ProxyConfig::new`] has the defaults of the binary.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The public listener.
+    pub listen: SocketAddr,
+    /// Admin listener (`/metrics`, `/healthz`); `None`: none.
+    pub admin_listen: Option<SocketAddr>,
+    /// `host:port` of the backend; also cluster `seckill_backend`.
+    pub backend: String,
+    /// The filter.
+    pub wasm: PathBuf,
+    /// Worker threads, one VM each.
+    pub workers: usize,
+    /// Requests whose request line and headers pass this get a JSON 400.
+    pub max_header_bytes: usize,
+    /// Request bodies beyond this get a JSON 400.
+    pub max_body_bytes: usize,
+    /// Time to the backend's response headers; then a JSON 503.
+    pub upstream_timeout: Duration,
+    /// Longest a filter may hold a request or response paused.
+    pub pause_timeout: Duration,
+    /// Paths starting with one of these are never forwarded (JSON 404), even
+    /// if the filter lets them through.
+    pub deny_prefixes: Vec<String>,
+    /// When the filter VM fails: forward the request unfiltered (`true`) or
+    /// answer 503 (`false`). The VM is rebuilt either way.
+    pub fail_open: bool,
+    /// Filter configuration, clusters (`seckill_backend` is added), log level.
+    pub host: HostConfig,
+}
+
+impl ProxyConfig {
+    pub fn new(wasm: impl Into<PathBuf>, backend: &str, plugin_config: Vec<u8>) -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            admin_listen: Some("127.0.0.1:9901".parse().expect("literal address")),
+            backend: backend.to_string(),
+            wasm: wasm.into(),
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 1 << 20,
+            upstream_timeout: Duration::from_secs(30),
+            pause_timeout: Duration::from_secs(30),
+            deny_prefixes: vec!["/internal/".into()],
+            fail_open: false,
+            host: HostConfig { plugin_config, ..HostConfig::default() },
+        }
+    }
+}
+
+/// The plugin configuration the binary hands the filter: the JSON file (or
+/// `{}`), with `edge_secret` / `jwt_secret` taken from `SECKILL_EDGE_SECRET` /
+/// `SECKILL_JWT_SECRET` when those are set (environment wins), and
+/// `backend_cluster`, `backend_authority`, `state_path` defaulted when absent.
+pub fn plugin_config_json(
+    file: Option<&std::path::Path>,
+    backend: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Vec<u8>> {
+    let mut value: serde_json::Value = match file {
+        Some(p) => {
+            let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", p.display()))?
+        }
+        None => serde_json::json!({}),
+    };
+    let Some(obj) = value.as_object_mut() else { bail!("the plugin configuration must be a JSON object") };
+    for (key, var) in [("edge_secret", "SECKILL_EDGE_SECRET"), ("jwt_secret", "SECKILL_JWT_SECRET")] {
+        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+            obj.insert(key.into(), v.into());
+        }
+    }
+    obj.entry("backend_cluster").or_insert_with(|| "seckill_backend".into());
+    obj.entry("backend_authority").or_insert_with(|| backend.into());
+    obj.entry("state_path").or_insert_with(|| "/internal/edge/state".into());
+    Ok(serde_json::to_vec(&value)?)
+}
+
+/// Parses a `--log-level`.
+pub fn parse_log_level(s: &str) -> Result<LogLevel, String> {
+    s.parse()
+}

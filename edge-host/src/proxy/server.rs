@@ -1,0 +1,164 @@
+//! Starting and stopping an edge: the filter is compiled and every worker's
+//! VM started before anything listens (so a bad module or configuration
+//! fails the start, not a request), then one thread accepts connections and
+//! hands them round robin to the workers.
+
+use super::admin::admin_main;
+use super::config::ProxyConfig;
+use super::state::{ProxyMetrics, Shared};
+use super::worker_loop::worker_main;
+use crate::clock::SystemClock;
+use crate::vm::Plugin;
+use anyhow::{Context as _, bail};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// A running edge proxy.
+pub struct EdgeProxy {
+    listen_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    plugin: Arc<Plugin>,
+    shutdown: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl EdgeProxy {
+    /// Loads the filter, starts every worker's VM (any failure — a missing
+    /// import, a rejected configuration — is returned here, before anything
+    /// listens), then serves.
+    pub fn start(mut cfg: ProxyConfig) -> anyhow::Result<Self> {
+        if cfg.workers == 0 {
+            bail!("--workers must be at least 1");
+        }
+        cfg.host.clusters.entry("seckill_backend".into()).or_insert_with(|| cfg.backend.clone());
+        let plugin = Arc::new(Plugin::from_file(&cfg.wasm, cfg.host.clone(), SystemClock::shared())?);
+        let listener = std::net::TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+        listener.set_nonblocking(true)?;
+        let listen_addr = listener.local_addr()?;
+        let admin = match cfg.admin_listen {
+            Some(a) => {
+                let l = std::net::TcpListener::bind(a).with_context(|| format!("binding the admin listener {a}"))?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
+        let shared = Arc::new(Shared {
+            metrics: ProxyMetrics::define(&plugin),
+            healthy: (0..cfg.workers).map(|_| AtomicBool::new(true)).collect(),
+            connection_ids: AtomicU64::new(1),
+            plugin: plugin.clone(),
+            cfg,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut threads = Vec::new();
+        let mut senders = Vec::new();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        for index in 0..shared.cfg.workers {
+            let (tx, rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+            senders.push(tx);
+            let (shared, shutdown_rx, ready) = (shared.clone(), shutdown_rx.clone(), ready_tx.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("edge-worker-{index}"))
+                    .spawn(move || worker_main(index, shared, rx, shutdown_rx, ready))?,
+            );
+        }
+        drop(ready_tx);
+        let mut failure = None;
+        for _ in 0..shared.cfg.workers {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(_) => failure = failure.or(Some(anyhow::anyhow!("a worker thread died while starting"))),
+            }
+        }
+        if let Some(e) = failure {
+            let _ = shutdown.send(true);
+            drop(senders);
+            for t in threads {
+                let _ = t.join();
+            }
+            return Err(e);
+        }
+        let accept_shared = shared.clone();
+        let accept_shutdown = shutdown_rx.clone();
+        threads.push(std::thread::Builder::new().name("edge-accept".into()).spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            rt.block_on(accept_main(listener, admin, senders, accept_shared, accept_shutdown));
+        })?);
+        tracing::info!(%listen_addr, ?admin_addr, workers = shared.cfg.workers, backend = %shared.cfg.backend, "edge proxy listening");
+        Ok(Self { listen_addr, admin_addr, plugin, shutdown, threads })
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to 5 s), ends the
+    /// VMs' root contexts.
+    pub fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Serves until the process ends.
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EdgeProxy {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+async fn accept_main(
+    listener: std::net::TcpListener,
+    admin: Option<std::net::TcpListener>,
+    workers: Vec<mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("edge listener");
+    if let Some(admin) = admin {
+        let admin = tokio::net::TcpListener::from_std(admin).expect("admin listener");
+        tokio::spawn(admin_main(admin, shared.clone(), shutdown.clone()));
+    }
+    let mut next = 0usize;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let Ok(stream) = stream.into_std() else { continue };
+                    // Round robin over the workers; a connection stays where it lands.
+                    let _ = workers[next % workers.len()].send((stream, peer));
+                    next = next.wrapping_add(1);
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! One worker thread's life: its single-threaded runtime and its VM (started
+//! before the edge reports ready), the loop that takes connections from the
+//! accept thread and serves them, and the drain at shutdown.
+
+use super::state::Shared;
+use super::stream;
+use super::worker::Worker;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc, watch};
+
+pub(super) fn worker_main(
+    index: usize,
+    shared: Arc<Shared>,
+    mut conns: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    mut shutdown: watch::Receiver<bool>,
+    ready: std::sync::mpsc::Sender<anyhow::Result<()>>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e.into()));
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let vm = match shared.plugin.new_vm(index) {
+            Ok(vm) => vm,
+            Err(e) => {
+                let _ = ready.send(Err(e.context(format!("starting the filter on worker {index}"))));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(1024)
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let worker = Rc::new(Worker {
+            index,
+            shared: shared.clone(),
+            vm: RefCell::new(vm),
+            generation: Cell::new(0),
+            client,
+            waiters: RefCell::new(HashMap::new()),
+            tick_notify: Notify::new(),
+            rebuilt: Notify::new(),
+            deferred_finish: RefCell::new(Vec::new()),
+            last_rebuild: Cell::new(None),
+            active: Cell::new(0),
+        });
+        worker.after_vm();
+        tokio::task::spawn_local(worker.clone().tick_loop(shutdown.clone()));
+        tokio::task::spawn_local(worker.clone().queue_loop(shutdown.clone()));
+        loop {
+            tokio::select! {
+                c = conns.recv() => match c {
+                    Some((stream, peer)) => {
+                        let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { continue };
+                        tokio::task::spawn_local(serve(worker.clone(), stream, peer, shutdown.clone()));
+                    }
+                    None => break,
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+        // Drain: connections close gracefully (they watch the same signal).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while worker.active.get() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        worker.vm.borrow_mut().shutdown();
+    });
+}
+
+pub(super) async fn serve(
+    worker: Rc<Worker>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let local = stream.local_addr().unwrap_or_else(|_| worker.shared.cfg.listen);
+    let connection_id = worker.shared.connection_ids.fetch_add(1, Ordering::Relaxed);
+    worker.active.set(worker.active.get() + 1);
+    let w = worker.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let worker = w.clone();
+        async move { stream::handle(worker, req, peer, local, connection_id).await }
+    });
+    let max_headers = worker.shared.cfg.max_header_bytes;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).keep_alive(true).max_headers(256).max_buf_size((max_headers * 4).max(64 * 1024));
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => { if let Err(e) = r { tracing::debug!("connection from {peer}: {e}"); } }
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+    worker.active.set(worker.active.get() - 1);
+}
