@@ -58,6 +58,11 @@ impl Supervisor {
 
     /// Fails if a child exited; `Ok(true)` once a stop was asked for.
     fn check(&mut self) -> anyhow::Result<bool> {
+        // Ctrl-C in a terminal reaches the children too, and one may be gone
+        // before this sees the flag: a stop that was asked for is not a failure.
+        if self.stop.load(Ordering::SeqCst) {
+            return Ok(true);
+        }
         for (name, child) in &mut self.children {
             if let Some(status) = child.try_wait()? {
                 bail!("{name} exited ({status}); stopping the rest");
