@@ -212,11 +212,14 @@ impl Store {
 
     /// The entry `event_id` of activity `a`'s stream, if it is still there.
     pub async fn stream_entry(&self, a: u64, event_id: &str) -> Result<Option<Entry>, StoreError> {
-        let event_id = event_id.to_owned();
+        self.entry_at(keys::order_stream(a), event_id).await
+    }
+
+    /// Entry `id` of the stream at `key`, if it is still there.
+    async fn entry_at(&self, key: String, id: &str) -> Result<Option<Entry>, StoreError> {
+        let id = id.to_owned();
         let reply: StreamRangeReply = self
-            .bounded(|mut c| async move {
-                redis::cmd("XRANGE").arg(keys::order_stream(a)).arg(&event_id).arg(&event_id).query_async(&mut c).await
-            })
+            .bounded(|mut c| async move { redis::cmd("XRANGE").arg(&key).arg(&id).arg(&id).query_async(&mut c).await })
             .await?;
         Ok(reply.ids.into_iter().next().map(Entry::from))
     }
@@ -246,13 +249,7 @@ impl Store {
 
     /// One dead letter, if it is still there.
     pub async fn dead_letter_entry(&self, a: u64, id: &str) -> Result<Option<Entry>, StoreError> {
-        let id = id.to_owned();
-        let reply: StreamRangeReply = self
-            .bounded(|mut c| async move {
-                redis::cmd("XRANGE").arg(keys::dead_letters(a)).arg(&id).arg(&id).query_async(&mut c).await
-            })
-            .await?;
-        Ok(reply.ids.into_iter().next().map(Entry::from))
+        self.entry_at(keys::dead_letters(a), id).await
     }
 
     /// Removes a settled dead letter.
