@@ -269,7 +269,7 @@ impl AdminSessions {
 
     /// Revokes one session until it would have expired anyway.
     pub async fn revoke(&self, claims: &SessionClaims) -> Result<(), StoreError> {
-        let (jti, exp_ms, now_ms) = (claims.jti.clone(), claims.exp * 1000, crate::app::now_ms());
+        let (jti, exp_ms, now_ms) = (claims.jti.clone(), claims.exp * 1000, crate::clock::now_ms());
         self.store
             .bounded(|mut c| async move {
                 redis::pipe()

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::admin_session::AdminSessions;
@@ -129,19 +128,4 @@ pub async fn serve(
         }
     });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-}
-
-/// Now, in milliseconds since the epoch (the clock every script gets).
-pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// Milliseconds since the epoch as a UTC time.
-pub fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// A UTC time in milliseconds since the epoch.
-pub fn to_ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
 }

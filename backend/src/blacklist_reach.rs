@@ -23,7 +23,7 @@
 //! bumps), so a steady system pays one `GET` per sync. An entry added anew
 //! first loses any time an earlier life of it had.
 
-use crate::app::now_ms;
+use crate::clock::now_ms;
 use crate::keys::{BLACKLIST_REACHED_EDGE, BLACKLIST_REACHED_EDGE_VERSION};
 
 /// Prefix of the keys `<prefix><state version>` → the blacklist version that

@@ -6,7 +6,8 @@
 use seckill_api::{CheckStatus, ChecklistItem};
 use sqlx::Row;
 
-use crate::app::{AppState, from_ms, now_ms};
+use crate::app::AppState;
+use crate::clock::{from_ms, now_ms};
 use crate::db::Db;
 use crate::edge;
 use crate::error::ApiError;

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use seckill_api::{DeadLetter, DeadLetterResolution};
 
-use crate::app::now_ms;
+use crate::clock::now_ms;
 use crate::db::{Failure, classify};
 use crate::orders::Orders;
 use crate::store::{ReleaseOutcome, StoreError};

@@ -16,8 +16,8 @@ use seckill_api::{ActivityStatus, EdgeRules, EdgeState, EdgeSync, RateRule};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::app::{from_ms, now_ms};
 use crate::blacklist_reach;
+use crate::clock::{from_ms, now_ms};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::store::{Store, StoreError};

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod blacklist;
 pub mod blacklist_reach;
 pub mod checklist;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod dead_letters;

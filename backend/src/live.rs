@@ -19,7 +19,8 @@ use seckill_api::{
     StatusCount,
 };
 
-use crate::app::{AppState, from_ms, now_ms};
+use crate::app::AppState;
+use crate::clock::{from_ms, now_ms};
 
 /// How often a snapshot is sent.
 pub const PERIOD: Duration = Duration::from_secs(1);
@@ -278,7 +279,12 @@ mod tests {
                 let codes: Vec<String> =
                     b.rejections.iter().map(|r| format!("{}={}", r.code.as_str(), r.count)).collect();
                 let sold = b.sold.map_or("-".to_owned(), |n| n.to_string());
-                format!("{} bought {} refused [{}] sold {sold}", crate::app::to_ms(b.at), b.purchases, codes.join(" "))
+                format!(
+                    "{} bought {} refused [{}] sold {sold}",
+                    crate::clock::to_ms(b.at),
+                    b.purchases,
+                    codes.join(" ")
+                )
             })
             .collect();
         assert_eq!(

@@ -9,7 +9,7 @@
 
 use seckill_api::{Order, OrderStatus};
 
-use crate::app::{from_ms, now_ms};
+use crate::clock::{from_ms, now_ms};
 use crate::db::{Db, NewOrder, OrderRow, released};
 use crate::error::ApiError;
 use crate::keys;

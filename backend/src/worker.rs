@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::app::now_ms;
+use crate::clock::now_ms;
 use crate::db::{Db, Failure, NewOrder, classify};
 use crate::orders::Orders;
 use crate::store::{Store, StoreError};

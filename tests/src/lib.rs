@@ -575,7 +575,7 @@ pub async fn bought(conn: &mut redis::aio::MultiplexedConnection, a: u64, user: 
 /// Waits until the wall clock reads `unix_ms` (a moment the test schedules
 /// against, such as an order's payment deadline), returning at once if it has passed.
 pub async fn sleep_until_unix_ms(unix_ms: i64) {
-    let now = seckill_backend::app::now_ms();
+    let now = seckill_backend::clock::now_ms();
     if unix_ms > now {
         tokio::time::sleep(Duration::from_millis((unix_ms - now) as u64)).await;
     }

@@ -434,7 +434,7 @@ fn scripts_take_every_key_from_keys() {
 #[tokio::test]
 async fn a_buyer_count_outlives_an_activity_whose_end_moves_later() {
     let f = fixture().await;
-    let real_now = seckill_backend::app::now_ms();
+    let real_now = seckill_backend::clock::now_ms();
     // Counts are kept until a day after the end; this end puts that 2 s from now (real time).
     let ends = real_now - 86_400_000 + 2_000;
     let a = f
@@ -458,7 +458,7 @@ async fn a_buyer_count_outlives_an_activity_whose_end_moves_later() {
     f.store.update_activity(a, vec![("ends_at_ms", new_end.to_string())]).await.unwrap();
     // Wait, by the clock, until the old keep-until time has passed.
     let old_keep_until = ends + 86_400_000;
-    while seckill_backend::app::now_ms() < old_keep_until + 200 {
+    while seckill_backend::clock::now_ms() < old_keep_until + 200 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Ivy, still selling, is still at her limit.

@@ -13,10 +13,11 @@ use seckill_api::{
 };
 
 use crate::admin_session::SESSION_SECS;
-use crate::app::{AppState, from_ms, now_ms, to_ms};
+use crate::app::AppState;
 use crate::auth::{ADMIN_COOKIE, Admin, ClientIp};
 use crate::blacklist::{self, parse_ip_entry};
 use crate::blacklist_reach;
+use crate::clock::{from_ms, now_ms, to_ms};
 use crate::error::ApiError;
 use crate::extract::{ActivityId, JsonBody, PageQuery, Query};
 use crate::routes::{activity_list, activity_view};

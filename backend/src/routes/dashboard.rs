@@ -7,9 +7,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use seckill_api::{ActivitySeries, ChecklistItem, ChecklistTick, Preflight, PreflightCheck};
 
-use crate::app::{AppState, now_ms};
+use crate::app::AppState;
 use crate::auth::Admin;
 use crate::checklist;
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::{ActivityId, JsonBody};
 

@@ -9,8 +9,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use seckill_api::{EdgeRules, EdgeRulesVersion, EdgeSync, Page};
 
-use crate::app::{AppState, from_ms};
+use crate::app::AppState;
 use crate::auth::Admin;
+use crate::clock::from_ms;
 use crate::edge::{self, StoredRules, picked_up_at};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PageQuery, Query};

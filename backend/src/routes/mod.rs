@@ -12,12 +12,12 @@ pub mod ui;
 
 use seckill_api::{Activity, ActivityStatus};
 
-use crate::app::from_ms;
+use crate::clock::from_ms;
 use crate::store::ActivityRecord;
 
 /// Every listed activity as the API shows it now (public and admin lists alike).
 pub async fn activity_list(store: &crate::store::Store) -> Result<Vec<Activity>, crate::error::ApiError> {
-    let now = crate::app::now_ms();
+    let now = crate::clock::now_ms();
     Ok(store.activities().await?.into_iter().map(|record| activity_view(record, now)).collect())
 }
 

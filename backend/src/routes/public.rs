@@ -6,8 +6,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use seckill_api::{Activity, ErrorCode, OrderStatus, PurchaseAccepted, PurchaseRequest, PurchaseToken};
 
-use crate::app::{AppState, from_ms, now_ms};
+use crate::app::AppState;
 use crate::auth::{Buyer, ClientIp};
+use crate::clock::{from_ms, now_ms};
 use crate::error::ApiError;
 use crate::extract::{ActivityId, JsonBody};
 use crate::live::Outcome;
