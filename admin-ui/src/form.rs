@@ -2,18 +2,12 @@
 //! anything is sent (stock ≥ 0, limit ≥ 1, end after start, …), with each
 //! error named by its field so the view shows it next to that field.
 
+use seckill_api::limits::{MAX_LIMIT_PER_USER, MAX_NAME_CHARS, MAX_STOCK};
 use seckill_api::{Activity, NewActivity};
 use serde_json::{Map, Value};
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::format;
-
-/// Largest stock the backend accepts (`MAX_STOCK`).
-pub const MAX_STOCK: i64 = 1_000_000_000_000;
-/// Largest per-user limit the backend accepts.
-pub const MAX_LIMIT: i64 = 1_000_000;
-/// Longest name, in characters.
-pub const MAX_NAME: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Field {
@@ -125,7 +119,7 @@ impl ActivityForm {
         let name = self.name.trim();
         if name.is_empty() {
             errors.push((Field::Name, "form.err.name_required"));
-        } else if name.chars().count() > MAX_NAME {
+        } else if name.chars().count() > MAX_NAME_CHARS {
             errors.push((Field::Name, "form.err.name_long"));
         }
         let price = format::parse_price(&self.price);
@@ -143,7 +137,7 @@ impl ActivityForm {
         match limit {
             None => errors.push((Field::Limit, "form.err.integer")),
             Some(l) if l < 1 => errors.push((Field::Limit, "form.err.limit_small")),
-            Some(l) if l > MAX_LIMIT => errors.push((Field::Limit, "form.err.limit_large")),
+            Some(l) if l > MAX_LIMIT_PER_USER => errors.push((Field::Limit, "form.err.limit_large")),
             Some(_) => {}
         }
         let starts_at = format::parse_input(&self.starts_at).map(to_utc);

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub mod client_addr;
+pub mod limits;
 pub mod placeholders;
 
 /// A user id as the contract allows it (`CONTRACT.md`, "Identity"): 1–64

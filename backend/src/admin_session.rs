@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 
-use crate::keys;
+use crate::store::keys;
 use crate::store::{Store, StoreError};
 
 /// How long an admin session lasts.

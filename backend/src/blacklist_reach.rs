@@ -24,7 +24,7 @@
 //! first loses any time an earlier life of it had.
 
 use crate::clock::now_ms;
-use crate::keys::{BLACKLIST_REACHED_EDGE, BLACKLIST_REACHED_EDGE_VERSION};
+use crate::store::keys::{BLACKLIST_REACHED_EDGE, BLACKLIST_REACHED_EDGE_VERSION};
 
 /// Prefix of the keys `<prefix><state version>` → the blacklist version that
 /// state was read at, for the versions served to edges.

@@ -4,13 +4,15 @@
 //! settings); the rest operators tick with a note, kept in the order DB.
 
 use seckill_api::{CheckStatus, ChecklistItem};
-use sqlx::Row;
 
-use crate::app::AppState;
 use crate::clock::{from_ms, now_ms};
-use crate::db::Db;
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::dependency::DependencyError;
 use crate::edge;
-use crate::error::ApiError;
+use crate::orders::Orders;
+use crate::store::StoreError;
 
 /// One item's definition: id, group, Chinese and English titles.
 pub struct Item {
@@ -63,6 +65,15 @@ pub const ITEMS: [Item; 20] = [
     item("dr.drill", "disaster_recovery", "故障演练已完成", "Failover drill done"),
 ];
 
+/// What the probes look at.
+#[derive(Clone)]
+pub struct Probes {
+    pub settings: Arc<Settings>,
+    pub orders: Orders,
+    /// Whether the admin UI's built files are being served.
+    pub ui_built: bool,
+}
+
 /// A probe's finding.
 type Finding = (CheckStatus, String);
 
@@ -71,9 +82,9 @@ fn found(ok: bool, good: String, bad: CheckStatus, why: String) -> Finding {
 }
 
 /// Runs the probe of `id`; `None` means the item is manual.
-async fn probe(state: &AppState, id: &str) -> Option<Finding> {
-    let store = &state.store;
-    let settings = &state.settings;
+async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
+    let store = &probes.orders.store;
+    let settings = &probes.settings;
     let redis_down = || (CheckStatus::Failing, "redis did not answer".to_owned());
     Some(match id {
         "infra.redis_persistence" => match store.info("persistence").await {
@@ -125,7 +136,7 @@ async fn probe(state: &AppState, id: &str) -> Option<Finding> {
             ),
             Err(_) => redis_down(),
         },
-        "code.stock_warm" => match warm_report(state).await {
+        "code.stock_warm" => match warm_report(probes).await {
             Ok((n, cold)) => found(
                 cold.is_empty(),
                 format!("activities: {n}, all warmed"),
@@ -134,7 +145,7 @@ async fn probe(state: &AppState, id: &str) -> Option<Finding> {
             ),
             Err(_) => redis_down(),
         },
-        "code.async_orders" => match backlog(state).await {
+        "code.async_orders" => match backlog(probes).await {
             Ok((consumers, lag)) => found(
                 consumers > 0 && lag < 10_000,
                 format!("active consumers: {consumers}, orders waiting: {lag}"),
@@ -144,7 +155,7 @@ async fn probe(state: &AppState, id: &str) -> Option<Finding> {
             Err(_) => redis_down(),
         },
         "code.static_cache" => {
-            let built = state.ui.is_some();
+            let built = probes.ui_built;
             found(
                 built,
                 "admin UI assets content-hashed, cache-control immutable".into(),
@@ -152,7 +163,7 @@ async fn probe(state: &AppState, id: &str) -> Option<Finding> {
                 "admin UI not built (cargo xtask start builds it)".into(),
             )
         }
-        "security.edge_limits" | "security.blacklist" => edge_finding(state, id).await,
+        "security.edge_limits" | "security.blacklist" => edge_finding(probes, id).await,
         "security.secrets" => found(
             !settings.dev,
             "secrets set explicitly".into(),
@@ -160,7 +171,7 @@ async fn probe(state: &AppState, id: &str) -> Option<Finding> {
             "dev mode: secrets may be generated".into(),
         ),
         "monitoring.metrics" => (CheckStatus::Ok, "/metrics serves Prometheus text".into()),
-        "monitoring.reconciliation" => match drift_report(state).await {
+        "monitoring.reconciliation" => match drift_report(probes).await {
             Ok(drifts) => found(
                 drifts.is_empty(),
                 "no drift in any activity".into(),
@@ -217,11 +228,11 @@ async fn probe(state: &AppState, id: &str) -> Option<Finding> {
     })
 }
 
-async fn warm_report(state: &AppState) -> Result<(usize, Vec<u64>), crate::store::StoreError> {
-    let ids = state.store.activity_ids().await?;
+async fn warm_report(probes: &Probes) -> Result<(usize, Vec<u64>), StoreError> {
+    let ids = probes.orders.store.activity_ids().await?;
     let mut cold = Vec::new();
     for id in &ids {
-        match state.store.activity(*id).await? {
+        match probes.orders.store.activity(*id).await? {
             Some(a) if a.remaining + a.sold == a.total_stock => {}
             _ => cold.push(*id),
         }
@@ -230,21 +241,21 @@ async fn warm_report(state: &AppState) -> Result<(usize, Vec<u64>), crate::store
 }
 
 /// Order-group consumers active in the last 10 s (the most of any activity), and orders waiting.
-pub async fn backlog(state: &AppState) -> Result<(i64, i64), crate::store::StoreError> {
+pub async fn backlog(probes: &Probes) -> Result<(i64, i64), StoreError> {
     let mut consumers = 0;
     let mut lag = 0;
-    for id in state.store.activity_ids().await? {
-        let (len, _) = state.store.stream_lag(id).await?;
+    for id in probes.orders.store.activity_ids().await? {
+        let (len, _) = probes.orders.store.stream_lag(id).await?;
         lag += len;
-        consumers = consumers.max(state.store.live_consumers(id, 10_000).await?);
+        consumers = consumers.max(probes.orders.store.live_consumers(id, 10_000).await?);
     }
     Ok((consumers, lag))
 }
 
-async fn drift_report(state: &AppState) -> Result<Vec<u64>, ApiError> {
+async fn drift_report(probes: &Probes) -> Result<Vec<u64>, DependencyError> {
     let mut drifts = Vec::new();
-    for a in state.store.activities().await? {
-        let r = crate::reconcile::reconcile(&state.orders, a.id, a.total_stock).await?;
+    for a in probes.orders.store.activities().await? {
+        let r = crate::reconcile::reconcile(&probes.orders, a.id, a.total_stock).await?;
         if r.drift != 0 || !r.invariant_ok {
             drifts.push(a.id);
         }
@@ -253,9 +264,9 @@ async fn drift_report(state: &AppState) -> Result<Vec<u64>, ApiError> {
 }
 
 /// Whether an edge runs the current state, and since when.
-pub async fn edge_synced(state: &AppState) -> Result<(bool, String), ApiError> {
-    let current = edge::state(&state.store, &state.orders.db).await?;
-    let syncs = edge::syncs(&state.store).await?;
+pub async fn edge_synced(probes: &Probes) -> Result<(bool, String), DependencyError> {
+    let current = edge::state(&probes.orders.store, &probes.orders.db).await?;
+    let syncs = edge::syncs(&probes.orders.store).await?;
     let fresh: Vec<_> = syncs.iter().filter(|s| now_ms() - s.at_ms < 10_000).collect();
     if fresh.is_empty() {
         return Ok((false, "no edge synced in the last 10 s".into()));
@@ -268,8 +279,8 @@ pub async fn edge_synced(state: &AppState) -> Result<(bool, String), ApiError> {
     Ok((true, format!("{names:?} on state {} (rules v{})", current.version, current.rules_version)))
 }
 
-async fn edge_finding(state: &AppState, id: &str) -> Finding {
-    match edge_synced(state).await {
+async fn edge_finding(probes: &Probes, id: &str) -> Finding {
+    match edge_synced(probes).await {
         Ok((true, detail)) => (CheckStatus::Ok, detail),
         Ok((false, detail)) if id == "security.blacklist" => (CheckStatus::Warning, detail),
         Ok((false, detail)) => (CheckStatus::Failing, detail),
@@ -277,41 +288,13 @@ async fn edge_finding(state: &AppState, id: &str) -> Finding {
     }
 }
 
-impl Db {
-    /// Operators' ticks: item id → (ticked, note, at).
-    pub async fn checklist_ticks(&self) -> Result<Vec<(String, bool, String, i64)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT item_id, ticked, note, ticked_at_ms FROM checklist_ticks")
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let ticked = r.try_get::<i64, _>(1).or_else(|_| r.try_get::<i16, _>(1).map(i64::from))?;
-                Ok((r.try_get("item_id")?, ticked != 0, crate::db::text_column(r, "note")?, r.try_get("ticked_at_ms")?))
-            })
-            .collect()
-    }
-
-    pub async fn tick(&self, item: &str, ticked: bool, note: &str) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM checklist_ticks WHERE item_id = ?").bind(item).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO checklist_ticks (item_id, ticked, note, ticked_at_ms) VALUES (?, ?, ?, ?)")
-            .bind(item)
-            .bind(i64::from(ticked))
-            .bind(note)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await
-    }
-}
-
 /// The whole checklist as it stands now.
-pub async fn checklist(state: &AppState) -> Result<Vec<ChecklistItem>, ApiError> {
-    let ticks = state.orders.db.checklist_ticks().await?;
+pub async fn checklist(probes: &Probes) -> Result<Vec<ChecklistItem>, DependencyError> {
+    let ticks = probes.orders.db.checklist_ticks().await?;
     let mut out = Vec::with_capacity(ITEMS.len());
     for item in &ITEMS {
         let tick = ticks.iter().find(|t| t.0 == item.id);
-        let (status, evidence, ticked, ticked_at) = match probe(state, item.id).await {
+        let (status, evidence, ticked, ticked_at) = match probe(probes, item.id).await {
             Some((status, evidence)) => (status, evidence, false, None),
             None => match tick {
                 Some((_, true, note, at)) => (CheckStatus::Ok, note.clone(), true, Some(from_ms(*at))),
@@ -333,8 +316,8 @@ pub async fn checklist(state: &AppState) -> Result<Vec<ChecklistItem>, ApiError>
 }
 
 /// Whether `id` names a manual item (the only ones operators tick).
-pub async fn is_manual(state: &AppState, id: &str) -> bool {
-    ITEMS.iter().any(|i| i.id == id) && probe(state, id).await.is_none()
+pub async fn is_manual(probes: &Probes, id: &str) -> bool {
+    ITEMS.iter().any(|i| i.id == id) && probe(probes, id).await.is_none()
 }
 
 #[cfg(test)]

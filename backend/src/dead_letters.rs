@@ -21,9 +21,10 @@ use seckill_api::{DeadLetter, DeadLetterResolution};
 
 use crate::clock::now_ms;
 use crate::db::{Failure, classify};
+use crate::order_event::parse_event;
 use crate::orders::Orders;
+use crate::store::stream::Entry;
 use crate::store::{ReleaseOutcome, StoreError};
-use crate::stream::{Entry, parse_event};
 
 /// How long an action may hold its dead letter (a crashed action frees it then).
 const ACTION_LOCK_MS: u64 = 30_000;
@@ -56,7 +57,7 @@ pub fn view(activity: u64, dead: &Entry) -> DeadLetter {
     DeadLetter {
         activity_id: activity,
         id: dead.id.clone(),
-        order_id: crate::keys::order_id(activity, &entry_id),
+        order_id: crate::store::keys::order_id(activity, &entry_id),
         entry_id,
         reason,
         fields,
@@ -165,7 +166,7 @@ impl Orders {
         id: &str,
         action: impl AsyncFnOnce(Entry) -> Result<DeadLetterResolution, DeadLetterError>,
     ) -> Result<DeadLetterResolution, DeadLetterError> {
-        let lock = crate::keys::dead_letter_lock(a, id);
+        let lock = crate::store::keys::dead_letter_lock(a, id);
         if !self.store.try_lock(&lock, ACTION_LOCK_MS).await? {
             return Err(DeadLetterError::Busy);
         }

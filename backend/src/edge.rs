@@ -14,46 +14,59 @@
 
 use seckill_api::{ActivityStatus, EdgeRules, EdgeState, EdgeSync, RateRule};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::blacklist_reach;
 use crate::clock::{from_ms, now_ms};
-use crate::db::Db;
-use crate::error::ApiError;
-use crate::store::{Store, StoreError};
+use crate::db::{Db, RulesSave, StoredRules};
+use crate::dependency::DependencyError;
+use crate::store::{Store, StoreError, keys};
 
-/// Redis hash: edge id → `{version, rules_version, at_ms}` of its last sync.
-pub const EDGE_SYNCS: &str = "seckill:edge:syncs";
+/// Rules refused before they are stored: the first field that is wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {why}")]
+pub struct InvalidRules {
+    pub field: String,
+    pub why: &'static str,
+}
 
-/// A stored version of the rules.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRules {
-    pub version: i64,
-    pub rules: EdgeRules,
-    pub created_at_ms: i64,
+impl InvalidRules {
+    fn new(field: impl Into<String>, why: &'static str) -> Self {
+        Self { field: field.into(), why }
+    }
+}
+
+/// Why rules were not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveRulesError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidRules),
+    #[error("the rules changed meanwhile (now version {current}); reload and retry")]
+    Conflict { current: i64 },
+    #[error(transparent)]
+    Dependency(#[from] DependencyError),
 }
 
 /// Checks rules before they are stored, naming the first thing wrong.
-pub fn validate(rules: &EdgeRules) -> Result<(), String> {
-    fn rate(name: &str, r: &RateRule) -> Result<(), String> {
+pub fn validate(rules: &EdgeRules) -> Result<(), InvalidRules> {
+    fn rate(name: &str, r: &RateRule) -> Result<(), InvalidRules> {
         if !r.rate_per_sec.is_finite() || r.rate_per_sec <= 0.0 || r.rate_per_sec > 1_000_000.0 {
-            return Err(format!("{name}.rate_per_sec: must be above 0 and at most 1000000"));
+            return Err(InvalidRules::new(format!("{name}.rate_per_sec"), "must be above 0 and at most 1000000"));
         }
         if r.burst > 1_000_000 {
-            return Err(format!("{name}.burst: must be at most 1000000"));
+            return Err(InvalidRules::new(format!("{name}.burst"), "must be at most 1000000"));
         }
         Ok(())
     }
     rate("per_ip", &rules.per_ip)?;
     rate("per_user", &rules.per_user)?;
     if rules.max_in_flight_per_ip == 0 || rules.max_in_flight_total == 0 {
-        return Err("max_in_flight_per_ip and max_in_flight_total: must be at least 1".into());
+        return Err(InvalidRules::new("max_in_flight_per_ip and max_in_flight_total", "must be at least 1"));
     }
     let mut names = std::collections::HashSet::new();
     for (i, route) in rules.routes.iter().enumerate() {
         let at = format!("routes[{i}]");
         if route.name.trim().is_empty() || !names.insert(route.name.as_str()) {
-            return Err(format!("{at}.name: must be non-empty and unique"));
+            return Err(InvalidRules::new(format!("{at}.name"), "must be non-empty and unique"));
         }
         let whole_star_segments = route.path.split('/').all(|seg| seg == "*" || !seg.contains('*'));
         if !route.path.starts_with('/')
@@ -62,12 +75,15 @@ pub fn validate(rules: &EdgeRules) -> Result<(), String> {
             || !whole_star_segments
             || route.path.len() > 512
         {
-            return Err(format!("{at}.path: must start with / (use * for one whole segment; no ? or #)"));
+            return Err(InvalidRules::new(
+                format!("{at}.path"),
+                "must start with / (use * for one whole segment; no ? or #)",
+            ));
         }
         if let Some(m) = &route.method
             && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
         {
-            return Err(format!("{at}.method: an upper-case HTTP method such as POST"));
+            return Err(InvalidRules::new(format!("{at}.method"), "an upper-case HTTP method such as POST"));
         }
         if let Some(r) = &route.per_ip {
             rate(&format!("{at}.per_ip"), r)?;
@@ -79,69 +95,20 @@ pub fn validate(rules: &EdgeRules) -> Result<(), String> {
     Ok(())
 }
 
-impl Db {
-    /// The rules in force: the newest version, or the defaults as version 0.
-    pub async fn current_rules(&self) -> Result<StoredRules, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT version, rules_json, created_at_ms FROM edge_rules ORDER BY version DESC LIMIT 1")
-                .fetch_optional(self.pool())
-                .await?;
-        match row {
-            Some(r) => stored(&r),
-            None => Ok(StoredRules { version: 0, rules: EdgeRules::default(), created_at_ms: 0 }),
-        }
+/// Validates and stores `rules` as the next version, then mirrors them into
+/// Redis, where they are in force; if the mirror fails now, the publisher
+/// retries within seconds.
+pub async fn save_rules(store: &Store, db: &Db, rules: &EdgeRules) -> Result<StoredRules, SaveRulesError> {
+    validate(rules)?;
+    let saved = match db.save_rules(rules, None).await.map_err(DependencyError::from)? {
+        RulesSave::Saved(saved) => saved,
+        RulesSave::Conflict { current } => return Err(SaveRulesError::Conflict { current }),
+    };
+    if let Err(e) = publish(store, &saved).await {
+        tracing::warn!(error = %e, version = saved.version, "edge rules saved but not published yet; retrying");
     }
-
-    /// Stores `rules` as the next version, unless `expected` is given and is
-    /// no longer the current version (someone else saved in between).
-    pub async fn save_rules(
-        &self,
-        rules: &EdgeRules,
-        expected: Option<i64>,
-    ) -> Result<Result<StoredRules, i64>, sqlx::Error> {
-        let json = serde_json::to_string(rules).expect("rules serialise");
-        for _ in 0..5 {
-            let current = self.current_rules().await?.version;
-            if expected.is_some_and(|e| e != current) {
-                return Ok(Err(current));
-            }
-            let now = now_ms();
-            let inserted = sqlx::query("INSERT INTO edge_rules (version, rules_json, created_at_ms) VALUES (?, ?, ?)")
-                .bind(current + 1)
-                .bind(&json)
-                .bind(now)
-                .execute(self.pool())
-                .await;
-            match inserted {
-                Ok(_) => return Ok(Ok(StoredRules { version: current + 1, rules: rules.clone(), created_at_ms: now })),
-                // Another writer took this version number: read again and retry.
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(sqlx::Error::Protocol("edge rules: too many concurrent saves".into()))
-    }
-
-    /// Versions older than `before` (or the newest), newest first.
-    pub async fn rules_history(&self, before: Option<i64>, limit: usize) -> Result<Vec<StoredRules>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT version, rules_json, created_at_ms FROM edge_rules WHERE version < ? ORDER BY version DESC LIMIT ?",
-        )
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(limit as i64)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(stored).collect()
-    }
-}
-
-fn stored(r: &sqlx::any::AnyRow) -> Result<StoredRules, sqlx::Error> {
-    let json = crate::db::text_column(r, "rules_json")?;
-    Ok(StoredRules {
-        version: r.try_get("version")?,
-        rules: serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        created_at_ms: r.try_get("created_at_ms")?,
-    })
+    tracing::info!(version = saved.version, "edge rules saved; edges pick them up on their next sync");
+    Ok(saved)
 }
 
 /// The state the edge syncs, with the blacklist version it was read at
@@ -153,7 +120,7 @@ pub struct BuiltState {
 
 /// Builds the state the edge syncs: rules, blacklist, and the activities
 /// whose token and purchase requests the edge can answer by itself.
-pub async fn state(store: &Store, db: &Db) -> Result<EdgeState, ApiError> {
+pub async fn state(store: &Store, db: &Db) -> Result<EdgeState, DependencyError> {
     Ok(build(store, db).await?.state)
 }
 
@@ -165,7 +132,7 @@ pub async fn publish(store: &Store, rules: &StoredRules) -> Result<bool, StoreEr
 
 /// The rules in force, from Redis; only when none were ever published there
 /// (a fresh or emptied Redis) from the order DB, publishing them on the way.
-pub async fn rules_in_force(store: &Store, db: &Db) -> Result<StoredRules, ApiError> {
+pub async fn rules_in_force(store: &Store, db: &Db) -> Result<StoredRules, DependencyError> {
     if let Some((version, json, created_at_ms)) = store.published_rules().await? {
         match serde_json::from_str(&json) {
             Ok(rules) => return Ok(StoredRules { version, rules, created_at_ms }),
@@ -203,7 +170,7 @@ pub fn spawn_rules_publisher(store: Store, db: Db, every: std::time::Duration) -
 }
 
 /// [`state`], with its blacklist version.
-pub async fn build(store: &Store, db: &Db) -> Result<BuiltState, ApiError> {
+pub async fn build(store: &Store, db: &Db) -> Result<BuiltState, DependencyError> {
     let rules = rules_in_force(store, db).await?;
     let (blacklist_version, mut blacklist_users, mut blacklist_ips) = store.blacklist_snapshot().await?;
     blacklist_users.sort();
@@ -253,7 +220,7 @@ pub async fn record_sync(store: &Store, edge_id: &str, version: &str, rules_vers
         rules_since_ms,
         at_ms: now,
     };
-    store.hset(EDGE_SYNCS, edge_id, &serde_json::to_string(&sync).expect("sync serialises")).await
+    store.hset(keys::EDGE_SYNCS, edge_id, &serde_json::to_string(&sync).expect("sync serialises")).await
 }
 
 /// Remembers that edge `edge_id` was just served `built` (a 200 or a 304):
@@ -287,7 +254,7 @@ pub async fn record_served(
 
 /// The last sync of every edge that ever synced.
 pub async fn syncs(store: &Store) -> Result<Vec<EdgeSync>, StoreError> {
-    let all = store.hgetall(EDGE_SYNCS).await?;
+    let all = store.hgetall(keys::EDGE_SYNCS).await?;
     let mut out: Vec<EdgeSync> = all.values().filter_map(|v| serde_json::from_str(v).ok()).collect();
     out.sort_by(|a, b| a.edge_id.cmp(&b.edge_id));
     Ok(out)
@@ -307,15 +274,15 @@ mod tests {
         assert_eq!(validate(&EdgeRules::default()), Ok(()));
         let mut r = EdgeRules::default();
         r.per_ip.rate_per_sec = 0.0;
-        assert!(validate(&r).unwrap_err().starts_with("per_ip.rate_per_sec"));
+        assert!(validate(&r).unwrap_err().to_string().starts_with("per_ip.rate_per_sec"));
         let mut r = EdgeRules::default();
         r.routes[1].name = r.routes[0].name.clone();
-        assert!(validate(&r).unwrap_err().starts_with("routes[1].name"));
+        assert!(validate(&r).unwrap_err().to_string().starts_with("routes[1].name"));
         let mut r = EdgeRules::default();
         r.routes[0].path = "api".into();
-        assert!(validate(&r).unwrap_err().starts_with("routes[0].path"));
+        assert!(validate(&r).unwrap_err().to_string().starts_with("routes[0].path"));
         r.routes[0].path = "/api/act*/token".into();
-        assert!(validate(&r).unwrap_err().starts_with("routes[0].path"));
+        assert!(validate(&r).unwrap_err().to_string().starts_with("routes[0].path"));
         let r = EdgeRules { max_in_flight_total: 0, ..EdgeRules::default() };
         assert!(validate(&r).is_err());
     }

@@ -8,26 +8,23 @@
 //! figures come from Redis and are exact.
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
 use seckill_api::{
     ActivityLive, ActivitySeries, ActivityStatus, CountByCode, ErrorCode, LiveSnapshot, RateByCode, SeriesBucket,
     StatusCount,
 };
 
-use crate::app::AppState;
 use crate::clock::{from_ms, now_ms};
+use crate::orders::Orders;
 
 /// How often a snapshot is sent.
 pub const PERIOD: Duration = Duration::from_secs(1);
 
 /// What happened to a purchase or token request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum Answer {
     Purchased,
     Refused(ErrorCode),
 }
@@ -35,7 +32,8 @@ pub enum Outcome {
 /// How many seconds of per-second counts are kept for the series.
 pub const SERIES_WINDOW_SECS: i64 = 600;
 
-type Key = (u64, Outcome);
+/// An activity and what its requests were answered.
+pub type Key = (u64, Answer);
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -89,21 +87,21 @@ impl LiveStats {
         Self { counts: Arc::default(), started_ms }
     }
 
-    pub fn record(&self, activity: u64, outcome: Outcome) {
+    pub fn record(&self, activity: u64, outcome: Answer) {
         self.record_at(activity, outcome, now_ms());
     }
 
-    fn record_at(&self, activity: u64, outcome: Outcome, at_ms: i64) {
+    fn record_at(&self, activity: u64, outcome: Answer, at_ms: i64) {
         self.record_with_sold_at(activity, outcome, None, at_ms);
     }
 
     /// Counts an accepted purchase and, for a new sale (not a replay), notes
     /// the activity's `sold` after it, for the series' sales curve.
     pub fn record_purchase(&self, activity: u64, sold: Option<i64>) {
-        self.record_with_sold_at(activity, Outcome::Purchased, sold, now_ms());
+        self.record_with_sold_at(activity, Answer::Purchased, sold, now_ms());
     }
 
-    fn record_with_sold_at(&self, activity: u64, outcome: Outcome, sold: Option<i64>, at_ms: i64) {
+    fn record_with_sold_at(&self, activity: u64, outcome: Answer, sold: Option<i64>, at_ms: i64) {
         let key = (activity, outcome);
         let mut counts = self.counts.lock().expect("live stats lock");
         *counts.totals.entry(key).or_default() += 1;
@@ -114,7 +112,8 @@ impl LiveStats {
         }
     }
 
-    fn totals(&self) -> HashMap<Key, u64> {
+    /// Every count since start.
+    pub fn totals(&self) -> HashMap<Key, u64> {
         self.counts.lock().expect("live stats lock").totals.clone()
     }
 
@@ -128,13 +127,13 @@ impl LiveStats {
             .iter()
             .filter(|second| (since..until).contains(&second.at))
             .filter_map(|second| {
-                let purchases = second.counts.get(&(activity, Outcome::Purchased)).copied().unwrap_or(0);
+                let purchases = second.counts.get(&(activity, Answer::Purchased)).copied().unwrap_or(0);
                 let sold = second.sold.get(&activity).copied();
                 let mut rejections: Vec<CountByCode> = second
                     .counts
                     .iter()
                     .filter_map(|((a, outcome), count)| match outcome {
-                        Outcome::Refused(code) if *a == activity => Some(CountByCode { code: *code, count: *count }),
+                        Answer::Refused(code) if *a == activity => Some(CountByCode { code: *code, count: *count }),
                         _ => None,
                     })
                     .collect();
@@ -165,36 +164,36 @@ pub fn rates(
     activity: u64,
 ) -> (f64, Vec<RateByCode>) {
     let secs = elapsed.as_secs_f64().max(0.001);
-    let delta = |key: &(u64, Outcome)| {
+    let delta = |key: &(u64, Answer)| {
         (now.get(key).copied().unwrap_or(0) - before.get(key).copied().unwrap_or(0)) as f64 / secs
     };
-    let purchases = delta(&(activity, Outcome::Purchased));
+    let purchases = delta(&(activity, Answer::Purchased));
     let mut refused: Vec<RateByCode> = now
         .keys()
         .filter_map(|(a, o)| match o {
-            Outcome::Refused(code) if *a == activity => Some(*code),
+            Answer::Refused(code) if *a == activity => Some(*code),
             _ => None,
         })
-        .map(|code| RateByCode { code, per_sec: delta(&(activity, Outcome::Refused(code))) })
+        .map(|code| RateByCode { code, per_sec: delta(&(activity, Answer::Refused(code))) })
         .collect();
     refused.sort_by_key(|r| r.code.as_str());
     (purchases, refused)
 }
 
-/// One snapshot of every activity.
-async fn snapshot(
-    state: &AppState,
+/// One snapshot of every activity; `None` while Redis is unavailable.
+pub async fn snapshot(
+    orders: &Orders,
     before: &HashMap<Key, u64>,
     now_totals: &HashMap<Key, u64>,
     elapsed: Duration,
 ) -> Option<LiveSnapshot> {
     let now = now_ms();
-    let ids = state.store.activity_ids().await.ok()?;
-    let by_status = state.orders.db.counts_by_activity_and_status().await.unwrap_or_default();
+    let ids = orders.store.activity_ids().await.ok()?;
+    let by_status = orders.db.counts_by_activity_and_status().await.unwrap_or_default();
     let mut activities = Vec::with_capacity(ids.len());
     for id in ids {
-        let Ok(Some(a)) = state.store.activity(id).await else { continue };
-        let counters = state.store.counters(id, now).await.ok()?;
+        let Ok(Some(a)) = orders.store.activity(id).await else { continue };
+        let counters = orders.store.counters(id, now).await.ok()?;
         let (purchases_per_sec, rejections_per_sec) = rates(before, now_totals, elapsed, id);
         activities.push(ActivityLive {
             id,
@@ -221,36 +220,18 @@ async fn snapshot(
     Some(LiveSnapshot { at: from_ms(now), activities })
 }
 
-/// The server-sent event stream: a `snapshot` event every `PERIOD`.
-pub fn events(state: AppState) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let start = (state.live.totals(), Instant::now());
-    let stream = futures::stream::unfold((state, start, true), |(state, (before, at), first)| async move {
-        if !first {
-            tokio::time::sleep(PERIOD).await;
-        }
-        let totals = state.live.totals();
-        let elapsed = at.elapsed();
-        let event = match snapshot(&state, &before, &totals, elapsed).await {
-            Some(snap) => Event::default().event("snapshot").json_data(&snap).unwrap_or_default(),
-            None => Event::default().event("unavailable").data("redis or the order database is unavailable"),
-        };
-        Some((Ok(event), (state, (totals, Instant::now()), false)))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn rates_are_deltas_per_second_by_code() {
-        let before = HashMap::from([((1, Outcome::Purchased), 10), ((1, Outcome::Refused(ErrorCode::SoldOut)), 4)]);
+        let before = HashMap::from([((1, Answer::Purchased), 10), ((1, Answer::Refused(ErrorCode::SoldOut)), 4)]);
         let now = HashMap::from([
-            ((1, Outcome::Purchased), 30),
-            ((1, Outcome::Refused(ErrorCode::SoldOut)), 8),
-            ((1, Outcome::Refused(ErrorCode::RateLimited)), 2),
-            ((2, Outcome::Purchased), 99),
+            ((1, Answer::Purchased), 30),
+            ((1, Answer::Refused(ErrorCode::SoldOut)), 8),
+            ((1, Answer::Refused(ErrorCode::RateLimited)), 2),
+            ((2, Answer::Purchased), 99),
         ]);
         let (purchases, refused) = rates(&before, &now, Duration::from_secs(2), 1);
         assert_eq!(purchases, 10.0);
@@ -261,14 +242,14 @@ mod tests {
     #[test]
     fn series_counts_whole_seconds_of_the_window_by_code() {
         let stats = LiveStats::started_at(1_000_000);
-        let sold_out = Outcome::Refused(ErrorCode::SoldOut);
-        stats.record_with_sold_at(1, Outcome::Purchased, Some(5), 1_000_100);
-        stats.record_with_sold_at(1, Outcome::Purchased, Some(6), 1_000_900);
-        stats.record_with_sold_at(2, Outcome::Purchased, Some(40), 1_001_000);
+        let sold_out = Answer::Refused(ErrorCode::SoldOut);
+        stats.record_with_sold_at(1, Answer::Purchased, Some(5), 1_000_100);
+        stats.record_with_sold_at(1, Answer::Purchased, Some(6), 1_000_900);
+        stats.record_with_sold_at(2, Answer::Purchased, Some(40), 1_001_000);
         stats.record_at(1, sold_out, 1_002_000);
-        stats.record_at(1, Outcome::Purchased, 1_002_500);
-        stats.record_at(1, Outcome::Refused(ErrorCode::RateLimited), 1_002_999);
-        stats.record_at(1, Outcome::Purchased, 1_003_000); // the second in progress at 1_003_400
+        stats.record_at(1, Answer::Purchased, 1_002_500);
+        stats.record_at(1, Answer::Refused(ErrorCode::RateLimited), 1_002_999);
+        stats.record_at(1, Answer::Purchased, 1_003_000); // the second in progress at 1_003_400
 
         let s = stats.series(1, 1_003_400);
         assert_eq!((s.since, s.until), (from_ms(1_000_000), from_ms(1_003_000)));
@@ -293,14 +274,14 @@ mod tests {
             "second 1001 only had activity 2; the last sale of a second gives its sold"
         );
         assert_eq!(stats.series(3, 1_003_400).buckets, vec![]);
-        assert_eq!(stats.totals()[&(1, Outcome::Purchased)], 4);
+        assert_eq!(stats.totals()[&(1, Answer::Purchased)], 4);
     }
 
     #[test]
     fn series_keep_only_the_window() {
         let stats = LiveStats::started_at(0);
         for second in 0..(SERIES_WINDOW_SECS + 100) {
-            stats.record_at(7, Outcome::Purchased, second * 1000);
+            stats.record_at(7, Answer::Purchased, second * 1000);
         }
         let now = (SERIES_WINDOW_SECS + 100) * 1000;
         let s = stats.series(7, now);

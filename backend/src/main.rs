@@ -9,8 +9,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::IsTerminal as _;
 
 use clap::Parser;
-use seckill_backend::app::{self, AppState};
 use seckill_backend::config::Settings;
+use seckill_backend::server;
+use seckill_backend::state::AppState;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -46,7 +47,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; set SECKILL_LISTEN to a free address"))?;
     tracing::info!(%listen, "seckill backend serving");
-    app::serve(listener, state, shutdown_signal()).await?;
+    server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("seckill backend stopped");
     Ok(())
 }

@@ -10,11 +10,37 @@
 use seckill_api::{Order, OrderStatus};
 
 use crate::clock::{from_ms, now_ms};
-use crate::db::{Db, NewOrder, OrderRow, released};
-use crate::error::ApiError;
-use crate::keys;
+use crate::db::{Cursor, Db, NewOrder, OrderFilter, OrderRow, released};
+use crate::dependency::DependencyError;
+use crate::order_event::parse_event;
+use crate::store::StoreError;
+use crate::store::keys;
 use crate::store::{ReleaseOutcome, Store};
-use crate::stream::parse_event;
+
+/// Why an order was not found, paid or cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("order not found")]
+    NotFound,
+    #[error("this order belongs to someone else")]
+    NotYours,
+    #[error("the order is {} and can no longer be paid or cancelled", .0.as_str())]
+    Closed(OrderStatus),
+    #[error(transparent)]
+    Dependency(#[from] DependencyError),
+}
+
+impl From<StoreError> for OrderError {
+    fn from(e: StoreError) -> Self {
+        Self::Dependency(e.into())
+    }
+}
+
+impl From<sqlx::Error> for OrderError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Dependency(e.into())
+    }
+}
 
 /// An order wherever it currently is.
 #[derive(Debug, Clone)]
@@ -72,7 +98,7 @@ pub struct Orders {
 impl Orders {
     /// The order, from its row or its stream event; an unpaid order past its
     /// deadline is expired on the way (so nobody sees a stale `pending_payment`).
-    pub async fn find(&self, order_id: &str) -> Result<Option<Found>, ApiError> {
+    pub async fn find(&self, order_id: &str) -> Result<Option<Found>, OrderError> {
         if let Some(row) = self.db.order(order_id).await? {
             return Ok(Some(Found::Row(self.expire_if_due(row).await?)));
         }
@@ -86,12 +112,13 @@ impl Orders {
 
     /// The order's row, writing it from the stream now if the worker has not
     /// yet (the same idempotent insert the worker does).
-    async fn materialize(&self, order_id: &str) -> Result<Option<OrderRow>, ApiError> {
+    async fn materialize(&self, order_id: &str) -> Result<Option<OrderRow>, OrderError> {
         match self.find(order_id).await? {
             Some(Found::Row(row)) => Ok(Some(row)),
             Some(Found::Queued(order)) => {
                 self.db.insert_orders(std::slice::from_ref(&order), now_ms()).await?;
-                let row = self.db.order(order_id).await?.ok_or_else(|| ApiError::unavailable("order row vanished"))?;
+                // Written just now, so only a database that lost it has no row.
+                let Some(row) = self.db.order(order_id).await? else { return Ok(None) };
                 Ok(Some(self.expire_if_due(row).await?))
             }
             None => Ok(None),
@@ -99,39 +126,39 @@ impl Orders {
     }
 
     /// The row of `user`'s order, or `not_found` / `forbidden`.
-    async fn owned_row(&self, user: &str, order_id: &str) -> Result<OrderRow, ApiError> {
-        let row = self.materialize(order_id).await?.ok_or_else(|| ApiError::not_found("order"))?;
+    async fn owned_row(&self, user: &str, order_id: &str) -> Result<OrderRow, OrderError> {
+        let row = self.materialize(order_id).await?.ok_or(OrderError::NotFound)?;
         if row.user_id != user {
-            return Err(ApiError::forbidden("this order belongs to someone else"));
+            return Err(OrderError::NotYours);
         }
         Ok(row)
     }
 
     /// Simulated payment: idempotent for a paid order; `order_closed` once the
     /// order is cancelled or expired, however late the payment arrives.
-    pub async fn pay(&self, user: &str, order_id: &str) -> Result<Order, ApiError> {
+    pub async fn pay(&self, user: &str, order_id: &str) -> Result<Order, OrderError> {
         let row = self.owned_row(user, order_id).await?;
         if row.status == OrderStatus::PendingPayment
             && self.db.transition(order_id, OrderStatus::Paid, now_ms()).await?
         {
             metrics::counter!("seckill_order_transitions_total", "to" => "paid").increment(1);
         }
-        let row = self.db.order(order_id).await?.ok_or_else(|| ApiError::not_found("order"))?;
+        let row = self.db.order(order_id).await?.ok_or(OrderError::NotFound)?;
         let row = self.expire_if_due(row).await?;
         match row.status {
             OrderStatus::Paid => Ok(row_view(&row)),
-            status => Err(closed(status)),
+            status => Err(OrderError::Closed(status)),
         }
     }
 
     /// Cancels a pending order and gives its stock back, exactly once.
-    pub async fn cancel(&self, user: &str, order_id: &str) -> Result<Order, ApiError> {
+    pub async fn cancel(&self, user: &str, order_id: &str) -> Result<Order, OrderError> {
         let row = self.owned_row(user, order_id).await?;
         if row.status != OrderStatus::PendingPayment
             || !self.db.transition(order_id, OrderStatus::Cancelled, now_ms()).await?
         {
             let current = self.db.order(order_id).await?.map(|r| r.status).unwrap_or(row.status);
-            return Err(closed(current));
+            return Err(OrderError::Closed(current));
         }
         metrics::counter!("seckill_order_transitions_total", "to" => "cancelled").increment(1);
         let row = OrderRow { status: OrderStatus::Cancelled, ..row };
@@ -140,7 +167,7 @@ impl Orders {
     }
 
     /// Expires `row` if it is pending and past its deadline; returns the row as it is now.
-    async fn expire_if_due(&self, row: OrderRow) -> Result<OrderRow, ApiError> {
+    async fn expire_if_due(&self, row: OrderRow) -> Result<OrderRow, OrderError> {
         let now = now_ms();
         if row.status != OrderStatus::PendingPayment || row.pay_deadline_ms > now {
             return Ok(row);
@@ -155,7 +182,7 @@ impl Orders {
     }
 
     /// Gives a closed order's stock back and records that it did.
-    pub async fn release(&self, row: &OrderRow) -> Result<(), ApiError> {
+    pub async fn release(&self, row: &OrderRow) -> Result<(), OrderError> {
         let outcome = self.store.release(row.activity_id, &row.user_id, &row.order_id, row.quantity).await?;
         let mark = match outcome {
             ReleaseOutcome::Released { remaining, sold } => {
@@ -172,9 +199,21 @@ impl Orders {
         Ok(())
     }
 
+    /// One page of orders matching `filter`, newest first, after `after`;
+    /// with the cursor of the next page, if there is one.
+    pub async fn list(
+        &self,
+        filter: &OrderFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Order>, Option<Cursor>), DependencyError> {
+        let (rows, next) = self.db.orders(filter, after, limit).await?;
+        Ok((rows.iter().map(row_view).collect(), next))
+    }
+
     /// One pass of the sweeper: expire what is overdue, and finish releases a
     /// crash interrupted. Returns how many orders it touched.
-    pub async fn sweep(&self, batch: usize) -> Result<usize, ApiError> {
+    pub async fn sweep(&self, batch: usize) -> Result<usize, OrderError> {
         let mut touched = 0;
         for row in self.db.overdue(now_ms(), batch).await? {
             if self.expire_if_due(row).await?.status == OrderStatus::Expired {
@@ -187,11 +226,4 @@ impl Orders {
         }
         Ok(touched)
     }
-}
-
-fn closed(status: OrderStatus) -> ApiError {
-    ApiError::new(
-        seckill_api::ErrorCode::OrderClosed,
-        format!("the order is {} and can no longer be paid or cancelled", status.as_str()),
-    )
 }

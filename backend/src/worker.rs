@@ -29,9 +29,10 @@ use tokio::task::JoinHandle;
 
 use crate::clock::now_ms;
 use crate::db::{Db, Failure, NewOrder, classify};
+use crate::order_event::parse_event;
 use crate::orders::Orders;
+use crate::store::stream::Entry;
 use crate::store::{Store, StoreError};
-use crate::stream::{Entry, parse_event};
 
 /// Refusals of an entry's data, each in its own round, before it is dead-lettered.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -240,7 +241,7 @@ impl Worker {
         for entry in entries {
             match parse_event(a, &entry) {
                 Ok(order) => orders.push((order, entry)),
-                Err(reason) => self.bury(a, &entry, &reason).await?,
+                Err(reason) => self.bury(a, &entry, &reason.to_string()).await?,
             }
         }
         if orders.is_empty() {

@@ -344,12 +344,12 @@ impl Backend {
         args.extend_from_slice(extra);
         let settings = seckill_backend::config::Settings::try_parse_from(args)?;
         let secrets = settings.secrets()?;
-        let state = seckill_backend::app::AppState::new(settings, &secrets).await?;
+        let state = seckill_backend::state::AppState::new(settings, &secrets).await?;
         let tasks = state.start_background().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(seckill_backend::app::serve(listener, state, async move {
+        tokio::spawn(seckill_backend::server::serve(listener, state, async move {
             let _ = rx.await;
         }));
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
@@ -568,7 +568,7 @@ pub async fn get_int(conn: &mut redis::aio::MultiplexedConnection, key: &str) ->
 /// What `user` has bought in activity `a`, as the per-user limit counts it (0 when none).
 pub async fn bought(conn: &mut redis::aio::MultiplexedConnection, a: u64, user: &str) -> i64 {
     let v: Option<i64> =
-        redis::cmd("HGET").arg(seckill_backend::keys::user_limits(a)).arg(user).query_async(conn).await.unwrap();
+        redis::cmd("HGET").arg(seckill_backend::store::keys::user_limits(a)).arg(user).query_async(conn).await.unwrap();
     v.unwrap_or(0)
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use seckill_backend::keys;
+use seckill_backend::store::keys;
 use seckill_tests::{ActivitySpec, Backend, JWT_SECRET, RedisServer, eventually, get_int, jwt, jwt_with};
 use serde_json::{Value, json};
 

@@ -314,15 +314,15 @@ async fn the_dashboard_works_in_a_real_browser() {
     let () = redis::pipe()
         .atomic()
         .cmd("DECRBY")
-        .arg(seckill_backend::keys::inventory(id))
+        .arg(seckill_backend::store::keys::inventory(id))
         .arg(1)
         .ignore()
         .cmd("INCRBY")
-        .arg(seckill_backend::keys::sold(id))
+        .arg(seckill_backend::store::keys::sold(id))
         .arg(1)
         .ignore()
         .cmd("XADD")
-        .arg(seckill_backend::keys::dead_letters(id))
+        .arg(seckill_backend::store::keys::dead_letters(id))
         .arg("*")
         .arg(&[
             ("activity_id", id.to_string()),

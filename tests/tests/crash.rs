@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use seckill_backend::db::Db;
-use seckill_backend::keys;
+use seckill_backend::store::keys;
 use seckill_tests::{
     ActivitySpec, Backend, BackendProcess, RedisServer, TempDir, create_activity_at, eventually, get_int, jwt,
     order_rows,

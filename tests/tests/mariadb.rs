@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use seckill_api::OrderStatus;
 use seckill_backend::db::{Db, NewOrder, OrderFilter, OrderRow};
-use seckill_backend::keys;
 use seckill_backend::store::Store;
+use seckill_backend::store::keys;
 use seckill_backend::worker::{Worker, WorkerConfig};
 use seckill_tests::mariadb::MariaDb;
 use seckill_tests::{

@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use seckill_api::OrderStatus;
 use seckill_backend::db::Db;
-use seckill_backend::keys;
 use seckill_backend::store::Store;
+use seckill_backend::store::keys;
 use seckill_backend::worker::{Worker, WorkerConfig};
 use seckill_tests::{
     ActivitySpec, Backend, RedisServer, eventually, get_int, jwt, pay_deadline_ms, sleep_until_unix_ms,
@@ -402,7 +402,7 @@ async fn dead_letters_are_listed_and_each_replayed_or_refunded_exactly_once() {
     let stream: redis::streams::StreamRangeReply =
         redis::cmd("XRANGE").arg(keys::order_stream(a)).arg("-").arg("+").query_async(&mut c).await.unwrap();
     for id in stream.ids {
-        let entry = seckill_backend::stream::Entry::from(id);
+        let entry = seckill_backend::store::stream::Entry::from(id);
         store.dead_letter(a, &entry, "database refused the row 5 times: (a fault since fixed)").await.unwrap();
     }
     let admin = api.admin_token().await;

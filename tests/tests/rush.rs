@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use seckill_api::OrderStatus;
 use seckill_backend::db::OrderFilter;
-use seckill_backend::keys;
 use seckill_backend::store::Store;
+use seckill_backend::store::keys;
 use seckill_backend::worker::{Worker, WorkerConfig};
 use seckill_tests::{ActivitySpec, Backend, RedisServer, bought, eventually, get_int};
 use serde_json::{Value, json};

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use seckill_backend::keys;
+use seckill_backend::store::keys;
 use seckill_backend::store::{
-    NewActivityRecord, Purchase, PurchaseOutcome, PurchaseRequest, Rejection, ReleaseOutcome, Store, TokenOutcome,
+    NewActivityRecord, Purchase, PurchaseOutcome, PurchaseRequest, ReleaseOutcome, ScriptRefusal, Store, TokenOutcome,
 };
 use seckill_tests::{RedisServer, bought, get_int};
 
@@ -62,7 +62,7 @@ async fn purchase(store: &Store, a: u64, user: &str, token: &str, qty: &str, now
         .unwrap()
 }
 
-fn rejected(outcome: PurchaseOutcome) -> Rejection {
+fn rejected(outcome: PurchaseOutcome) -> ScriptRefusal {
     match outcome {
         PurchaseOutcome::Rejected(r) => r,
         other => panic!("expected a rejection, got {other:?}"),
@@ -90,11 +90,11 @@ async fn token_is_one_per_user_and_stable() {
 async fn token_refused_outside_the_window_unknown_or_sold_out() {
     let f = fixture().await;
     let a = activity(&f.store, 10, 2).await;
-    assert_eq!(token(&f.store, a, "u", T0 - 1).await, TokenOutcome::Rejected(Rejection::NotStarted));
-    assert_eq!(token(&f.store, a, "u", T1).await, TokenOutcome::Rejected(Rejection::Ended));
-    assert_eq!(token(&f.store, 999, "u", NOW).await, TokenOutcome::Rejected(Rejection::NotFound));
+    assert_eq!(token(&f.store, a, "u", T0 - 1).await, TokenOutcome::Rejected(ScriptRefusal::NotStarted));
+    assert_eq!(token(&f.store, a, "u", T1).await, TokenOutcome::Rejected(ScriptRefusal::Ended));
+    assert_eq!(token(&f.store, 999, "u", NOW).await, TokenOutcome::Rejected(ScriptRefusal::NotFound));
     let empty = activity(&f.store, 0, 2).await;
-    assert_eq!(token(&f.store, empty, "u", NOW).await, TokenOutcome::Rejected(Rejection::SoldOut));
+    assert_eq!(token(&f.store, empty, "u", NOW).await, TokenOutcome::Rejected(ScriptRefusal::SoldOut));
 }
 
 #[tokio::test]
@@ -103,7 +103,7 @@ async fn token_refused_at_the_user_limit() {
     let a = activity(&f.store, 10, 1).await;
     let t = issued(&f.store, a, "carol").await;
     assert!(matches!(purchase(&f.store, a, "carol", &t, "1", NOW).await, PurchaseOutcome::Accepted(_)));
-    assert_eq!(token(&f.store, a, "carol", NOW).await, TokenOutcome::Rejected(Rejection::LimitExceeded));
+    assert_eq!(token(&f.store, a, "carol", NOW).await, TokenOutcome::Rejected(ScriptRefusal::LimitExceeded));
 }
 
 #[tokio::test]
@@ -113,7 +113,7 @@ async fn live_tokens_are_bounded_by_factor_times_remaining_stock() {
     for u in ["u1", "u2", "u3"] {
         issued(&f.store, a, u).await;
     }
-    let TokenOutcome::Rejected(Rejection::TokensExhausted { retry_after_ms }) = token(&f.store, a, "u4", NOW).await
+    let TokenOutcome::Rejected(ScriptRefusal::TokensExhausted { retry_after_ms }) = token(&f.store, a, "u4", NOW).await
     else {
         panic!("a fourth live token must be refused")
     };
@@ -127,9 +127,9 @@ async fn token_script_refuses_bad_arguments() {
     let f = fixture().await;
     let a = activity(&f.store, 2, 1).await;
     let out = f.store.issue_token(a, "u", NOW, 0, FACTOR).await.unwrap();
-    assert!(matches!(out, TokenOutcome::Rejected(Rejection::BadArg(_))), "{out:?}");
+    assert!(matches!(out, TokenOutcome::Rejected(ScriptRefusal::BadArg(_))), "{out:?}");
     let out = f.store.issue_token(a, "u", NOW, TTL, 0).await.unwrap();
-    assert!(matches!(out, TokenOutcome::Rejected(Rejection::BadArg(_))), "{out:?}");
+    assert!(matches!(out, TokenOutcome::Rejected(ScriptRefusal::BadArg(_))), "{out:?}");
 }
 
 #[tokio::test]
@@ -201,7 +201,7 @@ async fn bad_quantities_never_touch_stock() {
     let a = activity(&f.store, 10, 5).await;
     let t = issued(&f.store, a, "frank").await;
     for qty in ["0", "-1", "-100", "1.5", "abc", "", "1e3", "01", " 1", "1234567890123456", "0x10"] {
-        assert_eq!(rejected(purchase(&f.store, a, "frank", &t, qty, NOW).await), Rejection::BadQuantity, "{qty:?}");
+        assert_eq!(rejected(purchase(&f.store, a, "frank", &t, qty, NOW).await), ScriptRefusal::BadQuantity, "{qty:?}");
     }
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 10);
     assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 0);
@@ -214,12 +214,12 @@ async fn purchase_refuses_unknown_foreign_and_missing_tokens() {
     let f = fixture().await;
     let a = activity(&f.store, 10, 5).await;
     let t = issued(&f.store, a, "gina").await;
-    assert!(matches!(rejected(purchase(&f.store, a, "hank", &t, "1", NOW).await), Rejection::InvalidToken(_)));
+    assert!(matches!(rejected(purchase(&f.store, a, "hank", &t, "1", NOW).await), ScriptRefusal::InvalidToken(_)));
     assert!(matches!(
         rejected(purchase(&f.store, a, "gina", &"0".repeat(32), "1", NOW).await),
-        Rejection::InvalidToken(_)
+        ScriptRefusal::InvalidToken(_)
     ));
-    assert_eq!(rejected(purchase(&f.store, 4242, "gina", &t, "1", NOW).await), Rejection::NotFound);
+    assert_eq!(rejected(purchase(&f.store, 4242, "gina", &t, "1", NOW).await), ScriptRefusal::NotFound);
     let out = f
         .store
         .purchase(&PurchaseRequest {
@@ -232,7 +232,7 @@ async fn purchase_refuses_unknown_foreign_and_missing_tokens() {
         })
         .await
         .unwrap();
-    assert!(matches!(rejected(out), Rejection::BadArg(_)));
+    assert!(matches!(rejected(out), ScriptRefusal::BadArg(_)));
 }
 
 #[tokio::test]
@@ -240,8 +240,8 @@ async fn purchase_refuses_outside_the_window() {
     let f = fixture().await;
     let a = activity(&f.store, 10, 5).await;
     let t = issued(&f.store, a, "ivan").await;
-    assert_eq!(rejected(purchase(&f.store, a, "ivan", &t, "1", T0 - 1).await), Rejection::NotStarted);
-    assert_eq!(rejected(purchase(&f.store, a, "ivan", &t, "1", T1).await), Rejection::Ended);
+    assert_eq!(rejected(purchase(&f.store, a, "ivan", &t, "1", T0 - 1).await), ScriptRefusal::NotStarted);
+    assert_eq!(rejected(purchase(&f.store, a, "ivan", &t, "1", T1).await), ScriptRefusal::Ended);
 }
 
 #[tokio::test]
@@ -250,16 +250,16 @@ async fn purchase_enforces_the_per_user_limit_and_stock() {
     let a = activity(&f.store, 3, 2).await;
     let t = issued(&f.store, a, "jane").await;
     // Above the limit in one go.
-    assert_eq!(rejected(purchase(&f.store, a, "jane", &t, "3", NOW).await), Rejection::LimitExceeded);
+    assert_eq!(rejected(purchase(&f.store, a, "jane", &t, "3", NOW).await), ScriptRefusal::LimitExceeded);
     assert!(matches!(purchase(&f.store, a, "jane", &t, "1", NOW).await, PurchaseOutcome::Accepted(_)));
     // Bought 1, limit 2: asking for 2 more would pass it.
     let t2 = issued(&f.store, a, "jane").await;
-    assert_eq!(rejected(purchase(&f.store, a, "jane", &t2, "2", NOW).await), Rejection::LimitExceeded);
+    assert_eq!(rejected(purchase(&f.store, a, "jane", &t2, "2", NOW).await), ScriptRefusal::LimitExceeded);
     // Stock: 2 left; kate asks for 2 (ok), leo for 1 (sold out).
     let tk = issued(&f.store, a, "kate").await;
     let tl = issued(&f.store, a, "leo").await;
     assert!(matches!(purchase(&f.store, a, "kate", &tk, "2", NOW).await, PurchaseOutcome::Accepted(_)));
-    assert_eq!(rejected(purchase(&f.store, a, "leo", &tl, "1", NOW).await), Rejection::SoldOut);
+    assert_eq!(rejected(purchase(&f.store, a, "leo", &tl, "1", NOW).await), ScriptRefusal::SoldOut);
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 0);
     assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 3);
 }
@@ -293,14 +293,14 @@ async fn a_batch_answers_each_purchase_as_if_it_ran_alone_after_the_ones_before(
     let PurchaseOutcome::Accepted(first) = &outcomes[0] else { panic!("pia buys: {:?}", outcomes[0]) };
     assert_eq!((first.remaining, first.sold), (3, 1));
     assert_eq!(outcomes[1], PurchaseOutcome::Replay { order_id: first.order_id.clone() });
-    assert_eq!(outcomes[2], PurchaseOutcome::Rejected(Rejection::BadQuantity));
+    assert_eq!(outcomes[2], PurchaseOutcome::Rejected(ScriptRefusal::BadQuantity));
     let PurchaseOutcome::Accepted(quin) = &outcomes[3] else { panic!("quin buys 2: {:?}", outcomes[3]) };
     assert_eq!((quin.remaining, quin.sold), (1, 3));
-    assert!(matches!(outcomes[4], PurchaseOutcome::Rejected(Rejection::InvalidToken(_))));
-    assert_eq!(outcomes[5], PurchaseOutcome::Rejected(Rejection::SoldOut));
+    assert!(matches!(outcomes[4], PurchaseOutcome::Rejected(ScriptRefusal::InvalidToken(_))));
+    assert_eq!(outcomes[5], PurchaseOutcome::Rejected(ScriptRefusal::SoldOut));
     let PurchaseOutcome::Accepted(rosa) = &outcomes[6] else { panic!("rosa buys 1: {:?}", outcomes[6]) };
     assert_eq!((rosa.remaining, rosa.sold), (0, 4));
-    assert_eq!(outcomes[7], PurchaseOutcome::Rejected(Rejection::SoldOut));
+    assert_eq!(outcomes[7], PurchaseOutcome::Rejected(ScriptRefusal::SoldOut));
     // The counters moved by the batch's total, and every sale has its event and its place in its buyer's list.
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 0);
     assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 4);
@@ -318,7 +318,7 @@ async fn a_batch_answers_each_purchase_as_if_it_ran_alone_after_the_ones_before(
     let () = redis::cmd("SET").arg(keys::token(b, &t2)).arg("tia").query_async(&mut f.redis).await.unwrap();
     let outcomes = f.store.purchase_batch(b, PAY, &[buy("tia", &t1, "2"), buy("tia", &t2, "1")]).await.unwrap();
     assert!(matches!(outcomes[0], PurchaseOutcome::Accepted(_)));
-    assert_eq!(outcomes[1], PurchaseOutcome::Rejected(Rejection::LimitExceeded));
+    assert_eq!(outcomes[1], PurchaseOutcome::Rejected(ScriptRefusal::LimitExceeded));
     assert_eq!(bought(&mut f.redis, b, "tia").await, 2);
 }
 
@@ -371,7 +371,7 @@ async fn concurrent_purchases_of_one_activity_share_script_calls() {
 async fn a_batch_of_an_unknown_activity_or_a_malformed_call_changes_nothing() {
     let f = fixture().await;
     let outcomes = f.store.purchase_batch(4242, PAY, &[buy("u", "t", "1"), buy("v", "w", "1")]).await.unwrap();
-    assert_eq!(outcomes, vec![PurchaseOutcome::Rejected(Rejection::NotFound); 2]);
+    assert_eq!(outcomes, vec![PurchaseOutcome::Rejected(ScriptRefusal::NotFound); 2]);
     // No purchases at all is a malformed call, refused as a whole.
     assert!(f.store.purchase_batch(4242, PAY, &[]).await.is_err());
 }
@@ -390,10 +390,10 @@ async fn release_returns_stock_exactly_once() {
     assert_eq!(bought(&mut f.redis, a, "mia").await, 0, "the user may buy again");
     // An order that is not part of `sold` cannot push stock above the total.
     assert_eq!(f.store.release(a, "mia", "ghost", 1).await.unwrap(), ReleaseOutcome::OverRelease);
-    assert_eq!(f.store.release(a, "mia", "m2", 0).await.unwrap(), ReleaseOutcome::Rejected(Rejection::BadQuantity));
+    assert_eq!(f.store.release(a, "mia", "m2", 0).await.unwrap(), ReleaseOutcome::Rejected(ScriptRefusal::BadQuantity));
     assert_eq!(
         f.store.release(a, "mia", "", 1).await.unwrap(),
-        ReleaseOutcome::Rejected(Rejection::BadArg("order id required".into()))
+        ReleaseOutcome::Rejected(ScriptRefusal::BadArg("order id required".into()))
     );
     assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 5);
 }
@@ -463,11 +463,11 @@ async fn a_buyer_count_outlives_an_activity_whose_end_moves_later() {
     }
     // Ivy, still selling, is still at her limit.
     let later = ends + 86_400_000 + 1_000;
-    assert_eq!(token(&f.store, a, "ivy", later).await, TokenOutcome::Rejected(Rejection::LimitExceeded));
+    assert_eq!(token(&f.store, a, "ivy", later).await, TokenOutcome::Rejected(ScriptRefusal::LimitExceeded));
     let forged_second = "e".repeat(32);
     let mut r = f.redis.clone();
     let () = redis::cmd("SET").arg(keys::token(a, &forged_second)).arg("ivy").query_async(&mut r).await.unwrap();
-    assert_eq!(rejected(purchase(&f.store, a, "ivy", &forged_second, "1", later).await), Rejection::LimitExceeded);
+    assert_eq!(rejected(purchase(&f.store, a, "ivy", &forged_second, "1", later).await), ScriptRefusal::LimitExceeded);
     assert_eq!(bought(&mut r, a, "ivy").await, 1);
     let ttl: i64 = redis::cmd("PTTL").arg(keys::user_limits(a)).query_async(&mut r).await.unwrap();
     assert!(ttl > 9 * 86_400_000, "the counts expire a day after the new end ({ttl} ms left)");

@@ -12,27 +12,17 @@ use seckill_api::{
     Page, valid_user_id,
 };
 
+use crate::activities;
 use crate::admin_session::SESSION_SECS;
-use crate::app::AppState;
-use crate::auth::{ADMIN_COOKIE, Admin, ClientIp};
 use crate::blacklist::{self, parse_ip_entry};
 use crate::blacklist_reach;
-use crate::clock::{from_ms, now_ms, to_ms};
-use crate::error::ApiError;
-use crate::extract::{ActivityId, JsonBody, PageQuery, Query};
-use crate::routes::{activity_list, activity_view};
-use crate::store::{BlacklistKind, DeleteOutcome, NewActivityRecord};
+use crate::clock::{from_ms, now_ms};
+use crate::routes::auth::{ADMIN_COOKIE, Admin, ClientIp};
+use crate::routes::error::ApiError;
+use crate::routes::extract::{ActivityId, JsonBody, PageQuery, Query};
+use crate::state::AppState;
+use crate::store::{BlacklistKind, Store};
 use crate::telemetry;
-
-/// Largest stock one activity may hold (keeps every count exact in Lua's doubles).
-pub const MAX_STOCK: i64 = 1_000_000_000_000;
-/// Largest per-user limit, which bounds one purchase's quantity.
-pub const MAX_LIMIT_PER_USER: i64 = 1_000_000;
-/// Largest unit price (10 million in the currency's main unit). With the
-/// quantity bounded by `MAX_LIMIT_PER_USER`, `price × quantity` stays below
-/// 2^53, so the purchase script's Lua doubles and SQL's BIGINT hold it exactly.
-pub const MAX_PRICE_CENTS: i64 = 1_000_000_000;
-const _: () = assert!(MAX_PRICE_CENTS.checked_mul(MAX_LIMIT_PER_USER).unwrap() < 1 << 53);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -84,128 +74,42 @@ async fn revoke_all_sessions(State(state): State<AppState>, _: Admin) -> Result<
     Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, session_cookie("", 0))]))
 }
 
-async fn list_activities(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<Activity>>, ApiError> {
-    activity_list(&state.store).await.map(Json)
-}
-
-/// Checks a new activity, naming the first field that is wrong.
-fn validate(new: &NewActivity) -> Result<(), ApiError> {
-    let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::bad_request("name: 1 to 200 characters"));
-    }
-    if !(0..=MAX_PRICE_CENTS).contains(&new.price_cents) {
-        return Err(ApiError::bad_request(format!("price_cents: must be between 0 and {MAX_PRICE_CENTS}")));
-    }
-    if !(0..=MAX_STOCK).contains(&new.total_stock) {
-        return Err(ApiError::bad_request(format!("total_stock: must be between 0 and {MAX_STOCK}")));
-    }
-    if !(1..=MAX_LIMIT_PER_USER).contains(&new.limit_per_user) {
-        return Err(ApiError::bad_request(format!("limit_per_user: must be between 1 and {MAX_LIMIT_PER_USER}")));
-    }
-    if new.ends_at <= new.starts_at {
-        return Err(ApiError::bad_request("ends_at: must be after starts_at"));
-    }
-    Ok(())
+async fn list_activities(State(store): State<Store>, _: Admin) -> Result<Json<Vec<Activity>>, ApiError> {
+    Ok(Json(activities::list(&store).await?))
 }
 
 async fn create_activity(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     _: Admin,
     JsonBody(new): JsonBody<NewActivity>,
 ) -> Result<(StatusCode, Json<Activity>), ApiError> {
-    validate(&new)?;
-    let record = NewActivityRecord {
-        name: new.name.trim().to_owned(),
-        price_cents: new.price_cents,
-        total_stock: new.total_stock,
-        limit_per_user: new.limit_per_user,
-        starts_at_ms: to_ms(new.starts_at),
-        ends_at_ms: to_ms(new.ends_at),
-    };
-    let id = state.store.create_activity(&record).await?;
-    let created = state.store.activity(id).await?.ok_or_else(|| ApiError::unavailable("activity vanished"))?;
-    telemetry::record_stock(id, created.remaining, created.sold);
-    tracing::info!(id, name = %created.name, stock = created.total_stock, "activity created and stock warmed");
-    Ok((StatusCode::CREATED, Json(activity_view(created, now_ms()))))
+    Ok((StatusCode::CREATED, Json(activities::create(&store, &new).await?)))
 }
 
 async fn get_activity(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     _: Admin,
     ActivityId(id): ActivityId,
 ) -> Result<Json<Activity>, ApiError> {
-    let record = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
-    Ok(Json(activity_view(record, now_ms())))
+    Ok(Json(activities::get(&store, id).await?))
 }
 
-/// Changes an activity: the merged result is validated like a new one, and
-/// a new total stock may not go below what is already sold.
 async fn patch_activity(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     _: Admin,
     ActivityId(id): ActivityId,
     JsonBody(patch): JsonBody<ActivityPatch>,
 ) -> Result<Json<Activity>, ApiError> {
-    let current = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
-    let merged = NewActivity {
-        name: patch.name.clone().unwrap_or_else(|| current.name.clone()),
-        price_cents: patch.price_cents.unwrap_or(current.price_cents),
-        total_stock: patch.total_stock.unwrap_or(current.total_stock),
-        limit_per_user: patch.limit_per_user.unwrap_or(current.limit_per_user),
-        starts_at: patch.starts_at.unwrap_or_else(|| from_ms(current.starts_at_ms)),
-        ends_at: patch.ends_at.unwrap_or_else(|| from_ms(current.ends_at_ms)),
-    };
-    validate(&merged)?;
-    if let Some(total) = patch.total_stock
-        && let Err(sold) = state.store.set_total_stock(id, total).await?
-    {
-        return Err(ApiError::bad_request(format!("total_stock: {sold} are already sold; the total cannot be lower")));
-    }
-    let mut fields = Vec::new();
-    if patch.name.is_some() {
-        fields.push(("name", merged.name.trim().to_owned()));
-    }
-    if patch.price_cents.is_some() {
-        fields.push(("price_cents", merged.price_cents.to_string()));
-    }
-    if patch.limit_per_user.is_some() {
-        fields.push(("limit_per_user", merged.limit_per_user.to_string()));
-    }
-    if patch.starts_at.is_some() {
-        fields.push(("starts_at_ms", to_ms(merged.starts_at).to_string()));
-    }
-    if patch.ends_at.is_some() {
-        fields.push(("ends_at_ms", to_ms(merged.ends_at).to_string()));
-    }
-    state.store.update_activity(id, fields).await?;
-    let updated = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
-    telemetry::record_stock(id, updated.remaining, updated.sold);
-    tracing::info!(id, ?patch, "activity changed");
-    Ok(Json(activity_view(updated, now_ms())))
+    Ok(Json(activities::update(&store, id, &patch).await?))
 }
 
-/// Deletes an activity that has sold nothing; one with sales is ended instead
-/// (PATCH its `ends_at`), so its orders keep their activity. The check and the
-/// delete are one script: a purchase cannot land between them.
 async fn delete_activity(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     _: Admin,
     ActivityId(id): ActivityId,
 ) -> Result<StatusCode, ApiError> {
-    match state.store.delete_activity(id).await? {
-        DeleteOutcome::Deleted => {
-            tracing::info!(id, "activity deleted");
-            Ok(StatusCode::NO_CONTENT)
-        }
-        DeleteOutcome::NotFound => Err(ApiError::not_found("activity")),
-        DeleteOutcome::Sold(sold) => Err(ApiError::bad_request(format!(
-            "activity {id} has sold {sold}; end it (PATCH ends_at) instead of deleting it"
-        ))),
-        DeleteOutcome::OrdersWaiting(n) => Err(ApiError::bad_request(format!(
-            "activity {id} has {n} order events not yet written or dead-lettered; settle them first"
-        ))),
-    }
+    activities::delete(&store, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn activity_stats(
@@ -361,39 +265,6 @@ async fn unblacklist_ip(State(s): State<AppState>, _: Admin, Path(ip): Path<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
-
-    fn new_activity() -> NewActivity {
-        NewActivity {
-            name: "phone".into(),
-            price_cents: 100,
-            total_stock: 10,
-            limit_per_user: 1,
-            starts_at: datetime!(2026-11-11 00:00 UTC),
-            ends_at: datetime!(2026-11-12 00:00 UTC),
-        }
-    }
-
-    #[test]
-    fn validation_names_the_field() {
-        assert!(validate(&new_activity()).is_ok());
-        type Spoil = fn(&mut NewActivity);
-        let cases: [(Spoil, &str); 7] = [
-            (|a| a.total_stock = -1, "total_stock"),
-            (|a| a.limit_per_user = 0, "limit_per_user"),
-            (|a| a.ends_at = a.starts_at, "ends_at"),
-            (|a| a.name = "  ".into(), "name"),
-            (|a| a.price_cents = -5, "price_cents"),
-            (|a| a.price_cents = MAX_PRICE_CENTS + 1, "price_cents"),
-            (|a| a.limit_per_user = MAX_LIMIT_PER_USER + 1, "limit_per_user"),
-        ];
-        for (spoil, field) in cases {
-            let mut a = new_activity();
-            spoil(&mut a);
-            let err = validate(&a).unwrap_err();
-            assert!(err.message.starts_with(field), "{}", err.message);
-        }
-    }
 
     #[test]
     fn ip_entries_are_stored_canonically() {

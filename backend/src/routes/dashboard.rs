@@ -2,17 +2,27 @@
 //! stream and an activity's recent series, the production checklist and an
 //! activity's pre-flight.
 
+use std::convert::Infallible;
+use std::time::Instant;
+
 use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
 use seckill_api::{ActivitySeries, ChecklistItem, ChecklistTick, Preflight, PreflightCheck};
 
-use crate::app::AppState;
-use crate::auth::Admin;
-use crate::checklist;
+use futures::Stream;
+
+use crate::activities;
+use crate::checklist::{self, Probes};
 use crate::clock::now_ms;
-use crate::error::ApiError;
-use crate::extract::{ActivityId, JsonBody};
+use crate::live::{self, LiveStats};
+use crate::orders::Orders;
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
+use crate::routes::extract::{ActivityId, JsonBody};
+use crate::state::AppState;
+use crate::store::Store;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,30 +32,52 @@ pub fn router() -> Router<AppState> {
         .route("/admin/api/activities/{id}/series", get(series))
 }
 
-async fn events(State(state): State<AppState>, _: Admin) -> impl axum::response::IntoResponse {
-    crate::live::events(state)
+/// The server-sent event stream: a `snapshot` event every `live::PERIOD`
+/// (`unavailable` while Redis is).
+async fn events(
+    State(live): State<LiveStats>,
+    State(orders): State<Orders>,
+    _: Admin,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let start = (live.totals(), Instant::now());
+    let stream = futures::stream::unfold((start, true), move |((before, at), first)| {
+        let (live, orders) = (live.clone(), orders.clone());
+        async move {
+            if !first {
+                tokio::time::sleep(live::PERIOD).await;
+            }
+            let totals = live.totals();
+            let event = match live::snapshot(&orders, &before, &totals, at.elapsed()).await {
+                Some(snap) => Event::default().event("snapshot").json_data(&snap).unwrap_or_default(),
+                None => Event::default().event("unavailable").data("redis or the order database is unavailable"),
+            };
+            Some((Ok(event), ((totals, Instant::now()), false)))
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 /// The recent past of the activity's purchases and refusals, per second.
 async fn series(
-    State(state): State<AppState>,
+    State(store): State<Store>,
+    State(live): State<LiveStats>,
     _: Admin,
     ActivityId(id): ActivityId,
 ) -> Result<Json<ActivitySeries>, ApiError> {
-    state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
-    Ok(Json(state.live.series(id, now_ms())))
+    activities::record(&store, id).await?;
+    Ok(Json(live.series(id, now_ms())))
 }
 
-async fn get_checklist(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<ChecklistItem>>, ApiError> {
-    checklist::checklist(&state).await.map(Json)
+async fn get_checklist(State(probes): State<Probes>, _: Admin) -> Result<Json<Vec<ChecklistItem>>, ApiError> {
+    Ok(Json(checklist::checklist(&probes).await?))
 }
 
 async fn tick(
-    State(state): State<AppState>,
+    State(probes): State<Probes>,
     _: Admin,
     JsonBody(tick): JsonBody<ChecklistTick>,
 ) -> Result<Json<Vec<ChecklistItem>>, ApiError> {
-    if !checklist::is_manual(&state, &tick.id).await {
+    if !checklist::is_manual(&probes, &tick.id).await {
         return Err(ApiError::bad_request(format!(
             "id: {:?} is not a manual checklist item (probed items cannot be ticked)",
             tick.id
@@ -57,9 +89,9 @@ async fn tick(
     if tick.note.chars().count() > 2000 {
         return Err(ApiError::bad_request("note: at most 2000 characters"));
     }
-    state.orders.db.tick(&tick.id, tick.ticked, tick.note.trim()).await?;
+    probes.orders.db.tick(&tick.id, tick.ticked, tick.note.trim()).await?;
     tracing::info!(item = %tick.id, ticked = tick.ticked, "checklist item ticked");
-    checklist::checklist(&state).await.map(Json)
+    Ok(Json(checklist::checklist(&probes).await?))
 }
 
 fn check(id: &str, zh: &str, en: &str, ok: bool, detail: String) -> PreflightCheck {
@@ -68,11 +100,12 @@ fn check(id: &str, zh: &str, en: &str, ok: bool, detail: String) -> PreflightChe
 
 /// Is the activity ready to go live? Every check says why not.
 async fn preflight(
-    State(state): State<AppState>,
+    State(probes): State<Probes>,
     _: Admin,
     ActivityId(id): ActivityId,
 ) -> Result<Json<Preflight>, ApiError> {
-    let activity = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
+    let (store, db) = (&probes.orders.store, &probes.orders.db);
+    let activity = activities::record(store, id).await?;
     let mut checks = Vec::new();
     let warm = activity.remaining + activity.sold == activity.total_stock;
     checks.push(check(
@@ -82,12 +115,12 @@ async fn preflight(
         warm,
         format!("remaining {} + sold {} vs total {}", activity.remaining, activity.sold, activity.total_stock),
     ));
-    let loaded = state.store.scripts_loaded().await.unwrap_or(false);
+    let loaded = store.scripts_loaded().await.unwrap_or(false);
     if !loaded {
         // Loading is cheap and harmless: do it, then report what Redis says.
-        let _ = state.store.load_scripts().await;
+        let _ = store.load_scripts().await;
     }
-    let loaded = state.store.scripts_loaded().await.unwrap_or(false);
+    let loaded = store.scripts_loaded().await.unwrap_or(false);
     checks.push(check(
         "scripts_loaded",
         "Lua 脚本已加载",
@@ -95,7 +128,7 @@ async fn preflight(
         loaded,
         if loaded { "SCRIPT EXISTS: yes".into() } else { "redis does not hold the scripts".into() },
     ));
-    let (consumers, lag) = checklist::backlog(&state).await.unwrap_or((0, -1));
+    let (consumers, lag) = checklist::backlog(&probes).await.unwrap_or((0, -1));
     checks.push(check(
         "workers_consuming",
         "订单消费者在线",
@@ -103,7 +136,7 @@ async fn preflight(
         consumers > 0 && lag >= 0,
         format!("consumers active in the last 10 s: {consumers}, orders waiting: {lag}"),
     ));
-    let db = state.orders.db.ping().await;
+    let db = db.ping().await;
     checks.push(check(
         "db_reachable",
         "订单库可访问",
@@ -111,7 +144,7 @@ async fn preflight(
         db.is_ok(),
         db.map(|()| "SELECT 1 answered".to_owned()).unwrap_or_else(|e| e.to_string()),
     ));
-    let (synced, detail) = checklist::edge_synced(&state).await.unwrap_or((false, "state unavailable".into()));
+    let (synced, detail) = checklist::edge_synced(&probes).await.unwrap_or((false, "state unavailable".into()));
     checks.push(check("edge_synced", "边缘已同步", "Edge synced", synced, detail));
     let not_over = activity.ends_at_ms > now_ms();
     checks.push(check(

@@ -5,14 +5,13 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use seckill_api::{DeadLetter, DeadLetterResolution, ErrorCode, Page};
+use seckill_api::{DeadLetter, DeadLetterResolution, Page};
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::auth::Admin;
-use crate::dead_letters::DeadLetterError;
-use crate::error::ApiError;
-use crate::extract::Query;
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
+use crate::routes::extract::Query;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,7 +41,7 @@ async fn list(
     _: Admin,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<DeadLetter>>, ApiError> {
-    let limit = crate::extract::PageQuery { limit: q.limit, cursor: None }.limit()?;
+    let limit = crate::routes::extract::PageQuery { limit: q.limit, cursor: None }.limit()?;
     let after = match q.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::bad_request("cursor: not one this API returned"))?),
@@ -79,21 +78,6 @@ async fn refund(
     DeadLetterRef(activity, id): DeadLetterRef,
 ) -> Result<Json<DeadLetterResolution>, ApiError> {
     Ok(Json(state.orders.refund_dead_letter(activity, &id).await?))
-}
-
-impl From<DeadLetterError> for ApiError {
-    fn from(err: DeadLetterError) -> Self {
-        match err {
-            DeadLetterError::NotFound => ApiError::not_found("dead letter"),
-            DeadLetterError::Busy => ApiError::unavailable(err.to_string()),
-            DeadLetterError::Unusable(why) => ApiError::bad_request(why),
-            DeadLetterError::AlreadyAnOrder(_) | DeadLetterError::AlreadyRefunded(_) => {
-                ApiError::new(ErrorCode::OrderClosed, err.to_string())
-            }
-            DeadLetterError::Store(e) => e.into(),
-            DeadLetterError::Database(e) => e.into(),
-        }
-    }
 }
 
 #[cfg(test)]

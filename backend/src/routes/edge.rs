@@ -9,12 +9,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use seckill_api::{EdgeRules, EdgeRulesVersion, EdgeSync, Page};
 
-use crate::app::AppState;
-use crate::auth::Admin;
 use crate::clock::from_ms;
-use crate::edge::{self, StoredRules, picked_up_at};
-use crate::error::ApiError;
-use crate::extract::{JsonBody, PageQuery, Query};
+use crate::db::StoredRules;
+use crate::edge::{self, picked_up_at};
+use crate::routes::auth::Admin;
+use crate::routes::error::ApiError;
+use crate::routes::extract::{JsonBody, PageQuery, Query};
+use crate::state::AppState;
 
 /// Header the edge presents its secret in.
 pub const EDGE_SECRET_HEADER: &str = "x-seckill-edge-secret";
@@ -31,7 +32,7 @@ pub fn router() -> Router<AppState> {
 
 async fn edge_state(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let presented = headers.get(EDGE_SECRET_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !state.keys.check_edge_secret(presented) {
+    if !state.credentials.check_edge_secret(presented) {
         return Err(ApiError::unauthorized("edge secret missing or wrong"));
     }
     let built = edge::build(&state.store, &state.orders.db).await?;
@@ -74,15 +75,7 @@ async fn put_rules(
     _: Admin,
     JsonBody(rules): JsonBody<EdgeRules>,
 ) -> Result<Json<EdgeRulesVersion>, ApiError> {
-    edge::validate(&rules).map_err(ApiError::bad_request)?;
-    let saved = state.orders.db.save_rules(&rules, None).await?.map_err(|current| {
-        ApiError::bad_request(format!("the rules changed meanwhile (now version {current}); reload and retry"))
-    })?;
-    // In force once mirrored into Redis; if that fails now, the publisher retries within seconds.
-    if let Err(e) = edge::publish(&state.store, &saved).await {
-        tracing::warn!(error = %e, version = saved.version, "edge rules saved but not published yet; retrying");
-    }
-    tracing::info!(version = saved.version, "edge rules saved; edges pick them up on their next sync");
+    let saved = edge::save_rules(&state.store, &state.orders.db, &rules).await?;
     Ok(Json(version_view(saved, &[])))
 }
 

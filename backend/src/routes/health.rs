@@ -7,8 +7,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::routes::error::ApiError;
+use crate::state::AppState;
 use crate::telemetry;
 
 pub fn router() -> Router<AppState> {

@@ -7,13 +7,14 @@ use axum::{Json, Router};
 use seckill_api::{Order, OrderStatus, Page, Reconciliation};
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::auth::{Admin, Buyer, Caller};
+use crate::activities;
 use crate::db::{Cursor, OrderFilter};
-use crate::error::ApiError;
-use crate::extract::{ActivityId, PageQuery, Query};
-use crate::orders::row_view;
+use crate::orders::{OrderError, Orders};
 use crate::reconcile::{publish, reconcile};
+use crate::routes::auth::{Admin, Buyer, Caller};
+use crate::routes::error::ApiError;
+use crate::routes::extract::{ActivityId, PageQuery, Query};
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -26,52 +27,52 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn get_order(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
-    let found = state.orders.find(&id).await?.ok_or_else(|| ApiError::not_found("order"))?;
+    let found = orders.find(&id).await?.ok_or(OrderError::NotFound)?;
     if let Caller::Buyer(user) = &caller
         && found.user_id() != user
     {
-        return Err(ApiError::forbidden("this order belongs to someone else"));
+        return Err(OrderError::NotYours.into());
     }
     Ok(Json(found.view()))
 }
 
 async fn pay(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     Buyer(user): Buyer,
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
-    state.orders.pay(&user, &id).await.map(Json)
+    Ok(Json(orders.pay(&user, &id).await?))
 }
 
 async fn cancel(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     Buyer(user): Buyer,
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
-    state.orders.cancel(&user, &id).await.map(Json)
+    Ok(Json(orders.cancel(&user, &id).await?))
 }
 
 /// One page of orders matching `filter`.
-async fn page(state: &AppState, filter: OrderFilter, query: &PageQuery) -> Result<Json<Page<Order>>, ApiError> {
+async fn page(orders: &Orders, filter: OrderFilter, query: &PageQuery) -> Result<Json<Page<Order>>, ApiError> {
     let limit = query.limit()?;
     let after = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(Cursor::decode(c).ok_or_else(|| ApiError::bad_request("cursor: not one this API returned"))?),
     };
-    let (rows, next) = state.orders.db.orders(&filter, after.as_ref(), limit).await?;
-    Ok(Json(Page { items: rows.iter().map(row_view).collect(), next_cursor: next.map(|c| c.encode()) }))
+    let (items, next) = orders.list(&filter, after.as_ref(), limit).await?;
+    Ok(Json(Page { items, next_cursor: next.map(|c| c.encode()) }))
 }
 
 async fn my_orders(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     Buyer(user): Buyer,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<Order>>, ApiError> {
-    page(&state, OrderFilter { user_id: Some(user), ..OrderFilter::default() }, &q).await
+    page(&orders, OrderFilter { user_id: Some(user), ..OrderFilter::default() }, &q).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,7 +84,7 @@ struct AdminOrderQuery {
 }
 
 async fn admin_orders(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     _: Admin,
     Query(q): Query<AdminOrderQuery>,
 ) -> Result<Json<Page<Order>>, ApiError> {
@@ -98,16 +99,16 @@ async fn admin_orders(
         })?),
     };
     let paging = PageQuery { limit: q.limit, cursor: q.cursor };
-    page(&state, OrderFilter { activity_id, status, user_id: None }, &paging).await
+    page(&orders, OrderFilter { activity_id, status, user_id: None }, &paging).await
 }
 
 async fn reconciliation(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     _: Admin,
     ActivityId(id): ActivityId,
 ) -> Result<Json<Reconciliation>, ApiError> {
-    let activity = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
-    let r = reconcile(&state.orders, id, activity.total_stock).await?;
+    let activity = activities::record(&orders.store, id).await?;
+    let r = reconcile(&orders, id, activity.total_stock).await?;
     publish(&r);
     Ok(Json(r))
 }

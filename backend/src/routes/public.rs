@@ -4,20 +4,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use seckill_api::limits::MAX_QUANTITY;
 use seckill_api::{Activity, ErrorCode, OrderStatus, PurchaseAccepted, PurchaseRequest, PurchaseToken};
 
-use crate::app::AppState;
-use crate::auth::{Buyer, ClientIp};
+use crate::activities;
 use crate::clock::{from_ms, now_ms};
-use crate::error::ApiError;
-use crate::extract::{ActivityId, JsonBody};
-use crate::live::Outcome;
-use crate::routes::{activity_list, activity_view};
-use crate::store::{self, PurchaseOutcome, TokenOutcome};
+use crate::live::Answer;
+use crate::routes::auth::{Buyer, ClientIp};
+use crate::routes::error::ApiError;
+use crate::routes::extract::{ActivityId, JsonBody};
+use crate::state::AppState;
+use crate::store::{self, PurchaseOutcome, Store, TokenOutcome};
 use crate::telemetry;
-
-/// Largest quantity one purchase may ask for, whatever the activity's limit.
-pub const MAX_QUANTITY: u64 = 1_000_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,13 +25,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/activities/{id}/purchase", post(purchase))
 }
 
-async fn list_activities(State(state): State<AppState>) -> Result<Json<Vec<Activity>>, ApiError> {
-    activity_list(&state.store).await.map(Json)
+async fn list_activities(State(store): State<Store>) -> Result<Json<Vec<Activity>>, ApiError> {
+    Ok(Json(activities::list(&store).await?))
 }
 
-async fn get_activity(State(state): State<AppState>, ActivityId(id): ActivityId) -> Result<Json<Activity>, ApiError> {
-    let record = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
-    Ok(Json(activity_view(record, now_ms())))
+async fn get_activity(State(store): State<Store>, ActivityId(id): ActivityId) -> Result<Json<Activity>, ApiError> {
+    Ok(Json(activities::get(&store, id).await?))
 }
 
 /// Refuses blacklisted buyers before any script runs.
@@ -63,7 +60,7 @@ async fn issue_token(
     };
     metrics::counter!(telemetry::TOKENS, "result" => result_label(&result)).increment(1);
     if let Err(e) = &result {
-        state.live.record(id, Outcome::Refused(e.code));
+        state.live.record(id, Answer::Refused(e.code));
     }
     result
 }
@@ -100,7 +97,7 @@ async fn purchase(
             Ok((StatusCode::ACCEPTED, Json(accepted)))
         }
         Err(e) => {
-            state.live.record(id, Outcome::Refused(e.code));
+            state.live.record(id, Answer::Refused(e.code));
             Err(e)
         }
     }

@@ -5,10 +5,6 @@
 //! is served `immutable` for a year; `index.html` is `no-cache` and answers
 //! every other path under `/admin/` so the UI's own router can take over.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -16,29 +12,10 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-use crate::app::AppState;
+use std::sync::Arc;
 
-/// The UI's files, read once at start-up.
-#[derive(Debug, Default)]
-pub struct UiAssets {
-    files: HashMap<String, Vec<u8>>,
-}
-
-impl UiAssets {
-    /// Reads every file of `dir` (one level); `None` if there is no `index.html`.
-    pub fn load(dir: &Path) -> Option<Arc<Self>> {
-        let mut files = HashMap::new();
-        for entry in std::fs::read_dir(dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_file()
-                && let (Some(name), Ok(bytes)) = (path.file_name().and_then(|n| n.to_str()), std::fs::read(&path))
-            {
-                files.insert(name.to_owned(), bytes);
-            }
-        }
-        files.contains_key("index.html").then(|| Arc::new(Self { files }))
-    }
-}
+use crate::state::AppState;
+use crate::ui_assets::UiAssets;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,11 +37,11 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-async fn index(State(state): State<AppState>) -> Response {
-    match state.ui.as_ref().and_then(|ui| ui.files.get("index.html")) {
+async fn index(State(ui): State<Option<Arc<UiAssets>>>) -> Response {
+    match ui.as_ref().and_then(|ui| ui.get("index.html")) {
         Some(html) => (
             [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")), (CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
-            html.clone(),
+            html.to_vec(),
         )
             .into_response(),
         None => (
@@ -77,21 +54,21 @@ async fn index(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn asset(State(state): State<AppState>, UrlPath(path): UrlPath<String>) -> Response {
-    let Some(ui) = state.ui.as_ref() else { return index(State(state)).await };
-    match ui.files.get(path.as_str()) {
+async fn asset(State(assets): State<Option<Arc<UiAssets>>>, UrlPath(path): UrlPath<String>) -> Response {
+    let Some(ui) = assets.as_ref() else { return index(State(assets)).await };
+    match ui.get(&path) {
         Some(bytes) if path != "index.html" => (
             [
                 (CONTENT_TYPE, HeaderValue::from_static(content_type(&path))),
                 (CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
             ],
-            bytes.clone(),
+            bytes.to_vec(),
         )
             .into_response(),
         // A file-like path that does not exist is a 404; anything else is a UI route.
         None if path.rsplit('/').next().is_some_and(|last| last.contains('.')) => {
-            crate::error::ApiError::not_found("file").into_response()
+            crate::routes::error::ApiError::not_found("file").into_response()
         }
-        _ => index(State(state)).await,
+        _ => index(State(assets.clone())).await,
     }
 }

@@ -1,23 +1,14 @@
-//! The order database: SQLite by default, MySQL/MariaDB in production, behind
-//! one sqlx `Any` pool so that every query is written once.
-//!
-//! The few statements whose syntax differs (the idempotent insert) are picked
-//! by `Dialect`. Order state changes are compare-and-set `UPDATE`s: the row's
-//! current status is part of the `WHERE`, so of two racing transitions exactly
-//! one changes the row and the other sees zero rows affected.
+//! The `orders` table: the worker's idempotent insert, the buyers' and
+//! admins' reads, the compare-and-set status transitions, and the totals
+//! reconciliation compares against Redis.
 
 use std::str::FromStr;
 
 use seckill_api::OrderStatus;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 
-/// Which SQL the database speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    MySql,
-}
+use super::failure::retry_on_lock_conflict;
+use super::pool::{Db, Dialect};
 
 /// An order as the worker writes it from its stream event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,70 +84,11 @@ pub struct ActivityTotals {
 const COLUMNS: &str =
     "order_id, activity_id, user_id, quantity, amount_cents, status, created_at_ms, pay_deadline_ms, stock_released";
 
-/// Handle on the order database. Cheap to clone.
-#[derive(Clone)]
-pub struct Db {
-    pool: AnyPool,
-    dialect: Dialect,
-}
-
 impl Db {
-    /// Connects (creating a SQLite file and its directory if needed) and
-    /// applies the migrations.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        install_default_drivers();
-        let (dialect, url) = if let Some(path) = url.strip_prefix("sqlite://") {
-            let file = path.split('?').next().unwrap_or("");
-            if let Some(dir) = std::path::Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            let url = if url.contains("mode=") {
-                url.to_owned()
-            } else if url.contains('?') {
-                format!("{url}&mode=rwc")
-            } else {
-                format!("{url}?mode=rwc")
-            };
-            (Dialect::Sqlite, url)
-        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            (Dialect::MySql, url.replacen("mariadb://", "mysql://", 1))
-        } else {
-            anyhow::bail!("SECKILL_DATABASE_URL must start with sqlite:// or mysql://, got {url:?}");
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
-            .acquire_timeout(std::time::Duration::from_secs(3))
-            .connect(&url)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open the order database {}: {e}", redact(&url)))?;
-        if dialect == Dialect::Sqlite {
-            // WAL lets readers (the API) work while the worker writes.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-        }
-        let migrator = match dialect {
-            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
-        };
-        migrator.run(&pool).await?;
-        Ok(Self { pool, dialect })
-    }
-
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
-    }
-
     /// Writes new orders in one transaction; an order id already present is
     /// left as it is (the worker may see an event twice).
     pub async fn insert_orders(&self, orders: &[NewOrder], now_ms: i64) -> Result<(), sqlx::Error> {
-        let sql = match self.dialect {
+        let sql = match self.dialect() {
             Dialect::Sqlite => {
                 "INSERT INTO orders (order_id, activity_id, user_id, quantity, amount_cents, status, \
                  created_at_ms, pay_deadline_ms, updated_at_ms, event_seq, stock_released) \
@@ -173,7 +105,7 @@ impl Db {
     }
 
     async fn insert_orders_once(&self, sql: &str, orders: &[NewOrder], now_ms: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         for o in orders {
             sqlx::query(sql)
                 .bind(&o.order_id)
@@ -193,7 +125,7 @@ impl Db {
 
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRow>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM orders WHERE order_id = ?");
-        let row = sqlx::query(&sql).bind(order_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(order_id).fetch_optional(self.pool()).await?;
         row.map(|r| order_row(&r)).transpose()
     }
 
@@ -207,7 +139,7 @@ impl Db {
             for id in chunk {
                 q = q.bind(id);
             }
-            for row in q.fetch_all(&self.pool).await? {
+            for row in q.fetch_all(self.pool()).await? {
                 found.push(row.try_get::<String, _>(0)?);
             }
         }
@@ -248,7 +180,7 @@ impl Db {
         if let Some(c) = after {
             q = q.bind(c.created_at_ms).bind(c.created_at_ms).bind(c.order_id.as_str());
         }
-        let rows = q.bind((limit + 1) as i64).fetch_all(&self.pool).await?;
+        let rows = q.bind((limit + 1) as i64).fetch_all(self.pool()).await?;
         let mut orders = rows.iter().map(order_row).collect::<Result<Vec<_>, _>>()?;
         let next = if orders.len() > limit {
             orders.truncate(limit);
@@ -276,7 +208,7 @@ impl Db {
             if !deadline.is_empty() {
                 q = q.bind(now_ms);
             }
-            q.execute(&self.pool)
+            q.execute(self.pool())
         })
         .await?;
         Ok(affected.rows_affected() == 1)
@@ -288,7 +220,7 @@ impl Db {
             sqlx::query("UPDATE orders SET stock_released = ? WHERE order_id = ? AND stock_released = 0")
                 .bind(value)
                 .bind(order_id)
-                .execute(&self.pool)
+                .execute(self.pool())
         })
         .await
         .map(drop)
@@ -300,7 +232,7 @@ impl Db {
             "SELECT {COLUMNS} FROM orders WHERE status = 'pending_payment' AND pay_deadline_ms <= ? \
              ORDER BY pay_deadline_ms LIMIT ?"
         );
-        let rows = sqlx::query(&sql).bind(now_ms).bind(limit as i64).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql).bind(now_ms).bind(limit as i64).fetch_all(self.pool()).await?;
         rows.iter().map(order_row).collect()
     }
 
@@ -309,7 +241,7 @@ impl Db {
         let sql = format!(
             "SELECT {COLUMNS} FROM orders WHERE stock_released = 0 AND status IN ('cancelled', 'expired') LIMIT ?"
         );
-        let rows = sqlx::query(&sql).bind(limit as i64).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql).bind(limit as i64).fetch_all(self.pool()).await?;
         rows.iter().map(order_row).collect()
     }
 
@@ -322,7 +254,7 @@ impl Db {
         )
         .bind(activity_id as i64)
         .bind(max_event_seq)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         let mut totals = ActivityTotals::default();
         for row in rows {
@@ -352,7 +284,7 @@ impl Db {
     /// Order counts by activity and status.
     pub async fn counts_by_activity_and_status(&self) -> Result<Vec<(u64, OrderStatus, i64)>, sqlx::Error> {
         let rows = sqlx::query("SELECT activity_id, status, COUNT(*) FROM orders GROUP BY activity_id, status")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         let mut out = Vec::new();
         for row in rows {
@@ -365,7 +297,7 @@ impl Db {
 
     /// Order counts by status over all activities (for the metrics).
     pub async fn counts_by_status(&self) -> Result<Vec<(OrderStatus, i64)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT status, COUNT(*) FROM orders GROUP BY status").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM orders GROUP BY status").fetch_all(self.pool()).await?;
         let mut out = Vec::new();
         for row in rows {
             if let Some(s) = OrderStatus::parse(&row.try_get::<String, _>(0)?) {
@@ -406,107 +338,6 @@ fn order_row(r: &sqlx::any::AnyRow) -> Result<OrderRow, sqlx::Error> {
     })
 }
 
-/// A database URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
-
-/// A `TEXT` column: a string on SQLite, bytes (a BLOB) to sqlx's `Any` driver on MySQL.
-pub(crate) fn text_column(row: &sqlx::any::AnyRow, column: &str) -> Result<String, sqlx::Error> {
-    match row.try_get::<String, _>(column) {
-        Ok(text) => Ok(text),
-        Err(_) => String::from_utf8(row.try_get::<Vec<u8>, _>(column)?).map_err(|e| sqlx::Error::Decode(Box::new(e))),
-    }
-}
-
-/// What a failed database call means for the order it was writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// The database is down, busy, read-only, out of connections, shutting
-    /// down or unreachable: the same write will succeed later, so wait.
-    Transient,
-    /// The database refused this data (a constraint, a value out of range):
-    /// the same write will fail again however long we wait.
-    Data,
-}
-
-/// Classifies a database error by its code, never by its message text.
-///
-/// Only an error the database proves is about the data is `Data`: for
-/// MySQL/MariaDB, SQLSTATE classes 22 (data exception) and 23 (integrity
-/// constraint violation); for SQLite, `SQLITE_CONSTRAINT`, `SQLITE_MISMATCH`
-/// and `SQLITE_TOOBIG`. Everything else — read-only (1290), too many
-/// connections (1040), shutdown in progress (1053), query interrupted (1317),
-/// "unable to open database file", I/O errors, pool timeouts, and codes not
-/// known here — is `Transient`: burying a good order because the database
-/// blinked loses a sale, while waiting on a truly broken one only delays it.
-pub fn classify(err: &sqlx::Error) -> Failure {
-    match err {
-        sqlx::Error::Database(db) => {
-            if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-                return mysql_failure(mysql.code(), mysql.number());
-            }
-            match db.code().and_then(|c| c.parse::<i32>().ok()) {
-                Some(code) => sqlite_failure(code),
-                None => Failure::Transient,
-            }
-        }
-        // A value the driver could not put on the wire is the data's fault too.
-        sqlx::Error::Encode(_) => Failure::Data,
-        _ => Failure::Transient,
-    }
-}
-
-/// MySQL/MariaDB: by SQLSTATE class, and by number where a server sends a generic SQLSTATE.
-fn mysql_failure(sqlstate: Option<&str>, number: u16) -> Failure {
-    // 1048 NULL in a NOT NULL column, 1062 duplicate key, 1264 out of range, 1265 truncated,
-    // 1292/1366 incorrect value, 1406 too long, 1451/1452 foreign key, 3819/4025 CHECK failed.
-    const DATA_ERRORS: [u16; 11] = [1048, 1062, 1264, 1265, 1292, 1366, 1406, 1451, 1452, 3819, 4025];
-    let data_class = sqlstate.is_some_and(|s| s.starts_with("22") || s.starts_with("23"));
-    if data_class || DATA_ERRORS.contains(&number) { Failure::Data } else { Failure::Transient }
-}
-
-/// SQLite: by primary result code (the low byte of the extended code sqlx reports).
-fn sqlite_failure(extended_code: i32) -> Failure {
-    const SQLITE_TOOBIG: i32 = 18;
-    const SQLITE_CONSTRAINT: i32 = 19;
-    const SQLITE_MISMATCH: i32 = 20;
-    match extended_code & 0xff {
-        SQLITE_TOOBIG | SQLITE_CONSTRAINT | SQLITE_MISMATCH => Failure::Data,
-        _ => Failure::Transient,
-    }
-}
-
-/// Whether MySQL chose this statement as a deadlock victim (1213, SQLSTATE
-/// 40001) or its lock wait timed out (1205): the transaction is to be retried
-/// at once, before it is reported as a failure at all.
-pub fn is_lock_conflict(err: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = err else { return false };
-    let number = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number());
-    db.code().as_deref() == Some("40001") || matches!(number, Some(1205 | 1213))
-}
-
-/// Runs `op` again (up to 4 more times, backing off) while MySQL reports a lock conflict.
-async fn retry_on_lock_conflict<T, F, Fut>(mut op: F) -> Result<T, sqlx::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
-{
-    let mut attempt = 0u32;
-    loop {
-        match op().await {
-            Err(e) if attempt < 4 && is_lock_conflict(&e) => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,35 +348,5 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("nope"), None);
         assert_eq!(Cursor::decode("12."), None);
-    }
-
-    #[test]
-    fn an_outage_is_transient_and_only_proven_data_errors_are_not() {
-        // The server's answers during a failover, an overload, a restart and a KILL QUERY.
-        for (sqlstate, number) in [("HY000", 1290), ("08004", 1040), ("08S01", 1053), ("70100", 1317), ("HY000", 1205)]
-        {
-            assert_eq!(mysql_failure(Some(sqlstate), number), Failure::Transient, "{number}");
-        }
-        assert_eq!(mysql_failure(None, 9999), Failure::Transient, "an unknown code waits");
-        for (sqlstate, number) in [("23000", 1048), ("22003", 1264), ("22001", 1406), ("23000", 1452), ("HY000", 4025)]
-        {
-            assert_eq!(mysql_failure(Some(sqlstate), number), Failure::Data, "{number}");
-        }
-        // SQLite: busy, locked, read-only, I/O error, "unable to open database file", disk full.
-        for code in [5, 6, 8, 10, 14, 13, 1034] {
-            assert_eq!(sqlite_failure(code), Failure::Transient, "{code}");
-        }
-        // Constraint (and its extended codes: NOT NULL, UNIQUE, CHECK), type mismatch, too big.
-        for code in [19, 1299, 2067, 275, 20, 18] {
-            assert_eq!(sqlite_failure(code), Failure::Data, "{code}");
-        }
-        assert_eq!(classify(&sqlx::Error::PoolTimedOut), Failure::Transient);
-        assert_eq!(classify(&sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into())), Failure::Transient);
-    }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(redact("mysql://root:pw@db:3306/seckill"), "mysql://…@db:3306/seckill");
-        assert_eq!(redact("sqlite://var/orders.db"), "sqlite://var/orders.db");
     }
 }

@@ -28,6 +28,8 @@ pub fn admin_login_failures_ip(ip: &str) -> String {
 /// Hash: the edge rules in force (`version`, `rules_json`, `created_at_ms`),
 /// mirrored from the order DB so that the edge's state needs Redis alone.
 pub const EDGE_RULES: &str = "seckill:edge:rules";
+/// Hash: edge id → `{version, rules_version, at_ms}` of its last sync.
+pub const EDGE_SYNCS: &str = "seckill:edge:syncs";
 /// Sorted set of activity ids: the index `GET /api/activities` walks.
 pub const ACTIVITIES: &str = "seckill:activities";
 /// Source of activity ids.

@@ -1,41 +1,41 @@
-//! The application: its shared state, its router and how it is served.
+//! What every handler can reach, and how it is built from the settings:
+//! connections to Redis and the order database, the caches, and the
+//! background tasks of this process's role. Handlers and extractors take
+//! only the part they need (`State<Store>`, `State<Orders>`, …) through
+//! `FromRef`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use tokio::net::TcpListener;
+use axum::extract::FromRef;
 
 use crate::admin_session::AdminSessions;
-use crate::auth::Keys;
 use crate::blacklist::Blacklist;
+use crate::checklist::Probes;
 use crate::config::{Secrets, Settings};
+use crate::credentials::Credentials;
 use crate::db::Db;
-use crate::error::ApiError;
+use crate::live::LiveStats;
 use crate::orders::Orders;
-use crate::routes;
+use crate::purchase_batch::PurchaseBatcher;
 use crate::store::Store;
+use crate::ui_assets::UiAssets;
 use crate::worker::{Worker, WorkerConfig};
 
-/// Largest request body accepted; anything bigger is `bad_request`.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
 /// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub settings: Arc<Settings>,
-    pub keys: Arc<Keys>,
+    pub credentials: Arc<Credentials>,
     /// Admin sessions: login, verification, revocation.
     pub admin: AdminSessions,
     pub store: Store,
     /// Purchases go to Redis through here, batched per activity.
-    pub purchases: crate::purchase_batch::PurchaseBatcher,
+    pub purchases: PurchaseBatcher,
     pub orders: Orders,
     pub blacklist: Blacklist,
-    pub live: crate::live::LiveStats,
+    pub live: LiveStats,
     /// The admin UI's built files, if there are any.
-    pub ui: Option<Arc<crate::routes::ui::UiAssets>>,
+    pub ui: Option<Arc<UiAssets>>,
 }
 
 impl AppState {
@@ -43,20 +43,20 @@ impl AppState {
     pub async fn new(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.redis_url, settings.redis_timeout()).await?;
         let db = Db::connect(&settings.database_url).await?;
-        let keys = Keys::new(&secrets.jwt, &secrets.edge);
+        let credentials = Credentials::new(&secrets.jwt, &secrets.edge);
         let admin = AdminSessions::new(store.clone(), &secrets.admin_password);
         let settings_ui_dir = settings.admin_ui_dir.clone();
-        let purchases = crate::purchase_batch::PurchaseBatcher::new(store.clone(), settings.pay_timeout_secs * 1000);
+        let purchases = PurchaseBatcher::new(store.clone(), settings.pay_timeout_secs * 1000);
         Ok(Self {
             settings: Arc::new(settings),
-            keys: Arc::new(keys),
+            credentials: Arc::new(credentials),
             admin,
             orders: Orders { store: store.clone(), db },
             purchases,
             store,
             blacklist: Blacklist::default(),
-            live: crate::live::LiveStats::default(),
-            ui: crate::routes::ui::UiAssets::load(&settings_ui_dir),
+            live: LiveStats::default(),
+            ui: UiAssets::load(&settings_ui_dir),
         })
     }
 
@@ -94,38 +94,8 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface of the backend.
-pub fn router(state: AppState) -> Router {
-    crate::telemetry::prometheus();
-    Router::new()
-        .merge(routes::public::router())
-        .merge(routes::orders::router())
-        .merge(routes::edge::router())
-        .merge(routes::dashboard::router())
-        .merge(routes::ui::router())
-        .merge(routes::admin::router())
-        .merge(routes::dead_letters::router())
-        .merge(routes::health::router())
-        .fallback(|| async { ApiError::not_found("route") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(crate::telemetry::track_latency))
-        .with_state(state)
-}
-
-/// Serves the router on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    // Answers are small and written whole: Nagle's algorithm would only hold
-    // one back until the client acknowledges the previous one.
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY on an accepted connection: {e}");
-        }
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+impl FromRef<AppState> for Probes {
+    fn from_ref(state: &AppState) -> Self {
+        Probes { settings: state.settings.clone(), orders: state.orders.clone(), ui_built: state.ui.is_some() }
+    }
 }

@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::routes::error::ApiError;
 
 /// `Json<T>` whose rejections are `bad_request` with the parser's reason.
 pub struct JsonBody<T>(pub T);

@@ -9,9 +9,8 @@ use std::collections::HashMap;
 
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
 
-use crate::db::NewOrder;
-use crate::keys;
-use crate::store::{Store, StoreError};
+use super::client::{Store, StoreError};
+use super::keys;
 
 /// One stream entry, fields as strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,34 +28,6 @@ impl From<StreamId> for Entry {
             .collect();
         Self { id: s.id, fields }
     }
-}
-
-/// An order event, parsed and checked.
-pub fn parse_event(activity: u64, entry: &Entry) -> Result<NewOrder, String> {
-    let text = |k: &str| entry.fields.get(k).map(String::as_str).ok_or_else(|| format!("missing field {k}"));
-    let int = |k: &str| -> Result<i64, String> { text(k)?.parse().map_err(|_| format!("field {k} is not an integer")) };
-    let event_activity = int("activity_id")?;
-    if event_activity != activity as i64 {
-        return Err(format!("activity_id {event_activity} in the stream of activity {activity}"));
-    }
-    let user = text("user_id")?;
-    if !seckill_api::valid_user_id(user) {
-        return Err("user_id is not a valid user id".into());
-    }
-    let quantity = int("quantity")?;
-    if quantity <= 0 {
-        return Err(format!("quantity {quantity} is not positive"));
-    }
-    Ok(NewOrder {
-        order_id: keys::order_id(activity, &entry.id),
-        activity_id: activity,
-        user_id: user.to_owned(),
-        quantity,
-        amount_cents: int("amount_cents")?,
-        created_at_ms: int("created_at_ms")?,
-        pay_deadline_ms: int("pay_deadline_ms")?,
-        event_seq: event_seq(&entry.id).ok_or("malformed entry id")?,
-    })
 }
 
 /// A stream entry id `ms-seq` as one sortable number.
@@ -388,41 +359,6 @@ fn info_field(v: &redis::Value, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(fields: &[(&str, &str)]) -> Entry {
-        Entry {
-            id: "1764083707629-3".into(),
-            fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        }
-    }
-
-    const GOOD: [(&str, &str); 6] = [
-        ("activity_id", "7"),
-        ("user_id", "alice"),
-        ("quantity", "2"),
-        ("amount_cents", "500"),
-        ("created_at_ms", "1764083707629"),
-        ("pay_deadline_ms", "1764084607629"),
-    ];
-
-    #[test]
-    fn a_good_event_becomes_an_order() {
-        let order = parse_event(7, &entry(&GOOD)).unwrap();
-        assert_eq!(order.order_id, "7-1764083707629-3");
-        assert_eq!((order.quantity, order.amount_cents), (2, 500));
-        assert_eq!(order.event_seq, (1764083707629 << 20) | 3);
-    }
-
-    #[test]
-    fn poison_events_say_why() {
-        let mut missing = GOOD.to_vec();
-        missing.retain(|(k, _)| *k != "user_id");
-        assert_eq!(parse_event(7, &entry(&missing)).unwrap_err(), "missing field user_id");
-        let mut bad = GOOD.to_vec();
-        bad[2] = ("quantity", "abc");
-        assert_eq!(parse_event(7, &entry(&bad)).unwrap_err(), "field quantity is not an integer");
-        assert!(parse_event(8, &entry(&GOOD)).unwrap_err().contains("stream of activity 8"));
-    }
 
     #[test]
     fn event_seq_orders_like_the_stream() {
