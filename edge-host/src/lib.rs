@@ -9,7 +9,7 @@
 //!   backend, one VM per worker thread.
 //!
 //! The modules, each pointing only at those below it (no circle:
-//! `tests/module_cycles.rs` fails `cargo test` on one):
+//! the workspace's `tests/tests/module_cycles.rs` fails `cargo test` on one):
 //!
 //! ```text
 //! harness    the synchronous test driver (adds x-forwarded-for as proxy does)

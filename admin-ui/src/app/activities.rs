@@ -6,8 +6,10 @@ use std::collections::BTreeSet;
 use leptos::prelude::*;
 use seckill_api::{Activity, ActivityLive, ActivityStatus, OrderStatus};
 
+use super::api;
+use super::local_time::local;
+use super::state::ctx;
 use super::widgets::{activity_badge, code_label, error_box, kpi, loading, order_badge, stock_bar};
-use super::{api, ctx, local};
 use crate::format::{count, money, rate};
 use crate::i18n::{Lang, tr};
 use crate::live::{rejections_by_code, rejections_total};

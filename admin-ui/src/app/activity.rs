@@ -8,8 +8,10 @@ use leptos::prelude::*;
 use seckill_api::{Activity, ActivitySeries, ActivityStats};
 
 use super::activities::live_figures;
+use super::api;
+use super::local_time::local;
+use super::state::ctx;
 use super::widgets::{Line, activity_badge, error_box, kpi, line_chart, loading, resource_view};
-use super::{api, ctx, local};
 use crate::format::{count, money};
 use crate::i18n::{Lang, tr};
 use crate::route::Route;

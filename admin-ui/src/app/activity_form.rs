@@ -3,8 +3,10 @@
 use leptos::prelude::*;
 use seckill_api::{Activity, ErrorCode};
 
+use super::api;
+use super::local_time::{local_to_utc, now_ms, offset_at};
+use super::state::navigate;
 use super::widgets::{error_box, loading};
-use super::{api, local_to_utc, navigate, now_ms, offset_at};
 use crate::form::{ActivityForm, Field, FieldErrors, patch_body};
 use crate::format;
 use crate::i18n::{Lang, tr};

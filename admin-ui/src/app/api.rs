@@ -45,7 +45,7 @@ async fn call(method: &str, path: &str, body: Option<String>) -> Result<String, 
     }
     let error = ApiError::from_response(status, &text);
     if error.is_unauthorized() && path != LOGIN {
-        super::logged_out(true);
+        super::state::logged_out(true);
     }
     Err(error)
 }

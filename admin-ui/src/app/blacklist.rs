@@ -9,8 +9,10 @@ use leptos::prelude::*;
 use seckill_api::{BlacklistEntry, EdgeSync, Page};
 use time::OffsetDateTime;
 
+use super::api;
+use super::local_time::moment;
+use super::state::ctx;
 use super::widgets::{error_box, list_foot, resource_view};
-use super::{api, ctx, moment};
 use crate::format::ago;
 use crate::i18n::{Lang, tr};
 use crate::model::{ApiError, BlacklistKind, encode_segment};

@@ -4,8 +4,9 @@
 use leptos::prelude::*;
 use seckill_api::{CheckStatus, ChecklistItem, ChecklistTick};
 
+use super::api;
+use super::local_time::local;
 use super::widgets::{check_badge, resource_view};
-use super::{api, local};
 use crate::i18n::{Lang, tr};
 use crate::model::{CHECK_GROUPS, checklist_counts, group_checklist};
 

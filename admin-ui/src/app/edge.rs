@@ -6,8 +6,10 @@ use std::time::Duration;
 use leptos::prelude::*;
 use seckill_api::{EdgeRules, EdgeRulesVersion, EdgeSync, Page, RateRule};
 
+use super::api;
+use super::local_time::{local, local_ms};
+use super::state::ctx;
 use super::widgets::{error_box, list_foot, loading, resource_view};
-use super::{api, ctx, local, local_ms};
 use crate::format::{ago, count};
 use crate::i18n::{Lang, tr};
 use crate::model::{RulesField, RulesForm, encode_segment, trim_float};

@@ -3,8 +3,10 @@
 use leptos::prelude::*;
 use seckill_api::{Activity, Order, OrderStatus, Page};
 
+use super::api;
+use super::local_time::local;
+use super::state::navigate;
 use super::widgets::{error_box, loading, order_badge};
-use super::{api, local, navigate};
 use crate::format::{count, money};
 use crate::i18n::{Lang, tr};
 use crate::model::encode_segment;

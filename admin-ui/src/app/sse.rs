@@ -15,7 +15,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{Event, EventSource, MessageEvent};
 
-use super::{Auth, Conn, api, ctx, now_ms};
+use super::api;
+use super::local_time::now_ms;
+use super::state::{Auth, Conn, ctx};
 
 const EVENTS: &str = "/admin/api/events";
 /// Silence after which a connection is presumed dead.

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use seckill_api::{ActivityStatus, CheckStatus, ErrorCode, OrderStatus};
 
-use super::{Conn, ctx};
+use super::state::{Conn, ctx};
 use crate::chart::{self, Frame};
 use crate::i18n::{Lang, tr};
 use crate::model::ApiError;
@@ -222,7 +222,7 @@ pub fn line_chart(lang: Lang, title: &'static str, series: Vec<Line>, now_ms: i6
             let at = now_ms + (secs * 1000.0) as i64;
             view! {
                 <text class="tick" x=*x y=frame.height - 6.0 text-anchor="middle">
-                    {super::clock(at)}
+                    {super::local_time::clock(at)}
                 </text>
             }
         })
@@ -258,5 +258,30 @@ pub fn line_chart(lang: Lang, title: &'static str, series: Vec<Line>, now_ms: i6
             </svg>
             {empty.then(|| view! { <p class="chart-empty muted">{tr(lang, "chart.waiting")}</p> })}
         </figure>
+    }
+}
+
+/// 中文 | EN.
+#[component]
+pub fn LangSwitch() -> impl IntoView {
+    let c = ctx();
+    view! {
+        <div class="lang-switch" role="group" aria-label="Language / 语言">
+            {[Lang::Zh, Lang::En]
+                .into_iter()
+                .map(|l| {
+                    view! {
+                        <button
+                            type="button"
+                            class:active=move || c.lang.get() == l
+                            aria-pressed=move || (c.lang.get() == l).to_string()
+                            on:click=move |_| c.lang.set(l)
+                        >
+                            {l.label()}
+                        </button>
+                    }
+                })
+                .collect_view()}
+        </div>
     }
 }

@@ -1,7 +1,8 @@
-//! No import circle among the crate's modules (#13 item 4): a newcomer reads
-//! a crate from its leaves up, which only works when the arrows between its
-//! modules all point one way. `rustc` allows cycles, so this test is what
-//! keeps them out.
+//! No import circle among the modules of any crate of the workspace (#13): a
+//! newcomer reads a crate from its leaves up, which only works when the
+//! arrows between its modules all point one way. `rustc` allows cycles, so
+//! this test is what keeps them out: `cargo test -p seckill-tests --test
+//! module_cycles`.
 //!
 //! It reads the sources, not the compiler's view: every `use` tree and every
 //! `a::b` path starting with `crate`, `super`, `self`, a child module or a
@@ -10,9 +11,8 @@
 //! a child naming `super::Item` points at its parent). Comments and string
 //! literals are skipped; inline modules (`mod tests { … }`) count as part of
 //! their file; `mod x;` declarations are not arrows. Standard library only,
-//! and nothing here is specific to this crate: another crate can include this
-//! file (`#[path = "…/module_cycles.rs"] mod module_cycles;` in one of its
-//! tests) and its own `src/` is checked by [`src_modules_form_no_cycle`].
+//! and nothing here is specific to one crate: [`no_crate_has_an_import_circle`]
+//! checks the `src/` of every member of the workspace.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -403,13 +403,23 @@ fn deepest_module(full: &str, modules: &BTreeMap<String, String>) -> Option<Stri
     }
 }
 
-/// The crate this file is compiled into: its `src/` has no circle.
+/// The workspace's members, read from its `Cargo.toml`.
+fn workspace_members(root: &Path) -> Vec<String> {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("the workspace's Cargo.toml");
+    let line = manifest.lines().find(|l| l.trim_start().starts_with("members")).expect("a members = [...] line");
+    let list = &line[line.find('[').expect("[") + 1..line.find(']').expect("]")];
+    list.split(',').map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty()).collect()
+}
+
+/// Every crate of the workspace: its `src/` has no circle.
 #[test]
-fn src_modules_form_no_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    if let Err(e) = check_no_cycles(&src) {
-        panic!("{e}");
-    }
+fn no_crate_has_an_import_circle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf();
+    let members = workspace_members(&root);
+    assert!(members.len() >= 8, "the members line was not read whole: {members:?}");
+    let failures: Vec<String> =
+        members.iter().filter_map(|m| check_no_cycles(&root.join(m).join("src")).err()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[cfg(test)]
