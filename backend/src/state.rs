@@ -19,7 +19,7 @@ use crate::orders::Orders;
 use crate::purchase_batch::PurchaseBatcher;
 use crate::store::Store;
 use crate::ui_assets::UiAssets;
-use crate::worker::{Worker, WorkerConfig};
+use crate::worker::{OrderWorker, OrderWorkerConfig};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone, FromRef)]
@@ -66,9 +66,14 @@ impl AppState {
     pub async fn start_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         if self.settings.role.runs_worker() {
-            let config = WorkerConfig { claim_idle_ms: self.settings.claim_idle_ms, ..WorkerConfig::default() };
-            let worker =
-                Worker::new(self.store.clone(), self.orders.db.clone(), Worker::default_consumer_name(), config);
+            let config =
+                OrderWorkerConfig { claim_idle_ms: self.settings.claim_idle_ms, ..OrderWorkerConfig::default() };
+            let worker = OrderWorker::new(
+                self.store.clone(),
+                self.orders.db.clone(),
+                OrderWorker::default_consumer_name(),
+                config,
+            );
             tasks.push(worker.spawn());
             let sweep = std::time::Duration::from_millis(self.settings.sweep_interval_ms);
             tasks.push(crate::worker::spawn_sweeper(self.orders.clone(), sweep));

@@ -39,7 +39,7 @@ pub const MAX_ATTEMPTS: u32 = 5;
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
-pub struct WorkerConfig {
+pub struct OrderWorkerConfig {
     /// Entries read per stream per round.
     pub batch: usize,
     /// Pending entries idle this long are taken over from their consumer.
@@ -55,7 +55,7 @@ pub struct WorkerConfig {
     pub sweep_every: Duration,
 }
 
-impl Default for WorkerConfig {
+impl Default for OrderWorkerConfig {
     fn default() -> Self {
         Self {
             batch: 256,
@@ -129,17 +129,17 @@ impl Backoff {
 }
 
 /// One consumer of the order streams.
-pub struct Worker {
+pub struct OrderWorker {
     store: Store,
     db: Db,
     consumer: String,
-    config: WorkerConfig,
+    config: OrderWorkerConfig,
     /// Database refusals per entry id (not counting the database being down).
     failures: HashMap<String, u32>,
 }
 
-impl Worker {
-    pub fn new(store: Store, db: Db, consumer: impl Into<String>, config: WorkerConfig) -> Self {
+impl OrderWorker {
+    pub fn new(store: Store, db: Db, consumer: impl Into<String>, config: OrderWorkerConfig) -> Self {
         Self { store, db, consumer: consumer.into(), config, failures: HashMap::new() }
     }
 

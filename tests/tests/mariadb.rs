@@ -13,7 +13,7 @@ use seckill_api::OrderStatus;
 use seckill_backend::db::{Db, NewOrder, OrderFilter, OrderRow};
 use seckill_backend::store::Store;
 use seckill_backend::store::keys;
-use seckill_backend::worker::{Worker, WorkerConfig};
+use seckill_backend::worker::{OrderWorker, OrderWorkerConfig};
 use seckill_tests::mariadb::MariaDb;
 use seckill_tests::{
     ActivitySpec, Backend, RedisServer, eventually, get_int, jwt, pay_deadline_ms, sleep_until_unix_ms,
@@ -272,7 +272,7 @@ async fn paying_queued_orders_while_the_worker_writes_them_on_mariadb() {
 
     let db = api.db().await;
     let store = Store::connect(&redis.url(), Duration::from_secs(2)).await.unwrap();
-    let worker = Worker::new(store, db.clone(), "mariadb-worker", WorkerConfig::default()).spawn();
+    let worker = OrderWorker::new(store, db.clone(), "mariadb-worker", OrderWorkerConfig::default()).spawn();
     let payments = orders.iter().enumerate().map(|(i, order)| {
         let api = &api;
         async move {

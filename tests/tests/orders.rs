@@ -10,7 +10,7 @@ use seckill_api::OrderStatus;
 use seckill_backend::db::Db;
 use seckill_backend::store::Store;
 use seckill_backend::store::keys;
-use seckill_backend::worker::{Worker, WorkerConfig};
+use seckill_backend::worker::{OrderWorker, OrderWorkerConfig};
 use seckill_tests::{
     ActivitySpec, Backend, RedisServer, eventually, get_int, jwt, pay_deadline_ms, sleep_until_unix_ms,
 };
@@ -67,8 +67,8 @@ async fn a_killed_worker_loses_nothing_and_two_workers_double_nothing() {
     let store = Store::connect(&redis.url(), Duration::from_secs(2)).await.unwrap();
 
     // A slow worker (small batches) is killed while it is in the middle of the stream.
-    let small = WorkerConfig { batch: 7, ..WorkerConfig::default() };
-    let doomed = Worker::new(store.clone(), db.clone(), "doomed", small).spawn();
+    let small = OrderWorkerConfig { batch: 7, ..OrderWorkerConfig::default() };
+    let doomed = OrderWorker::new(store.clone(), db.clone(), "doomed", small).spawn();
     eventually(Duration::from_secs(20), "the first worker to write some rows", || async {
         (rows(&db, a).await.len() >= 40).then_some(())
     })
@@ -79,9 +79,9 @@ async fn a_killed_worker_loses_nothing_and_two_workers_double_nothing() {
     assert!(written_before < 300, "the worker must die mid-stream ({written_before} rows)");
 
     // Two new workers at once; they claim what the dead one left pending.
-    let quick_claim = WorkerConfig { batch: 13, claim_idle_ms: 200, ..WorkerConfig::default() };
-    let w1 = Worker::new(store.clone(), db.clone(), "w1", quick_claim.clone()).spawn();
-    let w2 = Worker::new(store.clone(), db.clone(), "w2", quick_claim).spawn();
+    let quick_claim = OrderWorkerConfig { batch: 13, claim_idle_ms: 200, ..OrderWorkerConfig::default() };
+    let w1 = OrderWorker::new(store.clone(), db.clone(), "w1", quick_claim.clone()).spawn();
+    let w2 = OrderWorker::new(store.clone(), db.clone(), "w2", quick_claim).spawn();
     eventually(Duration::from_secs(30), "every order to reach the database", || async {
         (rows(&db, a).await.len() == 300 && stream_len(&redis, a).await == 0).then_some(())
     })

@@ -21,7 +21,7 @@ use seckill_api::OrderStatus;
 use seckill_backend::db::OrderFilter;
 use seckill_backend::store::Store;
 use seckill_backend::store::keys;
-use seckill_backend::worker::{Worker, WorkerConfig};
+use seckill_backend::worker::{OrderWorker, OrderWorkerConfig};
 use seckill_tests::{ActivitySpec, Backend, RedisServer, bought, eventually, get_int};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -107,7 +107,7 @@ async fn two_thousand_buyers_never_oversell() {
     // Part 2: a worker drains the stream into the order database.
     let db = backend.db().await;
     let store = Store::connect(&redis.url(), Duration::from_secs(2)).await.unwrap();
-    let worker = Worker::new(store, db.clone(), "rush-worker", WorkerConfig::default()).spawn();
+    let worker = OrderWorker::new(store, db.clone(), "rush-worker", OrderWorkerConfig::default()).spawn();
     eventually(Duration::from_secs(30), "the worker to drain the stream", || {
         let mut conn = conn.clone();
         async move {
