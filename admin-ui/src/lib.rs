@@ -5,7 +5,9 @@
 //! and time formatting, chart scaling, the live stream's history and the
 //! routes — lives in plain modules that build and are tested natively
 //! (`cargo test -p seckill-admin-ui`). The Leptos app (`app`) only exists on
-//! wasm32; it talks to the admin API with the shared `seckill-api` types.
+//! wasm32: its pages use the app-wide signals (`app/state.rs`), the browser's
+//! time (`app/local_time.rs`) and the admin API (`app/api.rs`, with the
+//! shared `seckill-api` types), never the shell that mounts them.
 
 pub mod chart;
 pub mod form;

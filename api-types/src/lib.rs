@@ -3,7 +3,10 @@
 //! The backend, the admin UI (compiled to wasm) and the load tool all use these
 //! types, so the JSON the server writes and the JSON its clients read have one
 //! definition. Nothing here does I/O; it only names things and how they look on
-//! the wire.
+//! the wire. The types live by subject (`activity`, `order`, `admin`, `edge`,
+//! `live`, `error`) and are all re-exported here; beside them are the rules
+//! several crates share: [`valid_user_id`], [`client_addr`], [`placeholders`]
+//! and [`limits`].
 
 mod activity;
 mod admin;
