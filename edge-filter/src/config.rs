@@ -1,5 +1,9 @@
 //! The plugin configuration (JSON) and the checks of the edge rules.
 //!
+//! Why one file of ~550 lines: every field's check sits next to the unit test
+//! that proves it refuses bad input (a third of the file); the rules'
+//! compilation is shared with the state sync, which compiles what it receives.
+//!
 //! ```json
 //! {
 //!   "backend_cluster": "seckill_backend",

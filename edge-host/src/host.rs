@@ -1,5 +1,9 @@
 //! The per-VM state the imports work on: contexts, header maps and buffers
 //! of the streams in flight, callouts, signals for the embedder.
+//!
+//! Why one file of ~520 lines: this is the one struct every import family
+//! mutates (`HostState`) and the types it holds; splitting it would scatter
+//! the state that `imports/` must see whole.
 
 use crate::abi::{Fields, LogLevel, buffer, map_type};
 use crate::clock::Clock;

@@ -3,6 +3,10 @@
 //! and the compare-and-set transitions behave as they do on SQLite; and the
 //! database failing as it does in production (read-only during a failover, out
 //! of connections) loses and buries no accepted order.
+//!
+//! Why one file of ~550 lines: it is the whole MariaDB spec (dialect parity
+//! and the two outages), each test starting its own server and reading top
+//! to bottom on its own.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
