@@ -2,7 +2,7 @@
 //!
 //! All of it is built before a timed phase starts, so the measured loop only
 //! sends bytes. JWTs are minted locally (HS256 over the shared secret, claims
-//! `sub` and `exp`, as `backend/src/auth.rs` verifies them), spread over the
+//! `sub` and `exp`, as `backend/src/credentials.rs` verifies them), spread over the
 //! machine's cores because a hundred thousand signatures are not free.
 
 use anyhow::{Context, Result, ensure};
