@@ -1,7 +1,8 @@
 //! `${NAME}` placeholders, as `envoy/filter-config.json` and `envoy/envoy.yaml`
 //! carry them for what a deployment sets (the backend's address, the secrets).
 //!
-//! One filling for everyone who renders those files — the launcher, the test
+//! One filling for everyone who renders those files (and one rendering of
+//! the backends as Envoy endpoints, [`envoy_endpoints`]) — the launcher, the test
 //! support, the filter's config test — so that a new placeholder or a typo is
 //! an error naming it, never a `${…}` left in a running configuration.
 
@@ -23,6 +24,29 @@ pub fn fill(template: &str, value: impl Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
+/// The value of `envoy/envoy.yaml`'s `${SECKILL_BACKEND_ENDPOINTS}`: Envoy's
+/// endpoint list (a YAML flow sequence) for backends given as `host:port`
+/// (`[v6]:port` for an IPv6 address).
+pub fn envoy_endpoints<S: AsRef<str>>(backends: &[S]) -> Result<String, String> {
+    if backends.is_empty() {
+        return Err("at least one backend (host:port) is needed".into());
+    }
+    let endpoints = backends
+        .iter()
+        .map(|b| {
+            let b = b.as_ref();
+            let (host, port) = b.rsplit_once(':').ok_or_else(|| format!("backend {b:?}: expected host:port"))?;
+            let port: u16 = port.parse().map_err(|_| format!("backend {b:?}: {port:?} is not a port"))?;
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            if host.is_empty() || !host.bytes().all(|c| c.is_ascii_alphanumeric() || b".-:_".contains(&c)) {
+                return Err(format!("backend {b:?}: {host:?} is not a host name or address"));
+            }
+            Ok(format!("{{endpoint: {{address: {{socket_address: {{address: \"{host}\", port_value: {port}}}}}}}}}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(format!("[{}]", endpoints.join(", ")))
+}
+
 fn truncate(s: &str) -> &str {
     s.char_indices().nth(24).map_or(s, |(i, _)| &s[..i])
 }
@@ -38,5 +62,18 @@ mod tests {
         assert_eq!(fill("no placeholders", vars).unwrap(), "no placeholders");
         assert_eq!(fill("${C}", vars).unwrap_err(), "no value for the placeholder ${C}");
         assert!(fill("${A", vars).unwrap_err().contains("without its"));
+    }
+
+    #[test]
+    fn backends_become_envoy_endpoints() {
+        assert_eq!(
+            envoy_endpoints(&["b1:8081", "[::1]:9000"]).unwrap(),
+            "[{endpoint: {address: {socket_address: {address: \"b1\", port_value: 8081}}}}, \
+             {endpoint: {address: {socket_address: {address: \"::1\", port_value: 9000}}}}]"
+        );
+        assert!(envoy_endpoints::<&str>(&[]).is_err());
+        assert!(envoy_endpoints(&["b1"]).unwrap_err().contains("host:port"));
+        assert!(envoy_endpoints(&["b1:http"]).unwrap_err().contains("not a port"));
+        assert!(envoy_endpoints(&["b 1:80"]).unwrap_err().contains("not a host"));
     }
 }

