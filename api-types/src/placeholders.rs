@@ -24,6 +24,39 @@ pub fn fill(template: &str, value: impl Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
+/// What a deployment fills into `envoy/envoy.yaml` (its header documents each).
+#[derive(Debug, Clone)]
+pub struct EnvoySite<'a> {
+    pub listen_address: &'a str,
+    pub listen_port: u16,
+    pub admin_port: u16,
+    /// `host:port` of each backend; the first one also names the state sync's Host.
+    pub backends: &'a [String],
+    pub filter_wasm: &'a str,
+    pub edge_id: &'a str,
+    pub edge_secret: &'a str,
+    pub jwt_secret: &'a str,
+}
+
+/// `envoy/envoy.yaml` (`template`) with every placeholder filled for `site`.
+pub fn render_envoy(template: &str, site: &EnvoySite) -> Result<String, String> {
+    let endpoints = envoy_endpoints(site.backends)?;
+    fill(template, |name| {
+        Some(match name {
+            "SECKILL_LISTEN_ADDRESS" => site.listen_address.to_owned(),
+            "SECKILL_LISTEN_PORT" => site.listen_port.to_string(),
+            "SECKILL_ENVOY_ADMIN_PORT" => site.admin_port.to_string(),
+            "SECKILL_BACKEND_ENDPOINTS" => endpoints.clone(),
+            "SECKILL_BACKEND" => site.backends.first()?.clone(),
+            "SECKILL_FILTER_WASM" => site.filter_wasm.to_owned(),
+            "SECKILL_EDGE_ID" => site.edge_id.to_owned(),
+            "SECKILL_EDGE_SECRET" => site.edge_secret.to_owned(),
+            "SECKILL_JWT_SECRET" => site.jwt_secret.to_owned(),
+            _ => return None,
+        })
+    })
+}
+
 /// The value of `envoy/envoy.yaml`'s `${SECKILL_BACKEND_ENDPOINTS}`: Envoy's
 /// endpoint list (a YAML flow sequence) for backends given as `host:port`
 /// (`[v6]:port` for an IPv6 address).

@@ -141,22 +141,17 @@ fn render(config: &EnvoyConfig, listen: u16, admin: u16) -> anyhow::Result<Strin
     let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
     anyhow::ensure!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filter)", wasm.display());
     let backends: Vec<String> = config.backends.iter().map(|b| b.to_string()).collect();
-    let endpoints = seckill_api::placeholders::envoy_endpoints(&backends).map_err(anyhow::Error::msg)?;
-    let filled = seckill_api::placeholders::fill(&template, |name| {
-        Some(match name {
-            "SECKILL_LISTEN_ADDRESS" => "127.0.0.1".to_owned(),
-            "SECKILL_LISTEN_PORT" => listen.to_string(),
-            "SECKILL_ENVOY_ADMIN_PORT" => admin.to_string(),
-            "SECKILL_BACKEND_ENDPOINTS" => endpoints.clone(),
-            "SECKILL_BACKEND" => backends[0].clone(),
-            "SECKILL_FILTER_WASM" => wasm.display().to_string(),
-            "SECKILL_EDGE_ID" => "envoy".to_owned(),
-            "SECKILL_EDGE_SECRET" => EDGE_SECRET.to_owned(),
-            "SECKILL_JWT_SECRET" => JWT_SECRET.to_owned(),
-            _ => return None,
-        })
-    })
-    .map_err(anyhow::Error::msg)?;
+    let site = seckill_api::placeholders::EnvoySite {
+        listen_address: "127.0.0.1",
+        listen_port: listen,
+        admin_port: admin,
+        backends: &backends,
+        filter_wasm: &wasm.display().to_string(),
+        edge_id: "envoy",
+        edge_secret: EDGE_SECRET,
+        jwt_secret: JWT_SECRET,
+    };
+    let filled = seckill_api::placeholders::render_envoy(&template, &site).map_err(anyhow::Error::msg)?;
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&filled)?;
     let filters =
         &mut doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];

@@ -28,15 +28,18 @@ fn placeholders(text: &str) -> Vec<String> {
 
 /// `envoy/envoy.yaml` with its placeholders filled as a deployment would.
 fn envoy() -> Yaml {
-    let endpoints = seckill_api::placeholders::envoy_endpoints(&["b1:8081", "b2:8081"]).unwrap();
-    let filled = seckill_api::placeholders::fill(&template(), |name| {
-        Some(match name {
-            "SECKILL_LISTEN_PORT" | "SECKILL_ENVOY_ADMIN_PORT" => "9000".to_owned(),
-            "SECKILL_BACKEND_ENDPOINTS" => endpoints.clone(),
-            other => format!("value-of-{other}"),
-        })
-    })
-    .unwrap();
+    let backends = ["b1:8081".to_owned(), "b2:8081".to_owned()];
+    let site = seckill_api::placeholders::EnvoySite {
+        listen_address: "0.0.0.0",
+        listen_port: 8080,
+        admin_port: 9901,
+        backends: &backends,
+        filter_wasm: "value-of-SECKILL_FILTER_WASM",
+        edge_id: "value-of-SECKILL_EDGE_ID",
+        edge_secret: "value-of-SECKILL_EDGE_SECRET",
+        jwt_secret: "value-of-SECKILL_JWT_SECRET",
+    };
+    let filled = seckill_api::placeholders::render_envoy(&template(), &site).unwrap();
     serde_yaml::from_str(&filled).unwrap()
 }
 
@@ -59,7 +62,10 @@ fn the_wasm_filter_runs_before_the_router_with_the_shared_config() {
     );
     let embedded: Value = serde_json::from_str(wasm["configuration"]["value"].as_str().unwrap()).unwrap();
     let shared_text = std::fs::read_to_string(root().join("envoy/filter-config.json")).unwrap();
-    let filled = seckill_api::placeholders::fill(&shared_text, |name| Some(format!("value-of-{name}"))).unwrap();
+    let filled = seckill_api::placeholders::fill(&shared_text, |name| {
+        Some(if name == "SECKILL_BACKEND" { "b1:8081".to_owned() } else { format!("value-of-{name}") })
+    })
+    .unwrap();
     let shared: Value = serde_json::from_str(&filled).unwrap();
     assert_eq!(embedded, shared, "envoy.yaml must embed envoy/filter-config.json unchanged");
 
