@@ -6,8 +6,10 @@
 //!   prints the URLs and a ready-to-paste buy example.
 //! - `test`: installs what the tests need and runs every test.
 //! - `ui`: builds the admin UI alone (content-hashed, into `target/admin-ui`).
+//! - `envoy-config`: `envoy/envoy.yaml` filled for a deployment's backends.
 
 mod deps;
+mod envoy;
 mod http;
 mod start;
 mod ui;
@@ -35,6 +37,8 @@ enum Command {
     Deps,
     /// Build the admin UI (wasm) into target/admin-ui.
     Ui,
+    /// Write envoy/envoy.yaml filled for a deployment (secrets from SECKILL_EDGE_SECRET / SECKILL_JWT_SECRET).
+    EnvoyConfig(envoy::EnvoyConfigArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,5 +70,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Deps => deps::ensure_test_deps(),
         Command::Ui => ui::build_ui().map(|dir| eprintln!("xtask: admin UI built in {}", dir.display())),
+        Command::EnvoyConfig(args) => envoy::write_config(args),
     }
 }
