@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub mod buyer_jwt;
 pub mod client_addr;
 pub mod placeholders;
 

@@ -4,10 +4,11 @@
 mod common;
 
 use common::*;
+use seckill_api::buyer_jwt::{self, sign_hs256};
 use seckill_api::{ErrorCode, RateRule, RouteRule};
 use seckill_edge_filter::decision::{Lease, Outcome, Verdict};
 use seckill_edge_filter::engine::Engine;
-use seckill_edge_filter::jwt::{Identity, sign_hs256};
+use seckill_edge_filter::jwt::Identity;
 use seckill_edge_filter::state::INFLIGHT_TOTAL_KEY;
 use seckill_edge_filter::store::{MemoryStore, SharedStore};
 use serde_json::json;
@@ -152,11 +153,10 @@ fn jwts_are_verified_at_the_edge() {
     assert_eq!(a.identity, Some(Identity::User("alice".into())));
     Engine::release(&store, a.lease);
 
-    let forged = seckill_edge_filter::jwt::buyer_token(b"not-the-secret", "alice", (T0 / SEC) as i64 + 600);
-    let expired = seckill_edge_filter::jwt::buyer_token(JWT_SECRET.as_bytes(), "alice", (T0 / SEC) as i64 - 60);
+    let forged = buyer_jwt::mint("not-the-secret", "alice", (T0 / SEC) as i64 + 600);
+    let expired = buyer_jwt::mint(JWT_SECRET, "alice", (T0 / SEC) as i64 - 60);
     let none = format!("{}.{}.", "eyJhbGciOiJub25lIn0", "eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0");
-    let bad_sub =
-        sign_hs256(JWT_SECRET.as_bytes(), &json!({"alg": "HS256"}), &json!({"sub": "a b", "exp": 9999999999i64}));
+    let bad_sub = sign_hs256(JWT_SECRET, &json!({"alg": "HS256"}), &json!({"sub": "a b", "exp": 9999999999i64}));
     for (token, why) in [
         (forged, "wrong signature"),
         (expired, "expired"),
