@@ -46,7 +46,7 @@ fn harness_with_ip_limit(wasm: &PathBuf, clock: Arc<ManualClock>, rate: f64, bur
 }
 
 fn jwt(user: &str) -> String {
-    common::buyer_jwt(JWT_SECRET, user, T0 + 86_400)
+    seckill_api::buyer_jwt::mint(JWT_SECRET, user, T0 as i64 + 86_400)
 }
 
 /// One allowed request: request headers → continue → on_done/on_log/on_delete.

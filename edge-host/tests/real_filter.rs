@@ -41,7 +41,7 @@ fn load(defaults: EdgeRules) -> Harness {
 }
 
 fn jwt(user: &str) -> String {
-    common::buyer_jwt(JWT_SECRET, user, T0 + 3600)
+    seckill_api::buyer_jwt::mint(JWT_SECRET, user, T0 as i64 + 3600)
 }
 
 fn expect_error(o: &Outcome, status: u16, code: &str) {

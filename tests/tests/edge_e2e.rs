@@ -119,7 +119,7 @@ async fn buyers_through_the_edge_and_state_that_reaches_it_without_restart() {
     })
     .await;
     // A forged JWT is refused at the edge; the side door is closed.
-    let forged = seckill_tests::jwt_with("edge-buyer-1", 4_000_000_000, "not-the-secret");
+    let forged = seckill_api::buyer_jwt::mint("not-the-secret", "edge-buyer-1", 4_000_000_000);
     let res = http.get(at_edge("/api/me/orders")).bearer_auth(forged).send().await.unwrap();
     assert_eq!(res.status(), 401);
     let res = http.get(at_edge("/internal/edge/state")).send().await.unwrap();
