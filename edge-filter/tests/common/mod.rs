@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use seckill_api::{EdgeRules, EdgeState, ErrorBody, ErrorCode, buyer_jwt};
 use seckill_edge_filter::config::Config;
-use seckill_edge_filter::decision::{Admission, Rejection, Verdict};
+use seckill_edge_filter::decision::{Admission, LocalReply, Verdict};
 use seckill_edge_filter::engine::Engine;
 use seckill_edge_filter::state::Snapshot;
 use seckill_edge_filter::store::MemoryStore;
@@ -58,7 +58,7 @@ pub fn admitted(v: Verdict) -> Admission {
     }
 }
 
-pub fn refused(v: Verdict) -> Rejection {
+pub fn refused(v: Verdict) -> LocalReply {
     match v {
         Verdict::Allow(a) => panic!("admitted: {a:?}"),
         Verdict::Reject(r) => {
