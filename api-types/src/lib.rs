@@ -5,11 +5,13 @@
 //! definition. Nothing here does I/O; it only names things and how they look on
 //! the wire. The types live by subject (`activity`, `order`, `admin`, `edge`,
 //! `live`, `error`) and are all re-exported here; beside them are the rules
-//! several crates share: [`valid_user_id`], [`client_addr`], [`placeholders`]
-//! and [`limits`].
+//! several crates share: [`valid_user_id`], [`client_addr`], [`placeholders`],
+//! [`limits`] and [`buyer_jwt`] (minting buyers' tokens for tests, the demo
+//! and the load tool).
 
 mod activity;
 mod admin;
+pub mod buyer_jwt;
 pub mod client_addr;
 mod edge;
 mod error;

@@ -6,10 +6,10 @@ use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use seckill_api::buyer_jwt;
 use seckill_edge_filter::config::Config;
 use seckill_edge_filter::decision::Verdict;
 use seckill_edge_filter::engine::Engine;
-use seckill_edge_filter::jwt::buyer_token;
 use seckill_edge_filter::store::MemoryStore;
 
 const NOW_US: u64 = 1_800_000_000_000_000;
@@ -37,7 +37,7 @@ fn engine() -> Engine {
 fn bench(c: &mut Criterion) {
     let store = MemoryStore::new();
     let mut engine = engine();
-    let token = format!("Bearer {}", buyer_token(b"secret", "alice", (NOW_US / 1_000_000) as i64 + 3600));
+    let token = format!("Bearer {}", buyer_jwt::mint("secret", "alice", (NOW_US / 1_000_000) as i64 + 3600));
     let headers: Vec<(String, Vec<u8>)> = vec![
         (":method".into(), b"POST".to_vec()),
         (":path".into(), b"/api/activities/42/token".to_vec()),

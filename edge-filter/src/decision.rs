@@ -36,9 +36,9 @@ use crate::matcher::path_segments;
 use crate::state::{self, Snapshot};
 use crate::store::{self, CAS_RETRIES, NotCounted, SetError, SharedStore};
 
-/// What happened to a request, one metric each.
+/// Which kind of decision the filter took about a request, one metric each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum DecisionKind {
     Allowed,
     BadRequest,
     NotFound,
@@ -54,37 +54,37 @@ pub enum Outcome {
     StoreFull,
 }
 
-impl Outcome {
-    pub const ALL: [Outcome; 12] = [
-        Outcome::Allowed,
-        Outcome::BadRequest,
-        Outcome::NotFound,
-        Outcome::Unavailable,
-        Outcome::Blacklisted,
-        Outcome::InFlightLimited,
-        Outcome::Unauthorized,
-        Outcome::SoldOut,
-        Outcome::NotStarted,
-        Outcome::Ended,
-        Outcome::RateLimited,
-        Outcome::StoreFull,
+impl DecisionKind {
+    pub const ALL: [DecisionKind; 12] = [
+        DecisionKind::Allowed,
+        DecisionKind::BadRequest,
+        DecisionKind::NotFound,
+        DecisionKind::Unavailable,
+        DecisionKind::Blacklisted,
+        DecisionKind::InFlightLimited,
+        DecisionKind::Unauthorized,
+        DecisionKind::SoldOut,
+        DecisionKind::NotStarted,
+        DecisionKind::Ended,
+        DecisionKind::RateLimited,
+        DecisionKind::StoreFull,
     ];
 
-    /// The counter's name: `seckill_edge_decisions_<outcome>`.
+    /// The counter's name: `seckill_edge_decisions_<kind>`.
     pub fn metric_name(self) -> &'static str {
         match self {
-            Outcome::Allowed => "seckill_edge_decisions_allowed",
-            Outcome::BadRequest => "seckill_edge_decisions_bad_request",
-            Outcome::NotFound => "seckill_edge_decisions_not_found",
-            Outcome::Unavailable => "seckill_edge_decisions_unavailable",
-            Outcome::Blacklisted => "seckill_edge_decisions_blacklisted",
-            Outcome::InFlightLimited => "seckill_edge_decisions_in_flight_limited",
-            Outcome::Unauthorized => "seckill_edge_decisions_unauthorized",
-            Outcome::SoldOut => "seckill_edge_decisions_sold_out",
-            Outcome::NotStarted => "seckill_edge_decisions_not_started",
-            Outcome::Ended => "seckill_edge_decisions_ended",
-            Outcome::RateLimited => "seckill_edge_decisions_rate_limited",
-            Outcome::StoreFull => "seckill_edge_decisions_store_full",
+            DecisionKind::Allowed => "seckill_edge_decisions_allowed",
+            DecisionKind::BadRequest => "seckill_edge_decisions_bad_request",
+            DecisionKind::NotFound => "seckill_edge_decisions_not_found",
+            DecisionKind::Unavailable => "seckill_edge_decisions_unavailable",
+            DecisionKind::Blacklisted => "seckill_edge_decisions_blacklisted",
+            DecisionKind::InFlightLimited => "seckill_edge_decisions_in_flight_limited",
+            DecisionKind::Unauthorized => "seckill_edge_decisions_unauthorized",
+            DecisionKind::SoldOut => "seckill_edge_decisions_sold_out",
+            DecisionKind::NotStarted => "seckill_edge_decisions_not_started",
+            DecisionKind::Ended => "seckill_edge_decisions_ended",
+            DecisionKind::RateLimited => "seckill_edge_decisions_rate_limited",
+            DecisionKind::StoreFull => "seckill_edge_decisions_store_full",
         }
     }
 
@@ -104,19 +104,21 @@ pub struct RateHeaders {
     pub reset_secs: u64,
 }
 
-/// A refusal, as sent: the contract's error body and headers.
+/// What the filter answers itself when it refuses a request, instead of
+/// forwarding it (a local reply, in Envoy's words): the contract's error
+/// body and headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub outcome: Outcome,
+pub struct LocalReply {
+    pub kind: DecisionKind,
     pub code: ErrorCode,
     pub message: String,
     pub retry_after_secs: Option<u64>,
     pub rate: Option<RateHeaders>,
 }
 
-impl Rejection {
-    fn new(outcome: Outcome, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { outcome, code, message: message.into(), retry_after_secs: None, rate: None }
+impl LocalReply {
+    fn new(kind: DecisionKind, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { kind, code, message: message.into(), retry_after_secs: None, rate: None }
     }
 
     pub fn status(&self) -> u16 {
@@ -181,14 +183,14 @@ pub struct Admission {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     Allow(Admission),
-    Reject(Rejection),
+    Reject(LocalReply),
 }
 
 impl Verdict {
-    pub fn outcome(&self) -> Outcome {
+    pub fn kind(&self) -> DecisionKind {
         match self {
-            Verdict::Allow(_) => Outcome::Allowed,
-            Verdict::Reject(r) => r.outcome,
+            Verdict::Allow(_) => DecisionKind::Allowed,
+            Verdict::Reject(r) => r.kind,
         }
     }
 }
@@ -221,8 +223,8 @@ impl RequestFacts {
     }
 }
 
-fn bad_request(message: impl Into<String>) -> Rejection {
-    Rejection::new(Outcome::BadRequest, ErrorCode::BadRequest, message)
+fn bad_request(message: impl Into<String>) -> LocalReply {
+    LocalReply::new(DecisionKind::BadRequest, ErrorCode::BadRequest, message)
 }
 
 /// Fail closed: a limit whose state the shared memory cannot hold is not
@@ -230,11 +232,11 @@ fn bad_request(message: impl Into<String>) -> Rejection {
 /// through unlimited (which is what a dropped write used to mean). The
 /// filter counts these (`seckill_edge_decisions_store_full`) and logs them;
 /// the bucket sweep makes room, so they stop once memory is freed.
-fn store_full() -> Rejection {
-    Rejection {
+fn store_full() -> LocalReply {
+    LocalReply {
         retry_after_secs: Some(1),
-        ..Rejection::new(
-            Outcome::StoreFull,
+        ..LocalReply::new(
+            DecisionKind::StoreFull,
             ErrorCode::RateLimited,
             "the edge cannot keep track of this client right now (its shared memory is full); retry shortly",
         )
@@ -245,7 +247,7 @@ fn store_full() -> Rejection {
 pub fn parse_request<N: AsRef<str>, V: AsRef<[u8]>>(
     headers: &[(N, V)],
     max_header_bytes: usize,
-) -> Result<RequestFacts, Rejection> {
+) -> Result<RequestFacts, LocalReply> {
     let header_bytes: usize = headers.iter().map(|(n, v)| n.as_ref().len() + v.as_ref().len()).sum();
     if header_bytes > max_header_bytes {
         return Err(bad_request(format!(
@@ -303,7 +305,7 @@ fn buy_route_activity(req: &RequestFacts) -> Option<u64> {
 
 struct BucketUse<'a> {
     /// The route rule it comes from, if any, and which of its limits: only
-    /// for the rejection message, so only written out then.
+    /// for the reply's message, so only written out then.
     route: Option<&'a str>,
     per: &'static str,
     key: String,
@@ -352,13 +354,13 @@ pub fn decide<S: SharedStore + ?Sized>(
 ) -> Verdict {
     let dir = req.normalised_dir();
     if config.blocked_path_prefixes.iter().any(|p| dir.starts_with(p.as_str())) {
-        return Verdict::Reject(Rejection::new(Outcome::NotFound, ErrorCode::NotFound, "no such route"));
+        return Verdict::Reject(LocalReply::new(DecisionKind::NotFound, ErrorCode::NotFound, "no such route"));
     }
     let Some(StateView { snapshot: snap, stale }) = view else {
-        return Verdict::Reject(Rejection {
+        return Verdict::Reject(LocalReply {
             retry_after_secs: Some(config.sync_period_ms.div_ceil(1000)),
-            ..Rejection::new(
-                Outcome::Unavailable,
+            ..LocalReply::new(
+                DecisionKind::Unavailable,
                 ErrorCode::Unavailable,
                 "the edge has not received its state from the backend yet; try again shortly",
             )
@@ -366,8 +368,8 @@ pub fn decide<S: SharedStore + ?Sized>(
     };
     let ip = client_ip(peer, &req.forwarded_for, &config.trusted_proxies);
     if snap.blacklist_ips.contains(ip) {
-        return Verdict::Reject(Rejection::new(
-            Outcome::Blacklisted,
+        return Verdict::Reject(LocalReply::new(
+            DecisionKind::Blacklisted,
             ErrorCode::Blacklisted,
             "this IP address is blacklisted",
         ));
@@ -375,9 +377,9 @@ pub fn decide<S: SharedStore + ?Sized>(
 
     // In flight: total first, then this client's share.
     let rules = &snap.rules;
-    let in_flight_refusal = |message: String| Rejection {
+    let in_flight_refusal = |message: String| LocalReply {
         retry_after_secs: Some(1),
-        ..Rejection::new(Outcome::InFlightLimited, ErrorCode::RateLimited, message)
+        ..LocalReply::new(DecisionKind::InFlightLimited, ErrorCode::RateLimited, message)
     };
     let in_flight = match store::try_increment(store, state::INFLIGHT_TOTAL_KEY, rules.max_in_flight_total) {
         Ok(n) => n,
@@ -406,9 +408,9 @@ pub fn decide<S: SharedStore + ?Sized>(
         });
     }
     let lease = Lease { ip_key };
-    let refuse = |rejection: Rejection, lease: Lease| {
+    let refuse = |reply: LocalReply, lease: Lease| {
         release(store, lease);
-        Verdict::Reject(rejection)
+        Verdict::Reject(reply)
     };
 
     // Identity, only where the edge is told to check it.
@@ -424,7 +426,10 @@ pub fn decide<S: SharedStore + ?Sized>(
         match config.jwt.verify(token, (now_us / 1_000_000) as i64) {
             Ok(id) => identity = Some(id),
             Err(e) => {
-                return refuse(Rejection::new(Outcome::Unauthorized, ErrorCode::Unauthorized, e.to_string()), lease);
+                return refuse(
+                    LocalReply::new(DecisionKind::Unauthorized, ErrorCode::Unauthorized, e.to_string()),
+                    lease,
+                );
             }
         }
     }
@@ -435,7 +440,10 @@ pub fn decide<S: SharedStore + ?Sized>(
     if let Some(u) = user
         && snap.blacklist_users.contains(u)
     {
-        return refuse(Rejection::new(Outcome::Blacklisted, ErrorCode::Blacklisted, "this user is blacklisted"), lease);
+        return refuse(
+            LocalReply::new(DecisionKind::Blacklisted, ErrorCode::Blacklisted, "this user is blacklisted"),
+            lease,
+        );
     }
 
     // Token and purchase requests the edge can answer by itself.
@@ -443,12 +451,12 @@ pub fn decide<S: SharedStore + ?Sized>(
         && let Some(id) = buy_route_activity(req)
         && let Some(code) = snap.activity_block(id)
     {
-        let (outcome, message) = match code {
-            ErrorCode::Ended => (Outcome::Ended, format!("activity {id} has ended")),
-            ErrorCode::NotStarted => (Outcome::NotStarted, format!("activity {id} has not started yet")),
-            _ => (Outcome::SoldOut, format!("activity {id} is sold out")),
+        let (kind, message) = match code {
+            ErrorCode::Ended => (DecisionKind::Ended, format!("activity {id} has ended")),
+            ErrorCode::NotStarted => (DecisionKind::NotStarted, format!("activity {id} has not started yet")),
+            _ => (DecisionKind::SoldOut, format!("activity {id} is sold out")),
         };
-        return refuse(Rejection::new(outcome, code, message), lease);
+        return refuse(LocalReply::new(kind, code, message), lease);
     }
 
     // Buckets.
@@ -480,7 +488,7 @@ pub fn decide<S: SharedStore + ?Sized>(
     }
     match charge(store, &buckets, now_us, touched) {
         Ok(()) => Verdict::Allow(Admission { client_ip: ip_text, identity, lease, in_flight }),
-        Err(rejection) => refuse(rejection, lease),
+        Err(reply) => refuse(reply, lease),
     }
 }
 
@@ -491,7 +499,7 @@ fn charge<S: SharedStore + ?Sized>(
     buckets: &[BucketUse<'_>],
     now_us: u64,
     touched: &mut Vec<(String, Limit)>,
-) -> Result<(), Rejection> {
+) -> Result<(), LocalReply> {
     let mut pending: Vec<&BucketUse<'_>> = buckets.iter().collect();
     for _ in 0..CAS_RETRIES {
         let mut reads = Vec::with_capacity(pending.len());
@@ -510,15 +518,15 @@ fn charge<S: SharedStore + ?Sized>(
         }
         if let Some((b, retry_after_us, reset_us)) = worst {
             let retry = bucket::secs_ceil(retry_after_us).max(1);
-            return Err(Rejection {
+            return Err(LocalReply {
                 retry_after_secs: Some(retry),
                 rate: Some(RateHeaders {
                     limit: b.limit.capacity(),
                     remaining: 0,
                     reset_secs: bucket::secs_ceil(reset_us).max(retry),
                 }),
-                ..Rejection::new(
-                    Outcome::RateLimited,
+                ..LocalReply::new(
+                    DecisionKind::RateLimited,
                     ErrorCode::RateLimited,
                     format!(
                         "too many requests: {} limit of {} per second with a burst of {}; retry in {retry} s",
@@ -543,10 +551,10 @@ fn charge<S: SharedStore + ?Sized>(
         }
         pending = lost;
     }
-    Err(Rejection {
+    Err(LocalReply {
         retry_after_secs: Some(1),
-        ..Rejection::new(
-            Outcome::RateLimited,
+        ..LocalReply::new(
+            DecisionKind::RateLimited,
             ErrorCode::RateLimited,
             "too many concurrent requests for one limit; retry in 1 s",
         )

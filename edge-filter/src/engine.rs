@@ -180,7 +180,7 @@ impl Engine {
         }
         let req = match decision::parse_request(headers, self.config.max_header_bytes) {
             Ok(r) => r,
-            Err(rejection) => return Verdict::Reject(rejection),
+            Err(reply) => return Verdict::Reject(reply),
         };
         self.decide_facts(store, &req, peer, now_us)
     }

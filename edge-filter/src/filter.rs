@@ -11,7 +11,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 use crate::config::Config;
-use crate::decision::{Lease, Outcome, Verdict};
+use crate::decision::{DecisionKind, Lease, Verdict};
 use crate::engine::{Engine, Refresh};
 use crate::store::{SetError, SharedStore};
 use crate::sync::{self, Freshness, SyncOutcome, Turn};
@@ -69,7 +69,7 @@ fn now_us() -> u64 {
 /// Metric ids (`None` if the host refused to define one).
 #[derive(Debug, Clone, Copy, Default)]
 struct Metrics {
-    decisions: [Option<u32>; Outcome::ALL.len()],
+    decisions: [Option<u32>; DecisionKind::ALL.len()],
     sync: [Option<u32>; SyncOutcome::METRICS.len()],
     sync_age_ms: Option<u32>,
     state_loaded: Option<u32>,
@@ -83,8 +83,8 @@ impl Metrics {
         let counter = |name: &str| hostcalls::define_metric(MetricType::Counter, name).ok();
         let gauge = |name: &str| hostcalls::define_metric(MetricType::Gauge, name).ok();
         let mut m = Self::default();
-        for (slot, outcome) in m.decisions.iter_mut().zip(Outcome::ALL) {
-            *slot = counter(outcome.metric_name());
+        for (slot, kind) in m.decisions.iter_mut().zip(DecisionKind::ALL) {
+            *slot = counter(kind.metric_name());
         }
         for (slot, name) in m.sync.iter_mut().zip(SyncOutcome::METRICS) {
             *slot = counter(name);
@@ -109,8 +109,8 @@ impl Metrics {
         }
     }
 
-    fn decision(&self, outcome: Outcome) {
-        Self::incr(self.decisions[outcome.index()]);
+    fn decision(&self, kind: DecisionKind) {
+        Self::incr(self.decisions[kind.index()]);
     }
 
     fn sync(&self, outcome: &SyncOutcome) {
@@ -120,16 +120,16 @@ impl Metrics {
     }
 }
 
-/// What the root context and its HTTP contexts share within one VM.
+/// The root context's state, which its HTTP contexts share (one per VM).
 #[derive(Default)]
-struct Vm {
+struct RootState {
     engine: Option<Engine>,
     metrics: Metrics,
     /// Requests refused because shared data was full (for quieter logs).
     store_full: u64,
 }
 
-impl Vm {
+impl RootState {
     /// Sets the age and staleness gauges, and logs a turn this VM recorded.
     fn report_freshness(&self, now_us: u64) {
         let Some(engine) = self.engine.as_ref() else { return };
@@ -173,7 +173,7 @@ impl Vm {
 
 #[derive(Default)]
 struct EdgeRoot {
-    vm: Rc<RefCell<Vm>>,
+    root: Rc<RefCell<RootState>>,
     ticked: bool,
     /// The sync request in flight: its token and when it was sent.
     pending: Option<(u32, u64)>,
@@ -196,11 +196,11 @@ impl Context for EdgeRoot {
         } else {
             None
         };
-        let mut vm = self.vm.borrow_mut();
-        vm.refresh();
-        let Some(engine) = vm.engine.as_ref() else { return };
+        let mut root = self.root.borrow_mut();
+        root.refresh();
+        let Some(engine) = root.engine.as_ref() else { return };
         let outcome = sync::handle_response(&HostStore, engine.current(), status, body.as_deref(), now);
-        vm.metrics.sync(&outcome);
+        root.metrics.sync(&outcome);
         match &outcome {
             SyncOutcome::Updated { version, repairs } => {
                 log::info!("seckill-edge: state {version} stored");
@@ -226,16 +226,16 @@ impl Context for EdgeRoot {
                 }
             }
         }
-        vm.refresh();
-        vm.report_freshness(now);
-        let loaded = vm.engine.as_ref().is_some_and(Engine::has_state);
-        Metrics::set(vm.metrics.state_loaded, u64::from(loaded));
+        root.refresh();
+        root.report_freshness(now);
+        let loaded = root.engine.as_ref().is_some_and(Engine::has_state);
+        Metrics::set(root.metrics.state_loaded, u64::from(loaded));
     }
 }
 
 impl RootContext for EdgeRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        self.vm.borrow_mut().metrics = Metrics::define();
+        self.root.borrow_mut().metrics = Metrics::define();
         true
     }
 
@@ -250,14 +250,14 @@ impl RootContext for EdgeRoot {
         };
         let period = config.sync_period_ms;
         let fail_open = config.fail_open;
-        let mut vm = self.vm.borrow_mut();
-        if vm.metrics.decisions.iter().all(Option::is_none) {
-            vm.metrics = Metrics::define();
+        let mut root = self.root.borrow_mut();
+        if root.metrics.decisions.iter().all(Option::is_none) {
+            root.metrics = Metrics::define();
         }
         Engine::prepare(&HostStore);
-        vm.engine = Some(Engine::new(config));
-        vm.refresh();
-        drop(vm);
+        root.engine = Some(Engine::new(config));
+        root.refresh();
+        drop(root);
         // The first sync comes soon; then one per period.
         self.ticked = false;
         if hostcalls::set_tick_period(Duration::from_millis(period.min(100))).is_err() {
@@ -269,16 +269,16 @@ impl RootContext for EdgeRoot {
 
     fn on_tick(&mut self) {
         let now = now_us();
-        let mut vm = self.vm.borrow_mut();
-        let Some(period_ms) = vm.engine.as_ref().map(|e| e.config().sync_period_ms) else { return };
+        let mut root = self.root.borrow_mut();
+        let Some(period_ms) = root.engine.as_ref().map(|e| e.config().sync_period_ms) else { return };
         if !self.ticked {
             self.ticked = true;
             let _ = hostcalls::set_tick_period(Duration::from_millis(period_ms));
         }
-        vm.refresh();
-        vm.report_freshness(now);
-        let metrics = vm.metrics;
-        let Some(engine) = vm.engine.as_mut() else { return };
+        root.refresh();
+        root.report_freshness(now);
+        let metrics = root.metrics;
+        let Some(engine) = root.engine.as_mut() else { return };
         engine.sweep(&HostStore, now, 2_000);
         Metrics::set(metrics.state_loaded, u64::from(engine.has_state()));
         // Sampled here rather than at every admission: one host call less per request.
@@ -326,10 +326,10 @@ impl RootContext for EdgeRoot {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(EdgeHttp {
-            vm: Rc::clone(&self.vm),
+            root: Rc::clone(&self.root),
             lease: None,
             decided: false,
-            metrics: self.vm.borrow().metrics,
+            metrics: self.root.borrow().metrics,
         }))
     }
 
@@ -345,7 +345,7 @@ impl RootContext for EdgeRoot {
 const LEASE_PROPERTY: &str = "seckill_edge_lease";
 
 struct EdgeHttp {
-    vm: Rc<RefCell<Vm>>,
+    root: Rc<RefCell<RootState>>,
     /// Held from admission until the stream ends, whichever way it ends.
     lease: Option<Lease>,
     /// This VM judged the request (saw its headers).
@@ -404,8 +404,8 @@ impl HttpContext for EdgeHttp {
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| parse_peer(&s));
         let verdict = {
-            let mut vm = self.vm.borrow_mut();
-            match vm.engine.as_mut() {
+            let mut root = self.root.borrow_mut();
+            match root.engine.as_mut() {
                 Some(engine) => engine.decide(&HostStore, &headers, peer, now),
                 None => {
                     // Not configured: on_configure refused, so the host should not route here.
@@ -418,15 +418,15 @@ impl HttpContext for EdgeHttp {
                 }
             }
         };
-        self.metrics.decision(verdict.outcome());
-        if verdict.outcome() == Outcome::StoreFull {
-            let mut vm = self.vm.borrow_mut();
-            vm.store_full += 1;
-            if vm.store_full == 1 || vm.store_full.is_multiple_of(1000) {
+        self.metrics.decision(verdict.kind());
+        if verdict.kind() == DecisionKind::StoreFull {
+            let mut root = self.root.borrow_mut();
+            root.store_full += 1;
+            if root.store_full == 1 || root.store_full.is_multiple_of(1000) {
                 log::error!(
                     "seckill-edge: shared data is full: a request was refused because its limits could not be \
                      stored ({} so far on this VM)",
-                    vm.store_full
+                    root.store_full
                 );
             }
         }
@@ -443,11 +443,11 @@ impl HttpContext for EdgeHttp {
                 );
                 Action::Continue
             }
-            Verdict::Reject(rejection) => {
-                let headers = rejection.headers();
+            Verdict::Reject(reply) => {
+                let headers = reply.headers();
                 let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let body = rejection.body();
-                let _ = hostcalls::send_http_response(u32::from(rejection.status()), headers, Some(&body));
+                let body = reply.body();
+                let _ = hostcalls::send_http_response(u32::from(reply.status()), headers, Some(&body));
                 Action::Pause
             }
         }

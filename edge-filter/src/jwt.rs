@@ -264,26 +264,10 @@ fn exp(claims: &serde_json::Map<String, Value>) -> Result<i64, JwtError> {
     claims.get("exp").and_then(Value::as_i64).ok_or(JwtError::MissingExp)
 }
 
-/// Signs `claims` with `secret` (tests, benches and tools).
-pub fn sign_hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
-    let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).expect("JSON values serialise"));
-    let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("JSON values serialise"));
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(h.as_bytes());
-    mac.update(b".");
-    mac.update(p.as_bytes());
-    let s = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{h}.{p}.{s}")
-}
-
-/// A buyer token for `sub` expiring at `exp` (tests, benches and tools).
-pub fn buyer_token(secret: &[u8], sub: &str, exp: i64) -> String {
-    sign_hs256(secret, &serde_json::json!({"alg": "HS256", "typ": "JWT"}), &serde_json::json!({"sub": sub, "exp": exp}))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use seckill_api::buyer_jwt::{self, sign_hs256};
     use serde_json::json;
 
     const SECRET: &[u8] = b"test-secret";
@@ -295,13 +279,13 @@ mod tests {
 
     #[test]
     fn a_valid_token_names_its_user() {
-        let t = buyer_token(SECRET, "alice_01-x", NOW + 60);
+        let t = buyer_jwt::mint(SECRET, "alice_01-x", NOW + 60);
         assert_eq!(keys().verify(&t, NOW), Ok(Identity::User("alice_01-x".into())));
     }
 
     #[test]
     fn expired_tokens_are_refused_after_the_leeway() {
-        let t = buyer_token(SECRET, "alice", NOW);
+        let t = buyer_jwt::mint(SECRET, "alice", NOW);
         assert_eq!(keys().verify(&t, NOW + 4), Ok(Identity::User("alice".into())));
         assert_eq!(keys().verify(&t, NOW + 5), Err(JwtError::Expired));
         assert_eq!(JwtKeys::new(SECRET, 0).verify(&t, NOW), Err(JwtError::Expired));
@@ -310,19 +294,19 @@ mod tests {
     #[test]
     fn a_remembered_token_still_expires_and_a_refused_one_is_not_remembered() {
         let k = keys();
-        let t = buyer_token(SECRET, "alice", NOW);
+        let t = buyer_jwt::mint(SECRET, "alice", NOW);
         assert_eq!(k.verify(&t, NOW + 4), Ok(Identity::User("alice".into())));
         assert_eq!(k.verify(&t, NOW + 4), Ok(Identity::User("alice".into())), "remembered");
         assert_eq!(k.verify(&t, NOW + 5), Err(JwtError::Expired), "the leeway ends for a remembered token too");
         assert_eq!(k.verify(&t, NOW + 4), Ok(Identity::User("alice".into())), "forgotten once expired, checked afresh");
 
-        let forged = buyer_token(b"another-secret", "alice", NOW + 60);
+        let forged = buyer_jwt::mint(b"another-secret", "alice", NOW + 60);
         assert_eq!(k.verify(&forged, NOW), Err(JwtError::Signature));
         assert_eq!(k.verify(&forged, NOW), Err(JwtError::Signature), "a refusal is not remembered");
         assert_eq!(k.clone().verified.lock().unwrap().len(), 0, "a copy starts empty");
 
         for i in 0..3 * MAX_REMEMBERED {
-            k.verify(&buyer_token(SECRET, &format!("u{i}"), NOW + 60), NOW).unwrap();
+            k.verify(&buyer_jwt::mint(SECRET, &format!("u{i}"), NOW + 60), NOW).unwrap();
         }
         assert!(k.verified.lock().unwrap().len() <= 2 * MAX_REMEMBERED, "bounded");
     }
@@ -330,15 +314,15 @@ mod tests {
     #[test]
     fn a_token_in_use_stays_remembered_through_a_crowd_and_an_idle_one_is_forgotten() {
         let k = keys();
-        let regular = buyer_token(SECRET, "regular", NOW + 60);
-        let idle = buyer_token(SECRET, "idle", NOW + 60);
+        let regular = buyer_jwt::mint(SECRET, "regular", NOW + 60);
+        let idle = buyer_jwt::mint(SECRET, "idle", NOW + 60);
         k.verify(&regular, NOW).unwrap();
         k.verify(&idle, NOW).unwrap();
         // A crowd of one-off buyers, several generations of them; the regular
         // buyer sends a request after every generation's worth of others.
         for round in 0..4 {
             for i in 0..MAX_REMEMBERED {
-                k.verify(&buyer_token(SECRET, &format!("r{round}u{i}"), NOW + 60), NOW).unwrap();
+                k.verify(&buyer_jwt::mint(SECRET, &format!("r{round}u{i}"), NOW + 60), NOW).unwrap();
             }
             assert!(k.verified.lock().unwrap().contains(&regular), "round {round}: forgotten while in use");
             assert_eq!(k.verify(&regular, NOW), Ok(Identity::User("regular".into())));
@@ -350,11 +334,11 @@ mod tests {
 
     #[test]
     fn wrong_signatures_are_refused() {
-        let t = buyer_token(b"another-secret", "alice", NOW + 60);
+        let t = buyer_jwt::mint(b"another-secret", "alice", NOW + 60);
         assert_eq!(keys().verify(&t, NOW), Err(JwtError::Signature));
         // Tampered claims under the original signature.
-        let good = buyer_token(SECRET, "alice", NOW + 60);
-        let evil = buyer_token(SECRET, "mallory", NOW + 60);
+        let good = buyer_jwt::mint(SECRET, "alice", NOW + 60);
+        let evil = buyer_jwt::mint(SECRET, "mallory", NOW + 60);
         let forged = format!(
             "{}.{}.{}",
             good.split('.').next().unwrap(),
@@ -402,7 +386,7 @@ mod tests {
             assert!(matches!(keys().verify(t, NOW), Err(JwtError::Malformed(_) | JwtError::Algorithm(_))), "{t}");
         }
         // Padding is not base64url as JWTs use it.
-        let good = buyer_token(SECRET, "alice", NOW + 60);
+        let good = buyer_jwt::mint(SECRET, "alice", NOW + 60);
         assert!(keys().verify(&format!("{good}="), NOW).is_err());
     }
 

@@ -4,10 +4,11 @@
 mod common;
 
 use common::*;
+use seckill_api::buyer_jwt::{self, sign_hs256};
 use seckill_api::{ErrorCode, RateRule, RouteRule};
-use seckill_edge_filter::decision::{Lease, Outcome, Verdict};
+use seckill_edge_filter::decision::{DecisionKind, Lease, Verdict};
 use seckill_edge_filter::engine::Engine;
-use seckill_edge_filter::jwt::{Identity, sign_hs256};
+use seckill_edge_filter::jwt::Identity;
 use seckill_edge_filter::state::INFLIGHT_TOTAL_KEY;
 use seckill_edge_filter::store::{MemoryStore, SharedStore};
 use serde_json::json;
@@ -23,7 +24,7 @@ fn nginx_edge_through_the_filter_21_pass_22nd_refused_one_more_after_100_ms() {
     }
     let r = refused(e.decide(&store, &h, peer, T0));
     assert_eq!(r.code, ErrorCode::RateLimited);
-    assert_eq!(r.outcome, Outcome::RateLimited);
+    assert_eq!(r.kind, DecisionKind::RateLimited);
     let headers = r.headers();
     assert!(headers.contains(&("retry-after", "1".into())), "{headers:?}");
     assert!(headers.contains(&("x-ratelimit-limit", "21".into())));
@@ -152,11 +153,10 @@ fn jwts_are_verified_at_the_edge() {
     assert_eq!(a.identity, Some(Identity::User("alice".into())));
     Engine::release(&store, a.lease);
 
-    let forged = seckill_edge_filter::jwt::buyer_token(b"not-the-secret", "alice", (T0 / SEC) as i64 + 600);
-    let expired = seckill_edge_filter::jwt::buyer_token(JWT_SECRET.as_bytes(), "alice", (T0 / SEC) as i64 - 60);
+    let forged = buyer_jwt::mint("not-the-secret", "alice", (T0 / SEC) as i64 + 600);
+    let expired = buyer_jwt::mint(JWT_SECRET, "alice", (T0 / SEC) as i64 - 60);
     let none = format!("{}.{}.", "eyJhbGciOiJub25lIn0", "eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0");
-    let bad_sub =
-        sign_hs256(JWT_SECRET.as_bytes(), &json!({"alg": "HS256"}), &json!({"sub": "a b", "exp": 9999999999i64}));
+    let bad_sub = sign_hs256(JWT_SECRET, &json!({"alg": "HS256"}), &json!({"sub": "a b", "exp": 9999999999i64}));
     for (token, why) in [
         (forged, "wrong signature"),
         (expired, "expired"),
@@ -225,7 +225,7 @@ fn blacklisted_ips_ranges_and_users_are_refused() {
     let h = req("GET", "/api/activities");
     for bad in ["203.0.113.7", "10.20.30.40", "2001:db8::1", "::ffff:10.0.0.1"] {
         let r = refused(e.decide(&store, &h, ip(bad), T0));
-        assert_eq!((r.code, r.status(), r.outcome), (ErrorCode::Blacklisted, 403, Outcome::Blacklisted), "{bad}");
+        assert_eq!((r.code, r.status(), r.kind), (ErrorCode::Blacklisted, 403, DecisionKind::Blacklisted), "{bad}");
     }
     assert_eq!(run(&mut e, &store, &h, ip("203.0.113.8"), T0), Ok(()));
     let m = with(req("GET", "/api/me/orders"), "authorization", bearer("mallory", T0));
@@ -280,7 +280,7 @@ fn in_flight_limits_count_up_on_admission_and_down_on_release() {
     let peer = ip("198.51.100.7");
     let mut leases: Vec<_> = (0..10).map(|i| admitted(e.decide(&store, &h, peer, T0 + i)).lease).collect();
     let r = refused(e.decide(&store, &h, peer, T0 + 10));
-    assert_eq!((r.code, r.outcome), (ErrorCode::RateLimited, Outcome::InFlightLimited));
+    assert_eq!((r.code, r.kind), (ErrorCode::RateLimited, DecisionKind::InFlightLimited));
     assert!(r.headers().contains(&("retry-after", "1".into())));
     assert!(r.message.contains("at most 10"), "{}", r.message);
     // Another client still gets in; the refusal did not keep a slot.
@@ -327,7 +327,7 @@ fn the_total_in_flight_limit_covers_every_client() {
     let h = req("GET", "/api/activities");
     let held: Vec<_> = (0..3).map(|i| admitted(e.decide(&store, &h, ip(&format!("192.0.2.{i}")), T0)).lease).collect();
     let r = refused(e.decide(&store, &h, ip("192.0.2.9"), T0));
-    assert_eq!(r.outcome, Outcome::InFlightLimited);
+    assert_eq!(r.kind, DecisionKind::InFlightLimited);
     assert!(r.message.contains("limit of 3 requests in flight"), "{}", r.message);
     for l in held {
         Engine::release(&store, l);
@@ -479,7 +479,7 @@ fn the_in_flight_limit_per_ip_counts_an_ipv6_64_as_one_client() {
     let held: Vec<_> =
         (0..10).map(|i| admitted(e.decide(&store, &h, ip(&format!("2001:db8:5:5::{i:x}")), T0)).lease).collect();
     let r = refused(e.decide(&store, &h, ip("2001:db8:5:5:ffff::1"), T0));
-    assert_eq!(r.outcome, Outcome::InFlightLimited);
+    assert_eq!(r.kind, DecisionKind::InFlightLimited);
     assert_eq!(run(&mut e, &store, &h, ip("2001:db8:5:6::1"), T0), Ok(()), "another /64 is another client");
     for l in held {
         assert!(Engine::release(&store, l));
@@ -526,7 +526,7 @@ fn the_blacklist_stays_exact_when_limits_group_by_prefix() {
 }
 
 /// A limit whose state shared memory cannot hold is not skipped: the request
-/// is refused (fail closed), as its own outcome.
+/// is refused (fail closed), as a decision of its own kind.
 #[test]
 fn a_full_store_limits_new_clients_instead_of_letting_them_through() {
     let store = MemoryStore::with_budget(2_000);
@@ -539,13 +539,13 @@ fn a_full_store_limits_new_clients_instead_of_letting_them_through() {
     store.set("filler", &filler, None).unwrap();
     for i in 0..30 {
         let r = refused(e.decide(&store, &h, ip(&format!("203.0.113.{i}")), T0));
-        assert_eq!((r.outcome, r.code, r.status()), (Outcome::StoreFull, ErrorCode::RateLimited, 429), "{i}");
+        assert_eq!((r.kind, r.code, r.status()), (DecisionKind::StoreFull, ErrorCode::RateLimited, 429), "{i}");
         assert!(r.headers().contains(&("retry-after", "1".into())));
         assert!(r.message.contains("shared memory is full"), "{}", r.message);
     }
-    assert_eq!(Outcome::StoreFull.metric_name(), "seckill_edge_decisions_store_full");
+    assert_eq!(DecisionKind::StoreFull.metric_name(), "seckill_edge_decisions_store_full");
     // A known client too: its in-flight count needs room as well.
-    assert_eq!(refused(e.decide(&store, &h, known, T0)).outcome, Outcome::StoreFull);
+    assert_eq!(refused(e.decide(&store, &h, known, T0)).kind, DecisionKind::StoreFull);
     // Once memory is freed, clients get in again; the known one's bucket
     // was kept all along: the rest of its burst passes, no more.
     store.set("filler", &[], None).unwrap();

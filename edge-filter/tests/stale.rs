@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use seckill_api::{EdgeState, ErrorCode, RateRule};
-use seckill_edge_filter::decision::Outcome;
+use seckill_edge_filter::decision::DecisionKind;
 use seckill_edge_filter::engine::Engine;
 use seckill_edge_filter::store::MemoryStore;
 use seckill_edge_filter::sync::{self, SyncOutcome, Turn, check_freshness, is_stale, read_record};
@@ -75,13 +75,13 @@ fn past_its_max_age_a_state_lets_listed_activities_through_and_a_sync_makes_it_f
     // alice's `token` bucket of the state's rules (1/s, burst 1) holds one more, then refuses.
     assert_eq!(run(&mut vm, &store, &buy("token", 7, "alice"), peer, stale_at), Ok(()));
     let r = refused(vm.decide(&store, &buy("token", 7, "alice"), peer, stale_at));
-    assert_eq!(r.outcome, Outcome::RateLimited, "{r:?}");
+    assert_eq!(r.kind, DecisionKind::RateLimited, "{r:?}");
     // The state's in-flight limit per IP (3).
     let crowd = ip("198.51.100.9");
     let held: Vec<_> =
         ["e1", "e2", "e3"].iter().map(|u| admitted(vm.decide(&store, &buy("token", 7, u), crowd, stale_at))).collect();
     let r = refused(vm.decide(&store, &buy("token", 7, "e4"), crowd, stale_at));
-    assert_eq!(r.outcome, Outcome::InFlightLimited, "{r:?}");
+    assert_eq!(r.kind, DecisionKind::InFlightLimited, "{r:?}");
     for a in held {
         assert!(Engine::release(&store, a.lease));
     }

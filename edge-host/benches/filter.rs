@@ -11,7 +11,7 @@
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use seckill_edge_host::harness::Outcome;
+use seckill_edge_host::harness::RequestFate;
 use seckill_edge_host::{Harness, ManualClock, RequestSpec};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,14 +46,14 @@ fn harness_with_ip_limit(wasm: &PathBuf, clock: Arc<ManualClock>, rate: f64, bur
 }
 
 fn jwt(user: &str) -> String {
-    common::buyer_jwt(JWT_SECRET, user, T0 + 86_400)
+    seckill_api::buyer_jwt::mint(JWT_SECRET, user, T0 as i64 + 86_400)
 }
 
 /// One allowed request: request headers → continue → on_done/on_log/on_delete.
 fn allowed(h: &mut Harness, clock: &ManualClock, spec: &RequestSpec) {
     clock.advance(Duration::from_micros(10));
     match h.request(spec).unwrap() {
-        Outcome::Continue { stream, .. } => h.end_stream(stream).unwrap(),
+        RequestFate::Continue { stream, .. } => h.end_stream(stream).unwrap(),
         other => panic!("not allowed: {other:?} {}", other.json()),
     }
 }
@@ -124,7 +124,7 @@ fn bench(c: &mut Criterion) {
     let full = anonymous.clone();
     let mut with_response = || {
         clock.advance(Duration::from_micros(10));
-        let Outcome::Continue { stream, .. } = h.request(&full).unwrap() else { panic!("refused") };
+        let RequestFate::Continue { stream, .. } = h.request(&full).unwrap() else { panic!("refused") };
         h.respond(stream, 200, &[("content-type", "application/json"), ("content-length", "2")], b"[]").unwrap();
     };
     percentiles("allowed GET with the response phase", 50_000, &mut with_response);
@@ -137,7 +137,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             clock.advance(Duration::from_micros(10));
             match flooded.request(&flood).unwrap() {
-                Outcome::Continue { stream, .. } => flooded.end_stream(stream).unwrap(),
+                RequestFate::Continue { stream, .. } => flooded.end_stream(stream).unwrap(),
                 refused => assert_eq!(refused.status(), Some(429)),
             }
         })

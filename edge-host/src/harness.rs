@@ -3,11 +3,11 @@
 //! moves the clock.
 //!
 //! ```no_run
-//! use seckill_edge_host::{Harness, ManualClock, Outcome, RequestSpec};
+//! use seckill_edge_host::{Harness, ManualClock, RequestFate, RequestSpec};
 //! let clock = ManualClock::at_unix_secs(1_800_000_000);
 //! let mut h = Harness::load("filter.wasm", r#"{"backend_cluster":"seckill_backend"}"#, clock).unwrap();
 //! match h.request(RequestSpec::get("/api/activities").peer("203.0.113.7:5000")).unwrap() {
-//!     Outcome::Continue { stream, .. } => h.end_stream(stream).unwrap(),
+//!     RequestFate::Continue { stream, .. } => h.end_stream(stream).unwrap(),
 //!     other => panic!("{other:?}"),
 //! }
 //! ```
@@ -110,7 +110,7 @@ impl RequestSpec {
 
 /// What became of a request after the filter's request phase.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub enum RequestFate {
     /// To be forwarded, with these (possibly modified) headers. The stream
     /// stays open: finish it with [`Harness::respond`] or [`Harness::end_stream`].
     Continue { stream: StreamId, headers: Fields },
@@ -123,7 +123,7 @@ pub enum Outcome {
     Reset { stream: StreamId },
 }
 
-impl Outcome {
+impl RequestFate {
     pub fn stream(&self) -> StreamId {
         match self {
             Self::Continue { stream, .. }
@@ -181,7 +181,7 @@ pub struct Harness {
     /// Per VM: (next due time in clock nanos, period).
     ticks: Vec<Option<(u64, Duration)>>,
     paused: HashSet<StreamId>,
-    resumed: HashMap<StreamId, Outcome>,
+    resumed: HashMap<StreamId, RequestFate>,
 }
 
 impl Harness {
@@ -269,25 +269,25 @@ impl Harness {
             if !self.paused.contains(&stream) {
                 continue;
             }
-            let outcome = match signal {
+            let fate = match signal {
                 Signal::ContinueRequest | Signal::ContinueResponse => {
                     let headers = self.vms[vm].request_headers(ctx).cloned().unwrap_or_default();
-                    Outcome::Continue { stream, headers }
+                    RequestFate::Continue { stream, headers }
                 }
                 Signal::LocalResponse(r) => self.local_reply(stream, r)?,
                 Signal::Reset => {
                     self.vms[vm].finish_stream(ctx)?;
-                    Outcome::Reset { stream }
+                    RequestFate::Reset { stream }
                 }
             };
             self.paused.remove(&stream);
-            self.resumed.insert(stream, outcome);
+            self.resumed.insert(stream, fate);
         }
         Ok(())
     }
 
     /// Runs the response phase on a local response and finishes the stream.
-    fn local_reply(&mut self, stream: StreamId, r: LocalResponse) -> anyhow::Result<Outcome> {
+    fn local_reply(&mut self, stream: StreamId, r: LocalResponse) -> anyhow::Result<RequestFate> {
         let vm = &mut self.vms[stream.vm];
         let ctx = stream.context;
         let (mut status, mut headers, mut body) = (r.status, r.headers, r.body);
@@ -303,13 +303,13 @@ impl Harness {
             body = vm.take_response_body(ctx);
         }
         vm.finish_stream(ctx)?;
-        Ok(Outcome::LocalResponse { stream, status, headers, body })
+        Ok(RequestFate::LocalResponse { stream, status, headers, body })
     }
 
     /// Runs the request phase: a stream context, `proxy_on_request_headers`
     /// (with `end_of_stream` when there is no body), then, when it
     /// continues and there is a body, `proxy_on_request_body` with all of it.
-    pub fn request(&mut self, spec: impl std::borrow::Borrow<RequestSpec>) -> anyhow::Result<Outcome> {
+    pub fn request(&mut self, spec: impl std::borrow::Borrow<RequestSpec>) -> anyhow::Result<RequestFate> {
         let spec = spec.borrow();
         let vm_index = spec.vm;
         let local = SocketAddr::from(([127, 0, 0, 1], 8080));
@@ -320,28 +320,28 @@ impl Harness {
         if d == Decision::Continue && !spec.body.is_empty() {
             d = vm.on_request_body(ctx, &spec.body, true)?;
         }
-        let outcome = match d {
+        let fate = match d {
             Decision::Continue => {
                 let headers = vm.request_headers(ctx).cloned().unwrap_or_default();
-                Outcome::Continue { stream, headers }
+                RequestFate::Continue { stream, headers }
             }
             Decision::Pause => {
                 self.paused.insert(stream);
-                Outcome::Paused { stream }
+                RequestFate::Paused { stream }
             }
             Decision::LocalResponse(r) => self.local_reply(stream, r)?,
             Decision::Reset => {
                 vm.finish_stream(ctx)?;
-                Outcome::Reset { stream }
+                RequestFate::Reset { stream }
             }
         };
         self.pump(vm_index)?;
-        Ok(outcome)
+        Ok(fate)
     }
 
-    /// The outcome of a stream that was [`Outcome::Paused`] and has since
+    /// What became of a stream that was [`RequestFate::Paused`] and has since
     /// been continued, answered or reset by the filter.
-    pub fn resumed(&mut self, stream: StreamId) -> Option<Outcome> {
+    pub fn resumed(&mut self, stream: StreamId) -> Option<RequestFate> {
         self.resumed.remove(&stream)
     }
 

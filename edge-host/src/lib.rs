@@ -39,6 +39,6 @@ pub mod vm;
 
 pub use abi::{Fields, LogLevel};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use harness::{Harness, Outcome, RequestSpec};
+pub use harness::{Harness, RequestFate, RequestSpec};
 pub use host::{HostConfig, HttpCallRequest, HttpCallResponse, LocalResponse, Signal, StreamInfo};
 pub use vm::{Decision, Orphan, Plugin, Vm, VmError};

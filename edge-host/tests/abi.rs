@@ -3,7 +3,7 @@
 mod common;
 
 use common::{MINI_METRICS, Mini, mini_filter, write_wasm};
-use seckill_edge_host::harness::Outcome;
+use seckill_edge_host::harness::RequestFate;
 use seckill_edge_host::imports::provided_imports;
 use seckill_edge_host::{Harness, HostConfig, ManualClock, Plugin, RequestSpec, SystemClock, VmError};
 use std::time::Duration;
@@ -121,7 +121,7 @@ fn either_allocator_export_is_used() {
 fn streams_live_and_end_like_in_envoy() {
     let mut h = harness();
     let o = h.request(RequestSpec::get("/api/activities")).unwrap();
-    let Outcome::Continue { stream, headers } = &o else { panic!("{o:?}") };
+    let RequestFate::Continue { stream, headers } = &o else { panic!("{o:?}") };
     assert_eq!(headers.get_str("x-mini"), Some("seen"));
     assert_eq!(headers.get_str(":path"), Some("/api/activities"));
     assert_eq!(counts(&h), [1, 0, 0, 0], "created only");

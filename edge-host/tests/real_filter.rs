@@ -6,7 +6,7 @@
 mod common;
 
 use seckill_api::{EdgeRules, EdgeState, RateRule};
-use seckill_edge_host::harness::{Outcome, StreamId};
+use seckill_edge_host::harness::{RequestFate, StreamId};
 use seckill_edge_host::{Harness, ManualClock, RequestSpec};
 use serde_json::json;
 use std::time::Duration;
@@ -41,10 +41,10 @@ fn load(defaults: EdgeRules) -> Harness {
 }
 
 fn jwt(user: &str) -> String {
-    common::buyer_jwt(JWT_SECRET, user, T0 + 3600)
+    seckill_api::buyer_jwt::mint(JWT_SECRET, user, T0 as i64 + 3600)
 }
 
-fn expect_error(o: &Outcome, status: u16, code: &str) {
+fn expect_error(o: &RequestFate, status: u16, code: &str) {
     assert_eq!(o.status(), Some(status), "{o:?}");
     assert_eq!(o.json()["code"], code, "{o:?}");
     assert!(o.json()["message"].as_str().is_some_and(|m| !m.is_empty()), "{o:?}");
@@ -52,7 +52,7 @@ fn expect_error(o: &Outcome, status: u16, code: &str) {
 
 fn allowed(h: &mut Harness, spec: RequestSpec) -> StreamId {
     match h.request(spec).unwrap() {
-        Outcome::Continue { stream, .. } => stream,
+        RequestFate::Continue { stream, .. } => stream,
         other => panic!("refused: {other:?} {}", other.json()),
     }
 }
@@ -101,7 +101,7 @@ fn an_anonymous_read_is_forwarded_with_the_vouched_client_address() {
     let o = h
         .request(RequestSpec::get("/api/activities").peer("203.0.113.7:5555").header("x-forwarded-for", "1.2.3.4"))
         .unwrap();
-    let Outcome::Continue { stream, headers } = &o else { panic!("{o:?}") };
+    let RequestFate::Continue { stream, headers } = &o else { panic!("{o:?}") };
     // A direct client cannot choose its address: the filter forwards the peer.
     assert_eq!(headers.get_str("x-forwarded-for"), Some("203.0.113.7"));
     let r = h.respond(*stream, 200, &[("content-type", "application/json")], b"[]").unwrap();
@@ -295,7 +295,7 @@ fn a_flood_of_distinct_clients_keeps_limits_memory_and_state_sync_working() {
         };
         let is_hot = i % 10 == 0;
         match h.request(RequestSpec::get("/api/activities").peer(&peer).on_vm(vm)).unwrap() {
-            Outcome::Continue { stream, .. } => {
+            RequestFate::Continue { stream, .. } => {
                 hot_passed += u64::from(is_hot);
                 h.end_stream(stream).unwrap();
             }
@@ -319,7 +319,7 @@ fn a_flood_of_distinct_clients_keeps_limits_memory_and_state_sync_working() {
             if i > blacklist_at && canary_refused_at.is_none() {
                 let o = h.request(RequestSpec::get("/api/activities").peer(canary).on_vm(vm)).unwrap();
                 match o {
-                    Outcome::Continue { stream, .. } => h.end_stream(stream).unwrap(),
+                    RequestFate::Continue { stream, .. } => h.end_stream(stream).unwrap(),
                     o => {
                         assert_eq!(o.json()["code"], "blacklisted", "{o:?}");
                         canary_refused_at = Some(i);
@@ -364,7 +364,7 @@ fn a_full_store_is_reported_and_the_filter_fails_closed() {
     let mut refused = 0;
     for i in 0..200 {
         match h.request(RequestSpec::get("/api/activities").peer(&format!("10.0.{}.{}:1", i / 250, i % 250))).unwrap() {
-            Outcome::Continue { stream, .. } => h.end_stream(stream).unwrap(),
+            RequestFate::Continue { stream, .. } => h.end_stream(stream).unwrap(),
             o => {
                 expect_error(&o, 429, "rate_limited");
                 assert!(o.json()["message"].as_str().unwrap().contains("shared memory is full"), "{o:?}");

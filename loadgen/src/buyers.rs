@@ -1,23 +1,15 @@
 //! The simulated buyers: their user ids, their JWTs and their request bodies.
 //!
 //! All of it is built before a timed phase starts, so the measured loop only
-//! sends bytes. JWTs are minted locally (HS256 over the shared secret, claims
-//! `sub` and `exp`, as `backend/src/credentials.rs` verifies them), spread over the
-//! machine's cores because a hundred thousand signatures are not free.
+//! sends bytes. JWTs are minted locally ([`seckill_api::buyer_jwt`]: HS256
+//! over the shared secret, claims `sub` and `exp`, as
+//! `backend/src/credentials.rs` verifies them), spread over the machine's
+//! cores because a hundred thousand signatures are not free.
 
 use anyhow::{Context, Result, ensure};
 use hyper::body::Bytes;
 use hyper::header::HeaderValue;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use seckill_api::{PurchaseRequest, valid_user_id};
-use serde::Serialize;
-
-/// Claims of a buyer's JWT (mirrors the backend's `BuyerClaims`).
-#[derive(Debug, Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    exp: i64,
-}
+use seckill_api::{PurchaseRequest, buyer_jwt, valid_user_id};
 
 /// The user id of buyer `n` of run `run`: `load-<run>-<n>`.
 pub fn user_id(run: &str, n: usize) -> String {
@@ -33,11 +25,8 @@ pub fn user_prefix(run: &str) -> String {
 pub fn bearer_headers(secret: &str, run: &str, count: usize, exp: i64) -> Result<Vec<HeaderValue>> {
     let last = user_id(run, count.saturating_sub(1));
     ensure!(valid_user_id(&last), "user id `{last}` is not 1-64 characters of [A-Za-z0-9_-]; use a shorter --run-id");
-    let key = EncodingKey::from_secret(secret.as_bytes());
-    let header = Header::new(Algorithm::HS256);
     let mint = |n: usize| -> Result<HeaderValue> {
-        let sub = user_id(run, n);
-        let jwt = jsonwebtoken::encode(&header, &Claims { sub: &sub, exp }, &key).context("signing a buyer JWT")?;
+        let jwt = buyer_jwt::mint(secret, &user_id(run, n), exp);
         HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {jwt}")))
             .context("a JWT is always a valid header value")
     };
@@ -68,7 +57,7 @@ pub fn purchase_body(token: &str, quantity: u64) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{DecodingKey, Validation};
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
     use serde::Deserialize;
 
     #[derive(Deserialize)]

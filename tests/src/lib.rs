@@ -12,7 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -561,18 +560,9 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// A buyer JWT for `user`, valid for an hour, signed with the test secret.
+/// Forged and expired ones: [`seckill_api::buyer_jwt::mint`].
 pub fn jwt(user: &str) -> String {
-    jwt_with(user, OffsetDateTime::now_utc().unix_timestamp() + 3600, JWT_SECRET)
-}
-
-/// A buyer JWT with a chosen expiry and secret (for forged and expired tokens).
-pub fn jwt_with(user: &str, exp: i64, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::default(),
-        &json!({"sub": user, "exp": exp}),
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    seckill_api::buyer_jwt::mint(JWT_SECRET, user, OffsetDateTime::now_utc().unix_timestamp() + 3600)
 }
 
 /// Reads an integer key (0 when missing).

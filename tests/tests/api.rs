@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use seckill_api::buyer_jwt;
 use seckill_backend::store::keys;
-use seckill_tests::{ActivitySpec, Backend, JWT_SECRET, RedisServer, eventually, get_int, jwt, jwt_with};
+use seckill_tests::{ActivitySpec, Backend, JWT_SECRET, RedisServer, eventually, get_int, jwt};
 use serde_json::{Value, json};
 
 struct World {
@@ -88,10 +89,10 @@ async fn unauthorized_without_a_valid_jwt() {
         Some(header("Bearer")),
         Some(header("Bearer not.a.jwt")),
         Some(header(&format!("Basic {}", jwt("alice")))),
-        Some(header(&format!("Bearer {}", jwt_with("alice", now - 600, JWT_SECRET)))),
-        Some(header(&format!("Bearer {}", jwt_with("alice", now + 600, "wrong-secret")))),
-        Some(header(&format!("Bearer {}", jwt_with("bad user!", now + 600, JWT_SECRET)))),
-        Some(header(&format!("Bearer {}", jwt_with(&"a".repeat(65), now + 600, JWT_SECRET)))),
+        Some(header(&format!("Bearer {}", buyer_jwt::mint(JWT_SECRET, "alice", now - 600)))),
+        Some(header(&format!("Bearer {}", buyer_jwt::mint("wrong-secret", "alice", now + 600)))),
+        Some(header(&format!("Bearer {}", buyer_jwt::mint(JWT_SECRET, "bad user!", now + 600)))),
+        Some(header(&format!("Bearer {}", buyer_jwt::mint(JWT_SECRET, &"a".repeat(65), now + 600)))),
     ];
     for case in cases {
         let mut req = w.api.http.post(w.api.url(&path));
@@ -104,12 +105,7 @@ async fn unauthorized_without_a_valid_jwt() {
         assert_eq!((status, code(&body)), (401, "unauthorized"), "{case:?}");
     }
     // A JWT without `exp` is refused too.
-    let no_exp = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &json!({"sub": "alice"}),
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .unwrap();
+    let no_exp = buyer_jwt::sign_hs256(JWT_SECRET, &json!({"alg": "HS256", "typ": "JWT"}), &json!({"sub": "alice"}));
     let (status, body) = post_raw(&w, &path, Some(&no_exp), "").await;
     assert_eq!((status, code(&body)), (401, "unauthorized"));
     assert_untouched(&w, a, 10).await;

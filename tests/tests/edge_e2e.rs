@@ -255,8 +255,8 @@ async fn in_flight_limit_per_address_while_the_backend_is_stuck(host: EdgeHost) 
 async fn jwts_are_checked_at_the_edge_and_the_side_door_is_closed(host: EdgeHost) {
     let w = World::start(host).await;
     let http = client_from(loopback(1));
-    let forged = seckill_tests::jwt_with("edge-buyer", 4_000_000_000, "not-the-secret");
-    let expired = seckill_tests::jwt_with("edge-buyer", 1_000_000_000, seckill_tests::JWT_SECRET);
+    let forged = seckill_api::buyer_jwt::mint("not-the-secret", "edge-buyer", 4_000_000_000);
+    let expired = seckill_api::buyer_jwt::mint(seckill_tests::JWT_SECRET, "edge-buyer", 1_000_000_000);
     for (what, token) in [("forged", forged.as_str()), ("expired", expired.as_str()), ("garbage", "x.y.z")] {
         let res = http.get(w.edge.url("/api/me/orders")).bearer_auth(token).send().await.unwrap();
         assert_eq!(res.status(), 401, "{what}");

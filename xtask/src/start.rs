@@ -248,12 +248,7 @@ fn ensure_demo_activity(api: SocketAddr, password: &str) -> anyhow::Result<u64> 
 
 fn demo_jwt(secret: &str) -> String {
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &json!({"sub": "demo-buyer", "exp": exp}),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("HS256 encoding cannot fail")
+    seckill_api::buyer_jwt::mint(secret, "demo-buyer", exp)
 }
 
 /// `envoy/filter-config.json` with its placeholders filled in for this machine.

@@ -2,11 +2,10 @@
 
 use std::net::IpAddr;
 
-use seckill_api::{EdgeRules, EdgeState, ErrorBody, ErrorCode};
+use seckill_api::{EdgeRules, EdgeState, ErrorBody, ErrorCode, buyer_jwt};
 use seckill_edge_filter::config::Config;
-use seckill_edge_filter::decision::{Admission, Rejection, Verdict};
+use seckill_edge_filter::decision::{Admission, LocalReply, Verdict};
 use seckill_edge_filter::engine::Engine;
-use seckill_edge_filter::jwt::buyer_token;
 use seckill_edge_filter::state::Snapshot;
 use seckill_edge_filter::store::MemoryStore;
 use seckill_edge_filter::sync;
@@ -45,7 +44,7 @@ pub fn with(mut h: Headers, name: &str, value: impl AsRef<[u8]>) -> Headers {
 }
 
 pub fn bearer(user: &str, now_us: u64) -> String {
-    format!("Bearer {}", buyer_token(JWT_SECRET.as_bytes(), user, (now_us / SEC) as i64 + 600))
+    format!("Bearer {}", buyer_jwt::mint(JWT_SECRET, user, (now_us / SEC) as i64 + 600))
 }
 
 pub fn ip(s: &str) -> Option<IpAddr> {
@@ -59,7 +58,7 @@ pub fn admitted(v: Verdict) -> Admission {
     }
 }
 
-pub fn refused(v: Verdict) -> Rejection {
+pub fn refused(v: Verdict) -> LocalReply {
     match v {
         Verdict::Allow(a) => panic!("admitted: {a:?}"),
         Verdict::Reject(r) => {

@@ -3,14 +3,14 @@
 //! `proxy_on_done`/`on_log`/`on_delete` run — and the filter's in-flight
 //! slots are given back — however the stream ends.
 
-use super::worker::Worker;
+use super::worker::WorkerThread;
 use crate::vm::Decision;
 use std::rc::Rc;
 
 /// Finishes its stream (`on_done`, `on_log`, `on_delete`) exactly once: when
 /// the response body ends, or when it is dropped (the client went away).
 pub(crate) struct StreamGuard {
-    pub(super) worker: Rc<Worker>,
+    pub(super) worker: Rc<WorkerThread>,
     pub(super) ctx: u32,
     pub(super) generation: u64,
     pub(super) done: bool,

@@ -9,7 +9,7 @@ use super::body::{self, RespBody};
 use super::forward::{self, ResetError};
 use super::guard::StreamGuard;
 use super::state::ProxyMetrics;
-use super::worker::Worker;
+use super::worker::WorkerThread;
 use crate::abi::Fields;
 use crate::host::{LocalResponse, Signal, StreamInfo};
 use crate::vm::{Decision, Vm, VmError};
@@ -27,7 +27,7 @@ type Reply = Result<Response<RespBody>, ResetError>;
 
 /// Serves one request on `worker`.
 pub(super) async fn handle(
-    worker: Rc<Worker>,
+    worker: Rc<WorkerThread>,
     req: Request<Incoming>,
     peer: SocketAddr,
     local: SocketAddr,
@@ -73,7 +73,7 @@ struct Stream {
 
 impl Stream {
     /// Creates the filter's context and registers for its signals.
-    fn open(worker: &Rc<Worker>, info: StreamInfo) -> Result<Self, VmError> {
+    fn open(worker: &Rc<WorkerThread>, info: StreamInfo) -> Result<Self, VmError> {
         let generation = worker.generation.get();
         let ctx = worker.with_vm(|vm| vm.create_stream(info))?;
         let (tx, signals) = mpsc::unbounded_channel();
@@ -81,7 +81,7 @@ impl Stream {
         Ok(Self { guard: StreamGuard { worker: worker.clone(), ctx, generation, done: false }, signals })
     }
 
-    fn worker(&self) -> &Rc<Worker> {
+    fn worker(&self) -> &Rc<WorkerThread> {
         &self.guard.worker
     }
 
@@ -298,7 +298,7 @@ fn json_error(status: u16, code: ErrorCode, message: &str) -> LocalResponse {
 /// The VM failed before the request was decided: `503`, or with
 /// `fail_open` the request forwarded unfiltered.
 async fn filter_failed(
-    worker: &Rc<Worker>,
+    worker: &Rc<WorkerThread>,
     e: VmError,
     parts: http::request::Parts,
     body: Incoming,

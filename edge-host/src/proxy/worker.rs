@@ -1,7 +1,8 @@
-//! A worker's filter VM as its streams use it: every call goes through
-//! [`Worker::with_vm`], which rebuilds a VM that failed and then routes what
-//! the callbacks produced (HTTP calls, signals to paused streams, tick
-//! changes). Also the worker's background loops: ticks, queues, HTTP calls.
+//! A worker thread's filter VM as its streams use it: every call goes
+//! through [`WorkerThread::with_vm`], which rebuilds a VM that failed and then
+//! routes what the callbacks produced (HTTP calls, signals to paused streams,
+//! tick changes). Also the worker's background loops: ticks, queues, HTTP
+//! calls.
 
 use super::forward;
 use super::state::Shared;
@@ -21,7 +22,10 @@ use tokio::sync::{Notify, mpsc, watch};
 
 type Waiter = mpsc::UnboundedSender<Signal>;
 
-pub(super) struct Worker {
+/// What one worker thread holds for its streams: its VM (rebuilt when it
+/// fails), the HTTP client for the filter's calls, the streams waiting for a
+/// signal, and the notices its background loops wait on.
+pub(super) struct WorkerThread {
     pub(super) index: usize,
     pub(super) shared: Arc<Shared>,
     pub(super) vm: RefCell<Vm>,
@@ -35,7 +39,7 @@ pub(super) struct Worker {
     pub(super) active: Cell<usize>,
 }
 
-impl Worker {
+impl WorkerThread {
     /// Runs `f` on the VM, rebuilds a VM that failed, then routes what the
     /// callbacks produced (HTTP calls, signals, tick changes).
     pub(super) fn with_vm<R>(self: &Rc<Self>, f: impl FnOnce(&mut Vm) -> Result<R, VmError>) -> Result<R, VmError> {
@@ -47,7 +51,7 @@ impl Worker {
         r
     }
 
-    /// [`Worker::with_vm`] for a stream of generation `generation`: a stream
+    /// [`WorkerThread::with_vm`] for a stream of generation `generation`: a stream
     /// of a VM since rebuilt is gone.
     pub(super) fn stream_op<R>(
         self: &Rc<Self>,

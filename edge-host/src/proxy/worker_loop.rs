@@ -4,7 +4,7 @@
 
 use super::state::Shared;
 use super::stream;
-use super::worker::Worker;
+use super::worker::WorkerThread;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -52,7 +52,7 @@ pub(super) fn worker_main(
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .build(connector);
-        let worker = Rc::new(Worker {
+        let worker = Rc::new(WorkerThread {
             index,
             shared: shared.clone(),
             vm: RefCell::new(vm),
@@ -90,7 +90,7 @@ pub(super) fn worker_main(
 }
 
 pub(super) async fn serve(
-    worker: Rc<Worker>,
+    worker: Rc<WorkerThread>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,

@@ -451,17 +451,6 @@ pub fn write_wasm(name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// A buyer's HS256 JWT for `user`, signed with `secret`, expiring at `exp` (unix seconds).
-pub fn buyer_jwt(secret: &str, user: &str, exp: u64) -> String {
-    #[derive(serde::Serialize)]
-    struct Claims<'a> {
-        sub: &'a str,
-        exp: u64,
-    }
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &Claims { sub: user, exp }, &key).unwrap()
-}
-
 /// The command that builds the real filter (also in every failure message).
 pub const BUILD_FILTER: &str = "cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter";
 
