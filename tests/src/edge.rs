@@ -35,9 +35,7 @@ impl RunningEdge {
             }
             EdgeHost::SeckillEdge => {
                 use seckill_edge_host::proxy::ProxyConfig;
-                let wasm = crate::root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
-                assert!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filter)", wasm.display());
-                let mut cfg = ProxyConfig::new(wasm, &backends[0].to_string(), filter_config);
+                let mut cfg = ProxyConfig::new(crate::filter_wasm(), &backends[0].to_string(), filter_config);
                 cfg.listen = "127.0.0.1:0".parse().unwrap();
                 cfg.admin_listen = None;
                 cfg.workers = 2;
@@ -57,6 +55,16 @@ impl RunningEdge {
     /// `http://<edge><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr())
+    }
+}
+
+/// The local edge proxy, in this process, running the real filter `.wasm`
+/// with `envoy/filter-config.json` in front of `backend`, on a free port.
+pub fn start_edge(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> EdgeProxy {
+    let config = crate::filter_config(backend, edge_id, sync_ms);
+    match RunningEdge::start(EdgeHost::SeckillEdge, &[backend], config) {
+        RunningEdge::SeckillEdge(proxy) => proxy,
+        RunningEdge::Envoy(_) => unreachable!("asked for seckill-edge"),
     }
 }
 

@@ -138,8 +138,7 @@ impl Drop for EnvoyProxy {
 /// test's filter configuration in place of the embedded copy.
 fn render(config: &EnvoyConfig, listen: u16, admin: u16) -> anyhow::Result<String> {
     let template = std::fs::read_to_string(root().join("envoy/envoy.yaml"))?;
-    let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
-    anyhow::ensure!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filter)", wasm.display());
+    let wasm = crate::filter_wasm();
     let backends: Vec<String> = config.backends.iter().map(|b| b.to_string()).collect();
     let site = seckill_api::placeholders::EnvoySite {
         listen_address: "127.0.0.1",

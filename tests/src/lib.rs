@@ -24,6 +24,15 @@ pub fn root() -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// The filter's release `.wasm` (`cargo xtask test` builds it), under
+/// `$CARGO_TARGET_DIR` when that is set.
+pub fn filter_wasm() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let wasm = target.join("wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
+    assert!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filter)", wasm.display());
+    wasm
+}
+
 /// `envoy/filter-config.json` rendered for an edge in front of `backend`
 /// (named `edge_id`, syncing every `sync_ms`).
 pub fn filter_config(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> Vec<u8> {
@@ -40,16 +49,6 @@ pub fn filter_config(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> Vec<u8
     config["sync_period_ms"] = json!(sync_ms);
     config["sync_timeout_ms"] = json!(sync_ms);
     serde_json::to_vec(&config).unwrap()
-}
-
-/// The local edge proxy, in this process, running the real filter `.wasm`
-/// with `envoy/filter-config.json` in front of `backend`, on a free port.
-pub fn start_edge(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> seckill_edge_host::proxy::EdgeProxy {
-    let config = filter_config(backend, edge_id, sync_ms);
-    match edge::RunningEdge::start(edge::EdgeHost::SeckillEdge, &[backend], config) {
-        edge::RunningEdge::SeckillEdge(proxy) => proxy,
-        edge::RunningEdge::Envoy(_) => unreachable!("asked for seckill-edge"),
-    }
 }
 
 pub const JWT_SECRET: &str = "test-jwt-secret";

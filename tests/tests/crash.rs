@@ -110,7 +110,7 @@ async fn a_backend_killed_mid_rush_behind_the_edge_loses_no_accepted_purchase() 
     let database_url = format!("sqlite://{}/orders.db", dir.0.display());
     let mut backend =
         BackendProcess::start(&redis.url(), &database_url, &["--trusted-proxies", "127.0.0.0/8"]).await.unwrap();
-    let edge = seckill_tests::start_edge(backend.addr, "crash-edge", 200);
+    let edge = seckill_tests::edge::start_edge(backend.addr, "crash-edge", 200);
     let base = format!("http://{}", edge.listen_addr());
     let a = create_activity_at(&reqwest::Client::new(), backend.addr, ActivitySpec::live(STOCK, 1)).await;
 

@@ -509,7 +509,7 @@ async fn a_sale_that_starts_while_the_database_is_stuck_sells_through_the_edge()
     )
     .unwrap();
     let starts_ms = (starts_at.unix_timestamp_nanos() / 1_000_000) as i64;
-    let edge = seckill_tests::start_edge(api.addr, "stuck-db-edge", 200);
+    let edge = seckill_tests::edge::start_edge(api.addr, "stuck-db-edge", 200);
     let base = format!("http://{}", edge.listen_addr());
     let http = reqwest::Client::new();
     let token = || http.post(format!("{base}/api/activities/{a}/token")).bearer_auth(jwt("early-bird")).send();
