@@ -1,6 +1,7 @@
 //! Crashes in the middle of a rush, with real processes and real signals:
-//! the backend `kill -9`ed behind the edge, and Redis `kill -9`ed and
-//! restarted from its AOF. Buyers come from addresses of their own and do
+//! the backend `kill -9`ed behind the edge, one of three backends `kill -9`ed
+//! behind Envoy (and left dead), and Redis `kill -9`ed and restarted from its
+//! AOF. Buyers come from addresses of their own and do
 //! what the contract allows (ask again, with the same token, on `429`/`5xx`).
 //! Whatever the timing: every purchase that got a 202 is a row in the end,
 //! nothing is oversold, and no unit is sold twice.
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use seckill_backend::db::Db;
 use seckill_backend::store::keys;
+use seckill_tests::edge::{EdgeHost, RunningEdge};
 use seckill_tests::{
     ActivitySpec, Backend, BackendProcess, RedisServer, TempDir, create_activity_at, eventually, get_int, jwt,
     order_rows,
@@ -140,6 +142,66 @@ async fn a_backend_killed_mid_rush_behind_the_edge_loses_no_accepted_purchase() 
         }
     }
     assert_eq!(bought.len(), BUYERS, "every buyer got an order");
+    let db = Db::connect(&database_url).await.unwrap();
+    assert_nothing_lost_or_oversold(&redis, &db, a, STOCK, &bought).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_three_backends_killed_behind_envoy_is_ejected_and_the_others_sell_on() {
+    const BUYERS: usize = 300;
+    const STOCK: i64 = 1_000;
+    let redis = RedisServer::start_durable().unwrap();
+    let dir = TempDir::new("three-db");
+    let database_url = format!("sqlite://{}/orders.db", dir.0.display());
+    // Each runs the API and an order worker; a dead worker's pending orders are claimed after 1 s.
+    let flags = ["--trusted-proxies", "127.0.0.0/8", "--claim-idle-ms", "1000"];
+    let mut backends = Vec::new();
+    for _ in 0..3 {
+        backends.push(BackendProcess::start(&redis.url(), &database_url, &flags).await.unwrap());
+    }
+    let addrs: Vec<_> = backends.iter().map(|b| b.addr).collect();
+    let config = seckill_tests::filter_config(addrs[0], "envoy-three", 200);
+    let edge = RunningEdge::start(EdgeHost::Envoy, &addrs, config);
+    let RunningEdge::Envoy(envoy) = &edge else { unreachable!() };
+    let base = edge.url("");
+    let a = create_activity_at(&reqwest::Client::new(), addrs[0], ActivitySpec::live(STOCK, 1)).await;
+
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let buyers: Vec<_> = (0..BUYERS)
+        .map(|i| {
+            let (base, accepted) = (base.clone(), accepted.clone());
+            tokio::spawn(async move {
+                let outcome = buyer(&base, i, a).await;
+                accepted.fetch_add(1, Ordering::Relaxed);
+                (i, outcome)
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(60), "the first sales", || async {
+        (accepted.load(Ordering::Relaxed) >= 40).then_some(())
+    })
+    .await;
+    // The crash: kill -9 the second backend, and leave it dead.
+    let dead = addrs[1];
+    backends[1].kill();
+    let at_kill = accepted.load(Ordering::Relaxed);
+
+    let mut bought = HashMap::new();
+    for result in join_all(buyers).await {
+        match result.unwrap() {
+            (i, Outcome::Bought(order)) => assert!(bought.insert(order, i).is_none(), "one order, two buyers"),
+            (i, Outcome::SoldOut) => panic!("buyer {i} found {STOCK} units sold out"),
+        }
+    }
+    assert_eq!(bought.len(), BUYERS, "every buyer got an order");
+    assert!(at_kill < BUYERS, "the crash came mid-rush ({at_kill} of {BUYERS} done)");
+    // Envoy took the dead backend out (active health checks, outlier detection).
+    eventually(Duration::from_secs(30), "the dead backend ejected", || async {
+        let clusters = envoy.admin_get("/clusters").unwrap();
+        let flags = clusters.lines().find(|l| l.contains(&format!("::{dead}::health_flags::")))?.to_owned();
+        (flags.contains("failed_active_hc") || flags.contains("failed_outlier_check")).then_some(())
+    })
+    .await;
     let db = Db::connect(&database_url).await.unwrap();
     assert_nothing_lost_or_oversold(&redis, &db, a, STOCK, &bought).await;
 }
