@@ -13,8 +13,8 @@ use seckill_api::{
 };
 
 use crate::activities;
-use crate::admin_session::SESSION_SECS;
-use crate::blacklist::{self, parse_ip_entry};
+use crate::admin_session::{AdminSessions, SESSION_SECS};
+use crate::blacklist::{self, Blacklist, parse_ip_entry};
 use crate::blacklist_reach;
 use crate::clock::{from_ms, now_ms};
 use crate::routes::auth::{ADMIN_COOKIE, Admin, ClientIp};
@@ -47,11 +47,11 @@ fn session_cookie(token: &str, max_age: i64) -> HeaderValue {
 }
 
 async fn login(
-    State(state): State<AppState>,
+    State(sessions): State<AdminSessions>,
     ClientIp(client): ClientIp,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let (token, claims) = state.admin.login(&body.password, client).await?;
+    let (token, claims) = sessions.login(&body.password, client).await?;
     let expires_at = from_ms(claims.exp * 1000);
     let cookie = session_cookie(&token, SESSION_SECS);
     Ok(([(SET_COOKIE, cookie)], Json(AdminSession { token, expires_at })).into_response())
@@ -59,17 +59,17 @@ async fn login(
 
 /// Ends the session presented (it stays refused until it would have expired),
 /// and clears the cookie either way.
-async fn logout(State(state): State<AppState>, session: Option<Admin>) -> Result<impl IntoResponse, ApiError> {
+async fn logout(State(sessions): State<AdminSessions>, session: Option<Admin>) -> Result<impl IntoResponse, ApiError> {
     if let Some(Admin(claims)) = session {
-        state.admin.revoke(&claims).await?;
+        sessions.revoke(&claims).await?;
         tracing::info!("admin logged out");
     }
     Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, session_cookie("", 0))]))
 }
 
 /// Ends every admin session, on every backend, this one's included.
-async fn revoke_all_sessions(State(state): State<AppState>, _: Admin) -> Result<impl IntoResponse, ApiError> {
-    state.admin.revoke_all().await?;
+async fn revoke_all_sessions(State(sessions): State<AdminSessions>, _: Admin) -> Result<impl IntoResponse, ApiError> {
+    sessions.revoke_all().await?;
     tracing::warn!("every admin session revoked");
     Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, session_cookie("", 0))]))
 }
@@ -113,13 +113,13 @@ async fn delete_activity(
 }
 
 async fn activity_stats(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     _: Admin,
     ActivityId(id): ActivityId,
 ) -> Result<Json<ActivityStats>, ApiError> {
-    let record = state.store.activity(id).await?.ok_or_else(|| ApiError::not_found("activity"))?;
+    let record = activities::record(&store, id).await?;
     let now = now_ms();
-    let counters = state.store.counters(id, now).await?;
+    let counters = store.counters(id, now).await?;
     telemetry::record_stock(id, counters.remaining, counters.sold);
     Ok(Json(ActivityStats {
         activity_id: id,
@@ -139,7 +139,7 @@ async fn activity_stats(
 }
 
 async fn blacklist_page(
-    state: &AppState,
+    store: &Store,
     kind: BlacklistKind,
     query: &PageQuery,
 ) -> Result<Json<Page<BlacklistEntry>>, ApiError> {
@@ -148,13 +148,13 @@ async fn blacklist_page(
         None | Some("") => 0,
         Some(c) => c.parse().map_err(|_| ApiError::bad_request("cursor: not one this API returned"))?,
     };
-    let (next, values) = state.store.blacklist_page(kind, cursor, limit).await?;
-    Ok(Json(Page { items: entries(state, kind, values).await?, next_cursor: next.map(|n| n.to_string()) }))
+    let (next, values) = store.blacklist_page(kind, cursor, limit).await?;
+    Ok(Json(Page { items: entries(store, kind, values).await?, next_cursor: next.map(|n| n.to_string()) }))
 }
 
 /// Stored entries as the API shows them, with when each reached the edge.
-async fn entries(state: &AppState, kind: BlacklistKind, values: Vec<String>) -> Result<Vec<BlacklistEntry>, ApiError> {
-    let reached = blacklist_reach::reached_at(&state.store, kind, &values).await?;
+async fn entries(store: &Store, kind: BlacklistKind, values: Vec<String>) -> Result<Vec<BlacklistEntry>, ApiError> {
+    let reached = blacklist_reach::reached_at(store, kind, &values).await?;
     Ok(values
         .into_iter()
         .zip(reached)
@@ -162,25 +162,25 @@ async fn entries(state: &AppState, kind: BlacklistKind, values: Vec<String>) -> 
         .collect())
 }
 
-async fn entry(state: &AppState, kind: BlacklistKind, value: String) -> Result<Json<BlacklistEntry>, ApiError> {
-    let mut one = entries(state, kind, vec![value]).await?;
+async fn entry(store: &Store, kind: BlacklistKind, value: String) -> Result<Json<BlacklistEntry>, ApiError> {
+    let mut one = entries(store, kind, vec![value]).await?;
     one.pop().map(Json).ok_or_else(|| ApiError::unavailable("blacklist entry vanished"))
 }
 
 async fn list_blacklisted_users(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     _: Admin,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<BlacklistEntry>>, ApiError> {
-    blacklist_page(&state, BlacklistKind::Users, &q).await
+    blacklist_page(&store, BlacklistKind::Users, &q).await
 }
 
 async fn list_blacklisted_ips(
-    State(state): State<AppState>,
+    State(store): State<Store>,
     _: Admin,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<BlacklistEntry>>, ApiError> {
-    blacklist_page(&state, BlacklistKind::Ips, &q).await
+    blacklist_page(&store, BlacklistKind::Ips, &q).await
 }
 
 /// A blacklist entry in its stored form, or `bad_request`.
@@ -194,29 +194,39 @@ fn canonical(kind: BlacklistKind, raw: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn get_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<Json<BlacklistEntry>, ApiError> {
+async fn get_entry(store: &Store, kind: BlacklistKind, raw: &str) -> Result<Json<BlacklistEntry>, ApiError> {
     let value = canonical(kind, raw)?;
-    if state.store.blacklist_contains(kind, &value).await? {
-        entry(state, kind, value).await
+    if store.blacklist_contains(kind, &value).await? {
+        entry(store, kind, value).await
     } else {
         Err(ApiError::not_found("blacklist entry"))
     }
 }
 
-async fn put_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<Json<BlacklistEntry>, ApiError> {
+async fn put_entry(
+    store: &Store,
+    cache: &Blacklist,
+    kind: BlacklistKind,
+    raw: &str,
+) -> Result<Json<BlacklistEntry>, ApiError> {
     let value = canonical(kind, raw)?;
-    blacklist::add(&state.store, kind, &value).await?;
+    blacklist::add(store, kind, &value).await?;
     tracing::info!(?kind, %value, "blacklisted");
-    if let Err(e) = state.blacklist.refresh(&state.store, true).await {
+    if let Err(e) = cache.refresh(store, true).await {
         tracing::warn!(error = %e, "blacklist reload after change failed; the poller will retry");
     }
-    entry(state, kind, value).await
+    entry(store, kind, value).await
 }
 
-async fn delete_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Result<StatusCode, ApiError> {
+async fn delete_entry(
+    store: &Store,
+    cache: &Blacklist,
+    kind: BlacklistKind,
+    raw: &str,
+) -> Result<StatusCode, ApiError> {
     let value = canonical(kind, raw)?;
-    let removed = blacklist::remove(&state.store, kind, &value).await?;
-    if let Err(e) = state.blacklist.refresh(&state.store, true).await {
+    let removed = blacklist::remove(store, kind, &value).await?;
+    if let Err(e) = cache.refresh(store, true).await {
         tracing::warn!(error = %e, "blacklist reload after change failed; the poller will retry");
     }
     if removed {
@@ -228,38 +238,50 @@ async fn delete_entry(state: &AppState, kind: BlacklistKind, raw: &str) -> Resul
 }
 
 async fn get_blacklisted_user(
-    State(s): State<AppState>,
+    State(store): State<Store>,
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<BlacklistEntry>, ApiError> {
-    get_entry(&s, BlacklistKind::Users, &id).await
+    get_entry(&store, BlacklistKind::Users, &id).await
 }
 async fn blacklist_user(
-    State(s): State<AppState>,
+    State(store): State<Store>,
+    State(cache): State<Blacklist>,
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<BlacklistEntry>, ApiError> {
-    put_entry(&s, BlacklistKind::Users, &id).await
+    put_entry(&store, &cache, BlacklistKind::Users, &id).await
 }
-async fn unblacklist_user(State(s): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    delete_entry(&s, BlacklistKind::Users, &id).await
+async fn unblacklist_user(
+    State(store): State<Store>,
+    State(cache): State<Blacklist>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    delete_entry(&store, &cache, BlacklistKind::Users, &id).await
 }
 async fn get_blacklisted_ip(
-    State(s): State<AppState>,
+    State(store): State<Store>,
     _: Admin,
     Path(ip): Path<String>,
 ) -> Result<Json<BlacklistEntry>, ApiError> {
-    get_entry(&s, BlacklistKind::Ips, &ip).await
+    get_entry(&store, BlacklistKind::Ips, &ip).await
 }
 async fn blacklist_ip(
-    State(s): State<AppState>,
+    State(store): State<Store>,
+    State(cache): State<Blacklist>,
     _: Admin,
     Path(ip): Path<String>,
 ) -> Result<Json<BlacklistEntry>, ApiError> {
-    put_entry(&s, BlacklistKind::Ips, &ip).await
+    put_entry(&store, &cache, BlacklistKind::Ips, &ip).await
 }
-async fn unblacklist_ip(State(s): State<AppState>, _: Admin, Path(ip): Path<String>) -> Result<StatusCode, ApiError> {
-    delete_entry(&s, BlacklistKind::Ips, &ip).await
+async fn unblacklist_ip(
+    State(store): State<Store>,
+    State(cache): State<Blacklist>,
+    _: Admin,
+    Path(ip): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    delete_entry(&store, &cache, BlacklistKind::Ips, &ip).await
 }
 
 #[cfg(test)]

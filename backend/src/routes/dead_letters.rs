@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use seckill_api::{DeadLetter, DeadLetterResolution, Page};
 use serde::Deserialize;
 
+use crate::orders::Orders;
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
 use crate::routes::extract::Query;
@@ -37,7 +38,7 @@ fn decode_cursor(raw: &str) -> Option<(u64, String)> {
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     _: Admin,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<DeadLetter>>, ApiError> {
@@ -46,7 +47,7 @@ async fn list(
         None | Some("") => None,
         Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::bad_request("cursor: not one this API returned"))?),
     };
-    let (items, next) = state.orders.dead_letter_page(q.activity_id, after, limit).await?;
+    let (items, next) = orders.dead_letter_page(q.activity_id, after, limit).await?;
     Ok(Json(Page { items, next_cursor: next.map(|(a, id)| format!("{a}:{id}")) }))
 }
 
@@ -65,19 +66,19 @@ impl<S: Send + Sync> FromRequestParts<S> for DeadLetterRef {
 }
 
 async fn replay(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     _: Admin,
     DeadLetterRef(activity, id): DeadLetterRef,
 ) -> Result<Json<DeadLetterResolution>, ApiError> {
-    Ok(Json(state.orders.replay_dead_letter(activity, &id).await?))
+    Ok(Json(orders.replay_dead_letter(activity, &id).await?))
 }
 
 async fn refund(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     _: Admin,
     DeadLetterRef(activity, id): DeadLetterRef,
 ) -> Result<Json<DeadLetterResolution>, ApiError> {
-    Ok(Json(state.orders.refund_dead_letter(activity, &id).await?))
+    Ok(Json(orders.refund_dead_letter(activity, &id).await?))
 }
 
 #[cfg(test)]

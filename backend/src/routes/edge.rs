@@ -15,6 +15,10 @@ use crate::edge::{self, picked_up_at};
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
 use crate::routes::extract::{JsonBody, PageQuery, Query};
+use std::sync::Arc;
+
+use crate::credentials::Credentials;
+use crate::orders::Orders;
 use crate::state::AppState;
 
 /// Header the edge presents its secret in.
@@ -30,18 +34,22 @@ pub fn router() -> Router<AppState> {
         .route("/admin/api/edge-status", get(edge_status))
 }
 
-async fn edge_state(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn edge_state(
+    State(credentials): State<Arc<Credentials>>,
+    State(orders): State<Orders>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let presented = headers.get(EDGE_SECRET_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !state.credentials.check_edge_secret(presented) {
+    if !credentials.check_edge_secret(presented) {
         return Err(ApiError::unauthorized("edge secret missing or wrong"));
     }
-    let built = edge::build(&state.store, &state.orders.db).await?;
+    let built = edge::build(&orders.store, &orders.db).await?;
     // The edge names the version it applied (the one it holds), not merely
     // one it was sent: that is what says its blacklist reached the edge.
     let held = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(|v| v.trim().trim_matches('"'));
     let held = held.filter(|v| !v.is_empty() && v.len() <= 128);
     if let Some(edge_id) = headers.get(EDGE_ID_HEADER).and_then(|v| v.to_str().ok()).filter(|id| id.len() <= 128)
-        && let Err(e) = edge::record_served(&state.store, edge_id, &built, held).await
+        && let Err(e) = edge::record_served(&orders.store, edge_id, &built, held).await
     {
         tracing::warn!(error = %e, "recording the edge's sync failed");
     }
@@ -64,23 +72,23 @@ fn version_view(stored: StoredRules, syncs: &[EdgeSync]) -> EdgeRulesVersion {
     }
 }
 
-async fn current_rules(State(state): State<AppState>, _: Admin) -> Result<Json<EdgeRulesVersion>, ApiError> {
-    let current = state.orders.db.current_rules().await?;
-    let syncs = edge::syncs(&state.store).await?;
+async fn current_rules(State(orders): State<Orders>, _: Admin) -> Result<Json<EdgeRulesVersion>, ApiError> {
+    let current = orders.db.current_rules().await?;
+    let syncs = edge::syncs(&orders.store).await?;
     Ok(Json(version_view(current, &syncs)))
 }
 
 async fn put_rules(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     _: Admin,
     JsonBody(rules): JsonBody<EdgeRules>,
 ) -> Result<Json<EdgeRulesVersion>, ApiError> {
-    let saved = edge::save_rules(&state.store, &state.orders.db, &rules).await?;
+    let saved = edge::save_rules(&orders.store, &orders.db, &rules).await?;
     Ok(Json(version_view(saved, &[])))
 }
 
 async fn rules_history(
-    State(state): State<AppState>,
+    State(orders): State<Orders>,
     _: Admin,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<EdgeRulesVersion>>, ApiError> {
@@ -89,18 +97,18 @@ async fn rules_history(
         None | Some("") => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::bad_request("cursor: not one this API returned"))?),
     };
-    let mut versions = state.orders.db.rules_history(before, limit + 1).await?;
+    let mut versions = orders.db.rules_history(before, limit + 1).await?;
     let next = (versions.len() > limit).then(|| {
         versions.truncate(limit);
         versions.last().map(|v| v.version.to_string())
     });
-    let syncs = edge::syncs(&state.store).await?;
+    let syncs = edge::syncs(&orders.store).await?;
     Ok(Json(Page {
         items: versions.into_iter().map(|v| version_view(v, &syncs)).collect(),
         next_cursor: next.flatten(),
     }))
 }
 
-async fn edge_status(State(state): State<AppState>, _: Admin) -> Result<Json<Vec<EdgeSync>>, ApiError> {
-    Ok(Json(edge::syncs(&state.store).await?))
+async fn edge_status(State(orders): State<Orders>, _: Admin) -> Result<Json<Vec<EdgeSync>>, ApiError> {
+    Ok(Json(edge::syncs(&orders.store).await?))
 }

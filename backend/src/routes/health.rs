@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::routes::error::ApiError;
 use crate::state::AppState;
+use crate::store::Store;
 use crate::telemetry;
 
 pub fn router() -> Router<AppState> {
@@ -21,8 +22,8 @@ async fn healthz() -> Json<Value> {
 }
 
 /// The process can sell: Redis answers in time.
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.store.ping().await?;
+async fn readyz(State(store): State<Store>) -> Result<Json<Value>, ApiError> {
+    store.ping().await?;
     Ok(Json(json!({"status": "ready", "redis": "ok"})))
 }
 

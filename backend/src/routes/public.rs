@@ -13,6 +13,12 @@ use crate::live::Answer;
 use crate::routes::auth::{Buyer, ClientIp};
 use crate::routes::error::ApiError;
 use crate::routes::extract::{ActivityId, JsonBody};
+use std::sync::Arc;
+
+use crate::blacklist::Blacklist;
+use crate::config::Settings;
+use crate::live::LiveStats;
+use crate::purchase_batch::PurchaseBatcher;
 use crate::state::AppState;
 use crate::store::{self, PurchaseOutcome, Store, TokenOutcome};
 use crate::telemetry;
@@ -34,23 +40,25 @@ async fn get_activity(State(store): State<Store>, ActivityId(id): ActivityId) ->
 }
 
 /// Refuses blacklisted buyers before any script runs.
-fn check_blacklist(state: &AppState, user: &str, ip: ClientIp) -> Result<(), ApiError> {
-    if state.blacklist.blocks_user(user) || state.blacklist.blocks_ip(ip.0) {
+fn check_blacklist(blacklist: &Blacklist, user: &str, ip: ClientIp) -> Result<(), ApiError> {
+    if blacklist.blocks_user(user) || blacklist.blocks_ip(ip.0) {
         return Err(ApiError::new(ErrorCode::Blacklisted, "this buyer is blocked from flash sales"));
     }
     Ok(())
 }
 
 async fn issue_token(
-    State(state): State<AppState>,
+    State(settings): State<Arc<Settings>>,
+    State(store): State<Store>,
+    State(blacklist): State<Blacklist>,
+    State(live): State<LiveStats>,
     Buyer(user): Buyer,
     ip: ClientIp,
     ActivityId(id): ActivityId,
 ) -> Result<Json<PurchaseToken>, ApiError> {
-    check_blacklist(&state, &user, ip)?;
-    let s = &state.settings;
-    let outcome =
-        state.store.issue_token(id, &user, now_ms(), s.token_ttl_secs * 1000, s.token_factor_per_mille()).await;
+    check_blacklist(&blacklist, &user, ip)?;
+    let s = &settings;
+    let outcome = store.issue_token(id, &user, now_ms(), s.token_ttl_secs * 1000, s.token_factor_per_mille()).await;
     let result = match outcome {
         Ok(TokenOutcome::Issued { token, expires_at_ms }) => {
             Ok(Json(PurchaseToken { token, expires_at: from_ms(expires_at_ms) }))
@@ -60,7 +68,7 @@ async fn issue_token(
     };
     metrics::counter!(telemetry::TOKENS, "result" => result_label(&result)).increment(1);
     if let Err(e) = &result {
-        state.live.record(id, Answer::Refused(e.code));
+        live.record(id, Answer::Refused(e.code));
     }
     result
 }
@@ -82,22 +90,24 @@ fn parse_quantity(value: &serde_json::Value) -> Result<u64, ApiError> {
 }
 
 async fn purchase(
-    State(state): State<AppState>,
+    State(purchases): State<PurchaseBatcher>,
+    State(blacklist): State<Blacklist>,
+    State(live): State<LiveStats>,
     Buyer(user): Buyer,
     ip: ClientIp,
     ActivityId(id): ActivityId,
     JsonBody(body): JsonBody<PurchaseRequest>,
 ) -> Result<(StatusCode, Json<PurchaseAccepted>), ApiError> {
-    check_blacklist(&state, &user, ip)?;
-    let result = buy(&state, id, &user, &body).await;
+    check_blacklist(&blacklist, &user, ip)?;
+    let result = buy(&purchases, id, &user, &body).await;
     metrics::counter!(telemetry::PURCHASES, "result" => result_label(&result)).increment(1);
     match result {
         Ok((accepted, sold)) => {
-            state.live.record_purchase(id, sold);
+            live.record_purchase(id, sold);
             Ok((StatusCode::ACCEPTED, Json(accepted)))
         }
         Err(e) => {
-            state.live.record(id, Answer::Refused(e.code));
+            live.record(id, Answer::Refused(e.code));
             Err(e)
         }
     }
@@ -105,7 +115,7 @@ async fn purchase(
 
 /// The purchase, and the activity's `sold` after it when it is a new sale.
 async fn buy(
-    state: &AppState,
+    purchases: &PurchaseBatcher,
     id: u64,
     user: &str,
     body: &PurchaseRequest,
@@ -123,7 +133,7 @@ async fn buy(
         quantity: quantity.to_string(),
         now_ms: now_ms(),
     };
-    let (order_id, sold) = match state.purchases.purchase(id, purchase).await? {
+    let (order_id, sold) = match purchases.purchase(id, purchase).await? {
         PurchaseOutcome::Accepted(sale) => {
             telemetry::record_stock(id, sale.remaining, sale.sold);
             (sale.order_id, Some(sale.sold))
