@@ -4,6 +4,7 @@
 //! hosts shows up as a test that fails on one of them.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use seckill_edge_host::proxy::EdgeProxy;
 
@@ -28,14 +29,19 @@ impl RunningEdge {
     /// limits must hold through shared data). `seckill-edge` forwards to the
     /// first backend only.
     pub fn start(host: EdgeHost, backends: &[SocketAddr], filter_config: Vec<u8>) -> Self {
+        Self::start_module(host, backends, crate::filter_wasm(), filter_config)
+    }
+
+    /// [`RunningEdge::start`] with another proxy-wasm module than the filter.
+    pub fn start_module(host: EdgeHost, backends: &[SocketAddr], wasm: PathBuf, filter_config: Vec<u8>) -> Self {
         match host {
             EdgeHost::Envoy => {
-                let config = EnvoyConfig { backends: backends.to_vec(), filter_config, workers: 2 };
+                let config = EnvoyConfig { backends: backends.to_vec(), filter_config, workers: 2, wasm };
                 Self::Envoy(EnvoyProxy::start(config).unwrap_or_else(|e| panic!("{e:#}")))
             }
             EdgeHost::SeckillEdge => {
                 use seckill_edge_host::proxy::ProxyConfig;
-                let mut cfg = ProxyConfig::new(crate::filter_wasm(), &backends[0].to_string(), filter_config);
+                let mut cfg = ProxyConfig::new(wasm, &backends[0].to_string(), filter_config);
                 cfg.listen = "127.0.0.1:0".parse().unwrap();
                 cfg.admin_listen = None;
                 cfg.workers = 2;

@@ -33,6 +33,8 @@ pub struct EnvoyConfig {
     pub filter_config: Vec<u8>,
     /// Envoy's `--concurrency`: worker threads, each with its own VM.
     pub workers: usize,
+    /// The filter module: the real one ([`crate::filter_wasm`]) or a test's fixture.
+    pub wasm: PathBuf,
 }
 
 /// A running Envoy; killed on drop.
@@ -138,7 +140,7 @@ impl Drop for EnvoyProxy {
 /// test's filter configuration in place of the embedded copy.
 fn render(config: &EnvoyConfig, listen: u16, admin: u16) -> anyhow::Result<String> {
     let template = std::fs::read_to_string(root().join("envoy/envoy.yaml"))?;
-    let wasm = crate::filter_wasm();
+    let wasm = &config.wasm;
     let backends: Vec<String> = config.backends.iter().map(|b| b.to_string()).collect();
     let site = seckill_api::placeholders::EnvoySite {
         listen_address: "127.0.0.1",

@@ -52,7 +52,14 @@ on_both_hosts!(
     sold_out_not_started_and_ended_are_answered_by_the_edge,
     forwarded_for_is_believed_only_from_trusted_proxies,
     rule_changes_from_the_dashboard_take_effect_and_buyers_buy,
+    a_vm_that_fails_answers_503_and_the_next_request_gets_a_new_one,
 );
+
+/// edge-host's fixture modules: `mini_filter` answers `x-deny` itself and
+/// traps on `x-crash`, whichever host runs it.
+#[path = "../../edge-host/tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod fixtures;
 
 /// A backend (in-process) and the edge in front of it, synced once.
 struct World {
@@ -400,4 +407,28 @@ async fn rule_changes_from_the_dashboard_take_effect_and_buyers_buy(host: EdgeHo
         (sold_out_at_backend().await == before).then_some(())
     })
     .await;
+}
+
+async fn a_vm_that_fails_answers_503_and_the_next_request_gets_a_new_one(host: EdgeHost) {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let module = fixtures::mini_filter(&fixtures::Mini { deny_status: 429, ..fixtures::Mini::default() });
+    let wasm = fixtures::write_wasm("crashing", &module);
+    let edge = RunningEdge::start_module(host, &[api.addr], wasm, b"mini".to_vec());
+    let http = client_from(loopback(1));
+    let get = |header: Option<&'static str>| {
+        let request = http.get(edge.url("/healthz"));
+        let request = match header {
+            Some(name) => request.header(name, "1"),
+            None => request,
+        };
+        request.send().map(|res| res.unwrap().status().as_u16())
+    };
+    assert_eq!(get(None).await, 200);
+    assert_eq!(get(Some("x-deny")).await, 429, "the module answers by itself");
+    // The module traps: that request fails closed, never forwarded unchecked…
+    assert_eq!(get(Some("x-crash")).await, 503);
+    // …and a new VM takes the next requests, filtering again.
+    eventually(Duration::from_secs(15), "a new VM serving", || async { (get(None).await == 200).then_some(()) }).await;
+    assert_eq!(get(Some("x-deny")).await, 429, "the new VM filters");
 }

@@ -122,7 +122,7 @@ fn the_backends_are_balanced_checked_and_ejected_as_the_seed_says() {
 }
 
 #[test]
-fn only_reads_are_retried_and_a_failed_vm_fails_closed() {
+fn only_reads_are_retried_and_a_failed_vm_is_reloaded() {
     let envoy = envoy();
     let hcm = connection_manager(&envoy);
     let routes = hcm["route_config"]["virtual_hosts"][0]["routes"].as_sequence().unwrap();
@@ -134,5 +134,5 @@ fn only_reads_are_retried_and_a_failed_vm_fails_closed() {
         assert_eq!(route["route"]["timeout"].as_str(), Some("10s"), "proxy_read_timeout 10s");
     }
     let wasm = &hcm["http_filters"][0]["typed_config"]["config"];
-    assert_eq!(wasm["failure_policy"].as_str(), Some("FAIL_CLOSED"));
+    assert_eq!(wasm["failure_policy"].as_str(), Some("FAIL_RELOAD"));
 }
