@@ -73,6 +73,46 @@ async fn buyer(base: &str, i: usize, a: u64) -> Outcome {
     }
 }
 
+/// A crowd of `n` buyers let loose on activity `a` at `base`, and how many
+/// of them are done so far.
+struct Crowd {
+    buyers: Vec<tokio::task::JoinHandle<(usize, Outcome)>>,
+    done: Arc<AtomicUsize>,
+}
+
+impl Crowd {
+    fn start(base: &str, a: u64, n: usize) -> Self {
+        let done = Arc::new(AtomicUsize::new(0));
+        let buyers = (0..n)
+            .map(|i| {
+                let (base, done) = (base.to_owned(), done.clone());
+                tokio::spawn(async move {
+                    let outcome = buyer(&base, i, a).await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                    (i, outcome)
+                })
+            })
+            .collect();
+        Self { buyers, done }
+    }
+
+    fn done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Waits for every buyer: the orders they were given (order id → buyer), and how many found it sold out.
+    async fn finish(self) -> (HashMap<String, usize>, usize) {
+        let (mut bought, mut sold_out) = (HashMap::new(), 0);
+        for result in join_all(self.buyers).await {
+            match result.unwrap() {
+                (i, Outcome::Bought(order)) => assert!(bought.insert(order, i).is_none(), "one order, two buyers"),
+                (_, Outcome::SoldOut) => sold_out += 1,
+            }
+        }
+        (bought, sold_out)
+    }
+}
+
 /// What must hold once the dust settles: every accepted order is exactly one
 /// row of its buyer, the rows are exactly `sold`, and `inventory + sold == total`.
 async fn assert_nothing_lost_or_oversold(
@@ -116,31 +156,14 @@ async fn a_backend_killed_mid_rush_behind_the_edge_loses_no_accepted_purchase() 
     let base = format!("http://{}", edge.listen_addr());
     let a = create_activity_at(&reqwest::Client::new(), backend.addr, ActivitySpec::live(STOCK, 1)).await;
 
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let buyers = (0..BUYERS).map(|i| {
-        let (base, accepted) = (base.clone(), accepted.clone());
-        tokio::spawn(async move {
-            let outcome = buyer(&base, i, a).await;
-            accepted.fetch_add(1, Ordering::Relaxed);
-            (i, outcome)
-        })
-    });
-    let buyers: Vec<_> = buyers.collect();
+    let crowd = Crowd::start(&base, a, BUYERS);
     // The crash: once some sales are through, kill -9 the backend, then bring it back.
-    eventually(Duration::from_secs(60), "the first sales", || async {
-        (accepted.load(Ordering::Relaxed) >= 40).then_some(())
-    })
-    .await;
+    eventually(Duration::from_secs(60), "the first sales", || async { (crowd.done() >= 40).then_some(()) }).await;
     backend.kill();
     backend.restart().await.unwrap();
 
-    let mut bought = HashMap::new();
-    for result in join_all(buyers).await {
-        match result.unwrap() {
-            (i, Outcome::Bought(order)) => assert!(bought.insert(order, i).is_none(), "one order, two buyers"),
-            (i, Outcome::SoldOut) => panic!("buyer {i} found {STOCK} units sold out"),
-        }
-    }
+    let (bought, sold_out) = crowd.finish().await;
+    assert_eq!(sold_out, 0, "{STOCK} units for {BUYERS} buyers");
     assert_eq!(bought.len(), BUYERS, "every buyer got an order");
     let db = Db::connect(&database_url).await.unwrap();
     assert_nothing_lost_or_oversold(&redis, &db, a, STOCK, &bought).await;
@@ -166,33 +189,15 @@ async fn one_of_three_backends_killed_behind_envoy_is_ejected_and_the_others_sel
     let base = edge.url("");
     let a = create_activity_at(&reqwest::Client::new(), addrs[0], ActivitySpec::live(STOCK, 1)).await;
 
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let buyers: Vec<_> = (0..BUYERS)
-        .map(|i| {
-            let (base, accepted) = (base.clone(), accepted.clone());
-            tokio::spawn(async move {
-                let outcome = buyer(&base, i, a).await;
-                accepted.fetch_add(1, Ordering::Relaxed);
-                (i, outcome)
-            })
-        })
-        .collect();
-    eventually(Duration::from_secs(60), "the first sales", || async {
-        (accepted.load(Ordering::Relaxed) >= 40).then_some(())
-    })
-    .await;
+    let crowd = Crowd::start(&base, a, BUYERS);
+    eventually(Duration::from_secs(60), "the first sales", || async { (crowd.done() >= 40).then_some(()) }).await;
     // The crash: kill -9 the second backend, and leave it dead.
     let dead = addrs[1];
     backends[1].kill();
-    let at_kill = accepted.load(Ordering::Relaxed);
+    let at_kill = crowd.done();
 
-    let mut bought = HashMap::new();
-    for result in join_all(buyers).await {
-        match result.unwrap() {
-            (i, Outcome::Bought(order)) => assert!(bought.insert(order, i).is_none(), "one order, two buyers"),
-            (i, Outcome::SoldOut) => panic!("buyer {i} found {STOCK} units sold out"),
-        }
-    }
+    let (bought, sold_out) = crowd.finish().await;
+    assert_eq!(sold_out, 0, "{STOCK} units for {BUYERS} buyers");
     assert_eq!(bought.len(), BUYERS, "every buyer got an order");
     assert!(at_kill < BUYERS, "the crash came mid-rush ({at_kill} of {BUYERS} done)");
     // Envoy took the dead backend out (active health checks, outlier detection).
@@ -215,17 +220,7 @@ async fn redis_killed_mid_rush_and_restarted_from_its_aof_sells_no_unit_twice() 
     let a = api.create_activity(ActivitySpec::live(STOCK, 1)).await;
     let base = format!("http://{}", api.addr);
 
-    let done = Arc::new(AtomicUsize::new(0));
-    let buyers: Vec<_> = (0..BUYERS)
-        .map(|i| {
-            let (base, done) = (base.clone(), done.clone());
-            tokio::spawn(async move {
-                let outcome = buyer(&base, i, a).await;
-                done.fetch_add(1, Ordering::Relaxed);
-                (i, outcome)
-            })
-        })
-        .collect();
+    let crowd = Crowd::start(&base, a, BUYERS);
     // The crash: kill -9 Redis once some sales are through; it comes back from its AOF.
     let c = redis.conn().await;
     eventually(Duration::from_secs(60), "the first sales", || async {
@@ -236,14 +231,7 @@ async fn redis_killed_mid_rush_and_restarted_from_its_aof_sells_no_unit_twice() 
     redis.restart().unwrap();
     drop(c);
 
-    let mut bought = HashMap::new();
-    let mut sold_out = 0;
-    for result in join_all(buyers).await {
-        match result.unwrap() {
-            (i, Outcome::Bought(order)) => assert!(bought.insert(order, i).is_none(), "one order, two buyers"),
-            (_, Outcome::SoldOut) => sold_out += 1,
-        }
-    }
+    let (bought, sold_out) = crowd.finish().await;
     assert_eq!(bought.len() as i64, STOCK, "demand exceeds the stock: exactly the stock is sold");
     assert_eq!(sold_out, BUYERS - STOCK as usize);
     let db = api.db().await;
