@@ -3,6 +3,10 @@
 //! in-flight slot until the stream ends) or refuse it with the contract's
 //! JSON error.
 //!
+//! Longer than 500 lines on purpose: the checks below are one ordered
+//! sequence, each answering with its own reply, and reading them in one
+//! place is how their order is reviewed; the reply shapes sit beside them.
+//!
 //! Checks, in order (the first that fails answers):
 //!
 //! 1. headers: larger than `max_header_bytes`, control characters, no

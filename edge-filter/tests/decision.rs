@@ -1,5 +1,8 @@
 //! The whole decision, through `Engine` and an in-memory shared store: every
 //! check, its order, its answer, and what it leaves in shared data.
+//!
+//! Longer than 500 lines on purpose: it is the decision's whole spec, one
+//! test per check and per ordering between two checks, read top to bottom.
 
 mod common;
 

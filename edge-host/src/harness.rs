@@ -2,6 +2,9 @@
 //! decisions out; the test plays the backend for the filter's HTTP calls and
 //! moves the clock.
 //!
+//! Longer than 500 lines (a few) on purpose: every test of the filter drives
+//! it, and its request, HTTP-call and clock steps share one `Vm` borrow.
+//!
 //! ```no_run
 //! use seckill_edge_host::{Harness, ManualClock, RequestFate, RequestSpec};
 //! let clock = ManualClock::at_unix_secs(1_800_000_000);

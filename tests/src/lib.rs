@@ -2,6 +2,11 @@
 //! on free loopback ports, the real backend router served in-process, and the
 //! HTTP calls a buyer or an operator makes.
 //!
+//! Longer than 500 lines on purpose: this is every server and client the
+//! end-to-end tests share (redis-server, the backend in-process and as a
+//! process, buyers' and operators' calls); the edges, Envoy and MariaDB have
+//! modules of their own.
+//!
 //! Everything a test starts is stopped when its handle drops, and every wait is
 //! a poll with a deadline, never a bare sleep.
 
