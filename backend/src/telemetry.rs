@@ -1,14 +1,12 @@
-//! Prometheus metrics and the request-latency middleware.
+//! Prometheus metrics: their names, the process's registry, and the stock
+//! gauges (the request-latency middleware that fills `REQUEST_DURATION` is
+//! HTTP, in `routes::latency`).
 //!
 //! The recorder is process-global (the `metrics` facade has one), so it is
 //! installed once and every router in the process renders the same registry.
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const PURCHASES: &str = "seckill_purchases_total";
@@ -39,26 +37,6 @@ pub fn prometheus() -> &'static PrometheusHandle {
         }
         handle
     })
-}
-
-/// Records every request's latency by route and status.
-pub async fn track_latency(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
-    let start = Instant::now();
-    let response = next.run(request).await;
-    metrics::histogram!(
-        REQUEST_DURATION,
-        "method" => method,
-        "route" => route,
-        "status" => response.status().as_u16().to_string()
-    )
-    .record(start.elapsed().as_secs_f64());
-    response
 }
 
 /// Publishes an activity's stock and sold counts.

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod latency;
 pub mod orders;
 pub mod public;
 pub mod ui;
@@ -36,6 +37,6 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(crate::telemetry::track_latency))
+        .layer(axum::middleware::from_fn(latency::track_latency))
         .with_state(state)
 }
