@@ -86,3 +86,29 @@ pub fn validate(envoy: &Path, config: &Path) -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_renders_whole_for_several_backends() {
+        let backends = ["10.0.0.11:8081".to_owned(), "backend-2:8081".to_owned()];
+        let site = EnvoySite {
+            listen_address: "0.0.0.0",
+            listen_port: 8080,
+            admin_port: 9901,
+            backends: &backends,
+            filter_wasm: "/etc/seckill/seckill_edge_filter.wasm",
+            edge_id: "envoy-1",
+            edge_secret: "edge-secret",
+            jwt_secret: "jwt-secret",
+        };
+        let yaml = render(&site).unwrap();
+        assert!(!yaml.contains("${"), "a placeholder was left unfilled");
+        for expected in ["address: \"10.0.0.11\", port_value: 8081", "address: \"backend-2\", port_value: 8081"] {
+            assert!(yaml.contains(expected), "{expected} missing");
+        }
+        assert!(yaml.contains("\"edge_secret\": \"edge-secret\""));
+    }
+}
