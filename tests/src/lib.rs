@@ -250,8 +250,25 @@ impl BackendProcess {
 
     /// `SIGSTOP`: the process keeps its connections but answers nothing
     /// until [`BackendProcess::resume`], as a stuck server does.
+    /// Returns once every thread of the process is stopped: the kernel stops
+    /// them one by one after `kill` returns, and a thread not yet stopped can
+    /// still answer a request.
     pub fn pause(&self) {
         self.signal("-STOP");
+        let pid = self.child.as_ref().expect("the backend is running").id();
+        let stopped = || {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+            tasks.flatten().all(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                // The state follows the command name's closing parenthesis.
+                stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stopped() {
+            assert!(Instant::now() < deadline, "seckill-backend {pid} did not stop within 10 s of SIGSTOP");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// `SIGCONT` after [`BackendProcess::pause`].
