@@ -178,6 +178,11 @@ impl Lease {
 pub struct Admission {
     /// The client's address as text, as it goes on in `x-forwarded-for`.
     pub client_ip: String,
+    /// `x-forwarded-for` must be set to `client_ip`: false when the request
+    /// carries exactly that one value already (Envoy, trusting no hop,
+    /// writes the peer's address there before any filter runs), which
+    /// saves a host call per admitted request.
+    pub rewrite_forwarded_for: bool,
     pub identity: Option<Identity>,
     pub lease: Lease,
     /// Requests in flight in total, this one included.
@@ -379,61 +384,31 @@ pub fn decide<S: SharedStore + ?Sized>(
         ));
     }
 
-    // In flight: total first, then this client's share.
     let rules = &snap.rules;
-    let in_flight_refusal = |message: String| LocalReply {
-        retry_after_secs: Some(1),
-        ..LocalReply::new(DecisionKind::InFlightLimited, ErrorCode::RateLimited, message)
-    };
-    let in_flight = match store::try_increment(store, state::INFLIGHT_TOTAL_KEY, rules.max_in_flight_total) {
-        Ok(n) => n,
-        Err(NotCounted::StoreFull) => return Verdict::Reject(store_full()),
-        Err(NotCounted::AtMax(_)) => {
-            return Verdict::Reject(in_flight_refusal(format!(
-                "the service is at its limit of {} requests in flight; retry shortly",
-                rules.max_in_flight_total
-            )));
-        }
-    };
     // Per-IP limits count a client's network (a /64 for IPv6 by default):
     // rotating through the addresses one holds is not a way around them.
     let ip_text = ip_text(ip);
     let network = limit_key(ip, config.client_prefixes);
     let client = network.as_deref().unwrap_or(&ip_text);
-    let ip_key = state::inflight_ip_key(client);
-    if let Err(why) = store::try_increment(store, &ip_key, rules.max_in_flight_per_ip) {
-        store::decrement(store, state::INFLIGHT_TOTAL_KEY);
-        return Verdict::Reject(match why {
-            NotCounted::StoreFull => store_full(),
-            NotCounted::AtMax(_) => in_flight_refusal(format!(
-                "too many requests in flight from this IP address (at most {})",
-                rules.max_in_flight_per_ip
-            )),
-        });
-    }
-    let lease = Lease { ip_key };
-    let refuse = |reply: LocalReply, lease: Lease| {
-        release(store, lease);
-        Verdict::Reject(reply)
-    };
 
     // Identity, only where the edge is told to check it.
     let mut identity = None;
     if !req.authorization.is_empty() && config.jwt_path_prefixes.iter().any(|p| dir.starts_with(p.as_str())) {
         if req.authorization.len() > 1 {
-            return refuse(bad_request("more than one Authorization header"), lease);
+            return Verdict::Reject(bad_request("more than one Authorization header"));
         }
         let token = match bearer(&req.authorization[0]) {
             Ok(t) => t,
-            Err(why) => return refuse(bad_request(why), lease),
+            Err(why) => return Verdict::Reject(bad_request(why)),
         };
         match config.jwt.verify(token, (now_us / 1_000_000) as i64) {
             Ok(id) => identity = Some(id),
             Err(e) => {
-                return refuse(
-                    LocalReply::new(DecisionKind::Unauthorized, ErrorCode::Unauthorized, e.to_string()),
-                    lease,
-                );
+                return Verdict::Reject(LocalReply::new(
+                    DecisionKind::Unauthorized,
+                    ErrorCode::Unauthorized,
+                    e.to_string(),
+                ));
             }
         }
     }
@@ -444,10 +419,11 @@ pub fn decide<S: SharedStore + ?Sized>(
     if let Some(u) = user
         && snap.blacklist_users.contains(u)
     {
-        return refuse(
-            LocalReply::new(DecisionKind::Blacklisted, ErrorCode::Blacklisted, "this user is blacklisted"),
-            lease,
-        );
+        return Verdict::Reject(LocalReply::new(
+            DecisionKind::Blacklisted,
+            ErrorCode::Blacklisted,
+            "this user is blacklisted",
+        ));
     }
 
     // Token and purchase requests the edge can answer by itself.
@@ -460,7 +436,7 @@ pub fn decide<S: SharedStore + ?Sized>(
             ErrorCode::NotStarted => (DecisionKind::NotStarted, format!("activity {id} has not started yet")),
             _ => (DecisionKind::SoldOut, format!("activity {id} is sold out")),
         };
-        return refuse(LocalReply::new(kind, code, message), lease);
+        return Verdict::Reject(LocalReply::new(kind, code, message));
     }
 
     // Buckets.
@@ -490,10 +466,47 @@ pub fn decide<S: SharedStore + ?Sized>(
             }
         }
     }
-    match charge(store, &buckets, now_us, touched) {
-        Ok(()) => Verdict::Allow(Admission { client_ip: ip_text, identity, lease, in_flight }),
-        Err(reply) => refuse(reply, lease),
+    if let Err(reply) = charge(store, &buckets, now_us, touched) {
+        return Verdict::Reject(reply);
     }
+
+    // In flight last, as nginx runs limit_conn after limit_req: a request
+    // the buckets refuse never touches the in-flight counters (a flood from
+    // one address is refused with one shared-data read), and one refused
+    // here has been charged like any other request that arrived.
+    let in_flight_refusal = |message: String| LocalReply {
+        retry_after_secs: Some(1),
+        ..LocalReply::new(DecisionKind::InFlightLimited, ErrorCode::RateLimited, message)
+    };
+    let in_flight = match store::try_increment(store, state::INFLIGHT_TOTAL_KEY, rules.max_in_flight_total) {
+        Ok(n) => n,
+        Err(NotCounted::StoreFull) => return Verdict::Reject(store_full()),
+        Err(NotCounted::AtMax(_)) => {
+            return Verdict::Reject(in_flight_refusal(format!(
+                "the service is at its limit of {} requests in flight; retry shortly",
+                rules.max_in_flight_total
+            )));
+        }
+    };
+    let ip_key = state::inflight_ip_key(client);
+    if let Err(why) = store::try_increment(store, &ip_key, rules.max_in_flight_per_ip) {
+        store::decrement(store, state::INFLIGHT_TOTAL_KEY);
+        return Verdict::Reject(match why {
+            NotCounted::StoreFull => store_full(),
+            NotCounted::AtMax(_) => in_flight_refusal(format!(
+                "too many requests in flight from this IP address (at most {})",
+                rules.max_in_flight_per_ip
+            )),
+        });
+    }
+    let rewrite_forwarded_for = !matches!(req.forwarded_for.as_slice(), [only] if *only == ip_text);
+    Verdict::Allow(Admission {
+        client_ip: ip_text,
+        rewrite_forwarded_for,
+        identity,
+        lease: Lease { ip_key },
+        in_flight,
+    })
 }
 
 /// Checks every bucket, and charges them all only if all allow; a bucket

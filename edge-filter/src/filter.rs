@@ -109,10 +109,6 @@ impl Metrics {
         }
     }
 
-    fn decision(&self, kind: DecisionKind) {
-        Self::incr(self.decisions[kind.index()]);
-    }
-
     fn sync(&self, outcome: &SyncOutcome) {
         if let Some(i) = SyncOutcome::METRICS.iter().position(|n| *n == outcome.metric_name()) {
             Self::incr(self.sync[i]);
@@ -120,16 +116,45 @@ impl Metrics {
     }
 }
 
+/// Decisions are counted inside the VM and added to the host's counters at
+/// most this often (and on every tick): a host call less per request, for
+/// counters at most this late.
+const DECISIONS_FLUSH_US: u64 = 100_000;
+
 /// The root context's state, which its HTTP contexts share (one per VM).
 #[derive(Default)]
 struct RootState {
     engine: Option<Engine>,
     metrics: Metrics,
+    /// Decisions not yet added to the host's counters, and when they last were.
+    unflushed: [u64; DecisionKind::ALL.len()],
+    flushed_at_us: u64,
     /// Requests refused because shared data was full (for quieter logs).
     store_full: u64,
 }
 
 impl RootState {
+    fn count_decision(&mut self, kind: DecisionKind, now_us: u64) {
+        self.unflushed[kind.index()] += 1;
+        // The first decision goes out at once (flushed_at_us starts at 0), as
+        // does any after the clock went back.
+        if now_us < self.flushed_at_us || now_us - self.flushed_at_us >= DECISIONS_FLUSH_US {
+            self.flush_decisions(now_us);
+        }
+    }
+
+    fn flush_decisions(&mut self, now_us: u64) {
+        self.flushed_at_us = now_us;
+        for (count, id) in self.unflushed.iter_mut().zip(self.metrics.decisions) {
+            if *count > 0 {
+                if let Some(id) = id {
+                    let _ = hostcalls::increment_metric(id, i64::try_from(*count).unwrap_or(i64::MAX));
+                }
+                *count = 0;
+            }
+        }
+    }
+
     /// Sets the age and staleness gauges, and logs a turn this VM recorded.
     fn report_freshness(&self, now_us: u64) {
         let Some(engine) = self.engine.as_ref() else { return };
@@ -277,6 +302,7 @@ impl RootContext for EdgeRoot {
         }
         root.refresh();
         root.report_freshness(now);
+        root.flush_decisions(now);
         let metrics = root.metrics;
         let Some(engine) = root.engine.as_mut() else { return };
         engine.sweep(&HostStore, now, 2_000);
@@ -403,24 +429,22 @@ impl HttpContext for EdgeHttp {
             .flatten()
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| parse_peer(&s));
-        let verdict = {
-            let mut root = self.root.borrow_mut();
-            match root.engine.as_mut() {
-                Some(engine) => engine.decide(&HostStore, &headers, peer, now),
-                None => {
-                    // Not configured: on_configure refused, so the host should not route here.
-                    self.send_http_response(
-                        503,
-                        vec![("content-type", "application/json")],
-                        Some(br#"{"code":"unavailable","message":"the edge filter is not configured"}"#),
-                    );
-                    return Action::Pause;
-                }
+        let mut root = self.root.borrow_mut();
+        let verdict = match root.engine.as_mut() {
+            Some(engine) => engine.decide(&HostStore, &headers, peer, now),
+            None => {
+                // Not configured: on_configure refused, so the host should not route here.
+                drop(root);
+                self.send_http_response(
+                    503,
+                    vec![("content-type", "application/json")],
+                    Some(br#"{"code":"unavailable","message":"the edge filter is not configured"}"#),
+                );
+                return Action::Pause;
             }
         };
-        self.metrics.decision(verdict.kind());
+        root.count_decision(verdict.kind(), now);
         if verdict.kind() == DecisionKind::StoreFull {
-            let mut root = self.root.borrow_mut();
             root.store_full += 1;
             if root.store_full == 1 || root.store_full.is_multiple_of(1000) {
                 log::error!(
@@ -430,17 +454,20 @@ impl HttpContext for EdgeHttp {
                 );
             }
         }
+        drop(root);
         match verdict {
             Verdict::Allow(admission) => {
                 let _ = hostcalls::set_property(vec![LEASE_PROPERTY], Some(admission.lease.ip_key().as_bytes()));
                 self.lease = Some(admission.lease);
                 // The backend trusts the edge's x-forwarded-for: only the client
                 // address the edge vouches for goes on.
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpRequestHeaders,
-                    "x-forwarded-for",
-                    Some(&admission.client_ip),
-                );
+                if admission.rewrite_forwarded_for {
+                    let _ = hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        "x-forwarded-for",
+                        Some(&admission.client_ip),
+                    );
+                }
                 Action::Continue
             }
             Verdict::Reject(reply) => {

@@ -322,6 +322,75 @@ fn a_lease_is_given_back_by_another_vm_from_its_key() {
     assert_eq!(Lease::adopt(INFLIGHT_TOTAL_KEY), None);
 }
 
+/// Counts the shared-data operations a decision makes (each is a host call,
+/// and a host call is what a request costs most inside Envoy's V8).
+#[derive(Default)]
+struct Counting {
+    inner: MemoryStore,
+    reads: std::cell::Cell<usize>,
+    writes: std::cell::Cell<usize>,
+}
+
+impl SharedStore for Counting {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), seckill_edge_filter::store::SetError> {
+        self.writes.set(self.writes.get() + 1);
+        self.inner.set(key, value, cas)
+    }
+}
+
+/// A flood from one address is refused by its per-IP bucket with one read
+/// and no write: the in-flight counters are taken after the buckets (as
+/// nginx runs limit_conn after limit_req), so a refused request never takes
+/// and gives back a slot.
+#[test]
+fn a_request_its_bucket_refuses_costs_one_read_and_no_write() {
+    let store = Counting::default();
+    let mut e = engine(json!({}));
+    Engine::prepare(&store);
+    let h = req("GET", "/api/activities");
+    let peer = ip("198.51.100.7");
+    for _ in 0..21 {
+        let lease = admitted(e.decide(&store, &h, peer, T0)).lease;
+        assert!(Engine::release(&store, lease));
+    }
+    let (reads, writes) = (store.reads.get(), store.writes.get());
+    let r = refused(e.decide(&store, &h, peer, T0));
+    assert_eq!(r.kind, DecisionKind::RateLimited);
+    assert_eq!((store.reads.get() - reads, store.writes.get() - writes), (1, 0));
+    let in_flight: Vec<_> = store.inner.live_keys().into_iter().filter(|k| k.contains("inflight.ip")).collect();
+    assert!(in_flight.is_empty(), "{in_flight:?}");
+}
+
+/// The backend believes the edge's x-forwarded-for, so the edge passes on
+/// exactly the client it vouches for; a request that carries that one value
+/// already (Envoy writes the peer there before any filter runs) is left as
+/// it is.
+#[test]
+fn x_forwarded_for_is_rewritten_unless_it_is_exactly_the_client() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    Engine::prepare(&store);
+    let peer = ip("198.51.100.7");
+    let mut admit = |xff: Option<&str>| {
+        let h = req("GET", "/api/activities");
+        let h = match xff {
+            Some(v) => with(h, "x-forwarded-for", v),
+            None => h,
+        };
+        let a = admitted(e.decide(&store, &h, peer, T0));
+        assert!(Engine::release(&store, a.lease));
+        (a.client_ip, a.rewrite_forwarded_for)
+    };
+    assert_eq!(admit(None), ("198.51.100.7".into(), true));
+    assert_eq!(admit(Some("198.51.100.7")), ("198.51.100.7".into(), false));
+    assert_eq!(admit(Some("203.0.113.9")), ("198.51.100.7".into(), true));
+    assert_eq!(admit(Some("203.0.113.9,198.51.100.7")), ("198.51.100.7".into(), true));
+}
+
 #[test]
 fn the_total_in_flight_limit_covers_every_client() {
     let store = MemoryStore::new();
@@ -550,11 +619,13 @@ fn a_full_store_limits_new_clients_instead_of_letting_them_through() {
     // A known client too: its in-flight count needs room as well.
     assert_eq!(refused(e.decide(&store, &h, known, T0)).kind, DecisionKind::StoreFull);
     // Once memory is freed, clients get in again; the known one's bucket
-    // was kept all along: the rest of its burst passes, no more.
+    // was kept all along: the rest of its burst passes, no more (the
+    // refused request was charged, as limit_req charges one that
+    // limit_conn then refuses).
     store.set("filler", &[], None).unwrap();
     assert_eq!(run(&mut e, &store, &h, ip("203.0.113.1"), T0), Ok(()));
     let passed = (0..40).filter(|_| run(&mut e, &store, &h, known, T0).is_ok()).count();
-    assert_eq!(passed, 20);
+    assert_eq!(passed, 19);
 }
 
 /// A crowd of one-off clients cannot grow shared memory past what the VM

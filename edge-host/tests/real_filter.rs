@@ -373,6 +373,8 @@ fn a_full_store_is_reported_and_the_filter_fails_closed() {
         }
     }
     assert!(refused > 100, "{refused}");
+    // Decisions reach the host's counters in batches, at the latest on a tick.
+    h.tick().unwrap();
     assert_eq!(h.metric("seckill_edge_decisions_store_full"), Some(refused));
     assert!(h.metric("seckill_edge_shared_data_rejected_total").unwrap_or(0) >= refused);
     assert!(h.vm(0).failure().is_none(), "the filter did not trap");
