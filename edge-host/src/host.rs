@@ -74,7 +74,8 @@ impl Default for HostConfig {
     fn default() -> Self {
         Self {
             plugin_name: "seckill_edge".into(),
-            root_id: String::new(),
+            // As envoy/envoy.yaml names them.
+            root_id: "seckill_edge".into(),
             vm_id: "seckill_edge".into(),
             plugin_config: Vec::new(),
             vm_config: Vec::new(),

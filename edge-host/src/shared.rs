@@ -21,10 +21,10 @@ struct Slot {
     cas: u32,
 }
 
-/// The `cas` a missing key reads with: writing with it creates the key only
-/// if it is still missing. (Envoy answers `NOT_FOUND` and no `cas` there, so
-/// a filter's first write is unconditional and two VMs can both "create" a
-/// counter; with deletion that happens at every return to zero.)
+/// A `cas` that creates a key only if it is still missing. Not reachable
+/// through the ABI: a missing key answers `NOT_FOUND` there, as in Envoy,
+/// so a filter's first write is unconditional (two VMs can both "create" a
+/// counter, in Envoy as here); the host's own callers may use it.
 pub const ABSENT_CAS: u32 = u32::MAX;
 
 /// The process-wide key-value store, with Envoy's compare-and-swap rules:

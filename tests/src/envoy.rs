@@ -160,7 +160,18 @@ fn render(config: &EnvoyConfig, listen: u16, admin: u16) -> anyhow::Result<Strin
         .as_sequence_mut()
         .and_then(|f| f.iter_mut().find(|f| f["name"] == "envoy.filters.http.wasm"))
         .ok_or_else(|| anyhow::anyhow!("envoy/envoy.yaml has no wasm filter"))?;
-    wasm_filter["typed_config"]["config"]["configuration"]["value"] =
-        serde_yaml::Value::String(String::from_utf8(config.filter_config.clone())?);
+    // Text goes as a StringValue, as envoy/envoy.yaml ships it; any other
+    // bytes as a BytesValue (base64 in YAML): Envoy hands either to the
+    // plugin as they are.
+    let configuration = &mut wasm_filter["typed_config"]["config"]["configuration"];
+    match String::from_utf8(config.filter_config.clone()) {
+        Ok(text) => configuration["value"] = serde_yaml::Value::String(text),
+        Err(_) => {
+            use base64::Engine as _;
+            configuration["@type"] = "type.googleapis.com/google.protobuf.BytesValue".into();
+            configuration["value"] =
+                serde_yaml::Value::String(base64::engine::general_purpose::STANDARD.encode(&config.filter_config));
+        }
+    }
     Ok(serde_yaml::to_string(&doc)?)
 }

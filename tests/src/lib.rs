@@ -32,9 +32,19 @@ pub fn root() -> PathBuf {
 /// The filter's release `.wasm` (`cargo xtask test` builds it), under
 /// `$CARGO_TARGET_DIR` when that is set.
 pub fn filter_wasm() -> PathBuf {
+    release_wasm("seckill_edge_filter")
+}
+
+/// The hosts suite's probe filter (`tests/fixtures/probe-filter`, a filter
+/// that is not ours), built with the edge filter.
+pub fn probe_wasm() -> PathBuf {
+    release_wasm("seckill_probe_filter")
+}
+
+fn release_wasm(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-    let wasm = target.join("wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
-    assert!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filter)", wasm.display());
+    let wasm = target.join(format!("wasm32-unknown-unknown/release/{name}.wasm"));
+    assert!(wasm.is_file(), "{} is missing: run `cargo xtask test` (it builds the filters)", wasm.display());
     wasm
 }
 

@@ -139,11 +139,21 @@ pub fn ensure_wasm_target() -> anyhow::Result<()> {
     }
 }
 
-/// Builds the edge filter's `.wasm` (release) and returns its path.
+/// Builds the edge filter's `.wasm` (release), and the hosts suite's probe
+/// filter with it, and returns the edge filter's path.
 pub fn build_filter() -> anyhow::Result<PathBuf> {
     ensure_wasm_target()?;
-    eprintln!("xtask: building the edge filter (wasm32, release)…");
-    run(cargo().args(["build", "--release", "--target", "wasm32-unknown-unknown", "-p", "seckill-edge-filter"]))?;
+    eprintln!("xtask: building the edge filter and the tests' probe filter (wasm32, release)…");
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "seckill-edge-filter",
+        "-p",
+        "seckill-probe-filter",
+    ]))?;
     let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
     if !wasm.is_file() {
         bail!("the filter build did not produce {}", wasm.display());

@@ -132,6 +132,19 @@ impl Fields {
         *self = out;
     }
 
+    /// `proxy_replace_header_map_value`, as Envoy does it (`setCopy`): every
+    /// field of that name goes and one is appended, so a replaced header
+    /// moves to the end. Pseudo-headers are replaced in place: Envoy keeps
+    /// them ahead of the others.
+    pub fn set_as_envoy(&mut self, name: &str, value: &[u8]) {
+        if name.starts_with(':') {
+            self.replace(name, value);
+        } else {
+            self.remove(name);
+            self.add(name, value);
+        }
+    }
+
     /// Removes every field of that name; absent is fine.
     pub fn remove(&mut self, name: &str) {
         let buf = &self.buf;
@@ -305,5 +318,15 @@ mod tests {
         f.remove("B");
         f.replace("new", b"n");
         assert_eq!(f.to_string_pairs(), vec![("x-a".into(), "9".into()), ("new".into(), "n".into())]);
+    }
+
+    #[test]
+    fn a_header_set_as_envoy_moves_to_the_end_but_a_pseudo_header_stays_first() {
+        let mut f = Fields::from_pairs([(":path", "/a"), ("x-a", "1"), ("b", "2"), ("x-a", "3")]);
+        f.set_as_envoy("X-A", b"9");
+        f.set_as_envoy(":path", b"/b");
+        let pairs: Vec<(String, String)> =
+            [(":path", "/b"), ("b", "2"), ("x-a", "9")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(f.to_string_pairs(), pairs);
     }
 }

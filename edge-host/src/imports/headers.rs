@@ -67,7 +67,7 @@ pub(super) fn add(d: &mut Defs<'_>) -> Result<()> {
                 Ok(match s.map_mut(ty as u32) {
                     Err(()) => BAD_ARGUMENT,
                     Ok(Some(m)) if replace => {
-                        m.replace(&key, value);
+                        m.set_as_envoy(&key, value);
                         OK
                     }
                     Ok(Some(m)) => {

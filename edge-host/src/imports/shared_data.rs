@@ -1,10 +1,11 @@
 //! Shared data and shared queues: the only state VMs share, with Envoy's
-//! compare-and-swap (but a missing key answers OK with the absent cas, and a
-//! full store refuses a write with INTERNAL_FAILURE).
+//! compare-and-swap and answers (a missing key is NOT_FOUND), except that a
+//! full store refuses a write with INTERNAL_FAILURE and an empty value is
+//! dropped (see [`crate::shared::SharedData`]).
 
 use super::guest::{C, Defs, NOT_FOUND, OK, give, read, slice, with_mem, write_u32};
 use crate::abi::Status;
-use crate::shared::{ABSENT_CAS, SetError};
+use crate::shared::SetError;
 use wasmtime::Result;
 
 pub(super) fn add(d: &mut Defs<'_>) -> Result<()> {
@@ -13,10 +14,9 @@ pub(super) fn add(d: &mut Defs<'_>) -> Result<()> {
         "proxy_get_shared_data",
         |mut c: C<'_>, kptr: i32, klen: i32, ptr_ptr: i32, size_ptr: i32, cas_ptr: i32| -> Result<i32> {
             let found = with_mem(&mut c, |data, s| Ok(s.env.shared_data.get(slice(data, kptr, klen)?)))?;
-            // A missing key answers OK with no value and the absent cas (the
-            // SDK reads `(None, Some(cas))`), so that writing it back with
-            // that cas creates the key only if nobody else did meanwhile.
-            let (value, cas) = found.unwrap_or_else(|| (std::sync::Arc::from(&[][..]), ABSENT_CAS));
+            // A missing key is NOT_FOUND, as Envoy answers it (the SDK reads
+            // `(None, None)`, and a filter's next write is unconditional).
+            let Some((value, cas)) = found else { return Ok(NOT_FOUND) };
             give(&mut c, &value, ptr_ptr, size_ptr, value.is_empty())?;
             write_u32(&mut c, cas_ptr, cas)?;
             Ok(OK)

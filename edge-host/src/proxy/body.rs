@@ -138,6 +138,10 @@ impl Body for FilteredBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        // The filter may replace the body: the upstream's length says
+        // nothing about it. The response's content-length, if the filter
+        // left it, frames the body; else it goes chunked, as from Envoy, or
+        // with `content-length: 0` when there is no body at all (ditto).
+        if self.eos_sent { SizeHint::with_exact(0) } else { SizeHint::default() }
     }
 }

@@ -1,5 +1,6 @@
 //! A toy backend for the proxy tests: echoes requests as JSON, serves
-//! `/internal/edge/state` (secret-checked, ETag/304), streams `/stream`.
+//! `/internal/edge/state` (secret-checked, ETag/304), streams `/stream`,
+//! answers `/bytes/<n>` with n bytes of a fixed pattern.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -86,6 +87,16 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             .status(200)
             .header("content-type", "text/plain")
             .body(Box::pin(chunks) as Body)
+            .unwrap());
+    }
+    if let Some(n) = path.strip_prefix("/bytes/").and_then(|n| n.parse::<usize>().ok()) {
+        let body: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        return Ok(Response::builder()
+            .status(200)
+            .header("content-type", "application/octet-stream")
+            .header("x-backend", "toy")
+            .header("x-probe-resp-removed", "a filter may remove this")
+            .body(full(body))
             .unwrap());
     }
     let echo = serde_json::json!({
