@@ -14,20 +14,24 @@
 //! 2. a blocked path (`/internal/…`) → `404 not_found`
 //! 3. no state yet and `fail_open: false` → `503 unavailable`
 //! 4. client IP (or its range) blacklisted → `403 blacklisted`
-//! 5. in flight: total, then per client (IPv6 by /64, see
-//!    [`crate::client_ip::limit_key`]) → `429 rate_limited`
-//! 6. `Authorization` on a JWT path: malformed header → `400 bad_request`,
+//! 5. `Authorization` on a JWT path: malformed header → `400 bad_request`,
 //!    bad token → `401 unauthorized`
-//! 7. user blacklisted → `403 blacklisted`
-//! 8. `POST /api/activities/{id}/token|purchase` of an activity listed as
+//! 6. user blacklisted → `403 blacklisted`
+//! 7. `POST /api/activities/{id}/token|purchase` of an activity listed as
 //!    ended / not started / sold out → `409 ended|not_started|sold_out`, only
 //!    while the state is fresh ([`StateView::stale`])
-//! 9. buckets: per IP, each matching route per IP, per user, each matching
+//! 8. buckets: per IP, each matching route per IP, per user, each matching
 //!    route per user → `429 rate_limited` with `retry-after` and `x-ratelimit-*`
+//! 9. in flight: total, then per client (IPv6 by /64, see
+//!    [`crate::client_ip::limit_key`]) → `429 rate_limited`
 //!
-//! A refused request gives its in-flight slot back at once; buckets are
-//! checked all before any is charged, so a refused request costs no tokens.
+//! Buckets are checked all before any is charged, so a request a bucket
+//! refuses costs no tokens, and it never takes an in-flight slot; a request
+//! the in-flight limits refuse has been charged (nginx runs `limit_req`
+//! before `limit_conn` alike). A bucket known to refuse ([`Refusals`]) is
+//! not read again until it would pass.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use seckill_api::{ErrorBody, ErrorCode};
@@ -349,9 +353,68 @@ pub struct StateView<'a> {
     pub stale: bool,
 }
 
+/// What one VM remembers of the buckets between decisions.
+#[derive(Debug, Default)]
+pub struct BucketMemory {
+    /// The keys the last decision charged, with their limits (the engine
+    /// tracks them, to empty them once idle).
+    pub charged: Vec<(String, Limit)>,
+    pub refusals: Refusals,
+}
+
+/// Buckets that refused a request lately, and until when they refuse any.
+/// A bucket's tokens come back only with time, which this VM computes; other
+/// VMs can only take more of them (or, under memory pressure, drop a bucket
+/// and so forgive its client). So a bucket that refuses until T refuses
+/// until T whatever happens elsewhere, and a flood from one address is
+/// refused without reading shared data: no host call, no copy into the VM.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    until: HashMap<String, Refused>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Refused {
+    /// The limit it was computed with: a changed rule is read afresh.
+    limit: Limit,
+    /// When one request passes again, and when the bucket is full again.
+    passes_at_us: u64,
+    full_at_us: u64,
+}
+
+impl Refusals {
+    /// At most this many are remembered (then all are forgotten at once,
+    /// which costs each flooding client one shared-data read).
+    pub const MAX: usize = 4096;
+
+    /// `(retry_after_us, reset_us)` if `key` still refuses at `now_us`.
+    fn check(&self, key: &str, limit: Limit, now_us: u64) -> Option<(u64, u64)> {
+        let r = self.until.get(key)?;
+        (r.limit == limit && now_us < r.passes_at_us)
+            .then(|| (r.passes_at_us - now_us, r.full_at_us.saturating_sub(now_us)))
+    }
+
+    fn remember(&mut self, key: &str, limit: Limit, now_us: u64, retry_after_us: u64, reset_us: u64) {
+        if self.until.len() >= Self::MAX && !self.until.contains_key(key) {
+            self.until.clear();
+        }
+        let refused = Refused { limit, passes_at_us: now_us + retry_after_us, full_at_us: now_us + reset_us };
+        self.until.insert(key.to_owned(), refused);
+    }
+
+    /// Buckets remembered as refusing (tests).
+    pub fn len(&self) -> usize {
+        self.until.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
+}
+
 /// Decides one request. `view` is `None` when no state arrived yet and
-/// the edge fails closed. Every bucket key charged is pushed to `touched`
-/// (with its limit) so that idle keys can later be emptied.
+/// the edge fails closed. Every bucket key charged is pushed to
+/// `memory.charged` (with its limit) so that idle keys can later be emptied.
 pub fn decide<S: SharedStore + ?Sized>(
     config: &Config,
     view: Option<StateView<'_>>,
@@ -359,7 +422,7 @@ pub fn decide<S: SharedStore + ?Sized>(
     req: &RequestFacts,
     peer: Option<IpAddr>,
     now_us: u64,
-    touched: &mut Vec<(String, Limit)>,
+    memory: &mut BucketMemory,
 ) -> Verdict {
     let dir = req.normalised_dir();
     if config.blocked_path_prefixes.iter().any(|p| dir.starts_with(p.as_str())) {
@@ -466,7 +529,7 @@ pub fn decide<S: SharedStore + ?Sized>(
             }
         }
     }
-    if let Err(reply) = charge(store, &buckets, now_us, touched) {
+    if let Err(reply) = charge(store, &buckets, now_us, memory) {
         return Verdict::Reject(reply);
     }
 
@@ -515,22 +578,34 @@ fn charge<S: SharedStore + ?Sized>(
     store: &S,
     buckets: &[BucketUse<'_>],
     now_us: u64,
-    touched: &mut Vec<(String, Limit)>,
+    memory: &mut BucketMemory,
 ) -> Result<(), LocalReply> {
     let mut pending: Vec<&BucketUse<'_>> = buckets.iter().collect();
     for _ in 0..CAS_RETRIES {
         let mut reads = Vec::with_capacity(pending.len());
         let mut worst: Option<(&BucketUse<'_>, u64, u64)> = None;
         for b in &pending {
-            let (value, cas) = store.get(&b.key);
-            let current = value.as_deref().and_then(BucketState::decode);
-            match bucket::check(b.limit, current, now_us) {
-                Check::Allow { next, .. } => reads.push((*b, next, cas)),
-                Check::Deny { retry_after_us, reset_us } => {
-                    if worst.is_none_or(|(_, r, _)| retry_after_us > r) {
-                        worst = Some((b, retry_after_us, reset_us));
+            let refused = match memory.refusals.check(&b.key, b.limit, now_us) {
+                Some(known) => Some(known),
+                None => {
+                    let (value, cas) = store.get(&b.key);
+                    let current = value.as_deref().and_then(BucketState::decode);
+                    match bucket::check(b.limit, current, now_us) {
+                        Check::Allow { next, .. } => {
+                            reads.push((*b, next, cas));
+                            None
+                        }
+                        Check::Deny { retry_after_us, reset_us } => {
+                            memory.refusals.remember(&b.key, b.limit, now_us, retry_after_us, reset_us);
+                            Some((retry_after_us, reset_us))
+                        }
                     }
                 }
+            };
+            if let Some((retry_after_us, reset_us)) = refused
+                && worst.is_none_or(|(_, r, _)| retry_after_us > r)
+            {
+                worst = Some((b, retry_after_us, reset_us));
             }
         }
         if let Some((b, retry_after_us, reset_us)) = worst {
@@ -557,7 +632,7 @@ fn charge<S: SharedStore + ?Sized>(
         let mut lost = Vec::new();
         for (b, next, cas) in reads {
             match store.set(&b.key, &next.encode(), cas) {
-                Ok(()) => touched.push((b.key.clone(), b.limit)),
+                Ok(()) => memory.charged.push((b.key.clone(), b.limit)),
                 Err(SetError::CasMismatch) => lost.push(b),
                 // Buckets already charged stay charged: the strict side.
                 Err(SetError::Full) => return Err(store_full()),

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 
 use crate::bucket::{self, BucketState, Limit};
 use crate::config::Config;
-use crate::decision::{self, Lease, RequestFacts, StateView, Verdict};
+use crate::decision::{self, BucketMemory, Lease, RequestFacts, StateView, Verdict};
 use crate::state::{STATE_GEN_KEY, STATE_KEY, Snapshot};
 use crate::store::SharedStore;
 use crate::sync;
@@ -57,7 +57,8 @@ pub struct Engine {
     max_tracked: usize,
     /// Buckets dropped to make room that were not idle yet.
     evicted_busy: u64,
-    scratch: Vec<(String, Limit)>,
+    /// Between decisions: the keys the last one charged, and recent refusals.
+    memory: BucketMemory,
     problem: Option<String>,
 }
 
@@ -86,7 +87,7 @@ impl Engine {
             sweep_queue: VecDeque::new(),
             max_tracked: MAX_TOUCHED,
             evicted_busy: 0,
-            scratch: Vec::new(),
+            memory: BucketMemory::default(),
             problem: None,
         }
     }
@@ -197,15 +198,14 @@ impl Engine {
         // plus both for every route.
         let routes = self.snapshot().map_or(0, |s| s.rules.routes.len());
         self.make_room(store, now_us, 2 + 2 * routes);
-        let mut touched = std::mem::take(&mut self.scratch);
         let stale = self.is_stale(now_us);
         let view = match &self.synced {
             Some(s) => Some(StateView { snapshot: s, stale }),
             None if self.config.fail_open => Some(StateView { snapshot: &self.defaults, stale }),
             None => None,
         };
-        let verdict = decision::decide(&self.config, view, store, req, peer, now_us, &mut touched);
-        for (key, limit) in touched.drain(..) {
+        let verdict = decision::decide(&self.config, view, store, req, peer, now_us, &mut self.memory);
+        for (key, limit) in self.memory.charged.drain(..) {
             if let Some(known) = self.touched.get_mut(&key) {
                 *known = limit;
             } else {
@@ -213,7 +213,6 @@ impl Engine {
                 self.sweep_queue.push_back(key);
             }
         }
-        self.scratch = touched;
         verdict
     }
 
@@ -279,6 +278,11 @@ impl Engine {
     /// Gives an admitted request's in-flight slot back.
     pub fn release<S: SharedStore + ?Sized>(store: &S, lease: Lease) -> bool {
         decision::release(store, lease)
+    }
+
+    /// Buckets this VM remembers as refusing (see [`decision::Refusals`]).
+    pub fn refusals_len(&self) -> usize {
+        self.memory.refusals.len()
     }
 
     /// Bucket keys this VM charged and has not emptied yet.

@@ -35,6 +35,28 @@ unsafe extern "C" {
     fn set_shared_data_status(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
 }
 
+#[link(wasm_import_module = "env")]
+unsafe extern "C" {
+    #[link_name = "proxy_get_header_map_pairs"]
+    fn get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// The request headers as the host serialises them, one buffer the VM owns
+/// (read in place by [`crate::wire::header_pairs`]).
+fn request_header_bytes() -> Vec<u8> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0);
+    // SAFETY: the host writes a pointer it allocated through this VM's
+    // allocator (proxy_on_memory_allocate) and its length; ownership passes
+    // to us, as in the SDK's own `get_map_bytes`.
+    unsafe {
+        if get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) != STATUS_OK || data.is_null()
+        {
+            return Vec::new();
+        }
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
 const STATUS_OK: u32 = 0;
 const STATUS_CAS_MISMATCH: u32 = 8;
 
@@ -423,7 +445,9 @@ impl HttpContext for EdgeHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         self.decided = true;
         let now = now_us();
-        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let buffer = request_header_bytes();
+        // A buffer the host garbled judges as no headers at all: a 400.
+        let headers = crate::wire::header_pairs(&buffer).unwrap_or_default();
         let peer = hostcalls::get_property(vec!["source", "address"])
             .ok()
             .flatten()

@@ -14,7 +14,8 @@
 //! * [`store`]: shared data with compare-and-swap, and counters over it,
 //! * [`decision`]: one request's verdict, in the documented order,
 //! * [`engine`]: one VM's cached state and bucket sweeping,
-//! * [`sync`]: the state sync protocol with the backend.
+//! * [`sync`]: the state sync protocol with the backend,
+//! * [`wire`]: the host's serialised header map, read in place.
 //!
 //! The proxy-wasm glue (`filter`) only exists on `wasm32`; see `README.md`
 //! for the configuration, the protocol, the shared-data keys and the metrics.
@@ -29,6 +30,7 @@ pub mod matcher;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

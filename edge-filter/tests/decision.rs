@@ -345,9 +345,10 @@ impl SharedStore for Counting {
 /// A flood from one address is refused by its per-IP bucket with one read
 /// and no write: the in-flight counters are taken after the buckets (as
 /// nginx runs limit_conn after limit_req), so a refused request never takes
-/// and gives back a slot.
+/// and gives back a slot; and while the bucket is known to refuse, the
+/// next refusals read nothing at all.
 #[test]
-fn a_request_its_bucket_refuses_costs_one_read_and_no_write() {
+fn a_request_its_bucket_refuses_costs_one_read_then_none() {
     let store = Counting::default();
     let mut e = engine(json!({}));
     Engine::prepare(&store);
@@ -357,12 +358,47 @@ fn a_request_its_bucket_refuses_costs_one_read_and_no_write() {
         let lease = admitted(e.decide(&store, &h, peer, T0)).lease;
         assert!(Engine::release(&store, lease));
     }
-    let (reads, writes) = (store.reads.get(), store.writes.get());
-    let r = refused(e.decide(&store, &h, peer, T0));
-    assert_eq!(r.kind, DecisionKind::RateLimited);
-    assert_eq!((store.reads.get() - reads, store.writes.get() - writes), (1, 0));
+    let ops = |s: &Counting| (s.reads.get(), s.writes.get());
+    let before = ops(&store);
+    let first = refused(e.decide(&store, &h, peer, T0));
+    assert_eq!(first.kind, DecisionKind::RateLimited);
+    assert_eq!((ops(&store).0 - before.0, ops(&store).1 - before.1), (1, 0));
+    let before = ops(&store);
+    let next = refused(e.decide(&store, &h, peer, T0 + 10_000));
+    assert_eq!(ops(&store), before, "no shared data touched");
+    assert_eq!(next.kind, DecisionKind::RateLimited);
+    assert_eq!(next.headers(), first.headers(), "the same answer: retry in 1 s, the same x-ratelimit-*");
     let in_flight: Vec<_> = store.inner.live_keys().into_iter().filter(|k| k.contains("inflight.ip")).collect();
     assert!(in_flight.is_empty(), "{in_flight:?}");
+}
+
+/// A bucket remembered as refusing refuses only as long as its own refill
+/// says: the client gets in as soon as a token is back (10/s: 100 ms after
+/// its burst), and a raised limit applies at once.
+#[test]
+fn a_remembered_refusal_ends_with_the_refill_or_a_new_limit() {
+    let store = Counting::default();
+    let mut e = engine(json!({}));
+    Engine::prepare(&store);
+    push_state(&store.inner, &mut e, &state("v1"), T0);
+    let h = req("GET", "/api/activities");
+    let peer = ip("198.51.100.7");
+    let pass = |e: &mut Engine, now: u64| match e.decide(&store, &h, peer, now) {
+        Verdict::Allow(a) => {
+            assert!(Engine::release(&store, a.lease));
+            true
+        }
+        Verdict::Reject(_) => false,
+    };
+    assert_eq!((0..22).filter(|_| pass(&mut e, T0)).count(), 21);
+    assert!(!pass(&mut e, T0 + 99_000), "no token back yet");
+    assert!(pass(&mut e, T0 + 100_000), "one token back after 100 ms");
+    assert!(!pass(&mut e, T0 + 100_001));
+    let mut raised = state("v2");
+    raised.rules.per_ip = RateRule { rate_per_sec: 1000.0, burst: 1000 };
+    push_state(&store.inner, &mut e, &raised, T0 + 100_002);
+    assert!(pass(&mut e, T0 + 100_003), "the raised limit, at once");
+    assert!(e.refusals_len() <= 1);
 }
 
 /// The backend believes the edge's x-forwarded-for, so the edge passes on
