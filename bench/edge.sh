@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # bench/edge.sh - issues #4 and #14: our edge (seckill-edge, and our filter in Envoy) against Debian's nginx and
 # Envoy's own filters in front of the SAME backend, side by side, in ONE run.
+# Longer than 500 lines on purpose: the figures are only comparable when every server is started once
+# and every scenario interleaved in the one run, so the setup of all of them lives here; what other
+# benchmarks share is in bench/lib.sh.
 #
 #   bash bench/edge.sh                               # RUNS=1: ~3 minutes (after the cargo build)
 #   RUNS=3 bash bench/edge.sh                        # 3 interleaved runs, medians (with min and max), ~8 min

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -13,7 +13,8 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 use crate::config::Config;
 use crate::decision::{DecisionKind, Lease, Verdict};
 use crate::engine::{Engine, Refresh};
-use crate::store::{SetError, SharedStore};
+use crate::host_calls::{HostStore, now_us, request_header_bytes};
+use crate::store::SharedStore;
 use crate::sync::{self, Freshness, SyncOutcome, Turn};
 use seckill_api::client_addr::parse_peer;
 
@@ -21,72 +22,6 @@ proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(EdgeRoot::default()) });
 }}
-
-/// Shared data through the host.
-struct HostStore;
-
-// The SDK's `set_shared_data` panics on any status but OK and CAS_MISMATCH,
-// so a host that refuses a write it cannot store (INTERNAL_FAILURE from
-// `seckill-edge` when its shared memory is full) would trap the VM. The
-// status is read here instead.
-#[link(wasm_import_module = "env")]
-unsafe extern "C" {
-    #[link_name = "proxy_set_shared_data"]
-    fn set_shared_data_status(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
-}
-
-#[link(wasm_import_module = "env")]
-unsafe extern "C" {
-    #[link_name = "proxy_get_header_map_pairs"]
-    fn get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
-}
-
-/// The request headers as the host serialises them, one buffer the VM owns
-/// (read in place by [`crate::wire::header_pairs`]).
-fn request_header_bytes() -> Vec<u8> {
-    let (mut data, mut size) = (std::ptr::null_mut(), 0);
-    // SAFETY: the host writes a pointer it allocated through this VM's
-    // allocator (proxy_on_memory_allocate) and its length; ownership passes
-    // to us, as in the SDK's own `get_map_bytes`.
-    unsafe {
-        if get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) != STATUS_OK || data.is_null()
-        {
-            return Vec::new();
-        }
-        Vec::from_raw_parts(data, size, size)
-    }
-}
-
-const STATUS_OK: u32 = 0;
-const STATUS_CAS_MISMATCH: u32 = 8;
-
-impl SharedStore for HostStore {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        match hostcalls::get_shared_data(key) {
-            Ok((value, cas)) => (value.filter(|v| !v.is_empty()), cas),
-            Err(_) => (None, None),
-        }
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
-        // SAFETY: both slices outlive the call; the host only reads them.
-        let status =
-            unsafe { set_shared_data_status(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas.unwrap_or(0)) };
-        match status {
-            STATUS_OK => Ok(()),
-            STATUS_CAS_MISMATCH => Err(SetError::CasMismatch),
-            // Anything else: not stored, and retrying will not change that.
-            _ => Err(SetError::Full),
-        }
-    }
-}
-
-fn now_us() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
 
 /// Metric ids (`None` if the host refused to define one).
 #[derive(Debug, Clone, Copy, Default)]

@@ -17,7 +17,8 @@
 //! * [`sync`]: the state sync protocol with the backend,
 //! * [`wire`]: the host's serialised header map, read in place.
 //!
-//! The proxy-wasm glue (`filter`) only exists on `wasm32`; see `README.md`
+//! The proxy-wasm glue (`filter`, and `host_calls` for the raw ones) only
+//! exists on `wasm32`; see `README.md`
 //! for the configuration, the protocol, the shared-data keys and the metrics.
 
 pub mod bucket;
@@ -34,6 +35,8 @@ pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+#[cfg(target_arch = "wasm32")]
+mod host_calls;
 
 // dlmalloc, Rust's default allocator for wasm, was the largest single cost of
 // an allowed request inside the VM (~18 %); talc does the same job faster.
