@@ -139,21 +139,28 @@ pub fn ensure_wasm_target() -> anyhow::Result<()> {
     }
 }
 
-/// Builds the edge filter's `.wasm` (release), and the hosts suite's probe
-/// filter with it, and returns the edge filter's path.
+/// Builds the edge filter's `.wasm` (release) and returns its path.
 pub fn build_filter() -> anyhow::Result<PathBuf> {
+    build_wasm(&["seckill-edge-filter"])
+}
+
+/// [`build_filter`], and the hosts suite's probe filter (a filter that is
+/// not ours) in the same cargo run.
+pub fn build_test_filters() -> anyhow::Result<PathBuf> {
+    build_wasm(&["seckill-edge-filter", "seckill-probe-filter"])
+}
+
+/// Builds `packages` for wasm32 (release), in one cargo run; returns the
+/// edge filter's `.wasm`.
+fn build_wasm(packages: &[&str]) -> anyhow::Result<PathBuf> {
     ensure_wasm_target()?;
-    eprintln!("xtask: building the edge filter and the tests' probe filter (wasm32, release)…");
-    run(cargo().args([
-        "build",
-        "--release",
-        "--target",
-        "wasm32-unknown-unknown",
-        "-p",
-        "seckill-edge-filter",
-        "-p",
-        "seckill-probe-filter",
-    ]))?;
+    eprintln!("xtask: building {} (wasm32, release)…", packages.join(" and "));
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--target", "wasm32-unknown-unknown"]);
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    run(&mut cmd)?;
     let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
     if !wasm.is_file() {
         bail!("the filter build did not produce {}", wasm.display());

@@ -63,7 +63,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Test { cargo_args } => {
             deps::ensure_test_deps()?;
             // The edge tests load the real filter, the browser test the real UI: build both first.
-            deps::build_filter()?;
+            deps::build_test_filters()?;
             ui::build_ui()?;
             let mut cmd = deps::cargo();
             // Every test binary runs even when one fails, so one failure does not hide the others' results.
