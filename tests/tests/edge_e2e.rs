@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use seckill_tests::edge::{EdgeHost, RunningEdge, client_from, loopback};
-use seckill_tests::{ActivitySpec, Backend, BackendProcess, RedisServer, eventually, filter_config, jwt};
+use seckill_tests::{ActivitySpec, Backend, BackendProcess, RedisServer, TempDir, eventually, filter_config, jwt};
 use serde_json::{Value, json};
 
 /// Sync period of the edge in these tests.
@@ -53,6 +53,7 @@ on_both_hosts!(
     forwarded_for_is_believed_only_from_trusted_proxies,
     rule_changes_from_the_dashboard_take_effect_and_buyers_buy,
     a_vm_that_fails_answers_503_and_the_next_request_gets_a_new_one,
+    admin_assets_are_cached_for_a_year_through_the_edge,
 );
 
 /// edge-host's fixture modules: `mini_filter` answers `x-deny` itself and
@@ -431,4 +432,25 @@ async fn a_vm_that_fails_answers_503_and_the_next_request_gets_a_new_one(host: E
     // …and a new VM takes the next requests, filtering again.
     eventually(Duration::from_secs(15), "a new VM serving", || async { (get(None).await == 200).then_some(()) }).await;
     assert_eq!(get(Some("x-deny")).await, 429, "the new VM filters");
+}
+
+/// The seed's `expires 1y` for static files: the dashboard's hashed assets
+/// reach the browser through the edge with the backend's year-long,
+/// immutable caching, and its page is revalidated every time.
+async fn admin_assets_are_cached_for_a_year_through_the_edge(host: EdgeHost) {
+    let redis = RedisServer::start().unwrap();
+    let ui = TempDir::new("ui");
+    std::fs::write(ui.0.join("index.html"), "<!doctype html><title>seckill</title>").unwrap();
+    std::fs::write(ui.0.join("app-0123abcd.js"), "export default 1").unwrap();
+    let ui_dir = ui.0.display().to_string();
+    let backend_args = ["--trusted-proxies", "127.0.0.1/32", "--admin-ui-dir", &ui_dir];
+    let api = Backend::start_with(&redis.url(), &backend_args).await.unwrap();
+    let edge = RunningEdge::start(host, &[api.addr], filter_config(api.addr, EDGE_ID, SYNC_MS));
+    let http = client_from(loopback(1));
+    let asset = http.get(edge.url("/admin/app-0123abcd.js")).send().await.unwrap();
+    assert_eq!(asset.status(), 200);
+    assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(asset.text().await.unwrap(), "export default 1");
+    let page = http.get(edge.url("/admin/")).send().await.unwrap();
+    assert_eq!((page.status().as_u16(), page.headers()["cache-control"].to_str().unwrap()), (200, "no-cache"));
 }
