@@ -6,7 +6,8 @@
 //! the wire. The types live by subject (`activity`, `order`, `admin`, `edge`,
 //! `live`, `error`) and are all re-exported here; beside them are the rules
 //! several crates share: [`valid_user_id`], [`client_addr`], [`placeholders`],
-//! [`limits`] and [`buyer_jwt`] (minting buyers' tokens for tests, the demo
+//! [`limits`], [`header_map`] (the proxy-wasm header map, for the edge host
+//! and the filter) and [`buyer_jwt`] (minting buyers' tokens for tests, the demo
 //! and the load tool).
 
 mod activity;
@@ -15,6 +16,7 @@ pub mod buyer_jwt;
 pub mod client_addr;
 mod edge;
 mod error;
+pub mod header_map;
 pub mod limits;
 mod live;
 mod order;

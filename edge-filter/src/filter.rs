@@ -17,6 +17,7 @@ use crate::host_calls::{HostStore, now_us, request_header_bytes};
 use crate::store::SharedStore;
 use crate::sync::{self, Freshness, SyncOutcome, Turn};
 use seckill_api::client_addr::parse_peer;
+use seckill_api::header_map;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -381,8 +382,12 @@ impl HttpContext for EdgeHttp {
         self.decided = true;
         let now = now_us();
         let buffer = request_header_bytes();
-        // A buffer the host garbled judges as no headers at all: a 400.
-        let headers = crate::wire::header_pairs(&buffer).unwrap_or_default();
+        // A buffer the host garbled, or a header name that is not text,
+        // judges as no headers at all: a 400.
+        let headers: Vec<(&str, &[u8])> = header_map::pairs(&buffer)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().map(|(k, v)| std::str::from_utf8(k).ok().map(|k| (k, v))).collect())
+            .unwrap_or_default();
         let peer = hostcalls::get_property(vec!["source", "address"])
             .ok()
             .flatten()

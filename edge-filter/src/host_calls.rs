@@ -30,7 +30,7 @@ unsafe extern "C" {
 }
 
 /// The request headers as the host serialises them, one buffer the VM owns
-/// (read in place by [`crate::wire::header_pairs`]).
+/// (read in place by `seckill_api::header_map::pairs`).
 pub fn request_header_bytes() -> Vec<u8> {
     let (mut data, mut size) = (std::ptr::null_mut(), 0);
     // SAFETY: the host writes a pointer it allocated through this VM's

@@ -14,8 +14,7 @@
 //! * [`store`]: shared data with compare-and-swap, and counters over it,
 //! * [`decision`]: one request's verdict, in the documented order,
 //! * [`engine`]: one VM's cached state and bucket sweeping,
-//! * [`sync`]: the state sync protocol with the backend,
-//! * [`wire`]: the host's serialised header map, read in place.
+//! * [`sync`]: the state sync protocol with the backend.
 //!
 //! The proxy-wasm glue (`filter`, and `host_calls` for the raw ones) only
 //! exists on `wasm32`; see `README.md`
@@ -31,7 +30,6 @@ pub mod matcher;
 pub mod state;
 pub mod store;
 pub mod sync;
-pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

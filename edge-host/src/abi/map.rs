@@ -1,9 +1,5 @@
-//! Header maps ("fields") and their proxy-wasm serialisation.
-//!
-//! Wire format (all integers little-endian `u32`): the number of pairs, then
-//! for every pair the key length and the value length, then every key and
-//! every value, each followed by a NUL byte. An empty map may be sent as zero
-//! bytes, as a single NUL byte, or as a zero pair count.
+//! Header maps ("fields") and their proxy-wasm serialisation (the format is
+//! described, and parsed, in `seckill_api::header_map`).
 
 use std::fmt;
 
@@ -183,35 +179,9 @@ impl Fields {
     /// Parses a serialised map, checking every length against the input.
     /// Names that are not UTF-8 are converted lossily.
     pub fn deserialize(bytes: &[u8]) -> Result<Self, MapError> {
-        if bytes.is_empty() || bytes == [0] {
-            return Ok(Self::new());
-        }
-        let word = |at: usize| -> Result<usize, MapError> {
-            let b = bytes.get(at..at + 4).ok_or(MapError("truncated header"))?;
-            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        };
-        let count = word(0)?;
-        let table_end = count.checked_mul(8).and_then(|n| n.checked_add(4)).ok_or(MapError("pair count overflows"))?;
-        if table_end > bytes.len() {
-            return Err(MapError("pair count larger than the data"));
-        }
-        let mut f = Self { buf: Vec::with_capacity(bytes.len() - table_end), entries: Vec::with_capacity(count) };
-        let mut at = table_end;
-        for i in 0..count {
-            let klen = word(4 + i * 8)?;
-            let vlen = word(8 + i * 8)?;
-            let key = bytes.get(at..at + klen).ok_or(MapError("key runs past the end"))?;
-            at += klen;
-            if bytes.get(at) != Some(&0) {
-                return Err(MapError("key not NUL-terminated"));
-            }
-            at += 1;
-            let value = bytes.get(at..at + vlen).ok_or(MapError("value runs past the end"))?;
-            at += vlen;
-            if bytes.get(at) != Some(&0) {
-                return Err(MapError("value not NUL-terminated"));
-            }
-            at += 1;
+        let pairs = seckill_api::header_map::pairs(bytes).map_err(MapError)?;
+        let mut f = Self { buf: Vec::with_capacity(bytes.len()), entries: Vec::with_capacity(pairs.len()) };
+        for (key, value) in pairs {
             match std::str::from_utf8(key) {
                 Ok(k) => f.add(k, value),
                 Err(_) => f.add(&String::from_utf8_lossy(key), value),
