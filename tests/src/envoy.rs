@@ -47,13 +47,34 @@ pub struct EnvoyProxy {
 
 impl EnvoyProxy {
     /// Starts Envoy and waits until its listener serves.
+    ///
+    /// Ports come from [`free_port`], which another test may take before
+    /// Envoy binds them; Envoy then exits with "Address already in use", and
+    /// that one failure is retried on fresh ports.
     pub fn start(config: EnvoyConfig) -> anyhow::Result<Self> {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1.. {
+            match Self::start_once(&config) {
+                Err(StartError::PortTaken(log)) if attempt < ATTEMPTS => {
+                    eprintln!("envoy: a port was taken before it bound (attempt {attempt}), retrying:\n{log}");
+                }
+                Err(StartError::PortTaken(log)) => {
+                    anyhow::bail!("envoy found its ports taken {ATTEMPTS} times:\n{log}")
+                }
+                Err(StartError::Other(e)) => return Err(e),
+                Ok(envoy) => return Ok(envoy),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    fn start_once(config: &EnvoyConfig) -> Result<Self, StartError> {
         let dir = TempDir::new("envoy");
         let (listen, admin) = (free_port(), free_port());
-        let yaml = render(&config, listen, admin)?;
+        let yaml = render(config, listen, admin)?;
         let config_path = dir.0.join("envoy.yaml");
-        std::fs::write(&config_path, yaml)?;
-        let log = std::fs::File::create(dir.0.join("envoy.log"))?;
+        std::fs::write(&config_path, yaml).map_err(anyhow::Error::from)?;
+        let log = std::fs::File::create(dir.0.join("envoy.log")).map_err(anyhow::Error::from)?;
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&config_path)
@@ -61,7 +82,8 @@ impl EnvoyProxy {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
-            .spawn()?;
+            .spawn()
+            .map_err(anyhow::Error::from)?;
         let mut envoy = Self {
             child,
             listen: SocketAddr::from(([127, 0, 0, 1], listen)),
@@ -111,21 +133,37 @@ impl EnvoyProxy {
         Ok(out)
     }
 
-    fn wait_ready(&mut self, deadline: Duration) -> anyhow::Result<()> {
+    fn wait_ready(&mut self, deadline: Duration) -> Result<(), StartError> {
         let start = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("envoy exited ({status}) before it was ready:\n{}", self.log());
+            if let Some(status) = self.child.try_wait().map_err(anyhow::Error::from)? {
+                let log = self.log();
+                if log.contains("Address already in use") {
+                    return Err(StartError::PortTaken(log));
+                }
+                return Err(anyhow::anyhow!("envoy exited ({status}) before it was ready:\n{log}").into());
             }
             let ready = self.admin_get("/ready").is_ok_and(|body| body.trim() == "LIVE");
             if ready && TcpStream::connect_timeout(&self.listen, Duration::from_secs(1)).is_ok() {
                 return Ok(());
             }
             if start.elapsed() > deadline {
-                anyhow::bail!("envoy was not ready within {deadline:?}:\n{}", self.log());
+                return Err(anyhow::anyhow!("envoy was not ready within {deadline:?}:\n{}", self.log()).into());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Why one start failed: a port race (worth another try) or anything else.
+enum StartError {
+    PortTaken(String),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for StartError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Other(e)
     }
 }
 
