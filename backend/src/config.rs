@@ -11,6 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 
+use crate::store::{RedisTarget, ReplicasAck};
+
 /// Command-line and environment settings of the backend process.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "seckill-backend", version, about = "seckill backend: public API, admin API, metrics")]
@@ -19,7 +21,8 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
-    /// Redis: `redis://host:port/db`, or a comma-separated list of cluster node URLs.
+    /// Redis: `redis://host:port/db`, `redis+sentinel://host:port[,host:port…]/<master name>[/<db>]`,
+    /// or a comma-separated list of cluster node URLs.
     #[arg(long, env = "SECKILL_REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
     pub redis_url: String,
 
@@ -58,6 +61,16 @@ pub struct Settings {
     /// How long a Redis call may take before the request fails with `unavailable`.
     #[arg(long, env = "SECKILL_REDIS_TIMEOUT_MS", default_value_t = 800)]
     pub redis_timeout_ms: u64,
+
+    /// Replicas that must hold a purchase before its buyer hears 202 (`WAIT`);
+    /// 0 turns it off. Default: 1 with Sentinel or a Cluster, 0 for one server.
+    #[arg(long, env = "SECKILL_REDIS_REPLICAS_ACK")]
+    pub redis_replicas_ack: Option<u32>,
+
+    /// How long a purchase waits for its replicas before `unavailable` (ms);
+    /// below `SECKILL_REDIS_TIMEOUT_MS`.
+    #[arg(long, env = "SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_replicas_ack_timeout_ms: u64,
 
     /// What this process runs: `all` (API and order worker), `api`, or `worker`.
     #[arg(long, env = "SECKILL_ROLE", value_enum, default_value_t = Role::All)]
@@ -155,6 +168,23 @@ impl Settings {
         Duration::from_millis(self.redis_timeout_ms)
     }
 
+    /// What purchases wait for ([`ReplicasAck`]), or why the settings do not fit.
+    pub fn replicas_ack(&self) -> Result<Option<ReplicasAck>, String> {
+        let fails_over = RedisTarget::parse(&self.redis_url).is_ok_and(|t| t.fails_over());
+        let replicas = self.redis_replicas_ack.unwrap_or(u32::from(fails_over));
+        if replicas == 0 {
+            return Ok(None);
+        }
+        if self.redis_replicas_ack_timeout_ms >= self.redis_timeout_ms {
+            return Err(format!(
+                "SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS ({}) must be below SECKILL_REDIS_TIMEOUT_MS ({}): \
+                 a purchase must hear its replicas before its call times out",
+                self.redis_replicas_ack_timeout_ms, self.redis_timeout_ms
+            ));
+        }
+        Ok(Some(ReplicasAck { replicas, timeout_ms: self.redis_replicas_ack_timeout_ms }))
+    }
+
     /// Issuance factor as the token script takes it: per mille of remaining stock.
     pub fn token_factor_per_mille(&self) -> u64 {
         (self.token_factor * 1000.0).round() as u64
@@ -190,6 +220,20 @@ mod tests {
         let secrets = s.secrets().unwrap();
         assert_ne!(secrets.jwt, secrets.admin_password);
         assert_eq!(secrets.jwt.len(), 48);
+    }
+
+    #[test]
+    fn replicas_ack_is_on_by_default_where_redis_fails_over() {
+        let ack = |args: &[&str]| parse(args).replicas_ack();
+        assert_eq!(ack(&["--redis-url", "redis://h:1/"]), Ok(None));
+        let sentinel = ["--redis-url", "redis+sentinel://h:26379/m"];
+        assert_eq!(ack(&sentinel), Ok(Some(ReplicasAck { replicas: 1, timeout_ms: 250 })));
+        assert_eq!(ack(&["--redis-url", "redis://a:1/,redis://b:2/"]).unwrap().unwrap().replicas, 1);
+        assert_eq!(ack(&[&sentinel[..], &["--redis-replicas-ack", "0"]].concat()), Ok(None));
+        let on_one = ack(&["--redis-replicas-ack", "2", "--redis-replicas-ack-timeout-ms", "100"]);
+        assert_eq!(on_one, Ok(Some(ReplicasAck { replicas: 2, timeout_ms: 100 })));
+        let too_long = ack(&[&sentinel[..], &["--redis-replicas-ack-timeout-ms", "800"]].concat());
+        assert!(too_long.unwrap_err().contains("below SECKILL_REDIS_TIMEOUT_MS"));
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub struct AppState {
 impl AppState {
     /// Connects to Redis and the order database (running its migrations).
     pub async fn new(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.redis_url, settings.redis_timeout()).await?;
+        let replicas_ack = settings.replicas_ack().map_err(anyhow::Error::msg)?;
+        let store =
+            Store::connect(&settings.redis_url, settings.redis_timeout()).await?.with_replicas_ack(replicas_ack);
         let db = Db::connect(&settings.database_url).await?;
         let credentials = Credentials::new(&secrets.jwt, &secrets.edge);
         let admin = AdminSessions::new(store.clone(), &secrets.admin_password);

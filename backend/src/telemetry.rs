@@ -16,6 +16,9 @@ pub const STOCK: &str = "seckill_stock_remaining";
 pub const SOLD: &str = "seckill_stock_sold";
 /// Purchases per purchase-script call (see `purchase_batch`).
 pub const PURCHASE_BATCH_SIZE: &str = "seckill_purchase_batch_size";
+/// Writes that fewer replicas than `SECKILL_REDIS_REPLICAS_ACK` confirmed in
+/// time (answered `unavailable`; see `Store::acknowledged`).
+pub const REPLICAS_ACK_MISSED: &str = "seckill_redis_replicas_ack_missed_total";
 
 /// The process's Prometheus registry, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {

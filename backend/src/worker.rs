@@ -101,7 +101,7 @@ enum ActivityError {
 impl From<StoreError> for ActivityError {
     fn from(e: StoreError) -> Self {
         match &e {
-            StoreError::Redis(r) if r.code().is_some() => Self::Stream(e),
+            StoreError::Redis(r) if r.code().is_some() && !e.is_failover() => Self::Stream(e),
             _ => Self::Round(RoundError::Redis(e)),
         }
     }

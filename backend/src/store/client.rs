@@ -1,6 +1,7 @@
-//! The handle on Redis: one server or a Cluster behind one connection type,
-//! every call bounded by the store's timeout, and the few plain commands
-//! (INFO, CONFIG GET, locks, hashes) the other parts need.
+//! The handle on Redis: one server, a Cluster, or the master Sentinel names,
+//! behind one connection type; every call bounded by the store's timeout;
+//! and the few plain commands (INFO, CONFIG GET, locks, hashes) the other
+//! parts need.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,7 +9,10 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
+
+use super::redis_url::RedisTarget;
+use super::sentinel::SentinelConn;
 
 /// The purchase script and its companions, hashed once; `invoke_async` sends
 /// EVALSHA and falls back to loading the script when Redis answers NOSCRIPT.
@@ -45,13 +49,35 @@ pub enum StoreError {
     Reply(String),
     #[error("unsupported redis url: {0}")]
     Url(String),
+    #[error("{acked} of {wanted} redis replicas confirmed the write within {timeout_ms} ms")]
+    NotReplicated { wanted: u32, acked: i64, timeout_ms: u64 },
 }
 
-/// One Redis server, or a Redis Cluster; both reconnect by themselves.
+impl StoreError {
+    /// Whether Redis answered that it is changing masters or cannot take the
+    /// write yet (READONLY, MASTERDOWN, LOADING, TRYAGAIN, CLUSTERDOWN,
+    /// NOREPLICAS): the call is worth repeating shortly, nothing is broken.
+    pub fn is_failover(&self) -> bool {
+        match self {
+            Self::Redis(e) => {
+                matches!(
+                    e.code(),
+                    Some("READONLY" | "MASTERDOWN" | "LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "NOREPLICAS")
+                )
+            }
+            Self::NotReplicated { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// One Redis server, a Redis Cluster, or the master the sentinels name; all
+/// reconnect by themselves, and the last two follow a failover.
 #[derive(Clone)]
 pub enum RedisConn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(SentinelConn),
 }
 
 impl ConnectionLike for RedisConn {
@@ -59,6 +85,7 @@ impl ConnectionLike for RedisConn {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -71,6 +98,7 @@ impl ConnectionLike for RedisConn {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -78,8 +106,17 @@ impl ConnectionLike for RedisConn {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
+            Self::Sentinel(c) => c.get_db(),
         }
     }
+}
+
+/// How many replicas must hold a purchase before its buyer hears 202
+/// (`WAIT`), and how long to wait for them before answering `unavailable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicasAck {
+    pub replicas: u32,
+    pub timeout_ms: u64,
 }
 
 /// Handle on Redis: cheap to clone, one multiplexed connection underneath.
@@ -87,36 +124,45 @@ impl ConnectionLike for RedisConn {
 pub struct Store {
     conn: RedisConn,
     timeout: Duration,
+    replicas_ack: Option<ReplicasAck>,
     pub(super) scripts: std::sync::Arc<Scripts>,
 }
 
 impl Store {
-    /// Connects to `url`: `redis://…` (one server) or a comma-separated list of
-    /// cluster node URLs. A single server is connected lazily, so the backend
-    /// starts (and reports not-ready) while Redis is still down.
+    /// Connects to `url` (see [`RedisTarget`]). One server and Sentinel are
+    /// connected lazily, so the backend starts (and reports not-ready) while
+    /// Redis is still down; a Cluster needs one node up to learn its slots.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let conn = if url.contains(',') {
-            let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
-            let client = redis::cluster::ClusterClientBuilder::new(nodes)
-                .connection_timeout(timeout)
-                .response_timeout(timeout)
-                .build()?;
-            RedisConn::Cluster(client.get_async_connection().await?)
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://") {
-            let client = redis::Client::open(url)?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                .set_number_of_retries(2)
-                .set_max_delay(Duration::from_millis(500));
-            RedisConn::Single(ConnectionManager::new_lazy_with_config(client, config)?)
-        } else {
-            return Err(StoreError::Url(format!(
-                "{url:?}: expected redis://host:port[/db], rediss://… or a comma-separated list of cluster \
-                 node URLs (set SECKILL_REDIS_URL)"
-            )));
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = match RedisTarget::parse(url)? {
+            RedisTarget::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()?;
+                RedisConn::Cluster(client.get_async_connection().await?)
+            }
+            RedisTarget::Single(url) => {
+                RedisConn::Single(ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)?)
+            }
+            RedisTarget::Sentinel(target) => RedisConn::Sentinel(SentinelConn::new(&target, config)?),
         };
-        Ok(Self { conn, timeout, scripts: std::sync::Arc::new(Scripts::new()) })
+        Ok(Self { conn, timeout, replicas_ack: None, scripts: std::sync::Arc::new(Scripts::new()) })
+    }
+
+    /// Makes every acknowledged purchase wait until `ack.replicas` replicas
+    /// have it ([`ReplicasAck`]).
+    pub fn with_replicas_ack(mut self, ack: Option<ReplicasAck>) -> Self {
+        self.replicas_ack = ack.filter(|ack| ack.replicas > 0);
+        self
+    }
+
+    pub fn replicas_ack(&self) -> Option<ReplicasAck> {
+        self.replicas_ack
     }
 
     /// How long one Redis interaction may take before it fails.
@@ -131,7 +177,62 @@ impl Store {
     {
         match tokio::time::timeout(self.timeout, work(self.conn.clone())).await {
             Ok(result) => Ok(result?),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
+            Err(_) => {
+                if let RedisConn::Sentinel(sentinel) = &self.conn {
+                    sentinel.timed_out();
+                }
+                Err(StoreError::Timeout(self.timeout))
+            }
+        }
+    }
+
+    /// Runs the write `cmd` and, when purchases must reach replicas, `WAIT`
+    /// behind it in one pipeline: on the same connection, so it waits for
+    /// this write (Redis tracks the offset per client), and in a Cluster on
+    /// the node that owns the write's slot. Fewer replicas than asked within
+    /// the wait is [`StoreError::NotReplicated`]: the write happened on the
+    /// master, but a failover now could lose it, so nobody is told it stands.
+    /// `script`: the script `cmd` calls by hash, loaded if Redis lacks it
+    /// (a promoted replica has no script cache).
+    pub(super) async fn acknowledged<T>(&self, cmd: Cmd, script: Option<&Script>) -> Result<T, StoreError>
+    where
+        T: redis::FromRedisValue + Send + 'static,
+    {
+        let ack = self.replicas_ack;
+        let script = script.cloned();
+        let (value, acked): (T, Option<i64>) = self
+            .bounded(|mut c| async move {
+                let mut loaded = false;
+                loop {
+                    let result = match ack {
+                        None => cmd.query_async::<T>(&mut c).await.map(|v| (v, None)),
+                        Some(ack) => redis::pipe()
+                            .add_command(cmd.clone())
+                            .cmd("WAIT")
+                            .arg(ack.replicas)
+                            .arg(ack.timeout_ms)
+                            .query_async::<(T, i64)>(&mut c)
+                            .await
+                            .map(|(v, n)| (v, Some(n))),
+                    };
+                    match (result, &script) {
+                        (Err(e), Some(script))
+                            if !loaded && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
+                        {
+                            script.load_async(&mut c).await?;
+                            loaded = true;
+                        }
+                        (result, _) => return result,
+                    }
+                }
+            })
+            .await?;
+        match (ack, acked) {
+            (Some(ack), Some(acked)) if acked < i64::from(ack.replicas) => {
+                metrics::counter!(crate::telemetry::REPLICAS_ACK_MISSED).increment(1);
+                Err(StoreError::NotReplicated { wanted: ack.replicas, acked, timeout_ms: ack.timeout_ms })
+            }
+            _ => Ok(value),
         }
     }
 

@@ -12,10 +12,13 @@ mod blacklist;
 mod client;
 mod edge_rules;
 pub mod keys;
+mod redis_url;
 mod scripts;
+mod sentinel;
 pub mod stream;
 
 pub use activities::{ActivityRecord, Counters, DeleteOutcome, NewActivityRecord, StockChange};
 pub use blacklist::BlacklistKind;
-pub use client::{RedisConn, Store, StoreError};
+pub use client::{RedisConn, ReplicasAck, Store, StoreError};
+pub use redis_url::{RedisTarget, SentinelTarget};
 pub use scripts::{Purchase, PurchaseOutcome, PurchaseRequest, ReleaseOutcome, Sale, ScriptRefusal, TokenOutcome};

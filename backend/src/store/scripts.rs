@@ -181,27 +181,24 @@ impl Store {
         batch: &[Purchase],
     ) -> Result<Vec<PurchaseOutcome>, StoreError> {
         let a = activity;
-        let mut invocation = self.scripts.purchase.key(keys::activity(a));
-        invocation
-            .key(keys::inventory(a))
-            .key(keys::sold(a))
-            .key(keys::order_stream(a))
-            .key(keys::live_tokens(a))
-            .key(keys::user_limits(a))
-            .arg(pay_timeout_ms)
-            .arg(USED_TOKEN_RETENTION_MS);
+        // EVALSHA by hand rather than `Script::invoke_async`, so that `WAIT`
+        // can ride behind it in the same pipeline (`Store::acknowledged`).
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(self.scripts.purchase.get_hash()).arg(6 + 3 * batch.len());
+        call.arg(keys::activity(a))
+            .arg(keys::inventory(a))
+            .arg(keys::sold(a))
+            .arg(keys::order_stream(a))
+            .arg(keys::live_tokens(a))
+            .arg(keys::user_limits(a));
         for p in batch {
-            invocation
-                .key(keys::user_token(a, &p.user))
-                .key(keys::token(a, &p.token))
-                .key(keys::user_order(a, &p.user))
-                .arg(&p.user)
-                .arg(&p.token)
-                .arg(&p.quantity)
-                .arg(p.now_ms);
+            call.arg(keys::user_token(a, &p.user)).arg(keys::token(a, &p.token)).arg(keys::user_order(a, &p.user));
         }
-        let replies: Vec<Vec<String>> =
-            self.bounded(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        call.arg(pay_timeout_ms).arg(USED_TOKEN_RETENTION_MS);
+        for p in batch {
+            call.arg(&p.user).arg(&p.token).arg(&p.quantity).arg(p.now_ms);
+        }
+        let replies: Vec<Vec<String>> = self.acknowledged(call, Some(&self.scripts.purchase)).await?;
         if replies.len() != batch.len() {
             return Err(StoreError::Reply(format!(
                 "{} purchases, {} answers: {replies:?}",

@@ -81,22 +81,18 @@ impl Store {
         own_pending: bool,
         count: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let consumer = consumer.to_owned();
-        let reply: Option<StreamReadReply> = self
-            .bounded(|mut c| async move {
-                redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(keys::ORDER_GROUP)
-                    .arg(&consumer)
-                    .arg("COUNT")
-                    .arg(count)
-                    .arg("STREAMS")
-                    .arg(keys::order_stream(a))
-                    .arg(if own_pending { "0" } else { ">" })
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(keys::ORDER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(keys::order_stream(a))
+            .arg(if own_pending { "0" } else { ">" });
+        // Acknowledged like a purchase: a row must not be written for an
+        // event that a failover could still take back (the unit would sell twice).
+        let reply: Option<StreamReadReply> = self.acknowledged(read, None).await?;
         Ok(reply.map(entries).unwrap_or_default())
     }
 
@@ -108,21 +104,16 @@ impl Store {
         min_idle_ms: u64,
         count: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        let consumer = consumer.to_owned();
-        let reply: StreamAutoClaimReply = self
-            .bounded(|mut c| async move {
-                redis::cmd("XAUTOCLAIM")
-                    .arg(keys::order_stream(a))
-                    .arg(keys::ORDER_GROUP)
-                    .arg(&consumer)
-                    .arg(min_idle_ms)
-                    .arg("0-0")
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut claim = redis::cmd("XAUTOCLAIM");
+        claim
+            .arg(keys::order_stream(a))
+            .arg(keys::ORDER_GROUP)
+            .arg(consumer)
+            .arg(min_idle_ms)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count);
+        let reply: StreamAutoClaimReply = self.acknowledged(claim, None).await?;
         Ok(reply.claimed.into_iter().map(Entry::from).collect())
     }
 
