@@ -3,6 +3,8 @@
 //! request (Redis INFO, the edge's last sync, the reconciliation, the
 //! settings); the rest operators tick with a note, kept in the order DB.
 
+use std::collections::HashMap;
+
 use seckill_api::{CheckStatus, ChecklistItem};
 
 use crate::clock::{from_ms, now_ms};
@@ -12,7 +14,7 @@ use crate::config::Settings;
 use crate::dependency::DependencyError;
 use crate::edge;
 use crate::orders::Orders;
-use crate::store::StoreError;
+use crate::store::{Failover, MasterReport, StoreError};
 
 /// One item's definition: id, group, Chinese and English titles.
 pub struct Item {
@@ -74,6 +76,19 @@ pub struct Probes {
     pub ui_built: bool,
 }
 
+/// The masters whose report matches `bad`.
+fn nodes_where(
+    masters: &[MasterReport<HashMap<String, String>>],
+    bad: impl Fn(&HashMap<String, String>) -> bool,
+) -> Vec<String> {
+    masters.iter().filter(|m| bad(&m.value)).map(|m| m.node.clone()).collect()
+}
+
+/// "the master", or "all N masters" in a Cluster.
+fn every(masters: usize) -> String {
+    if masters == 1 { "the master".into() } else { format!("all {masters} masters") }
+}
+
 /// A probe's finding.
 type Finding = (CheckStatus, String);
 
@@ -88,35 +103,56 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
     let redis_down = || (CheckStatus::Failing, "redis did not answer".to_owned());
     Some(match id {
         "infra.redis_persistence" => match store.info("persistence").await {
-            Ok(info) => {
-                let aof = info.get("aof_enabled").map(String::as_str) == Some("1");
-                found(aof, "aof_enabled:1".into(), CheckStatus::Failing, "aof_enabled:0 — a crash loses sales".into())
-            }
-            Err(_) => redis_down(),
-        },
-        "infra.redis_replication" => match store.info("replication").await {
-            Ok(info) => {
-                let role = info.get("role").cloned().unwrap_or_default();
-                let replicas: i64 = info.get("connected_slaves").and_then(|v| v.parse().ok()).unwrap_or(0);
+            Ok(masters) => {
+                let off = nodes_where(&masters, |info| info.get("aof_enabled").map(String::as_str) != Some("1"));
                 found(
-                    role == "slave" || replicas > 0,
-                    format!("role:{role}, connected replicas: {replicas}"),
-                    CheckStatus::Warning,
-                    format!("role:{role}, no connected replica"),
+                    off.is_empty(),
+                    format!("aof_enabled:1 on {}", every(masters.len())),
+                    CheckStatus::Failing,
+                    format!("aof_enabled:0 on {off:?}: a crash loses sales"),
                 )
             }
             Err(_) => redis_down(),
         },
-        "infra.redis_ha" => {
-            let url = &settings.redis_url;
-            let ha = url.contains(',') || url.starts_with("redis+sentinel://");
-            found(
-                ha,
-                "cluster or sentinel URL configured".into(),
-                CheckStatus::Warning,
-                "a single redis:// server".into(),
-            )
-        }
+        "infra.redis_replication" => match store.info("replication").await {
+            Ok(masters) => {
+                let replicas = |info: &HashMap<String, String>| -> i64 {
+                    info.get("connected_slaves").and_then(|v| v.parse().ok()).unwrap_or(0)
+                };
+                let alone = nodes_where(&masters, |info| replicas(info) == 0);
+                let counts: Vec<String> =
+                    masters.iter().map(|m| format!("{}: {} replicas", m.node, replicas(&m.value))).collect();
+                let ack = match settings.replicas_ack() {
+                    Ok(Some(ack)) => format!("; a purchase waits for {} of them", ack.replicas),
+                    _ => "; purchases do not wait for them".to_owned(),
+                };
+                found(
+                    alone.is_empty(),
+                    format!("{}{ack}", counts.join(", ")),
+                    CheckStatus::Warning,
+                    format!("no connected replica on {alone:?}: a lost master takes its sales with it"),
+                )
+            }
+            Err(_) => redis_down(),
+        },
+        "infra.redis_ha" => match store.failover(&settings.redis_url).await {
+            Ok(Failover::None) => {
+                (CheckStatus::Warning, "a single redis:// server: nobody replaces it if it dies".into())
+            }
+            Ok(Failover::Sentinel { quorum_ok, detail }) => {
+                found(quorum_ok, format!("sentinel: {detail}"), CheckStatus::Failing, format!("sentinel: {detail}"))
+            }
+            Ok(Failover::Cluster { state_ok, masters, masters_without_replica }) => found(
+                state_ok && masters_without_replica.is_empty(),
+                format!("cluster_state:ok, {masters} masters, each with a live replica"),
+                CheckStatus::Failing,
+                format!(
+                    "cluster_state:{}, {masters} masters, without a live replica: {masters_without_replica:?}",
+                    if state_ok { "ok" } else { "fail" }
+                ),
+            ),
+            Err(e) => (CheckStatus::Failing, format!("could not ask: {e}")),
+        },
         "infra.db_pool" => {
             let mysql =
                 settings.database_url.starts_with("mysql://") || settings.database_url.starts_with("mariadb://");
@@ -191,35 +227,57 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
             Err(_) => (CheckStatus::Failing, "open: redis is not answering; requests fail fast with 503".into()),
         },
         "dr.fsync" => match store.info("persistence").await {
-            Ok(info) if info.get("aof_enabled").map(String::as_str) != Some("1") => {
+            Ok(masters) if masters.iter().any(|m| m.value.get("aof_enabled").map(String::as_str) != Some("1")) => {
                 (CheckStatus::Failing, "AOF is off".into())
             }
             // `everysec` can lose the last second of acknowledged sales to a crash, and with
             // them the stock count of units whose order rows exist: the unit sells twice.
             Ok(_) => match store.config_get("appendfsync").await {
-                Ok(policy) => found(
-                    policy == "always",
-                    "appendfsync always: no acknowledged sale is lost to a crash".into(),
-                    if policy == "everysec" { CheckStatus::Warning } else { CheckStatus::Failing },
-                    format!("appendfsync {policy}: a crash can lose acknowledged sales; set appendfsync always"),
-                ),
+                Ok(policies) => {
+                    let lax: Vec<String> = policies
+                        .iter()
+                        .filter(|p| p.value != "always")
+                        .map(|p| format!("{}: {}", p.node, p.value))
+                        .collect();
+                    let status = if policies.iter().all(|p| p.value == "always" || p.value == "everysec") {
+                        CheckStatus::Warning
+                    } else {
+                        CheckStatus::Failing
+                    };
+                    found(
+                        lax.is_empty(),
+                        format!(
+                            "appendfsync always on {}: no acknowledged sale is lost to a crash",
+                            every(policies.len())
+                        ),
+                        status,
+                        format!("appendfsync {lax:?}: a crash can lose acknowledged sales; set appendfsync always"),
+                    )
+                }
                 Err(_) => (CheckStatus::Warning, "CONFIG GET is not allowed; check appendfsync by hand".into()),
             },
             Err(_) => redis_down(),
         },
         "dr.backup" => match store.info("persistence").await {
-            Ok(info) => {
-                let rewrite = info.get("aof_last_bgrewrite_status").cloned().unwrap_or_default();
-                let save = info.get("rdb_last_bgsave_status").cloned().unwrap_or_default();
-                let last: i64 = info.get("rdb_last_save_time").and_then(|v| v.parse().ok()).unwrap_or(0);
+            Ok(masters) => {
+                let field = |info: &HashMap<String, String>, name: &str| info.get(name).cloned().unwrap_or_default();
+                let failed = nodes_where(&masters, |info| {
+                    field(info, "aof_last_bgrewrite_status") != "ok" || field(info, "rdb_last_bgsave_status") != "ok"
+                });
+                let oldest = masters
+                    .iter()
+                    .map(|m| field(&m.value, "rdb_last_save_time").parse::<i64>().unwrap_or(0))
+                    .min()
+                    .unwrap_or(0);
                 found(
-                    rewrite == "ok" && save == "ok",
+                    failed.is_empty(),
                     format!(
-                        "last redis save {} (rdb {save}, aof rewrite {rewrite}); back up the order DB separately",
-                        from_ms(last * 1000)
+                        "oldest last redis save {} on {} (rdb and aof rewrite ok); back up the order DB separately",
+                        from_ms(oldest * 1000),
+                        every(masters.len())
                     ),
                     CheckStatus::Warning,
-                    format!("rdb {save}, aof rewrite {rewrite}"),
+                    format!("a failed rdb save or aof rewrite on {failed:?}"),
                 )
             }
             Err(_) => redis_down(),

@@ -98,8 +98,10 @@ async fn the_checklist_probes_what_it_can_and_keeps_operators_ticks() {
     let item = |items: &[Value], id: &str| items.iter().find(|i| i["id"] == id).unwrap().clone();
     // The test redis-server runs with AOF on: probed, with evidence.
     assert_eq!(item(&items, "infra.redis_persistence")["status"], "ok");
-    assert_eq!(item(&items, "infra.redis_persistence")["evidence"], "aof_enabled:1");
+    assert_eq!(item(&items, "infra.redis_persistence")["evidence"], "aof_enabled:1 on the master");
     assert_eq!(item(&items, "infra.redis_replication")["status"], "warning");
+    assert_eq!(item(&items, "infra.redis_ha")["status"], "warning");
+    assert!(item(&items, "infra.redis_ha")["evidence"].as_str().unwrap().contains("single"));
     assert_eq!(item(&items, "security.captcha")["status"], "manual");
 
     let tick = |id: &str, note: &str| json!({"id": id, "ticked": true, "note": note});

@@ -236,25 +236,6 @@ impl Store {
         }
     }
 
-    /// `INFO <section>` as key/value pairs.
-    pub async fn info(&self, section: &'static str) -> Result<HashMap<String, String>, StoreError> {
-        let text: String =
-            self.bounded(|mut c| async move { redis::cmd("INFO").arg(section).query_async(&mut c).await }).await?;
-        Ok(text
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect())
-    }
-
-    /// One value of `CONFIG GET`.
-    pub async fn config_get(&self, name: &'static str) -> Result<String, StoreError> {
-        let pair: Vec<String> = self
-            .bounded(|mut c| async move { redis::cmd("CONFIG").arg("GET").arg(name).query_async(&mut c).await })
-            .await?;
-        pair.get(1).cloned().ok_or_else(|| StoreError::Reply(format!("CONFIG GET {name}: {pair:?}")))
-    }
-
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await.map(drop) }).await
     }

@@ -16,9 +16,11 @@ mod redis_url;
 mod scripts;
 mod sentinel;
 pub mod stream;
+mod topology;
 
 pub use activities::{ActivityRecord, Counters, DeleteOutcome, NewActivityRecord, StockChange};
 pub use blacklist::BlacklistKind;
 pub use client::{RedisConn, ReplicasAck, Store, StoreError};
 pub use redis_url::{RedisTarget, SentinelTarget};
 pub use scripts::{Purchase, PurchaseOutcome, PurchaseRequest, ReleaseOutcome, Sale, ScriptRefusal, TokenOutcome};
+pub use topology::{Failover, MasterReport};
