@@ -20,9 +20,11 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+pub mod crowd;
 pub mod edge;
 pub mod envoy;
 pub mod mariadb;
+pub mod redis_topology;
 
 /// The workspace root.
 pub fn root() -> PathBuf {

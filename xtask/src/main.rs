@@ -11,6 +11,7 @@
 mod deps;
 mod envoy;
 mod http;
+mod redis;
 mod start;
 mod ui;
 

@@ -10,8 +10,7 @@
 //! generated once into `var/dev-secrets.env` and printed, never defaulted.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -22,11 +21,16 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use crate::deps::{self, root};
-use crate::{envoy, http};
+use crate::{envoy, http, redis};
 
 #[derive(clap::Args)]
 pub struct StartArgs {
-    /// Port of the private redis-server (ignored when SECKILL_REDIS_URL is set).
+    /// The private Redis: one server, Sentinel (a master, two replicas, three
+    /// sentinels) or a Cluster (three masters, a replica each). Ignored when
+    /// SECKILL_REDIS_URL is set.
+    #[arg(long, value_enum, default_value_t = redis::Topology::Single)]
+    redis: redis::Topology,
+    /// First port of the private Redis (sentinels: this + 20000 and up).
     #[arg(long, default_value_t = 6479)]
     redis_port: u16,
     /// Where the backend listens (with --backends N, the first of N consecutive ports).
@@ -64,6 +68,9 @@ const SECRET_NAMES: [&str; 3] = ["SECKILL_JWT_SECRET", "SECKILL_ADMIN_PASSWORD",
 /// (Ctrl-C, SIGTERM, a child dying, an error).
 struct Supervisor {
     children: Vec<(&'static str, Child)>,
+    /// Redis nodes of a topology that fails over: one dying is what the
+    /// topology is for, so it is reported, not fatal.
+    expendable: Vec<(&'static str, Child)>,
     stop: Arc<AtomicBool>,
 }
 
@@ -72,7 +79,7 @@ impl Supervisor {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the signal handler")?;
-        Ok(Self { children: Vec::new(), stop })
+        Ok(Self { children: Vec::new(), expendable: Vec::new(), stop })
     }
 
     /// Fails if a child exited; `Ok(true)` once a stop was asked for.
@@ -87,13 +94,22 @@ impl Supervisor {
                 bail!("{name} exited ({status}); stopping the rest");
             }
         }
+        let mut i = 0;
+        while i < self.expendable.len() {
+            if let Some(status) = self.expendable[i].1.try_wait()? {
+                let (name, _) = self.expendable.remove(i);
+                eprintln!("xtask: {name} exited ({status}); the rest fail over without it (its data is under ./var)");
+            } else {
+                i += 1;
+            }
+        }
         Ok(self.stop.load(Ordering::SeqCst))
     }
 }
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        for (name, child) in self.children.iter_mut().rev() {
+        for (name, child) in self.expendable.iter_mut().chain(self.children.iter_mut()).rev() {
             if let Ok(None) = child.try_wait() {
                 // SIGTERM first so that redis flushes its AOF and the backend drains.
                 let _ = Command::new("kill").arg(child.id().to_string()).status();
@@ -112,7 +128,7 @@ impl Drop for Supervisor {
 pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let root = root();
     let var = root.join("var");
-    std::fs::create_dir_all(var.join("redis")).context("creating ./var")?;
+    std::fs::create_dir_all(&var).context("creating ./var")?;
     deps::ensure_packages(&[("redis-server", "redis-server")])?;
 
     let wasm = deps::build_filter()?;
@@ -125,22 +141,24 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let redis_url = match std::env::var("SECKILL_REDIS_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => {
-            let child = Command::new("redis-server")
-                .args(["--port", &args.redis_port.to_string(), "--bind", "127.0.0.1"])
-                // Every acknowledged sale on disk before its answer: a crash must not resell a unit.
-                .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
-                .arg("--dir")
-                .arg(var.join("redis"))
-                .arg("--logfile")
-                .arg(var.join("redis.log"))
-                .stdout(Stdio::null())
-                .spawn()
-                .context("starting redis-server")?;
-            sup.children.push(("redis-server", child));
-            let addr = SocketAddr::from(([127, 0, 0, 1], args.redis_port));
-            wait_until(&mut sup, Duration::from_secs(15), "redis-server to answer PING", || redis_ping(addr))?;
-            format!("redis://127.0.0.1:{}/", args.redis_port)
+            let started = redis::start(args.redis, args.redis_port, &var)?;
+            if args.redis == redis::Topology::Single {
+                sup.children.extend(started.children);
+            } else {
+                sup.expendable.extend(started.children);
+            }
+            started.url
         }
+    };
+
+    // Each private topology keeps its own order DB: the rows must match that Redis's sales.
+    let database_url = match std::env::var("SECKILL_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => match args.redis {
+            redis::Topology::Single => "sqlite://var/orders.db".to_owned(),
+            redis::Topology::Sentinel => "sqlite://var/redis-sentinel/orders.db".to_owned(),
+            redis::Topology::Cluster => "sqlite://var/redis-cluster/orders.db".to_owned(),
+        },
     };
 
     if args.edge == Edge::SeckillEdge && args.backends > 1 {
@@ -160,6 +178,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         let backend = Command::new(root.join("target/release/seckill-backend"))
             .current_dir(&root)
             .env("SECKILL_REDIS_URL", &redis_url)
+            .env("SECKILL_DATABASE_URL", &database_url)
             .env("SECKILL_LISTEN", listen.to_string())
             .env("SECKILL_ROLE", role)
             // The edge on loopback appends the client's address to x-forwarded-for.
@@ -262,15 +281,6 @@ fn wait_until(
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
-}
-
-fn redis_ping(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 16];
-    s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).map(|n| buf[..n].starts_with(b"+PONG")).unwrap_or(false)
 }
 
 /// Secrets from the environment, else from (or newly into) `path`.

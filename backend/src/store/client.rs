@@ -97,7 +97,25 @@ impl ConnectionLike for RedisConn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => Box::pin(async move {
+                match c.req_packed_commands(pipeline, offset, count).await {
+                    // The keys outside an activity (the blacklist's, the admin's, the
+                    // edge's) live in slots of their own, and a Cluster pipeline must
+                    // stay in one slot. A plain pipeline promises no atomicity, only
+                    // order: the same commands one after another do what it did.
+                    // (The client refuses before sending anything.)
+                    Err(e)
+                        if e.kind() == ErrorKind::Server(ServerErrorKind::CrossSlot) && !pipeline.is_transaction() =>
+                    {
+                        let mut replies = Vec::with_capacity(pipeline.len());
+                        for cmd in pipeline.cmd_iter() {
+                            replies.push(c.req_packed_command(cmd).await?);
+                        }
+                        Ok(replies)
+                    }
+                    other => other,
+                }
+            }),
             Self::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
