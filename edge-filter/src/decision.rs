@@ -17,9 +17,13 @@
 //! 5. `Authorization` on a JWT path: malformed header → `400 bad_request`,
 //!    bad token → `401 unauthorized`
 //! 6. user blacklisted → `403 blacklisted`
-//! 7. `POST /api/activities/{id}/token|purchase` of an activity listed as
-//!    ended / not started / sold out → `409 ended|not_started|sold_out`, only
-//!    while the state is fresh ([`StateView::stale`])
+//! 7. `POST /api/activities/{id}/token` of an activity listed as ended / not
+//!    started / sold out → `409 ended|not_started|sold_out`, and `…/purchase`
+//!    of one not started → `409 not_started`, only while the state is fresh
+//!    ([`StateView::stale`]). A purchase of a sold-out or ended activity goes
+//!    on: it may be the retry of a purchase that was accepted before the end
+//!    and whose answer was lost, and the backend answers it with its order.
+//!    (Only token holders can send one, and tokens stop with the stock.)
 //! 8. buckets: per IP, each matching route per IP, per user, each matching
 //!    route per user → `429 rate_limited` with `retry-after` and `x-ratelimit-*`
 //! 9. in flight: total, then per client (IPv6 by /64, see
@@ -298,19 +302,26 @@ pub fn parse_request<N: AsRef<str>, V: AsRef<[u8]>>(
 }
 
 /// The activity id of `POST /api/activities/{id}/token|purchase`.
-fn buy_route_activity(req: &RequestFacts) -> Option<u64> {
+/// The two steps of buying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BuyStep {
+    Token,
+    Purchase,
+}
+
+fn buy_route_activity(req: &RequestFacts) -> Option<(u64, BuyStep)> {
     match req.segments.as_slice() {
-        [api, activities, id, action]
-            if req.method == "POST"
-                && api == "api"
-                && activities == "activities"
-                && (action == "token" || action == "purchase") =>
-        {
+        [api, activities, id, action] if req.method == "POST" && api == "api" && activities == "activities" => {
+            let step = match action.as_str() {
+                "token" => BuyStep::Token,
+                "purchase" => BuyStep::Purchase,
+                _ => return None,
+            };
             // Only plain decimal ids, as the backend's router parses them.
             if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            id.parse().ok()
+            Some((id.parse().ok()?, step))
         }
         _ => None,
     }
@@ -491,8 +502,9 @@ pub fn decide<S: SharedStore + ?Sized>(
 
     // Token and purchase requests the edge can answer by itself.
     if !stale
-        && let Some(id) = buy_route_activity(req)
+        && let Some((id, step)) = buy_route_activity(req)
         && let Some(code) = snap.activity_block(id)
+        && (step == BuyStep::Token || code == ErrorCode::NotStarted)
     {
         let (kind, message) = match code {
             ErrorCode::Ended => (DecisionKind::Ended, format!("activity {id} has ended")),

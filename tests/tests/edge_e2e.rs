@@ -345,6 +345,26 @@ async fn sold_out_not_started_and_ended_are_answered_by_the_edge(host: EdgeHost)
         })
         .await;
     }
+
+    // The last unit sells; once the edge knows it is sold out, the buyer's
+    // retry of that purchase (its answer lost, say) still returns the order.
+    let last = w.api.create_activity(ActivitySpec::live(1, 1)).await;
+    let buy = |path: String, body: Value| {
+        http.post(w.edge.url(&path)).bearer_auth(jwt("last-buyer")).json(&body).send().map(Result::unwrap)
+    };
+    let token = buy(format!("/api/activities/{last}/token"), json!({})).await.json::<Value>().await.unwrap();
+    let purchase = json!({"token": token["token"], "quantity": 1});
+    let order = buy(format!("/api/activities/{last}/purchase"), purchase.clone()).await.json::<Value>().await.unwrap();
+    assert!(order["order_id"].is_string(), "{order}");
+    eventually(Duration::from_secs(15), "the edge to know the last unit sold", || async {
+        let res = http.post(w.edge.url(&format!("/api/activities/{last}/token"))).bearer_auth(jwt("late")).send();
+        let res = res.await.unwrap();
+        (from_the_edge(&res) && res.status() == 409).then_some(())
+    })
+    .await;
+    let retry = buy(format!("/api/activities/{last}/purchase"), purchase).await;
+    assert_eq!(retry.status(), 202);
+    assert_eq!(retry.json::<Value>().await.unwrap()["order_id"], order["order_id"], "the same order");
 }
 
 async fn forwarded_for_is_believed_only_from_trusted_proxies(host: EdgeHost) {
