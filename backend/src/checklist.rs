@@ -121,7 +121,7 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
                 };
                 let alone = nodes_where(&masters, |info| replicas(info) == 0);
                 let counts: Vec<String> =
-                    masters.iter().map(|m| format!("{}: {} replicas", m.node, replicas(&m.value))).collect();
+                    masters.iter().map(|m| format!("{}: replicas {}", m.node, replicas(&m.value))).collect();
                 let ack = match settings.replicas_ack() {
                     Ok(Some(ack)) => format!("; a purchase waits for {} of them", ack.replicas),
                     _ => "; purchases do not wait for them".to_owned(),

@@ -191,7 +191,12 @@ impl RedisCluster {
         let ready = || {
             cluster.nodes.iter().try_for_each(|n| {
                 cluster_ok(n.port, 6)?;
-                replication_up(n.port)
+                replication_up(n.port)?;
+                // Each node learns the others' roles by gossip, after the fact:
+                // every view must show the three replicas as replicas.
+                let replicas = cluster_nodes(n.port)?.iter().filter(|v| !v.is_master() && !v.is_failing()).count();
+                ensure!(replicas == 3, ":{} sees {replicas} replicas of 3", n.port);
+                Ok(())
             })
         };
         poll(SETTLE, "every node to report cluster_state:ok and its replication link up", ready, || {
@@ -262,6 +267,27 @@ impl RedisCluster {
         }
         let node = self.nodes.iter_mut().find(|n| n.port == port);
         node.unwrap_or_else(|| panic!("no node of this cluster listens on :{port}")).kill();
+    }
+
+    /// Starts a killed node again on the same port, from its directory (its
+    /// AOF and nodes.conf), and waits until it answers. An old master whose
+    /// slots were taken over rejoins as a replica of the node that took them
+    /// ([`RedisCluster::wait_for_replica`]).
+    pub fn restart_node(&mut self, port: u16) -> anyhow::Result<()> {
+        let node = self.nodes.iter_mut().find(|n| n.port == port);
+        node.unwrap_or_else(|| panic!("no node of this cluster listens on :{port}"))
+            .run()
+            .map_err(StartError::into_anyhow)
+    }
+
+    /// Polls until the node on `port` is a replica of `master` with its link up (synced).
+    pub fn wait_for_replica(&self, port: u16, master: u16, deadline: Duration) -> anyhow::Result<()> {
+        let check = || {
+            let info: InfoDict = query(port, redis::cmd("INFO").arg("replication"))?;
+            ensure!(info.get::<u16>("master_port") == Some(master), ":{port} is not a replica of :{master}");
+            replication_up(port)
+        };
+        poll(deadline, &format!(":{port} to become a synced replica of :{master}"), check, || logs(&self.nodes))
     }
 
     /// Polls until the slots `old_master` served when it was killed are served

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -29,15 +30,17 @@ pub enum Topology {
 pub const MASTER_NAME: &str = "seckill";
 
 /// Started Redis processes, and the `SECKILL_REDIS_URL` that reaches them.
-pub struct Started {
+pub struct Started<'a> {
     pub url: String,
     pub children: Vec<(&'static str, Child)>,
+    /// Set by Ctrl-C: stop waiting.
+    stop: &'a AtomicBool,
 }
 
 /// Starts `topology` on `base_port` and up (sentinels on `base_port + 20000`
 /// and up; cluster buses on each port + 10000), under `var`.
-pub fn start(topology: Topology, base_port: u16, var: &Path) -> anyhow::Result<Started> {
-    let mut started = Started { url: String::new(), children: Vec::new() };
+pub fn start<'a>(topology: Topology, base_port: u16, var: &Path, stop: &'a AtomicBool) -> anyhow::Result<Started<'a>> {
+    let mut started = Started { url: String::new(), children: Vec::new(), stop };
     let result = match topology {
         Topology::Single => single(&mut started, base_port, var),
         Topology::Sentinel => sentinel(&mut started, base_port, var),
@@ -53,7 +56,7 @@ pub fn start(topology: Topology, base_port: u16, var: &Path) -> anyhow::Result<S
     Ok(started)
 }
 
-fn single(started: &mut Started, port: u16, var: &Path) -> anyhow::Result<()> {
+fn single(started: &mut Started<'_>, port: u16, var: &Path) -> anyhow::Result<()> {
     let dir = var.join("redis");
     std::fs::create_dir_all(&dir)?;
     let child = Command::new("redis-server")
@@ -75,7 +78,7 @@ fn single(started: &mut Started, port: u16, var: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sentinel(started: &mut Started, base: u16, var: &Path) -> anyhow::Result<()> {
+fn sentinel(started: &mut Started<'_>, base: u16, var: &Path) -> anyhow::Result<()> {
     let nodes = [base, base + 1, base + 2];
     let sentinels = [base + 20000, base + 20001, base + 20002];
     for (i, port) in nodes.into_iter().enumerate() {
@@ -105,7 +108,7 @@ fn sentinel(started: &mut Started, base: u16, var: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn cluster(started: &mut Started, base: u16, var: &Path) -> anyhow::Result<()> {
+fn cluster(started: &mut Started<'_>, base: u16, var: &Path) -> anyhow::Result<()> {
     if base > 55535 - 5 {
         bail!("--redis-port {base}: a cluster needs six ports from it and each + 10000 (the cluster bus)");
     }
@@ -115,6 +118,9 @@ fn cluster(started: &mut Started, base: u16, var: &Path) -> anyhow::Result<()> {
         let conf = render_once(&dir, "redis.conf", "redis/cluster-node.conf", *port, &[], "")?;
         spawn(started, "redis cluster node", &dir, &[conf.as_os_str()])?;
     }
+    wait_for(started, "the cluster nodes to answer PING", || {
+        nodes.iter().all(|p| cli(*p, &["PING"]).is_ok_and(|r| r == "PONG"))
+    })?;
     let state = |port: u16| cli(port, &["CLUSTER", "INFO"]).unwrap_or_default();
     let field = |port: u16, line: &str| state(port).lines().any(|l| l.trim() == line);
     // A first start: the nodes know only themselves. Later starts find the cluster in nodes.conf.
@@ -165,7 +171,7 @@ fn render_once(
     Ok(path)
 }
 
-fn spawn(started: &mut Started, name: &'static str, dir: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
+fn spawn(started: &mut Started<'_>, name: &'static str, dir: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
     let log = std::fs::File::create(dir.join("redis.log"))?;
     let child = Command::new("redis-server")
         .args(args)
@@ -184,13 +190,16 @@ fn cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// Polls `ready` for up to 60 s, failing early if a started node exited.
-fn wait_for(started: &mut Started, what: &str, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
+fn wait_for(started: &mut Started<'_>, what: &str, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
     let start = Instant::now();
     while !ready() {
         for (name, child) in &mut started.children {
             if let Some(status) = child.try_wait()? {
                 bail!("{name} exited ({status}) while waiting for {what}; its log is in ./var");
             }
+        }
+        if started.stop.load(Ordering::SeqCst) {
+            bail!("stopped while waiting for {what}");
         }
         if start.elapsed() > Duration::from_secs(60) {
             bail!("timed out after 60 s waiting for {what}; logs under ./var");

@@ -141,7 +141,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let redis_url = match std::env::var("SECKILL_REDIS_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => {
-            let started = redis::start(args.redis, args.redis_port, &var)?;
+            let stop = sup.stop.clone();
+            let started = redis::start(args.redis, args.redis_port, &var, &stop)?;
             if args.redis == redis::Topology::Single {
                 sup.children.extend(started.children);
             } else {

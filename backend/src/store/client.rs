@@ -8,11 +8,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
 
+use super::reconnecting::{ClusterConn, ClusterNodes, Reconnecting, SentinelConn, SentinelMaster};
 use super::redis_url::RedisTarget;
-use super::sentinel::SentinelConn;
 
 /// The purchase script and its companions, hashed once; `invoke_async` sends
 /// EVALSHA and falls back to loading the script when Redis answers NOSCRIPT.
@@ -76,7 +75,7 @@ impl StoreError {
 #[derive(Clone)]
 pub enum RedisConn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterConn),
     Sentinel(SentinelConn),
 }
 
@@ -147,9 +146,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to `url` (see [`RedisTarget`]). One server and Sentinel are
-    /// connected lazily, so the backend starts (and reports not-ready) while
-    /// Redis is still down; a Cluster needs one node up to learn its slots.
+    /// Connects to `url` (see [`RedisTarget`]), lazily: the backend starts
+    /// (and reports not-ready) while Redis is still down.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -162,12 +160,14 @@ impl Store {
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .build()?;
-                RedisConn::Cluster(client.get_async_connection().await?)
+                RedisConn::Cluster(Reconnecting::new(ClusterNodes { client }, 0))
             }
             RedisTarget::Single(url) => {
                 RedisConn::Single(ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)?)
             }
-            RedisTarget::Sentinel(target) => RedisConn::Sentinel(SentinelConn::new(&target, config)?),
+            RedisTarget::Sentinel(target) => {
+                RedisConn::Sentinel(Reconnecting::new(SentinelMaster::new(&target, config)?, target.db))
+            }
         };
         Ok(Self { conn, timeout, replicas_ack: None, scripts: std::sync::Arc::new(Scripts::new()) })
     }
@@ -196,8 +196,10 @@ impl Store {
         match tokio::time::timeout(self.timeout, work(self.conn.clone())).await {
             Ok(result) => Ok(result?),
             Err(_) => {
-                if let RedisConn::Sentinel(sentinel) = &self.conn {
-                    sentinel.timed_out();
+                match &self.conn {
+                    RedisConn::Sentinel(sentinel) => sentinel.timed_out(),
+                    RedisConn::Cluster(cluster) => cluster.timed_out(),
+                    RedisConn::Single(_) => {}
                 }
                 Err(StoreError::Timeout(self.timeout))
             }

@@ -12,9 +12,9 @@ mod blacklist;
 mod client;
 mod edge_rules;
 pub mod keys;
+mod reconnecting;
 mod redis_url;
 mod scripts;
-mod sentinel;
 pub mod stream;
 mod topology;
 

@@ -71,7 +71,7 @@ impl Store {
     ) -> Result<Vec<MasterReport<T>>, StoreError> {
         self.bounded(|c| async move {
             match c {
-                RedisConn::Cluster(mut cluster) => {
+                RedisConn::Cluster(cluster) => {
                     let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
                     let reply = cluster.route_command(cmd, routing).await?;
                     let mut reports = Vec::new();
