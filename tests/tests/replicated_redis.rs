@@ -6,9 +6,11 @@
 //! A master is `kill -9`ed in the middle of a rush. Whatever the timing,
 //! every purchase that got a 202 is an order row, `sold` is exactly the
 //! rows, nothing is oversold; the time from the kill to the first sale after
-//! it is printed (`-- --nocapture`). And the whole buyer's and operator's
-//! path (token, purchase, retry, cancel, orders, reconciliation, edge state)
-//! works on a Cluster with activities spread over its masters.
+//! it is printed (`-- --nocapture`). A purchase that no replica confirms in
+//! time is `unavailable`, and its retry returns the one order it made. And
+//! the whole buyer's and operator's path (token, purchase, retry, cancel,
+//! orders, reconciliation, edge state) works on a Cluster with activities
+//! spread over its masters.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -17,7 +19,9 @@ use seckill_backend::db::Db;
 use seckill_backend::store::{Store, keys};
 use seckill_tests::crowd::{Crowd, Finished, assert_nothing_lost_or_oversold};
 use seckill_tests::redis_topology::{RedisCluster, SentinelRedis};
-use seckill_tests::{ActivitySpec, Backend, BackendProcess, EDGE_SECRET, TempDir, create_activity_at, eventually};
+use seckill_tests::{
+    ActivitySpec, Backend, BackendProcess, EDGE_SECRET, RedisServer, TempDir, create_activity_at, eventually,
+};
 use serde_json::{Value, json};
 
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
@@ -207,4 +211,35 @@ async fn the_buyers_and_operators_path_works_on_a_cluster_with_activities_on_eve
     let ha = checklist.as_array().unwrap().iter().find(|i| i["id"] == "infra.redis_ha").unwrap().clone();
     assert_eq!(ha["status"], "ok", "{ha}");
     assert!(ha["evidence"].as_str().unwrap().contains("3 masters"), "{ha}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_no_replica_confirms_is_unavailable_and_its_retry_returns_the_one_order() {
+    let primary = RedisServer::start().unwrap();
+    let flags = ["--redis-replicas-ack", "1", "--redis-replicas-ack-timeout-ms", "100"];
+    let api = Backend::start_with(&primary.url(), &flags).await.unwrap();
+    let a = api.create_activity(ActivitySpec::live(5, 1)).await;
+    let (status, token) = api.token(a, "bob").await;
+    assert_eq!(status, 200, "{token}");
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    // No replica: the sale is made on the master, but nobody is told it stands.
+    let (status, refused) = api.purchase(a, "bob", &token, json!(1)).await;
+    assert_eq!((status, refused["code"].as_str()), (503, Some("unavailable")), "{refused}");
+
+    // A replica catches up; the buyer's retry with the same token gets the one order.
+    let replica = RedisServer::start().unwrap();
+    let mut c = replica.conn().await;
+    let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.port).query_async(&mut c).await.unwrap();
+    eventually(Duration::from_secs(20), "the replica in sync", || async {
+        let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c.clone()).await.ok()?;
+        info.contains("master_link_status:up").then_some(())
+    })
+    .await;
+    let (status, order) = api.purchase_retrying(a, "bob", &token, json!(1)).await;
+    assert_eq!(status, 202, "{order}");
+    let (status, again) = api.purchase(a, "bob", &token, json!(1)).await;
+    assert_eq!((status, &again["order_id"]), (202, &order["order_id"]));
+    let mut p = primary.conn().await;
+    assert_eq!(seckill_tests::get_int(&mut p, &keys::sold(a)).await, 1, "one sale, however many answers");
 }
