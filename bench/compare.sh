@@ -49,6 +49,11 @@
 #       Checks: sold == number of 202 answers, and seckill-load's own invariant line.
 #       The backend runs with SECKILL_ROLE=BACKEND_ROLE (api), a private SQLite order DB in OUT, cwd in
 #       OUT and a clean environment (env -i); seckill-load too (so no order-row phase).
+#   (w) issue #15: (c) with every purchase batch acknowledged by a replica before its 202s
+#       (SECKILL_REDIS_REPLICAS_ACK=1: `WAIT 1 <ms>` behind each batch's EVALSHA, in one pipeline, as
+#       with Sentinel or a Cluster). When w runs, a replica (redis-server REPLICAOF the main one, the
+#       same AOF settings) is attached for the WHOLE run, so (c) and (w) differ only in the WAIT.
+#       Checks as (c), plus the WAIT calls and the purchases no replica confirmed (must be 0).
 #
 # Redis (the same for all three): redis-server --save '' --appendonly yes --appendfsync everysec
 #   (default auto-aof-rewrite). Before each scenario run: CONFIG SET appendonly no, FLUSHALL, seed,
@@ -63,12 +68,13 @@
 # Goals checked (on the medians), printed as PASS/FAIL lines:
 #   1. (c) purchases/s > (b) req/s          2. (c) purchases/s >= 1/2 x (a) at -P 1
 #   3. (c) p99 < 10 ms at LOAD_CONNS (64) connections
-#   and, when (d) ran, a fourth line that is not one of #2's goals: (c) purchases/s > (d) req/s
+#   and, when (d) ran, a fourth line that is not one of #2's goals: (c) purchases/s > (d) req/s;
+#   when (w) ran, #15's: (w) purchases/s >= 0.8 x (c), with the cost per sale of the WAIT in usec
 # Exit status: 0 all PASS, 3 some goal FAILed, 1 setup error or a run failed its checks (INVALID line).
 #
 # Environment knobs [defaults]:
-#   RUNS [1]            runs per scenario, interleaved (a-P1, a-P16, b, d, c, then again); median shown
-#   SCENARIOS [a b d c] which scenarios to run (e.g. "b c" skips the ~1 GB token seeding of (a));
+#   RUNS [1]            runs per scenario, interleaved (a-P1, a-P16, b, d, c, w, then again); median shown
+#   SCENARIOS [a b d c w] which scenarios to run (e.g. "b c" skips the ~1 GB token seeding of (a));
 #                       a goal whose figures were not measured is reported as FAIL
 #   WRK_DURATION [10s]  wrk duration of (b)          WRK_CONNS [64]  WRK_THREADS [1]
 #   RB_CLIENTS [50]     redis-benchmark -c           N_P1 [200000]  N_P16 [300000]  (-n of (a))
@@ -82,7 +88,9 @@
 #   REDIS_EXTRA []      more redis-server arguments, for diagnosis only: the goals are set against the
 #                       configuration above (e.g. "--auto-aof-rewrite-percentage 0" shows what the AOF
 #                       rewrites during a run cost; the summary's redis line names them)
-#   REDIS_PORT [16390]  HTTP_PORT [18088]  BACKEND_PORT [18081]  (the next free port is taken if busy)
+#   REDIS_PORT [16390]  REPLICA_PORT [16391]  HTTP_PORT [18088]  BACKEND_PORT [18081]  (the next free
+#                       port is taken if busy)
+#   ACK_TIMEOUT_MS [250] (w)'s SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS
 #   OUT [mktemp -d /tmp/seckill-bench.XXXXXX]  results, logs, raw.tsv; the AOF data is deleted at exit
 #   INSTALL [1]         apt-get install -y the missing Debian packages (redis-server redis-tools nginx
 #                       wrk curl jq libnginx-mod-http-lua lua-nginx-redis)
@@ -96,7 +104,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 RUNS=${RUNS:-1}
-SCENARIOS=${SCENARIOS:-a b d c}
+SCENARIOS=${SCENARIOS:-a b d c w}
 WRK_DURATION=${WRK_DURATION:-10s}
 WRK_CONNS=${WRK_CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-1}
@@ -113,6 +121,8 @@ NGINX_WORKERS=${NGINX_WORKERS:-1}
 P99_GOAL_MS=${P99_GOAL_MS:-10}
 REDIS_EXTRA=${REDIS_EXTRA:-}
 REDIS_PORT=${REDIS_PORT:-16390}
+REPLICA_PORT=${REPLICA_PORT:-16391}
+ACK_TIMEOUT_MS=${ACK_TIMEOUT_MS:-250}
 HTTP_PORT=${HTTP_PORT:-18088}
 BACKEND_PORT=${BACKEND_PORT:-18081}
 INSTALL=${INSTALL:-1}
@@ -140,12 +150,13 @@ if [ "$BUILD" = 1 ]; then
 fi
 [ -x "$BACKEND_BIN" ] && [ -x "$LOAD_BIN" ] || die "missing $BACKEND_BIN or $LOAD_BIN (run with BUILD=1)"
 
-alloc_port REDIS_PORT; alloc_port HTTP_PORT; alloc_port BACKEND_PORT   # the next free port if busy
+alloc_port REDIS_PORT; alloc_port REPLICA_PORT; alloc_port HTTP_PORT; alloc_port BACKEND_PORT   # the next free port if busy
 
 # ---------------------------------------------------------------- helpers
 usec_per_call() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $7}'; }
 evalsha_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $3+0}'; }
 failed_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_evalsha"{print $11+0}'; }
+wait_calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '$1=="cmdstat_wait"{print $3+0}'; }
 # raw.tsv: scenario run rate/s p50_ms p99_ms p999_ms redis_cpu% server_cpu% client_cpu% usec/call checks other_cpu%
 
 # ---------------------------------------------------------------- redis (one configuration for all)
@@ -154,6 +165,20 @@ REDIS_ARGS=(--save '' --appendonly yes --appendfsync everysec $REDIS_EXTRA)
 REDIS_DESC="--save '' --appendonly yes --appendfsync everysec${REDIS_EXTRA:+ $REDIS_EXTRA}"
 start_redis "$OUT/redis" "${REDIS_ARGS[@]}"
 log "redis-server :$REDIS_PORT PID $RPID ($REDIS_DESC)"
+REPLICA_DESC=""
+if want w; then
+  # (w)'s replica, attached for the whole run: (c) and (w) then differ only in the WAIT.
+  mkdir -p "$OUT/replica"
+  redis-server --bind 127.0.0.1 --port "$REPLICA_PORT" --protected-mode yes --daemonize no --dir "$OUT/replica" \
+    --logfile "$OUT/replica/redis.log" --replicaof 127.0.0.1 "$REDIS_PORT" --repl-diskless-sync-delay 0 "${REDIS_ARGS[@]}" &
+  REPLICA_PID=$!; STARTED+=("$REPLICA_PID")
+  for i in $(seq 1 100); do
+    redis-cli -p "$REPLICA_PORT" INFO replication 2>/dev/null | grep -q 'master_link_status:up' && break; sleep 0.1
+  done
+  redis-cli -p "$REPLICA_PORT" INFO replication | grep -q 'master_link_status:up' || die "the replica :$REPLICA_PORT did not sync (see $OUT/replica/redis.log)"
+  REPLICA_DESC=", with a replica on :$REPLICA_PORT (same settings) for the whole run"
+  log "replica redis-server :$REPLICA_PORT PID $REPLICA_PID in sync"
+fi
 SHA_PURCHASE=$(rcli SCRIPT LOAD "$(cat "$PURCHASE_LUA")")
 SHA_REF=$(rcli SCRIPT LOAD "$(cat "$REF_LUA")")
 [ ${#SHA_PURCHASE} = 40 ] && [ ${#SHA_REF} = 40 ] || die "SCRIPT LOAD failed ($SHA_PURCHASE / $SHA_REF)"
@@ -309,8 +334,8 @@ run_nginx() {  # run scenario seed-function path sold-key probe-query probe-expe
 JWT_SECRET=$(rand_hex 24)
 ADMIN_PASSWORD=$(rand_hex 12)
 EDGE_SECRET=$(rand_hex 24)
-run_c() {  # run
-  local run=$1 scen=c_backend
+run_c() {  # run [scenario replicas-ack]: (c), or (w) with every purchase batch acknowledged by a replica
+  local run=$1 scen=${2:-c_backend} acks=${3:-0} waits0
   prepare_db :
   # A clean environment (no SECKILL_* of the caller) and cwd = $OUT, so that nothing relative
   # (the order DB's default sqlite://var/orders.db, the UI dir) lands in the work tree.
@@ -319,6 +344,7 @@ run_c() {  # run
     SECKILL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" SECKILL_JWT_SECRET="$JWT_SECRET" \
     SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" SECKILL_EDGE_SECRET="$EDGE_SECRET" \
     SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" SECKILL_ROLE="$BACKEND_ROLE" \
+    SECKILL_REDIS_REPLICAS_ACK="$acks" SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS="$ACK_TIMEOUT_MS" \
     SECKILL_DATABASE_URL="sqlite://$CDIR/orders.db" "$BACKEND_BIN") > "$OUT/backend.run$run.log" 2>&1 &
   local BPID=$! i; STARTED+=("$BPID")
   for i in $(seq 1 300); do curl -fs "http://127.0.0.1:$BACKEND_PORT/readyz" >/dev/null 2>&1 && break
@@ -357,6 +383,10 @@ run_c() {  # run
   check="$check,failed=$(failed_calls),forks=$(( $(info_field stats total_forks) - forks0 ))"
   check="$check,purchases/call=$(awk -v n="$ok" -v c="$(evalsha_calls)" 'BEGIN{printf "%.1f", c ? n / c : 0}')"
   [ "$sold" = "$ok" ] || check="$check,SOLD-MISMATCH"
+  if [ "$acks" != 0 ]; then
+    local missed; missed=$(curl -fs "http://127.0.0.1:$BACKEND_PORT/metrics" | awk '/^seckill_redis_replicas_ack_missed_total/{s+=$2} END{print s+0}')
+    check="$check,waits=$(wait_calls),unconfirmed=$missed"
+  fi
   rc=$(pct $((r1 - r0)) "$wall"); bc=$(pct $((b1 - b0)) "$wall"); lc=$(pct $((l1 - l0)) "$wall")
   record "$scen" "$run" "$(echo "$js" | jq -r .rps)" "$(echo "$js" | jq -r .p50_ms)" "$(echo "$js" | jq -r .p99_ms)" \
          "$(echo "$js" | jq -r .p999_ms)" "$rc" "$bc" "$lc" "$(usec_per_call)" "$check" "$(other_pct $((k1 - k0)) "$wall" "$rc" "$bc" "$lc")"
@@ -381,6 +411,7 @@ for run in $(seq 1 "$RUNS"); do
   want b && run_b "$run"
   want d && run_d "$run"
   want c && run_c "$run"
+  want w && run_c "$run" w_backend_wait 1
 done
 rcli CONFIG SET appendonly no >/dev/null; rcli FLUSHALL >/dev/null   # leave no big AOF behind
 STAT1=$(cpu_line)
@@ -392,20 +423,22 @@ row() {  # scenario label
   echo "| $label | **$(fmt0 "$(med "$s" 3)")** | $(minmax "$s") | $(med "$s" 4) | $(med "$s" 5) | $(med "$s" 6) | $(med "$s" 7) | $(med "$s" 8) | $(med "$s" 9) | $(med "$s" 12) | $(med "$s" 10) |"
 }
 A1=$(med a_evalsha_P1 3); A16=$(med a_evalsha_P16 3); B=$(med b_nginx_lua 3); C=$(med c_backend 3); C99=$(med c_backend 5)
+W=$(med w_backend_wait 3)
 D_=$(med d_nginx_contract 3)
 {
   echo
   echo "## seckill purchase: script ceiling vs reference gateway vs our HTTP path ($(date -Is), RUNS=$RUNS, medians)"
   echo
-  echo "Redis for all: \`redis-server $REDIS_DESC\` on 127.0.0.1, FLUSHALL + fresh AOF before each run."
+  echo "Redis for all: \`redis-server $REDIS_DESC\` on 127.0.0.1$REPLICA_DESC, FLUSHALL + fresh AOF before each run."
   echo
   echo "| figure | purchases/s | min / max | p50 ms | p99 ms | p999 ms | redis CPU % | server CPU % | client CPU % | other CPU % | redis usec/call |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  row a_evalsha_P1  "(a) redis-benchmark EVALSHA purchase.lua -c$RB_CLIENTS -P 1"
-  row a_evalsha_P16 "(a) redis-benchmark EVALSHA purchase.lua -c$RB_CLIENTS -P 16"
-  row b_nginx_lua   "(b) reference: nginx+Lua+lua-resty-redis decrease.lua, wrk -c$WRK_CONNS"
-  row d_nginx_contract "(d) equal work: nginx+Lua+lua-resty-redis purchase.lua, a new buyer per request, wrk -c$WRK_CONNS"
-  row c_backend     "(c) ours: seckill-backend, seckill-load -c$LOAD_CONNS (purchase phase)"
+  want a && row a_evalsha_P1  "(a) redis-benchmark EVALSHA purchase.lua -c$RB_CLIENTS -P 1"
+  want a && row a_evalsha_P16 "(a) redis-benchmark EVALSHA purchase.lua -c$RB_CLIENTS -P 16"
+  want b && row b_nginx_lua   "(b) reference: nginx+Lua+lua-resty-redis decrease.lua, wrk -c$WRK_CONNS"
+  want d && row d_nginx_contract "(d) equal work: nginx+Lua+lua-resty-redis purchase.lua, a new buyer per request, wrk -c$WRK_CONNS"
+  want c && row c_backend     "(c) ours: seckill-backend, seckill-load -c$LOAD_CONNS (purchase phase)"
+  want w && row w_backend_wait "(w) ours, each purchase batch acknowledged by a replica (WAIT 1 ${ACK_TIMEOUT_MS}ms)"
   echo
   echo "CPU %: one process over the measured window, 100 = one core (the box has $(nproc)00). server = nginx workers / seckill-backend;"
   echo "client = redis-benchmark / wrk / seckill-load; other = the rest of the box in the window (AOF rewrite children, kernel,"
@@ -418,14 +451,18 @@ D_=$(med d_nginx_contract 3)
   echo "  (b)      : $(checks_all b_nginx_lua)"
   echo "  (d)      : $(checks_all d_nginx_contract)"
   echo "  (c)      : $(checks_all c_backend)"
+  want w && echo "  (w)      : $(checks_all w_backend_wait)"
   echo
-  bad=$(awk -F'\t' '$11 ~ /MISMATCH|VIOLATED|UNEXPECTED|exit=[1-9]|non2xx=[1-9]|socket-errors=[1-9]|transport-errors=[1-9]|failed=[1-9]/ {printf "%s run %s; ", $1, $2}' "$RAW")
+  bad=$(awk -F'\t' '$11 ~ /MISMATCH|VIOLATED|UNEXPECTED|exit=[1-9]|non2xx=[1-9]|socket-errors=[1-9]|transport-errors=[1-9]|failed=[1-9]|unconfirmed=[1-9]/ {printf "%s run %s; ", $1, $2}' "$RAW")
   [ -n "$bad" ] && echo "INVALID  some runs failed their checks (see above): $bad"
   goal "(c) beats (b)" "$(fmt0 "$C") > $(fmt0 "$B") purchases/s ($(ratio "$C" "$B")x)" "$C > $B" "$C" "$B"
   goal "(c) >= half of (a) at -P 1" "$(fmt0 "$C") >= $(fmt0 "$A1")/2 = $(awk -v a="$A1" 'BEGIN{printf "%.0f", a/2}') ($(awk -v c="$C" -v a="$A1" 'BEGIN{ if (a > 0) printf "%.0f%%", 100*c/a; else print "-" }') of (a))" "$C >= $A1 / 2" "$C" "$A1"
   goal "(c) p99 < $P99_GOAL_MS ms at $LOAD_CONNS connections" "$C99 ms" "$C99 < $P99_GOAL_MS" "$C99"
   want d && goal "(c) beats (d) (not one of #2's goals: the reference design doing our purchase's work)" \
     "$(fmt0 "$C") > $(fmt0 "$D_") purchases/s ($(ratio "$C" "$D_")x)" "$C > $D_" "$C" "$D_"
+  want w && goal "(w) >= 0.8 x (c): a replica acknowledges each purchase batch (#15)" \
+    "$(fmt0 "$W") >= 0.8 x $(fmt0 "$C") purchases/s ($(ratio "$W" "$C")x; the WAIT costs $(awk -v w="$W" -v c="$C" 'BEGIN{ if (w > 0 && c > 0) printf "%.1f", 1e6/w - 1e6/c; else print "-" }') usec of wall time per sale)" \
+    "$W >= 0.8 * $C" "$W" "$C"
   echo
   whole_run_cpu "$STAT0" "$STAT1"
   echo "uptime at end: $(uptime)"

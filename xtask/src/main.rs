@@ -1,9 +1,10 @@
 //! `cargo xtask …`: the two commands a newcomer needs, and the chores behind
 //! them, in Rust so that they run wherever cargo does.
 //!
-//! - `start`: installs what is missing, builds, starts a private redis-server
-//!   (AOF on, data under `./var/`) and the backend, creates a demo activity and
-//!   prints the URLs and a ready-to-paste buy example.
+//! - `start`: installs what is missing, builds, starts a private Redis (one
+//!   server, or with `--redis sentinel|cluster` a replicated topology; AOF on,
+//!   data under `./var/`), the backend and the edge, creates a demo activity
+//!   and prints the URLs and a ready-to-paste buy example.
 //! - `test`: installs what the tests need and runs every test.
 //! - `ui`: builds the admin UI alone (content-hashed, into `target/admin-ui`).
 //! - `envoy-config`: `envoy/envoy.yaml` filled for a deployment's backends.
