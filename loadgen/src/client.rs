@@ -161,15 +161,16 @@ impl Endpoint {
 /// One pre-built request of a phase.
 #[derive(Debug, Clone)]
 pub struct Item {
+    /// Where it goes (its activity's token or purchase URL).
+    pub uri: Uri,
     /// `Bearer <jwt>`.
     pub auth: HeaderValue,
     /// JSON body, or empty for none.
     pub body: Bytes,
 }
 
-/// One timed phase: the same `POST` for every item.
+/// One timed phase: a `POST` per item.
 pub struct Phase {
-    pub uri: Uri,
     pub items: Vec<Item>,
     /// Keep the bodies of 2xx answers (the token phase needs them).
     pub keep_bodies: bool,
@@ -307,7 +308,7 @@ async fn ensure_ready(conn: &mut Option<Sender>, endpoint: &Endpoint) -> Result<
 async fn exchange(sender: &mut Sender, shared: &Shared, item: &Item) -> Result<(StatusCode, Bytes), hyper::Error> {
     let mut request = Request::new(Full::new(item.body.clone()));
     *request.method_mut() = Method::POST;
-    *request.uri_mut() = shared.phase.uri.clone();
+    *request.uri_mut() = item.uri.clone();
     let headers = request.headers_mut();
     headers.insert(HOST, shared.host.clone());
     headers.insert(AUTHORIZATION, item.auth.clone());

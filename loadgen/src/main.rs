@@ -67,8 +67,15 @@ struct Args {
     stock: Option<i64>,
 
     /// Use this existing activity instead of creating one.
-    #[arg(long, env = "SECKILL_LOAD_ACTIVITY")]
+    #[arg(long, env = "SECKILL_LOAD_ACTIVITY", conflicts_with = "activities")]
     activity: Option<u64>,
+
+    /// Activities created for the run, the buyers spread over them in turn
+    /// (buyer n buys in activity n mod N): many hot items at once, as a
+    /// Redis Cluster spreads them over its masters.
+    #[arg(long, env = "SECKILL_LOAD_ACTIVITIES", default_value_t = 1, conflicts_with = "database_url",
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    activities: u64,
 
     /// Quantity each buyer asks for.
     #[arg(long, env = "SECKILL_LOAD_QUANTITY", default_value_t = 1,
@@ -134,35 +141,50 @@ async fn run(args: Args) -> Result<ExitCode> {
     let admin = Admin::login(&admin_endpoint, &args.admin_password).await?;
     let buyers = args.buyers as usize;
     let now = OffsetDateTime::now_utc();
-    let (activity, created) = match args.activity {
-        Some(id) => (admin.activity(id).await?, false),
+    let (activities, created) = match args.activity {
+        Some(id) => (vec![admin.activity(id).await?], false),
         None => {
+            let n = args.activities as usize;
+            // Every buyer can buy once: each activity has stock for its share of them.
+            let per_activity = args.buyers.div_ceil(args.activities);
             let stock = match args.stock {
                 Some(s) => s,
-                None => i64::try_from(args.buyers * args.quantity).context("--buyers x --quantity is too large")?,
+                None => i64::try_from(per_activity * args.quantity).context("--buyers x --quantity is too large")?,
             };
-            let new = NewActivity {
-                name: format!("load run {}", now.unix_timestamp()),
-                price_cents: 100,
-                total_stock: stock,
-                // One purchase per buyer; a buyer may take `--quantity` units in it.
-                limit_per_user: args.quantity as i64,
-                starts_at: now - time::Duration::minutes(1),
-                ends_at: now + time::Duration::hours(1),
-            };
-            (admin.create_activity(&new).await?, true)
+            let mut created = Vec::with_capacity(n);
+            for k in 0..n {
+                let new = NewActivity {
+                    name: format!("load run {}{}", now.unix_timestamp(), if n > 1 { format!(" #{k}") } else { String::new() }),
+                    price_cents: 100,
+                    total_stock: stock,
+                    // One purchase per buyer; a buyer may take `--quantity` units in it.
+                    limit_per_user: args.quantity as i64,
+                    starts_at: now - time::Duration::minutes(1),
+                    ends_at: now + time::Duration::hours(1),
+                };
+                created.push(admin.create_activity(&new).await?);
+            }
+            (created, true)
         }
     };
-    println!(
-        "activity {} ({}): {} of {} left, status {:?}, limit {} per user{}",
-        activity.id,
-        activity.name,
-        activity.remaining,
-        activity.total_stock,
-        activity.status,
-        activity.limit_per_user,
-        if created { ", created by this run" } else { "" },
-    );
+    for activity in &activities {
+        println!(
+            "activity {} ({}): {} of {} left, status {:?}, limit {} per user{}",
+            activity.id,
+            activity.name,
+            activity.remaining,
+            activity.total_stock,
+            activity.status,
+            activity.limit_per_user,
+            if created { ", created by this run" } else { "" },
+        );
+    }
+    // Buyer n buys in activity n mod N.
+    let activity_of = |n: usize| &activities[n % activities.len()];
+    let uris = |action: &str| -> Result<Vec<hyper::Uri>> {
+        activities.iter().map(|a| backend.uri(&format!("/api/activities/{}/{action}", a.id))).collect()
+    };
+    let (token_uris, purchase_uris) = (uris("token")?, uris("purchase")?);
 
     let run_id = args.run_id.clone().unwrap_or_else(|| (now.unix_timestamp_nanos() / 1_000_000).to_string());
     let minting = Instant::now();
@@ -179,8 +201,11 @@ async fn run(args: Args) -> Result<ExitCode> {
 
     // Phase 1: a purchase token per buyer.
     let token_phase = Phase {
-        uri: backend.uri(&format!("/api/activities/{}/token", activity.id))?,
-        items: auth.iter().map(|a| Item { auth: a.clone(), body: Default::default() }).collect(),
+        items: auth
+            .iter()
+            .enumerate()
+            .map(|(n, a)| Item { uri: token_uris[n % activities.len()].clone(), auth: a.clone(), body: Default::default() })
+            .collect(),
         keep_bodies: true,
     };
     let outcome = run_phase(backend.clone(), token_phase, args.connections as usize).await?;
@@ -198,10 +223,13 @@ async fn run(args: Args) -> Result<ExitCode> {
 
     // Phase 2: every buyer with a token buys.
     let purchase_phase = Phase {
-        uri: backend.uri(&format!("/api/activities/{}/purchase", activity.id))?,
         items: tokens
             .iter()
-            .map(|(i, token)| Item { auth: auth[*i].clone(), body: buyers::purchase_body(token, args.quantity) })
+            .map(|(i, token)| Item {
+                uri: purchase_uris[*i % activities.len()].clone(),
+                auth: auth[*i].clone(),
+                body: buyers::purchase_body(token, args.quantity),
+            })
             .collect(),
         keep_bodies: false,
     };
@@ -210,8 +238,12 @@ async fn run(args: Args) -> Result<ExitCode> {
     let outcome = run_phase(backend.clone(), purchase_phase, args.connections as usize).await?;
     report(&args, "purchase", &outcome, purchases);
 
-    // The invariant, as the admin API sees it.
-    let stats = admin.stats(activity.id).await?;
+    // The invariant, as the admin API sees it: of every activity, and summed.
+    let mut each = Vec::with_capacity(activities.len());
+    for activity in &activities {
+        each.push(admin.stats(activity.id).await?);
+    }
+    let stats = report::sum_stats(&each);
     println!(
         "stats: remaining {}, sold {}, total_stock {} (live tokens {}, stream length {})",
         stats.remaining, stats.sold, stats.total_stock, stats.live_tokens, stats.stream_length
@@ -233,6 +265,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     // Phase 3: the accepted purchases as order rows.
     if let Some(db) = &order_db {
         // Rows of an existing activity may be other buyers': keep to this run's.
+        let activity = activity_of(0);
         let scope = if created { Scope::activity(activity.id) } else { Scope::run(activity.id, &run_id) };
         println!("waiting up to {} s for {accepted} order rows in {}", args.rows_deadline, db.shown());
         db.wait_for(&scope, accepted, Duration::from_secs(args.rows_deadline)).await?;

@@ -260,6 +260,21 @@ impl ExpectedSold {
 
 /// Checks the stock invariant (and the sold count, when known); the error
 /// names every violation.
+/// Several activities' stats as one: the counts summed, the invariant held
+/// only if it held in each.
+pub fn sum_stats(each: &[ActivityStats]) -> ActivityStats {
+    let mut sum = each.first().cloned().expect("a run has at least one activity");
+    for s in &each[1..] {
+        sum.total_stock += s.total_stock;
+        sum.remaining += s.remaining;
+        sum.sold += s.sold;
+        sum.live_tokens += s.live_tokens;
+        sum.stream_length += s.stream_length;
+        sum.invariant_ok &= s.invariant_ok;
+    }
+    sum
+}
+
 pub fn check_invariant(stats: &ActivityStats, expected: Option<ExpectedSold>) -> Result<(), String> {
     let mut violations = Vec::new();
     if stats.remaining + stats.sold != stats.total_stock {
@@ -289,6 +304,13 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn several_activities_add_up_and_one_broken_breaks_the_sum() {
+        let sum = sum_stats(&[stats(10, 4, 6), stats(10, 10, 0), stats(5, 0, 5)]);
+        assert_eq!((sum.total_stock, sum.remaining, sum.sold, sum.invariant_ok), (25, 14, 11, true));
+        assert!(!sum_stats(&[stats(10, 4, 6), stats(10, 4, 7)]).invariant_ok);
     }
 
     #[test]
