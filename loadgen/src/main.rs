@@ -154,7 +154,11 @@ async fn run(args: Args) -> Result<ExitCode> {
             let mut created = Vec::with_capacity(n);
             for k in 0..n {
                 let new = NewActivity {
-                    name: format!("load run {}{}", now.unix_timestamp(), if n > 1 { format!(" #{k}") } else { String::new() }),
+                    name: format!(
+                        "load run {}{}",
+                        now.unix_timestamp(),
+                        if n > 1 { format!(" #{k}") } else { String::new() }
+                    ),
                     price_cents: 100,
                     total_stock: stock,
                     // One purchase per buyer; a buyer may take `--quantity` units in it.
@@ -204,7 +208,11 @@ async fn run(args: Args) -> Result<ExitCode> {
         items: auth
             .iter()
             .enumerate()
-            .map(|(n, a)| Item { uri: token_uris[n % activities.len()].clone(), auth: a.clone(), body: Default::default() })
+            .map(|(n, a)| Item {
+                uri: token_uris[n % activities.len()].clone(),
+                auth: a.clone(),
+                body: Default::default(),
+            })
             .collect(),
         keep_bodies: true,
     };
