@@ -58,9 +58,9 @@ async fn a_sentinel_master_killed_mid_rush_is_replaced_and_no_accepted_sale_is_l
     const BUYERS: usize = 300;
     const STOCK: i64 = 200;
     let mut redis = SentinelRedis::start().unwrap();
-    let (_backend, edge, _dir, database_url) = backend_behind_edge(&redis.url(), "sentinel-failover").await;
+    let (backend, edge, _dir, database_url) = backend_behind_edge(&redis.url(), "sentinel-failover").await;
     let http = reqwest::Client::new();
-    let a = create_activity_at(&http, _backend.addr, ActivitySpec::live(STOCK, 1)).await;
+    let a = create_activity_at(&http, backend.addr, ActivitySpec::live(STOCK, 1)).await;
     let store = Store::connect(&redis.url(), Duration::from_secs(2)).await.unwrap();
 
     let crowd = Crowd::start(&format!("http://{}", edge.listen_addr()), a, BUYERS);
