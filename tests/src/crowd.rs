@@ -112,12 +112,21 @@ impl Finished {
 }
 
 impl Crowd {
+    /// All `n` buyers at once.
     pub fn start(base: &str, a: u64, n: usize) -> Self {
+        Self::arriving(base, a, n, Duration::ZERO)
+    }
+
+    /// Buyer `i` arrives `i × every` after the start: a rush that lasts,
+    /// however fast the machine sells, so that a fault lands in its middle.
+    pub fn arriving(base: &str, a: u64, n: usize, every: Duration) -> Self {
         let (done, tokens_lost) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let start = tokio::time::Instant::now();
         let buyers = (0..n)
             .map(|i| {
                 let (base, done, tokens_lost) = (base.to_owned(), done.clone(), tokens_lost.clone());
                 tokio::spawn(async move {
+                    tokio::time::sleep_until(start + every * i as u32).await;
                     let outcome = buyer(&base, i, a, &tokens_lost).await;
                     done.fetch_add(1, Ordering::Relaxed);
                     (i, outcome)

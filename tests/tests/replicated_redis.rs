@@ -25,6 +25,9 @@ use seckill_tests::{
 use serde_json::{Value, json};
 
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
+/// Buyers arrive one every 15 ms: 300 of them over 4.5 s, so that the kill
+/// (after 40 sales) lands mid-rush and buyers keep coming through the failover.
+const ARRIVAL: Duration = Duration::from_millis(15);
 
 /// The backend process (API and order worker) on `redis_url`, with a fresh
 /// SQLite order DB, and the edge in front of it.
@@ -63,7 +66,7 @@ async fn a_sentinel_master_killed_mid_rush_is_replaced_and_no_accepted_sale_is_l
     let a = create_activity_at(&http, backend.addr, ActivitySpec::live(STOCK, 1)).await;
     let store = Store::connect(&redis.url(), Duration::from_secs(2)).await.unwrap();
 
-    let crowd = Crowd::start(&format!("http://{}", edge.listen_addr()), a, BUYERS);
+    let crowd = Crowd::arriving(&format!("http://{}", edge.listen_addr()), a, BUYERS, ARRIVAL);
     eventually(Duration::from_secs(60), "the first sales", || async {
         (store.counters(a, 0).await.ok()?.sold >= 40).then_some(())
     })
@@ -83,6 +86,24 @@ async fn a_sentinel_master_killed_mid_rush_is_replaced_and_no_accepted_sale_is_l
     report("sentinel", killed_at, failover, &finished);
     let db = Db::connect(&database_url).await.unwrap();
     assert_nothing_lost_or_oversold(&store, &db, a, STOCK, &finished.bought).await;
+
+    // The dashboard's checklist asks the sentinels and the new master for real.
+    let admin = seckill_tests::admin_token_at(&http, backend.addr).await;
+    let checklist: Value = http
+        .get(format!("http://{}/admin/api/checklist", backend.addr))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let item = |id: &str| checklist.as_array().unwrap().iter().find(|i| i["id"] == id).unwrap().clone();
+    let ha = item("infra.redis_ha");
+    assert_eq!(ha["status"], "ok", "{ha}");
+    assert!(ha["evidence"].as_str().unwrap().contains("3 usable Sentinels"), "{ha}");
+    let replication = item("infra.redis_replication");
+    assert_eq!(replication["status"], "ok", "the new master keeps the other replica: {replication}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -102,7 +123,7 @@ async fn a_cluster_master_killed_mid_rush_fails_over_and_the_other_masters_sell_
     let (b, _) = *activities.iter().find(|(_, m)| *m != old).unwrap();
     let store = Store::connect(&cluster.url(), Duration::from_secs(2)).await.unwrap();
 
-    let crowd = Crowd::start(&format!("http://{}", edge.listen_addr()), a, BUYERS);
+    let crowd = Crowd::arriving(&format!("http://{}", edge.listen_addr()), a, BUYERS, ARRIVAL);
     eventually(Duration::from_secs(60), "the first sales", || async {
         (store.counters(a, 0).await.ok()?.sold >= 40).then_some(())
     })
