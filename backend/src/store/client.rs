@@ -11,7 +11,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
 
 use super::reconnecting::{ClusterConn, ClusterNodes, Reconnecting, SentinelConn, SentinelMaster};
-use super::redis_url::RedisTarget;
+use super::redis_url::{BadRedisUrl, RedisTarget};
 
 /// The purchase script and its companions, hashed once; `invoke_async` sends
 /// EVALSHA and falls back to loading the script when Redis answers NOSCRIPT.
@@ -50,6 +50,12 @@ pub enum StoreError {
     Url(String),
     #[error("{acked} of {wanted} redis replicas confirmed the write within {timeout_ms} ms")]
     NotReplicated { wanted: u32, acked: i64, timeout_ms: u64 },
+}
+
+impl From<BadRedisUrl> for StoreError {
+    fn from(e: BadRedisUrl) -> Self {
+        Self::Url(e.0)
+    }
 }
 
 impl StoreError {

@@ -5,7 +5,10 @@
 //! list of hosts is not a URL `url` can parse; so the three shapes are told
 //! apart here, once, for the connection and for the checklist.
 
-use super::StoreError;
+/// A `SECKILL_REDIS_URL` that names no Redis, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRedisUrl(pub String);
 
 /// Where the sale's Redis is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,23 +45,23 @@ impl std::fmt::Debug for SentinelTarget {
 const SENTINEL_SCHEME: &str = "redis+sentinel://";
 
 impl RedisTarget {
-    pub fn parse(url: &str) -> Result<Self, StoreError> {
+    pub fn parse(url: &str) -> Result<Self, BadRedisUrl> {
         let url = url.trim();
         if let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) {
-            return parse_sentinel(rest).map(Self::Sentinel).map_err(|why| StoreError::Url(format!("{url:?}: {why}")));
+            return parse_sentinel(rest).map(Self::Sentinel).map_err(|why| BadRedisUrl(format!("{url:?}: {why}")));
         }
         if url.contains(',') {
             let nodes: Vec<String> =
                 url.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
             if let Some(bad) = nodes.iter().find(|n| !n.starts_with("redis://") && !n.starts_with("rediss://")) {
-                return Err(StoreError::Url(format!("{bad:?}: a cluster node must be a redis:// or rediss:// URL")));
+                return Err(BadRedisUrl(format!("{bad:?}: a cluster node must be a redis:// or rediss:// URL")));
             }
             return Ok(Self::Cluster(nodes));
         }
         if ["redis://", "rediss://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) {
             return Ok(Self::Single(url.to_owned()));
         }
-        Err(StoreError::Url(format!(
+        Err(BadRedisUrl(format!(
             "{url:?}: expected redis://host:port[/db], rediss://…, \
              redis+sentinel://host:port[,host:port…]/<master name>[/<db>] \
              or a comma-separated list of cluster node URLs (set SECKILL_REDIS_URL)"
