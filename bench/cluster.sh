@@ -160,7 +160,7 @@ run_one() {  # run scenario
 STAT0=$(cpu_line)
 {
   host_lines
-  echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)')"
+  echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), repo $(repo_rev)"
   echo "params: RUNS=$RUNS ACTIVITIES=$ACTIVITIES BUYERS=$BUYERS LOAD_CONNS=$LOAD_CONNS LOAD_THREADS=$LOAD_THREADS; redis ${REDIS_ARGS[*]}"
   echo "output: $OUT"
 } | tee "$OUT/machine.txt" >&2

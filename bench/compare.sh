@@ -398,7 +398,7 @@ run_c() {  # run [scenario replicas-ack]: (c), or (w) with every purchase batch 
 STAT0=$(cpu_line)
 {
   host_lines
-  echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), lua-nginx-module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null), lua-resty-redis $(dpkg-query -W -f='${Version}' lua-nginx-redis 2>/dev/null), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)')"
+  echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), lua-nginx-module $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null), lua-resty-redis $(dpkg-query -W -f='${Version}' lua-nginx-redis 2>/dev/null), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(repo_rev)"
   echo "redis: 127.0.0.1:$REDIS_PORT $REDIS_DESC (FLUSHALL + fresh AOF rewrite before every scenario run)"
   echo "params: RUNS=$RUNS (a) -c$RB_CLIENTS N_P1=$N_P1 N_P16=$N_P16 TOKENS=$TOKENS | (b) wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION, nginx workers $NGINX_WORKERS, :$HTTP_PORT | (d) the same wrk, D_BUYERS=$D_BUYERS | (c) --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS, role $BACKEND_ROLE, :$BACKEND_PORT"
   echo "output: $OUT"

@@ -575,7 +575,7 @@ run_wrk() {  # scenario run expect(shed|pass) url proxy-pids [wrk arguments...]
 STAT0=$(cpu_line)
 {
   host_lines
-  echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)'); binaries: backend $(date -r "$BACKEND_BIN" +%FT%T), edge $(date -r "$EDGE_BIN" +%FT%T), filter .wasm $(date -r "$WASM" +%FT%T), load $(date -r "$LOAD_BIN" +%FT%T)"
+  echo "versions: $(redis-server --version | awk '{print $1,$2,$3}'), $(nginx -v 2>&1), $(wrk -v 2>&1 | head -1 | awk '{print $1,$2}'), repo $(repo_rev); binaries: backend $(date -r "$BACKEND_BIN" +%FT%T), edge $(date -r "$EDGE_BIN" +%FT%T), filter .wasm $(date -r "$WASM" +%FT%T), load $(date -r "$LOAD_BIN" +%FT%T)"
   echo "redis: 127.0.0.1:$REDIS_PORT $REDIS_DESC (no persistence: this run measures the proxies, not Redis's disk)"
   echo "servers: backend :$BACKEND_PORT (role $BACKEND_ROLE) | seckill-edge :$EDGE_PORT (workers ${EDGE_WORKERS:-default}) | nginx workers $NGINX_WORKERS, purchase :$NGINX_PURCHASE_PORT, seed :$NGINX_SEED_PORT"
   [ "$ENVOY_WANTED" = 1 ] && echo "envoy: $("$ENVOY_BIN" --version | awk '{print $NF}'), --concurrency $ENVOY_WORKERS each: $(for k in $ENVOY_KINDS; do [ -n "${ENVOY_PIDS[$k]:-}" ] && printf '%s :%s  ' "$k" "$(envoy_url "$k" | sed 's/.*://')"; done)"

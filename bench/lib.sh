@@ -109,6 +109,9 @@ host_lines() {  # the two machine.txt lines every script starts with: date and u
   echo "date: $(date -Is)   uptime at start: $(uptime)"
   echo "host: nproc=$(nproc), cpu='$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')', mem=$(free -g | awk '/^Mem:/{print $2}')GiB, kernel=$(uname -r), debian=$(cat /etc/debian_version 2>/dev/null)"
 }
+repo_rev() {  # the work tree's commit, and whether it has local changes (for the machine lines)
+  echo "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] && echo ' (+local changes)')"
+}
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }   # scenario-letter: is it among the SCENARIOS to run?
 whole_run_cpu() {  # cpu-line-at-start cpu-line-at-end -> "whole run: CPU busy N% of the cores, steal N%; "
   echo "$1 $2" | awk '{ for (i=2;i<=11;i++) { d=$(i+11)-$i; tot+=d; if (i==9) st=d; if (i==5) idle=d }
