@@ -11,6 +11,7 @@ use crate::clock::{from_ms, now_ms};
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::db::Dialect;
 use crate::dependency::DependencyError;
 use crate::edge;
 use crate::orders::Orders;
@@ -154,13 +155,13 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
             Err(e) => (CheckStatus::Failing, format!("could not ask: {e}")),
         },
         "infra.db_pool" => {
-            let mysql =
-                settings.database_url.starts_with("mysql://") || settings.database_url.starts_with("mariadb://");
+            let pool = probes.orders.db.pool_use();
+            let use_now = format!("pool of {} ({} open, {} idle)", pool.max, pool.open, pool.idle);
             found(
-                mysql,
-                "MySQL order DB, pool of 16".into(),
+                probes.orders.db.dialect() == Dialect::MySql,
+                format!("MySQL order DB, {use_now}"),
                 CheckStatus::Warning,
-                "SQLite order DB (pool of 4): fine for development, use MySQL in production".into(),
+                format!("SQLite order DB, {use_now}: fine for development, use MySQL in production"),
             )
         }
         "code.atomic_scripts" => match store.scripts_loaded().await {

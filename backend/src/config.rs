@@ -30,6 +30,10 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_DATABASE_URL", default_value = "sqlite://var/orders.db")]
     pub database_url: String,
 
+    /// Connections the order DB pool holds at most (default: 4 on SQLite, 16 on MySQL).
+    #[arg(long, env = "SECKILL_DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: Option<u32>,
+
     /// HS256 secret that buyers' JWTs are signed with.
     #[arg(long, env = "SECKILL_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,

@@ -44,7 +44,7 @@ impl AppState {
         let replicas_ack = settings.replicas_ack().map_err(anyhow::Error::msg)?;
         let store =
             Store::connect(&settings.redis_url, settings.redis_timeout()).await?.with_replicas_ack(replicas_ack);
-        let db = Db::connect(&settings.database_url).await?;
+        let db = Db::connect_with_pool(&settings.database_url, settings.database_pool_size).await?;
         let credentials = Credentials::new(&secrets.jwt, &secrets.edge);
         let admin = AdminSessions::new(store.clone(), &secrets.admin_password);
         let settings_ui_dir = settings.admin_ui_dir.clone();

@@ -35,6 +35,32 @@ fn an_unsupported_redis_url_is_one_clear_line() {
 }
 
 #[test]
+fn a_sentinel_url_without_its_master_name_says_so() {
+    let out = backend().env("SECKILL_REDIS_URL", "redis+sentinel://127.0.0.1:26379").output().unwrap();
+    assert_short_error(&out, "no master name");
+    assert_short_error(&out, "SECKILL_REDIS_URL");
+}
+
+#[test]
+fn a_replica_wait_longer_than_the_redis_timeout_names_both_settings() {
+    let out = backend()
+        .env("SECKILL_REDIS_URL", "redis+sentinel://127.0.0.1:26379/seckill")
+        .env("SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS", "900")
+        .output()
+        .unwrap();
+    assert_short_error(
+        &out,
+        "SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS (900) must be below SECKILL_REDIS_TIMEOUT_MS (800)",
+    );
+}
+
+#[test]
+fn a_pool_of_no_connections_is_refused() {
+    let out = backend().env("SECKILL_DATABASE_POOL_SIZE", "0").output().unwrap();
+    assert_short_error(&out, "database-pool-size");
+}
+
+#[test]
 fn a_missing_secret_names_the_setting() {
     let out = backend().env_remove("SECKILL_EDGE_SECRET").output().unwrap();
     assert_short_error(&out, "SECKILL_EDGE_SECRET");

@@ -89,7 +89,7 @@ async fn preflight_says_what_is_missing() {
 #[tokio::test]
 async fn the_checklist_probes_what_it_can_and_keeps_operators_ticks() {
     let redis = RedisServer::start().unwrap();
-    let api = Backend::start(&redis.url()).await.unwrap();
+    let api = Backend::start_with(&redis.url(), &["--database-pool-size", "3"]).await.unwrap();
     let admin = api.admin_token().await;
     let (status, items) = admin_json(&api, &admin, "GET", "/admin/api/checklist", None).await;
     assert_eq!(status, 200);
@@ -101,6 +101,9 @@ async fn the_checklist_probes_what_it_can_and_keeps_operators_ticks() {
     assert_eq!(item(&items, "infra.redis_persistence")["evidence"], "aof_enabled:1 on the master");
     assert_eq!(item(&items, "infra.redis_replication")["status"], "warning");
     assert_eq!(item(&items, "infra.redis_ha")["status"], "warning");
+    let pool = item(&items, "infra.db_pool");
+    assert_eq!(pool["status"], "warning", "SQLite is for development: {pool}");
+    assert!(pool["evidence"].as_str().unwrap().contains("pool of 3 ("), "the setting, and its use now: {pool}");
     assert!(item(&items, "infra.redis_ha")["evidence"].as_str().unwrap().contains("single"));
     assert_eq!(item(&items, "security.captcha")["status"], "manual");
 

@@ -15,4 +15,4 @@ mod pool;
 pub use edge_rules::{RulesSave, StoredRules};
 pub use failure::{Failure, classify, is_lock_conflict};
 pub use orders::{ActivityTotals, Cursor, NewOrder, OrderFilter, OrderRow, released};
-pub use pool::{Db, Dialect};
+pub use pool::{Db, Dialect, PoolUse};

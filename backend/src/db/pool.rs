@@ -17,12 +17,39 @@ pub enum Dialect {
 pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
+    max_connections: u32,
+}
+
+/// How the connection pool is used right now (for the checklist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    pub max: u32,
+    /// Connections open, busy or idle.
+    pub open: u32,
+    pub idle: u32,
+}
+
+impl Dialect {
+    /// Connections a pool holds unless told otherwise: SQLite has one
+    /// writer at a time, so a few; a MySQL server serves many.
+    pub fn default_pool_size(self) -> u32 {
+        match self {
+            Self::Sqlite => 4,
+            Self::MySql => 16,
+        }
+    }
 }
 
 impl Db {
-    /// Connects (creating a SQLite file and its directory if needed) and
-    /// applies the migrations.
+    /// [`Db::connect_with_pool`] with the dialect's default pool size.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with_pool(url, None).await
+    }
+
+    /// Connects with a pool of at most `pool_size` connections (the
+    /// dialect's default if `None`), creating a SQLite file and its
+    /// directory if needed, and applies the migrations.
+    pub async fn connect_with_pool(url: &str, pool_size: Option<u32>) -> anyhow::Result<Self> {
         install_default_drivers();
         let (dialect, url) = if let Some(path) = url.strip_prefix("sqlite://") {
             let file = path.split('?').next().unwrap_or("");
@@ -42,8 +69,9 @@ impl Db {
         } else {
             anyhow::bail!("SECKILL_DATABASE_URL must start with sqlite:// or mysql://, got {url:?}");
         };
+        let max_connections = pool_size.unwrap_or(dialect.default_pool_size());
         let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
+            .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(3))
             .connect(&url)
             .await
@@ -57,7 +85,11 @@ impl Db {
             Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
         };
         migrator.run(&pool).await?;
-        Ok(Self { pool, dialect })
+        Ok(Self { pool, dialect, max_connections })
+    }
+
+    pub fn pool_use(&self) -> PoolUse {
+        PoolUse { max: self.max_connections, open: self.pool.size(), idle: self.pool.num_idle() as u32 }
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

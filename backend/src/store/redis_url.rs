@@ -48,13 +48,17 @@ impl RedisTarget {
     pub fn parse(url: &str) -> Result<Self, BadRedisUrl> {
         let url = url.trim();
         if let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) {
-            return parse_sentinel(rest).map(Self::Sentinel).map_err(|why| BadRedisUrl(format!("{url:?}: {why}")));
+            return parse_sentinel(rest)
+                .map(Self::Sentinel)
+                .map_err(|why| BadRedisUrl(format!("{url:?}: {why} (set SECKILL_REDIS_URL)")));
         }
         if url.contains(',') {
             let nodes: Vec<String> =
                 url.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
             if let Some(bad) = nodes.iter().find(|n| !n.starts_with("redis://") && !n.starts_with("rediss://")) {
-                return Err(BadRedisUrl(format!("{bad:?}: a cluster node must be a redis:// or rediss:// URL")));
+                return Err(BadRedisUrl(format!(
+                    "{bad:?}: a cluster node must be a redis:// or rediss:// URL (set SECKILL_REDIS_URL)"
+                )));
             }
             return Ok(Self::Cluster(nodes));
         }
