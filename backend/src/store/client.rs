@@ -185,10 +185,6 @@ impl Store {
         self
     }
 
-    pub fn replicas_ack(&self) -> Option<ReplicasAck> {
-        self.replicas_ack
-    }
-
     /// How long one Redis interaction may take before it fails.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -76,19 +76,6 @@ impl RedisTarget {
     pub fn fails_over(&self) -> bool {
         !matches!(self, Self::Single(_))
     }
-
-    /// The URL without its password, for logs and the dashboard.
-    pub fn redacted(&self) -> String {
-        match self {
-            Self::Single(url) => redact(url),
-            Self::Cluster(nodes) => nodes.iter().map(|n| redact(n)).collect::<Vec<_>>().join(","),
-            Self::Sentinel(t) => {
-                let hosts: Vec<String> = t.sentinels.iter().map(|(h, p)| format!("{h}:{p}")).collect();
-                let auth = if t.password.is_some() { ":…@" } else { "" };
-                format!("{SENTINEL_SCHEME}{auth}{}/{}/{}", hosts.join(","), t.master_name, t.db)
-            }
-        }
-    }
 }
 
 fn parse_sentinel(rest: &str) -> Result<SentinelTarget, String> {
@@ -128,13 +115,6 @@ fn parse_host_port(host_port: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}…{}", &url[..scheme + 3], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +134,6 @@ mod tests {
 
         let t = sentinel("redis+sentinel://:s3cret@h:26379/mymaster/2");
         assert_eq!((t.password.as_deref(), t.db), (Some("s3cret"), 2));
-        assert_eq!(RedisTarget::Sentinel(t).redacted(), "redis+sentinel://:…@h:26379/mymaster/2");
     }
 
     #[test]
@@ -182,6 +161,5 @@ mod tests {
         assert!(RedisTarget::parse("redis://a:1/,b:2").is_err());
         assert!(RedisTarget::parse("http://h/").unwrap_err().to_string().contains("SECKILL_REDIS_URL"));
         assert!(!RedisTarget::parse("redis://h:1/").unwrap().fails_over());
-        assert_eq!(RedisTarget::parse("redis://u:pw@h:1/").unwrap().redacted(), "redis://…@h:1/");
     }
 }
