@@ -70,6 +70,7 @@ pub fn ensure_test_deps() -> anyhow::Result<()> {
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
         ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "fonts-noto-cjk"),
+        ("promtool", "prometheus"),
     ])?;
     // The edge suite runs the filter in a real Envoy too.
     ensure_envoy().map(drop)
