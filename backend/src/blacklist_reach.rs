@@ -117,12 +117,7 @@ pub async fn reached_at(store: &Store, kind: BlacklistKind, values: &[String]) -
 
 /// Forgets an entry's time: it is new again (added after a removal) or gone.
 pub async fn forget(store: &Store, kind: BlacklistKind, value: &str) -> Result<(), StoreError> {
-    let f = field(kind, value);
-    store
-        .bounded(
-            |mut c| async move { redis::cmd("HDEL").arg(BLACKLIST_REACHED_EDGE).arg(&f).query_async(&mut c).await },
-        )
-        .await
+    store.hdel(BLACKLIST_REACHED_EDGE, &field(kind, value)).await
 }
 
 #[cfg(test)]

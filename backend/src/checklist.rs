@@ -29,43 +29,33 @@ const fn item(id: &'static str, group: &'static str, zh: &'static str, en: &'sta
     Item { id, group, zh, en }
 }
 
-/// The twenty items, in the seed's order.
+/// The twenty items, in the seed's order, under the seed's names.
 pub const ITEMS: [Item; 20] = [
-    item("infra.redis_persistence", "infrastructure", "Redis 持久化（AOF）已开启", "Redis persistence (AOF) is on"),
-    item("infra.redis_replication", "infrastructure", "Redis 主从复制", "Redis replication"),
-    item("infra.redis_ha", "infrastructure", "Redis 哨兵或集群高可用", "Redis Sentinel or Cluster for failover"),
-    item("infra.db_pool", "infrastructure", "订单库连接池与生产数据库", "Order DB pool on a production database"),
     item(
-        "code.atomic_scripts",
-        "code",
-        "库存扣减 Lua 脚本已加载（原子操作）",
-        "Stock scripts loaded (atomic decrement)",
+        "infra.redis_cluster",
+        "infrastructure",
+        "Redis 集群部署（主从+哨兵）",
+        "Redis with replicas and Sentinel (or Cluster)",
     ),
-    item("code.stock_warm", "code", "库存已预热到 Redis", "Stock pre-warmed into Redis"),
-    item("code.async_orders", "code", "异步下单：消费者在线且无积压", "Async orders: workers consuming, no backlog"),
-    item("code.static_cache", "code", "静态资源带哈希并长期缓存", "Static assets hashed and cached immutably"),
-    item("security.edge_limits", "security", "边缘限流已生效并已同步", "Edge rate limits active and synced"),
-    item("security.blacklist", "security", "黑名单已同步到边缘", "Blacklist reached the edge"),
-    item("security.secrets", "security", "密钥已配置（非开发模式）", "Secrets configured (not dev mode)"),
-    item("security.captcha", "security", "验证码 / 答题防刷", "Captcha or quiz against bots"),
-    item("monitoring.metrics", "monitoring", "指标接口 /metrics 可用", "Metrics endpoint /metrics served"),
-    item("monitoring.reconciliation", "monitoring", "对账无差异", "Reconciliation shows no drift"),
-    item("monitoring.alerts", "monitoring", "告警规则已配置", "Alert rules configured"),
-    item(
-        "monitoring.circuit_breaker",
-        "monitoring",
-        "熔断：依赖故障时快速失败",
-        "Circuit breaker: fail fast when a dependency is down",
-    ),
-    item(
-        "dr.fsync",
-        "disaster_recovery",
-        "AOF 刷盘策略（everysec 或 always）",
-        "AOF fsync policy (everysec or always)",
-    ),
-    item("dr.read_replica", "disaster_recovery", "订单库读写分离（只读副本）", "Order DB read replica"),
-    item("dr.backup", "disaster_recovery", "最近一次备份成功", "Last backup succeeded"),
-    item("dr.drill", "disaster_recovery", "故障演练已完成", "Failover drill done"),
+    item("infra.mysql_rw_split", "infrastructure", "MySQL 读写分离", "MySQL read/write split"),
+    item("infra.cdn_static", "infrastructure", "CDN 静态资源加速", "CDN and static asset caching"),
+    item("infra.load_balancing", "infrastructure", "负载均衡配置", "Load balancing"),
+    item("code.hot_data_cache", "code", "热点数据缓存", "Hot data cached"),
+    item("code.async_processing", "code", "异步非阻塞处理", "Asynchronous, non-blocking processing"),
+    item("code.connection_pools", "code", "连接池配置优化", "Connection pools sized"),
+    item("code.sql", "code", "SQL 语句优化", "SQL statements optimised"),
+    item("security.ddos", "security", "DDoS 防护", "DDoS protection"),
+    item("security.cc", "security", "CC 攻击防护", "CC (HTTP flood) protection"),
+    item("security.anti_abuse", "security", "接口防刷", "Purchase API abuse protection"),
+    item("security.encryption", "security", "数据加密", "Data encryption"),
+    item("monitoring.key_metrics", "monitoring", "关键指标监控", "Key metrics monitored"),
+    item("monitoring.logs", "monitoring", "日志收集分析", "Log collection and analysis"),
+    item("monitoring.alerting", "monitoring", "实时告警系统", "Real-time alerting"),
+    item("monitoring.profiling", "monitoring", "性能分析工具", "Performance analysis tools"),
+    item("dr.backup", "disaster_recovery", "数据备份策略", "Data backup strategy"),
+    item("dr.failover", "disaster_recovery", "故障转移方案", "Failover plan"),
+    item("dr.degradation", "disaster_recovery", "降级策略", "Degradation strategy"),
+    item("dr.rate_limit_breaker", "disaster_recovery", "限流熔断", "Rate limiting and circuit breaking"),
 ];
 
 /// What the probes look at.
@@ -99,192 +89,306 @@ fn found(ok: bool, good: String, bad: CheckStatus, why: String) -> Finding {
 
 /// Runs the probe of `id`; `None` means the item is manual.
 async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
-    let store = &probes.orders.store;
-    let settings = &probes.settings;
-    let redis_down = || (CheckStatus::Failing, "redis did not answer".to_owned());
     Some(match id {
-        "infra.redis_persistence" => match store.info("persistence").await {
-            Ok(masters) => {
-                let off = nodes_where(&masters, |info| info.get("aof_enabled").map(String::as_str) != Some("1"));
-                found(
-                    off.is_empty(),
-                    format!("aof_enabled:1 on {}", every(masters.len())),
-                    CheckStatus::Failing,
-                    format!("aof_enabled:0 on {off:?}: a crash loses sales"),
-                )
-            }
-            Err(_) => redis_down(),
-        },
-        "infra.redis_replication" => match store.info("replication").await {
-            Ok(masters) => {
-                let replicas = |info: &HashMap<String, String>| -> i64 {
-                    info.get("connected_slaves").and_then(|v| v.parse().ok()).unwrap_or(0)
-                };
-                let alone = nodes_where(&masters, |info| replicas(info) == 0);
-                let counts: Vec<String> =
-                    masters.iter().map(|m| format!("{}: replicas {}", m.node, replicas(&m.value))).collect();
-                let ack = match settings.replicas_ack() {
-                    Ok(Some(ack)) => format!("; a purchase waits for {} of them", ack.replicas),
-                    _ => "; purchases do not wait for them".to_owned(),
-                };
-                found(
-                    alone.is_empty(),
-                    format!("{}{ack}", counts.join(", ")),
-                    CheckStatus::Warning,
-                    format!("no connected replica on {alone:?}: a lost master takes its sales with it"),
-                )
-            }
-            Err(_) => redis_down(),
-        },
-        "infra.redis_ha" => match store.failover(&settings.redis_url).await {
-            Ok(Failover::None) => {
-                (CheckStatus::Warning, "a single redis:// server: nobody replaces it if it dies".into())
-            }
-            Ok(Failover::Sentinel { quorum_ok, detail }) => {
-                found(quorum_ok, format!("sentinel: {detail}"), CheckStatus::Failing, format!("sentinel: {detail}"))
-            }
-            Ok(Failover::Cluster { state_ok, masters, masters_without_replica }) => found(
-                state_ok && masters_without_replica.is_empty(),
-                format!("cluster_state:ok, {masters} masters, each with a live replica"),
-                CheckStatus::Failing,
-                format!(
-                    "cluster_state:{}, {masters} masters, without a live replica: {masters_without_replica:?}",
-                    if state_ok { "ok" } else { "fail" }
-                ),
-            ),
-            Err(e) => (CheckStatus::Failing, format!("could not ask: {e}")),
-        },
-        "infra.db_pool" => {
-            let pool = probes.orders.db.pool_use();
-            let use_now = format!("pool of {} ({} open, {} idle)", pool.max, pool.open, pool.idle);
-            found(
-                probes.orders.db.dialect() == Dialect::MySql,
-                format!("MySQL order DB, {use_now}"),
-                CheckStatus::Warning,
-                format!("SQLite order DB, {use_now}: fine for development, use MySQL in production"),
-            )
+        "infra.redis_cluster" => {
+            worst([redis_failover(probes).await, redis_replicas(probes).await, redis_persistence(probes).await])
         }
-        "code.atomic_scripts" => match store.scripts_loaded().await {
-            Ok(loaded) => found(
-                loaded,
-                "SCRIPT EXISTS: all loaded".into(),
-                CheckStatus::Warning,
-                "not cached yet; they load on first use".into(),
-            ),
-            Err(_) => redis_down(),
-        },
-        "code.stock_warm" => match warm_report(probes).await {
-            Ok((n, cold)) => found(
-                cold.is_empty(),
-                format!("activities: {n}, all warmed"),
-                CheckStatus::Failing,
-                format!("inventory + sold != total for {cold:?}"),
-            ),
-            Err(_) => redis_down(),
-        },
-        "code.async_orders" => match backlog(probes).await {
-            Ok((consumers, lag)) => found(
-                consumers > 0 && lag < 10_000,
-                format!("active consumers: {consumers}, orders waiting: {lag}"),
-                CheckStatus::Warning,
-                format!("active consumers: {consumers}, orders waiting: {lag}"),
-            ),
-            Err(_) => redis_down(),
-        },
-        "code.static_cache" => {
-            let built = probes.ui_built;
-            found(
-                built,
-                "admin UI assets content-hashed, cache-control immutable".into(),
-                CheckStatus::Warning,
-                "admin UI not built (cargo xtask start builds it)".into(),
-            )
+        "infra.mysql_rw_split" => read_split(probes),
+        "infra.cdn_static" => static_assets(probes),
+        "infra.load_balancing" => load_balancing(probes).await,
+        "code.hot_data_cache" => worst([stock_warm(probes).await, scripts_cached(probes).await]),
+        "code.async_processing" => async_orders(probes).await,
+        "code.connection_pools" => connection_pools(probes),
+        "security.ddos" => worst([edge_finding(probes).await, flood_limits(probes).await]),
+        "security.cc" => worst([rate_limits(probes).await, blacklist_at_edge(probes).await]),
+        "security.anti_abuse" => anti_abuse(),
+        "security.encryption" => secrets(probes),
+        "monitoring.key_metrics" => {
+            worst([(CheckStatus::Ok, "/metrics serves Prometheus text".into()), drift(probes).await])
         }
-        "security.edge_limits" | "security.blacklist" => edge_finding(probes, id).await,
-        "security.secrets" => found(
-            !settings.dev,
-            "secrets set explicitly".into(),
-            CheckStatus::Failing,
-            "dev mode: secrets may be generated".into(),
-        ),
-        "monitoring.metrics" => (CheckStatus::Ok, "/metrics serves Prometheus text".into()),
-        "monitoring.reconciliation" => match drift_report(probes).await {
-            Ok(drifts) => found(
-                drifts.is_empty(),
-                "no drift in any activity".into(),
-                CheckStatus::Failing,
-                format!("drift in activities {drifts:?}"),
-            ),
-            Err(_) => redis_down(),
-        },
-        "monitoring.circuit_breaker" => match store.ping().await {
-            Ok(()) => (
-                CheckStatus::Ok,
-                format!(
-                    "closed: redis answers; calls time out after {} ms with `unavailable`",
-                    settings.redis_timeout_ms
-                ),
-            ),
-            Err(_) => (CheckStatus::Failing, "open: redis is not answering; requests fail fast with 503".into()),
-        },
-        "dr.fsync" => match store.info("persistence").await {
-            Ok(masters) if masters.iter().any(|m| m.value.get("aof_enabled").map(String::as_str) != Some("1")) => {
-                (CheckStatus::Failing, "AOF is off".into())
-            }
-            // `everysec` can lose the last second of acknowledged sales to a crash, and with
-            // them the stock count of units whose order rows exist: the unit sells twice.
-            Ok(_) => match store.config_get("appendfsync").await {
-                Ok(policies) => {
-                    let lax: Vec<String> = policies
-                        .iter()
-                        .filter(|p| p.value != "always")
-                        .map(|p| format!("{}: {}", p.node, p.value))
-                        .collect();
-                    let status = if policies.iter().all(|p| p.value == "always" || p.value == "everysec") {
-                        CheckStatus::Warning
-                    } else {
-                        CheckStatus::Failing
-                    };
-                    found(
-                        lax.is_empty(),
-                        format!(
-                            "appendfsync always on {}: no acknowledged sale is lost to a crash",
-                            every(policies.len())
-                        ),
-                        status,
-                        format!("appendfsync {lax:?}: a crash can lose acknowledged sales; set appendfsync always"),
-                    )
-                }
-                Err(_) => (CheckStatus::Warning, "CONFIG GET is not allowed; check appendfsync by hand".into()),
-            },
-            Err(_) => redis_down(),
-        },
-        "dr.backup" => match store.info("persistence").await {
-            Ok(masters) => {
-                let field = |info: &HashMap<String, String>, name: &str| info.get(name).cloned().unwrap_or_default();
-                let failed = nodes_where(&masters, |info| {
-                    field(info, "aof_last_bgrewrite_status") != "ok" || field(info, "rdb_last_bgsave_status") != "ok"
-                });
-                let oldest = masters
-                    .iter()
-                    .map(|m| field(&m.value, "rdb_last_save_time").parse::<i64>().unwrap_or(0))
-                    .min()
-                    .unwrap_or(0);
-                found(
-                    failed.is_empty(),
-                    format!(
-                        "oldest last redis save {} on {} (rdb and aof rewrite ok); back up the order DB separately",
-                        from_ms(oldest * 1000),
-                        every(masters.len())
-                    ),
-                    CheckStatus::Warning,
-                    format!("a failed rdb save or aof rewrite on {failed:?}"),
-                )
-            }
-            Err(_) => redis_down(),
-        },
+        "dr.backup" => redis_saves(probes).await,
+        "dr.rate_limit_breaker" => worst([rate_limits(probes).await, redis_breaker(probes).await]),
         _ => return None,
     })
+}
+
+/// The worst of several findings, with all their evidence.
+fn worst<const N: usize>(findings: [Finding; N]) -> Finding {
+    let rank = |s: CheckStatus| match s {
+        CheckStatus::Ok => 0,
+        CheckStatus::Manual => 1,
+        CheckStatus::Warning => 2,
+        CheckStatus::Failing => 3,
+    };
+    let status = findings.iter().map(|f| f.0).max_by_key(|s| rank(*s)).unwrap_or(CheckStatus::Ok);
+    let evidence: Vec<String> = findings.into_iter().map(|f| f.1).collect();
+    (status, evidence.join("; "))
+}
+
+fn redis_down() -> Finding {
+    (CheckStatus::Failing, "redis did not answer".to_owned())
+}
+
+/// Who replaces a dead master: the sentinels, the cluster, or nobody.
+async fn redis_failover(probes: &Probes) -> Finding {
+    match probes.orders.store.failover(&probes.settings.redis_url).await {
+        Ok(Failover::None) => (CheckStatus::Warning, "a single redis:// server: nobody replaces it if it dies".into()),
+        Ok(Failover::Sentinel { quorum_ok, detail }) => {
+            found(quorum_ok, format!("sentinel: {detail}"), CheckStatus::Failing, format!("sentinel: {detail}"))
+        }
+        Ok(Failover::Cluster { state_ok, masters, masters_without_replica }) => found(
+            state_ok && masters_without_replica.is_empty(),
+            format!("cluster_state:ok, {masters} masters, each with a live replica"),
+            CheckStatus::Failing,
+            format!(
+                "cluster_state:{}, {masters} masters, without a live replica: {masters_without_replica:?}",
+                if state_ok { "ok" } else { "fail" }
+            ),
+        ),
+        Err(e) => (CheckStatus::Failing, format!("could not ask: {e}")),
+    }
+}
+
+/// Each master's connected replicas, and whether a purchase waits for them.
+async fn redis_replicas(probes: &Probes) -> Finding {
+    let Ok(masters) = probes.orders.store.info("replication").await else { return redis_down() };
+    let replicas = |info: &HashMap<String, String>| -> i64 {
+        info.get("connected_slaves").and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let alone = nodes_where(&masters, |info| replicas(info) == 0);
+    let counts: Vec<String> = masters.iter().map(|m| format!("{}: replicas {}", m.node, replicas(&m.value))).collect();
+    let ack = match probes.settings.replicas_ack() {
+        Ok(Some(ack)) => format!("; a purchase waits for {} of them", ack.replicas),
+        _ => "; purchases do not wait for them".to_owned(),
+    };
+    found(
+        alone.is_empty(),
+        format!("{}{ack}", counts.join(", ")),
+        CheckStatus::Warning,
+        format!("no connected replica on {alone:?}: a lost master takes its sales with it"),
+    )
+}
+
+/// AOF on every master, flushed on every write.
+async fn redis_persistence(probes: &Probes) -> Finding {
+    let store = &probes.orders.store;
+    let Ok(masters) = store.info("persistence").await else { return redis_down() };
+    let off = nodes_where(&masters, |info| info.get("aof_enabled").map(String::as_str) != Some("1"));
+    if !off.is_empty() {
+        return (CheckStatus::Failing, format!("aof_enabled:0 on {off:?}: a crash loses sales"));
+    }
+    // `everysec` can lose the last second of acknowledged sales to a crash, and with
+    // them the stock count of units whose order rows exist: the unit sells twice.
+    match store.config_get("appendfsync").await {
+        Ok(policies) => {
+            let lax: Vec<String> =
+                policies.iter().filter(|p| p.value != "always").map(|p| format!("{}: {}", p.node, p.value)).collect();
+            let status = if policies.iter().all(|p| p.value == "always" || p.value == "everysec") {
+                CheckStatus::Warning
+            } else {
+                CheckStatus::Failing
+            };
+            found(
+                lax.is_empty(),
+                format!("aof_enabled:1 and appendfsync always on {}", every(masters.len())),
+                status,
+                format!(
+                    "aof_enabled:1, but appendfsync {lax:?}: a crash can lose acknowledged sales; set appendfsync always"
+                ),
+            )
+        }
+        Err(_) => (
+            CheckStatus::Warning,
+            format!("aof_enabled:1 on {}; CONFIG GET is not allowed, check appendfsync by hand", every(masters.len())),
+        ),
+    }
+}
+
+/// Where order reads go.
+fn read_split(probes: &Probes) -> Finding {
+    match probes.orders.db.dialect() {
+        Dialect::Sqlite => (
+            CheckStatus::Warning,
+            "SQLite order DB: one file, no replica to read from; production runs MySQL/MariaDB".into(),
+        ),
+        Dialect::MySql => {
+            (CheckStatus::Warning, "MySQL order DB without a read replica: every read goes to the primary".into())
+        }
+    }
+}
+
+fn static_assets(probes: &Probes) -> Finding {
+    found(
+        probes.ui_built,
+        "admin UI assets content-hashed, cache-control immutable".into(),
+        CheckStatus::Warning,
+        "admin UI not built (cargo xtask start builds it)".into(),
+    )
+}
+
+/// Backends and edges alive now: more than one backend behind the edge spreads the load.
+async fn load_balancing(probes: &Probes) -> Finding {
+    let store = &probes.orders.store;
+    let (Ok(backends), Ok(syncs)) = (crate::instances::alive(store).await, edge::syncs(store).await) else {
+        return redis_down();
+    };
+    let edges = syncs.iter().filter(|s| now_ms() - s.at_ms < crate::instances::ALIVE_MS).count();
+    let seen = format!("backends alive: {} {backends:?}, edges synced: {edges}", backends.len());
+    if edges == 0 {
+        (CheckStatus::Failing, format!("{seen}: buyers are not behind an edge"))
+    } else if backends.len() < 2 {
+        (CheckStatus::Warning, format!("{seen}: one backend, nothing to balance or fail over to"))
+    } else {
+        (CheckStatus::Ok, seen)
+    }
+}
+
+async fn stock_warm(probes: &Probes) -> Finding {
+    match warm_report(probes).await {
+        Ok((n, cold)) => found(
+            cold.is_empty(),
+            format!("stock of all {n} activities in Redis"),
+            CheckStatus::Failing,
+            format!("inventory + sold != total for {cold:?}"),
+        ),
+        Err(_) => redis_down(),
+    }
+}
+
+async fn scripts_cached(probes: &Probes) -> Finding {
+    match probes.orders.store.scripts_loaded().await {
+        Ok(loaded) => found(
+            loaded,
+            "stock scripts cached (SCRIPT EXISTS)".into(),
+            CheckStatus::Warning,
+            "stock scripts not cached yet; they load on first use".into(),
+        ),
+        Err(_) => redis_down(),
+    }
+}
+
+async fn async_orders(probes: &Probes) -> Finding {
+    match backlog(probes).await {
+        Ok((consumers, lag)) => found(
+            consumers > 0 && lag < 10_000,
+            format!("purchases answered from Redis, orders written by {consumers} workers, {lag} waiting"),
+            CheckStatus::Warning,
+            format!("active order workers: {consumers}, orders waiting: {lag}"),
+        ),
+        Err(_) => redis_down(),
+    }
+}
+
+fn connection_pools(probes: &Probes) -> Finding {
+    let pool = probes.orders.db.pool_use();
+    let use_now = format!(
+        "order DB pool of {} ({} open, {} idle); Redis: one multiplexed connection, calls time out after {} ms",
+        pool.max, pool.open, pool.idle, probes.settings.redis_timeout_ms
+    );
+    found(
+        pool.open < pool.max || pool.idle > 0,
+        use_now.clone(),
+        CheckStatus::Warning,
+        format!("{use_now}: every connection busy, raise SECKILL_DATABASE_POOL_SIZE"),
+    )
+}
+
+/// In-flight limits at the edge: what a flood from many addresses meets.
+async fn flood_limits(probes: &Probes) -> Finding {
+    match edge::rules_in_force(&probes.orders.store, &probes.orders.db).await {
+        Ok(stored) => (
+            CheckStatus::Ok,
+            format!(
+                "at most {} requests in flight per IP and {} in all",
+                stored.rules.max_in_flight_per_ip, stored.rules.max_in_flight_total
+            ),
+        ),
+        Err(_) => (CheckStatus::Failing, "edge rules unavailable".into()),
+    }
+}
+
+/// Rate limits per IP, per user and per route.
+async fn rate_limits(probes: &Probes) -> Finding {
+    match edge::rules_in_force(&probes.orders.store, &probes.orders.db).await {
+        Ok(stored) => (
+            CheckStatus::Ok,
+            format!(
+                "rules v{}: {}/s per IP, {}/s per user, {} route limits",
+                stored.version,
+                stored.rules.per_ip.rate_per_sec,
+                stored.rules.per_user.rate_per_sec,
+                stored.rules.routes.len()
+            ),
+        ),
+        Err(_) => (CheckStatus::Failing, "edge rules unavailable".into()),
+    }
+}
+
+async fn blacklist_at_edge(probes: &Probes) -> Finding {
+    match edge_synced(probes).await {
+        Ok((true, _)) => (CheckStatus::Ok, "the blacklist reaches the edge with each sync".into()),
+        Ok((false, detail)) => (CheckStatus::Warning, format!("blacklist not at an edge: {detail}")),
+        Err(_) => (CheckStatus::Failing, "state unavailable".into()),
+    }
+}
+
+fn anti_abuse() -> Finding {
+    (
+        CheckStatus::Warning,
+        "a purchase needs a one-time token bound to the user and activity; no proof-of-work or captcha on the token step"
+            .into(),
+    )
+}
+
+fn secrets(probes: &Probes) -> Finding {
+    found(
+        !probes.settings.dev,
+        "secrets set explicitly".into(),
+        CheckStatus::Failing,
+        "dev mode: secrets may be generated".into(),
+    )
+}
+
+async fn drift(probes: &Probes) -> Finding {
+    match drift_report(probes).await {
+        Ok(drifts) => found(
+            drifts.is_empty(),
+            "reconciliation: no drift in any activity".into(),
+            CheckStatus::Failing,
+            format!("reconciliation: drift in activities {drifts:?}"),
+        ),
+        Err(_) => redis_down(),
+    }
+}
+
+async fn redis_saves(probes: &Probes) -> Finding {
+    let Ok(masters) = probes.orders.store.info("persistence").await else { return redis_down() };
+    let field = |info: &HashMap<String, String>, name: &str| info.get(name).cloned().unwrap_or_default();
+    let failed = nodes_where(&masters, |info| {
+        field(info, "aof_last_bgrewrite_status") != "ok" || field(info, "rdb_last_bgsave_status") != "ok"
+    });
+    let oldest =
+        masters.iter().map(|m| field(&m.value, "rdb_last_save_time").parse::<i64>().unwrap_or(0)).min().unwrap_or(0);
+    found(
+        failed.is_empty(),
+        format!(
+            "oldest last redis save {} on {} (rdb and aof rewrite ok); back up the order DB separately",
+            from_ms(oldest * 1000),
+            every(masters.len())
+        ),
+        CheckStatus::Warning,
+        format!("a failed rdb save or aof rewrite on {failed:?}"),
+    )
+}
+
+async fn redis_breaker(probes: &Probes) -> Finding {
+    match probes.orders.store.ping().await {
+        Ok(()) => (
+            CheckStatus::Ok,
+            format!("redis answers; calls time out after {} ms with `unavailable`", probes.settings.redis_timeout_ms),
+        ),
+        Err(_) => (CheckStatus::Failing, "redis is not answering; requests fail fast with 503".into()),
+    }
 }
 
 async fn warm_report(probes: &Probes) -> Result<(usize, Vec<u64>), StoreError> {
@@ -338,11 +442,9 @@ pub async fn edge_synced(probes: &Probes) -> Result<(bool, String), DependencyEr
     Ok((true, format!("{names:?} on state {} (rules v{})", current.version, current.rules_version)))
 }
 
-async fn edge_finding(probes: &Probes, id: &str) -> Finding {
+async fn edge_finding(probes: &Probes) -> Finding {
     match edge_synced(probes).await {
-        Ok((true, detail)) => (CheckStatus::Ok, detail),
-        Ok((false, detail)) if id == "security.blacklist" => (CheckStatus::Warning, detail),
-        Ok((false, detail)) => (CheckStatus::Failing, detail),
+        Ok((synced, detail)) => found(synced, detail.clone(), CheckStatus::Failing, detail),
         Err(_) => (CheckStatus::Failing, "state unavailable".into()),
     }
 }

@@ -92,6 +92,8 @@ impl AppState {
             tracing::warn!(error = %e, "loading scripts failed; they load on first use");
         }
         tasks.push(self.blacklist.spawn_refresher(self.store.clone()));
+        let name = crate::instances::name(self.settings.listen);
+        tasks.push(crate::instances::start_heartbeat(self.store.clone(), name).await);
         tasks.push(crate::edge::spawn_rules_publisher(
             self.store.clone(),
             self.orders.db.clone(),

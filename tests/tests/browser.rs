@@ -393,14 +393,14 @@ async fn the_dashboard_works_in_a_real_browser() {
     assert!(line.contains("browser-cheat"), "{line}");
     screenshot(&c, "blacklist").await;
 
-    // The checklist shows what the backend really probed: the test Redis runs with AOF on.
+    // The checklist is the seed's, and shows what the backend really probed: its own pool.
     click(&c, r##"header.topbar nav a[href="#/checklist"]"##).await;
-    let item = wait_text(&c, "li.check-item", "infra.redis_persistence").await;
-    assert!(item.contains("aof_enabled:1"), "{item}");
+    let item = wait_text(&c, "li.check-item", "code.connection_pools").await;
+    assert!(item.contains("连接池配置优化") && item.contains("order DB pool of"), "{item}");
     let badge = c
         .execute(
             "return Array.from(document.querySelectorAll('li.check-item'))
-                .find(li => li.textContent.includes('infra.redis_persistence'))
+                .find(li => li.textContent.includes('code.connection_pools'))
                 .querySelector('.badge').className;",
             vec![],
         )

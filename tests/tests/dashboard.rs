@@ -96,31 +96,47 @@ async fn the_checklist_probes_what_it_can_and_keeps_operators_ticks() {
     let items = items.as_array().unwrap().clone();
     assert_eq!(items.len(), 20);
     let item = |items: &[Value], id: &str| items.iter().find(|i| i["id"] == id).unwrap().clone();
-    // The test redis-server runs with AOF on: probed, with evidence.
-    assert_eq!(item(&items, "infra.redis_persistence")["status"], "ok");
-    assert_eq!(item(&items, "infra.redis_persistence")["evidence"], "aof_enabled:1 on the master");
-    assert_eq!(item(&items, "infra.redis_replication")["status"], "warning");
-    assert_eq!(item(&items, "infra.redis_ha")["status"], "warning");
-    let pool = item(&items, "infra.db_pool");
-    assert_eq!(pool["status"], "warning", "SQLite is for development: {pool}");
-    assert!(pool["evidence"].as_str().unwrap().contains("pool of 3 ("), "the setting, and its use now: {pool}");
-    assert!(item(&items, "infra.redis_ha")["evidence"].as_str().unwrap().contains("single"));
-    assert_eq!(item(&items, "security.captcha")["status"], "manual");
+    // The seed's twenty items, in its order, under its names.
+    let titles: Vec<&str> = items.iter().map(|i| i["title_zh"].as_str().unwrap()).collect();
+    assert_eq!(&titles[..4], ["Redis 集群部署（主从+哨兵）", "MySQL 读写分离", "CDN 静态资源加速", "负载均衡配置"]);
+    assert_eq!(titles[19], "限流熔断");
+    // One test redis-server with AOF: persistent, but nobody replaces it.
+    let redis = item(&items, "infra.redis_cluster");
+    assert_eq!(redis["status"], "warning", "{redis}");
+    let evidence = redis["evidence"].as_str().unwrap();
+    assert!(evidence.contains("single redis:// server"), "{redis}");
+    assert!(evidence.contains("aof_enabled:1"), "{redis}");
+    let pools = item(&items, "code.connection_pools");
+    assert_eq!(pools["status"], "ok", "{pools}");
+    assert!(pools["evidence"].as_str().unwrap().contains("pool of 3 ("), "the setting, and its use now: {pools}");
+    assert_eq!(item(&items, "infra.mysql_rw_split")["status"], "warning", "SQLite has no replica");
+    // This backend beats; no edge has synced with it.
+    let balancing = item(&items, "infra.load_balancing");
+    assert_eq!(balancing["status"], "failing", "{balancing}");
+    assert!(balancing["evidence"].as_str().unwrap().contains("backends alive: 1"), "{balancing}");
+    assert_eq!(item(&items, "dr.failover")["status"], "manual");
 
     let tick = |id: &str, note: &str| json!({"id": id, "ticked": true, "note": note});
     let (status, _) =
-        admin_json(&api, &admin, "PUT", "/admin/api/checklist", Some(tick("infra.redis_persistence", "x"))).await;
+        admin_json(&api, &admin, "PUT", "/admin/api/checklist", Some(tick("infra.redis_cluster", "x"))).await;
     assert_eq!(status, 400, "probed items are not ticked by hand");
-    let (status, _) =
-        admin_json(&api, &admin, "PUT", "/admin/api/checklist", Some(tick("security.captcha", " "))).await;
+    let (status, _) = admin_json(&api, &admin, "PUT", "/admin/api/checklist", Some(tick("dr.failover", " "))).await;
     assert_eq!(status, 400, "a tick needs a note");
-    let (status, items) =
-        admin_json(&api, &admin, "PUT", "/admin/api/checklist", Some(tick("security.captcha", "slider captcha on")))
-            .await;
+    let (status, items) = admin_json(
+        &api,
+        &admin,
+        "PUT",
+        "/admin/api/checklist",
+        Some(tick("dr.failover", "drill 2026-11-20: sentinel failover in 3 s")),
+    )
+    .await;
     assert_eq!(status, 200);
-    let captcha = item(items.as_array().unwrap(), "security.captcha");
-    assert_eq!((captcha["status"].as_str(), captcha["evidence"].as_str()), (Some("ok"), Some("slider captcha on")));
-    assert!(captcha["ticked_at"].is_string());
+    let drill = item(items.as_array().unwrap(), "dr.failover");
+    assert_eq!(
+        (drill["status"].as_str(), drill["evidence"].as_str()),
+        (Some("ok"), Some("drill 2026-11-20: sentinel failover in 3 s"))
+    );
+    assert!(drill["ticked_at"].is_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

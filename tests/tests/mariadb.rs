@@ -352,11 +352,11 @@ async fn edge_rules_and_checklist_ticks_round_trip_on_mariadb() {
     assert_eq!(res.status(), 200);
     let (_, current) = api.get("/admin/api/edge-rules", &admin).await;
     assert_eq!((current["version"].as_i64(), current["rules"]["per_ip"]["burst"].as_i64()), (Some(1), Some(33)));
-    let tick = serde_json::json!({"id": "dr.drill", "ticked": true, "note": "故障演练 2026-11-20 done"});
+    let tick = serde_json::json!({"id": "dr.failover", "ticked": true, "note": "故障演练 2026-11-20 done"});
     let res = api.http.put(api.url("/admin/api/checklist")).bearer_auth(&admin).json(&tick).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let (_, items) = api.get("/admin/api/checklist", &admin).await;
-    let drill = items.as_array().unwrap().iter().find(|i| i["id"] == "dr.drill").unwrap().clone();
+    let drill = items.as_array().unwrap().iter().find(|i| i["id"] == "dr.failover").unwrap().clone();
     assert_eq!((drill["status"].as_str(), drill["evidence"].as_str()), (Some("ok"), Some("故障演练 2026-11-20 done")));
 }
 

@@ -65,7 +65,6 @@ fn body(lang: Lang, list: Vec<ChecklistItem>, reload: impl Fn() + Copy + 'static
 
 #[component]
 fn Item(lang: Lang, item: ChecklistItem, reload: impl Fn() + Copy + 'static) -> impl IntoView {
-    let title = lang.pick(&item.title_zh, &item.title_en, &item.id).to_owned();
     let manual = item.status == CheckStatus::Manual || item.ticked || item.ticked_at.is_some();
     let ticked = RwSignal::new(item.ticked);
     let note = RwSignal::new(if manual { item.evidence.clone() } else { String::new() });
@@ -92,7 +91,9 @@ fn Item(lang: Lang, item: ChecklistItem, reload: impl Fn() + Copy + 'static) -> 
         <li class="check-item">
             <div class="check-head">
                 {check_badge(lang, item.status)}
-                <b>{title}</b>
+                // The seed's own name, whatever the UI language, with the English beside it.
+                <b lang="zh">{item.title_zh.clone()}</b>
+                <span class="muted">{item.title_en.clone()}</span>
                 <span class="muted small mono">{item.id.clone()}</span>
             </div>
             {(!manual && !item.evidence.is_empty())

@@ -286,6 +286,11 @@ impl Store {
         .await
     }
 
+    pub async fn hdel(&self, key: &'static str, field: &str) -> Result<(), StoreError> {
+        let field = field.to_owned();
+        self.bounded(|mut c| async move { redis::cmd("HDEL").arg(key).arg(&field).query_async(&mut c).await }).await
+    }
+
     pub async fn hgetall(&self, key: &'static str) -> Result<HashMap<String, String>, StoreError> {
         self.bounded(|mut c| async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }).await
     }
