@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Context as _;
 use clap::Parser;
 use seckill_edge_host::LogLevel;
-use seckill_edge_host::proxy::{EdgeProxy, ProxyConfig, parse_log_level, plugin_config_json};
+use seckill_edge_host::proxy::{EdgeProxy, ProxyConfig, TlsFiles, parse_log_level, plugin_config_json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,9 +17,18 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "seckill-edge", about = "seckill's edge: the proxy-wasm filter in front of the backend")]
 struct Args {
-    /// Public listener.
+    /// Public listener: plain HTTP, or only HTTPS with --tls-cert/--tls-key and no --tls-listen.
     #[arg(long, env = "SECKILL_EDGE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// HTTPS: the certificate chain (PEM), with --tls-key.
+    #[arg(long, env = "SECKILL_EDGE_TLS_CERT_FILE", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// HTTPS: the certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1), with --tls-cert.
+    #[arg(long, env = "SECKILL_EDGE_TLS_KEY_FILE", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// A second public listener, for HTTPS, while --listen stays plain HTTP (needs --tls-cert/--tls-key).
+    #[arg(long, env = "SECKILL_EDGE_TLS_LISTEN")]
+    tls_listen: Option<SocketAddr>,
     /// The backend (`host:port`), also cluster `seckill_backend` for the filter's calls.
     #[arg(long, env = "SECKILL_EDGE_BACKEND", default_value = "127.0.0.1:8081")]
     backend: String,
@@ -92,6 +101,8 @@ fn run() -> anyhow::Result<()> {
     let plugin_config = plugin_config_json(args.plugin_config.as_deref(), &args.backend, |k| std::env::var(k).ok())?;
     let mut cfg = ProxyConfig::new(&args.wasm, &args.backend, plugin_config);
     cfg.listen = args.listen;
+    cfg.tls = TlsFiles::from_settings(args.tls_cert, args.tls_key)?;
+    cfg.tls_listen = args.tls_listen;
     cfg.admin_listen = Some(args.admin_listen);
     if let Some(w) = args.workers {
         cfg.workers = w;
@@ -108,12 +119,12 @@ fn run() -> anyhow::Result<()> {
         cfg.host.clusters.insert(name.to_string(), target.to_string());
     }
     let proxy = EdgeProxy::start(cfg)?;
-    println!(
-        "seckill-edge listening on http://{} (backend {}), admin on http://{}",
-        proxy.listen_addr(),
-        args.backend,
-        args.admin_listen
-    );
+    let public = match (proxy.tls_addr(), proxy.listen_addr()) {
+        (Some(tls), plain) if tls == plain => format!("https://{tls}"),
+        (Some(tls), plain) => format!("http://{plain} and https://{tls}"),
+        (None, plain) => format!("http://{plain}"),
+    };
+    println!("seckill-edge listening on {public} (backend {}), admin on http://{}", args.backend, args.admin_listen);
     let stop = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     stop.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -2,6 +2,7 @@
 //! configuration the binary builds for the filter. Plain data, so that the
 //! binary and tests can build it without starting anything.
 
+use super::tls::TlsFiles;
 use crate::abi::LogLevel;
 use crate::host::HostConfig;
 use anyhow::{Context as _, bail};
@@ -12,8 +13,14 @@ use std::time::Duration;
 /// How the edge runs. [`ProxyConfig::new`] has the defaults of the binary.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// The public listener.
+    /// The public listener: plain HTTP, or only TLS when `tls` is set and
+    /// `tls_listen` is not.
     pub listen: SocketAddr,
+    /// HTTPS: the certificate chain and key (PEM files); `None`: plain HTTP only.
+    pub tls: Option<TlsFiles>,
+    /// With `tls`: a second public listener, for HTTPS, while `listen` stays
+    /// plain HTTP; both share everything else (workers, VMs, limits).
+    pub tls_listen: Option<SocketAddr>,
     /// Admin listener (`/metrics`, `/healthz`); `None`: none.
     pub admin_listen: Option<SocketAddr>,
     /// `host:port` of the backend; also cluster `seckill_backend`.
@@ -44,6 +51,8 @@ impl ProxyConfig {
     pub fn new(wasm: impl Into<PathBuf>, backend: &str, plugin_config: Vec<u8>) -> Self {
         Self {
             listen: "127.0.0.1:8080".parse().expect("literal address"),
+            tls: None,
+            tls_listen: None,
             admin_listen: Some("127.0.0.1:9901".parse().expect("literal address")),
             backend: backend.to_string(),
             wasm: wasm.into(),
@@ -56,6 +65,42 @@ impl ProxyConfig {
             fail_open: false,
             host: HostConfig { plugin_config, ..HostConfig::default() },
         }
+    }
+}
+
+/// How a public listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// As `:scheme` and `x-forwarded-proto` say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// The public listeners and how each speaks: `listen` alone (plain, or
+    /// TLS with `tls`), or `listen` plain and `tls_listen` TLS.
+    pub fn public_listeners(&self) -> anyhow::Result<Vec<(SocketAddr, Scheme)>> {
+        Ok(match (&self.tls, self.tls_listen) {
+            (None, None) => vec![(self.listen, Scheme::Http)],
+            (None, Some(_)) => bail!(
+                "--tls-listen (SECKILL_EDGE_TLS_LISTEN) needs --tls-cert (SECKILL_EDGE_TLS_CERT_FILE) and \
+                 --tls-key (SECKILL_EDGE_TLS_KEY_FILE)"
+            ),
+            (Some(_), None) => vec![(self.listen, Scheme::Https)],
+            (Some(_), Some(tls)) if tls == self.listen && tls.port() != 0 => {
+                bail!("--tls-listen (SECKILL_EDGE_TLS_LISTEN) must differ from --listen ({tls})")
+            }
+            (Some(_), Some(tls)) => vec![(self.listen, Scheme::Http), (tls, Scheme::Https)],
+        })
     }
 }
 
@@ -90,4 +135,43 @@ pub fn plugin_config_json(
 /// Parses a `--log-level`.
 pub fn parse_log_level(s: &str) -> Result<LogLevel, String> {
     s.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(tls: bool, tls_listen: Option<&str>) -> ProxyConfig {
+        let mut cfg = ProxyConfig::new("f.wasm", "127.0.0.1:8081", b"{}".to_vec());
+        cfg.tls = tls.then(|| TlsFiles { cert: "c.pem".into(), key: "k.pem".into() });
+        cfg.tls_listen = tls_listen.map(|a| a.parse().unwrap());
+        cfg
+    }
+
+    #[test]
+    fn the_public_listeners_follow_the_tls_settings() {
+        let (plain, tls) = ("127.0.0.1:8080".parse().unwrap(), "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(config(false, None).public_listeners().unwrap(), [(plain, Scheme::Http)]);
+        assert_eq!(config(true, None).public_listeners().unwrap(), [(plain, Scheme::Https)], "only TLS");
+        assert_eq!(
+            config(true, Some("127.0.0.1:8443")).public_listeners().unwrap(),
+            [(plain, Scheme::Http), (tls, Scheme::Https)]
+        );
+        let e = config(false, Some("127.0.0.1:8443")).public_listeners().unwrap_err().to_string();
+        for name in ["--tls-listen", "SECKILL_EDGE_TLS_LISTEN", "--tls-cert", "--tls-key"] {
+            assert!(e.contains(name), "{e}");
+        }
+        let e = config(true, Some("127.0.0.1:8080")).public_listeners().unwrap_err().to_string();
+        assert!(e.contains("must differ"), "{e}");
+        // Port 0 twice is two free ports.
+        let mut cfg = config(true, Some("127.0.0.1:0"));
+        cfg.listen = "127.0.0.1:0".parse().unwrap();
+        assert_eq!(cfg.public_listeners().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn schemes_are_spelled_as_headers_want() {
+        assert_eq!(Scheme::Http.as_str(), "http");
+        assert_eq!(Scheme::Https.as_str(), "https");
+    }
 }

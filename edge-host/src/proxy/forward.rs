@@ -1,6 +1,7 @@
 //! Turning hyper requests into filter header maps and back, and performing
 //! the filter's HTTP calls.
 
+use super::config::Scheme;
 use crate::abi::Fields;
 use crate::host::{HttpCallRequest, HttpCallResponse};
 use bytes::Bytes;
@@ -59,9 +60,9 @@ pub(crate) fn protocol(v: Version) -> &'static str {
 
 /// `:authority` (from Host), `:path`, `:method`, `:scheme`, then the other
 /// headers, with the peer appended to `x-forwarded-for` and
-/// `x-forwarded-proto: http` added when absent — before the filter runs, as
-/// Envoy's connection manager does with `use_remote_address`.
-pub(crate) fn request_fields(parts: &http::request::Parts, peer: SocketAddr) -> Fields {
+/// `x-forwarded-proto` set (see [`add_forwarded_as`]) — before the filter
+/// runs, as Envoy's connection manager does with `use_remote_address`.
+pub(crate) fn request_fields(parts: &http::request::Parts, peer: SocketAddr, scheme: Scheme) -> Fields {
     let mut f = Fields::with_capacity(parts.headers.len() + 6);
     let authority = parts
         .headers
@@ -72,19 +73,26 @@ pub(crate) fn request_fields(parts: &http::request::Parts, peer: SocketAddr) -> 
     f.add(":authority", &authority);
     f.add(":path", parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     f.add(":method", parts.method.as_str().as_bytes());
-    f.add(":scheme", b"http");
+    f.add(":scheme", scheme.as_str().as_bytes());
     for (name, value) in &parts.headers {
         if name != http::header::HOST {
             f.add(name.as_str(), value.as_bytes());
         }
     }
-    add_forwarded(&mut f, peer);
+    add_forwarded_as(&mut f, peer, scheme);
     f
 }
 
 /// Appends the peer to `x-forwarded-for` (one header, comma-joined) and sets
 /// `x-forwarded-proto: http` when absent.
 pub fn add_forwarded(f: &mut Fields, peer: SocketAddr) {
+    add_forwarded_as(f, peer, Scheme::Http);
+}
+
+/// [`add_forwarded`] for a request that came in over `scheme`: over TLS,
+/// `x-forwarded-proto` is `https` whatever the client sent (the edge knows,
+/// as Envoy's edge does); over plain HTTP a client's value is kept.
+pub fn add_forwarded_as(f: &mut Fields, peer: SocketAddr, scheme: Scheme) {
     use std::fmt::Write as _;
     let mut xff = String::new();
     for v in f.get_all("x-forwarded-for") {
@@ -95,8 +103,10 @@ pub fn add_forwarded(f: &mut Fields, peer: SocketAddr) {
     }
     let _ = write!(xff, "{}", peer.ip());
     f.replace("x-forwarded-for", xff.as_bytes());
-    if f.get("x-forwarded-proto").is_none() {
-        f.add("x-forwarded-proto", b"http");
+    match scheme {
+        Scheme::Https => f.replace("x-forwarded-proto", b"https"),
+        Scheme::Http if f.get("x-forwarded-proto").is_none() => f.add("x-forwarded-proto", b"http"),
+        Scheme::Http => {}
     }
 }
 
@@ -208,7 +218,7 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, _) = req.into_parts();
-        let f = request_fields(&parts, "203.0.113.9:5000".parse().unwrap());
+        let f = request_fields(&parts, "203.0.113.9:5000".parse().unwrap(), Scheme::Http);
         assert_eq!(
             f.to_string_pairs(),
             vec![
@@ -233,6 +243,18 @@ mod tests {
         let mut f = Fields::from_pairs([("x-forwarded-proto", "https")]);
         add_forwarded(&mut f, "[2001:db8::1]:443".parse().unwrap());
         assert_eq!(f.get_str("x-forwarded-for"), Some("2001:db8::1"));
+        assert_eq!(f.get_str("x-forwarded-proto"), Some("https"));
+    }
+
+    #[test]
+    fn over_tls_the_scheme_and_forwarded_proto_are_https_whatever_the_client_says() {
+        let req = Request::builder().uri("/p").header("host", "edge").header("x-forwarded-proto", "http");
+        let (parts, _) = req.body(()).unwrap().into_parts();
+        let f = request_fields(&parts, "203.0.113.9:5000".parse().unwrap(), Scheme::Https);
+        assert_eq!(f.get_str(":scheme"), Some("https"));
+        assert_eq!(f.get_all("x-forwarded-proto").collect::<Vec<_>>(), [b"https"]);
+        let mut f = Fields::new();
+        add_forwarded_as(&mut f, "203.0.113.9:5000".parse().unwrap(), Scheme::Https);
         assert_eq!(f.get_str("x-forwarded-proto"), Some("https"));
     }
 

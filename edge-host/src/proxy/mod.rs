@@ -15,7 +15,8 @@
 //! threads; `admin` serves `/metrics` and `/healthz`; `worker_loop` is a
 //! worker thread's life; `stream` is one request's; `worker` owns the VM all
 //! of a worker's streams share; `guard` ends a stream exactly once; `body`
-//! and `forward` translate between hyper and the filter. `config` and
+//! and `forward` translate between hyper and the filter; `tls` handshakes
+//! HTTPS connections before they are served as plain ones. `config` and
 //! `state` are the data they all read.
 
 mod admin;
@@ -26,10 +27,12 @@ mod guard;
 mod server;
 mod state;
 mod stream;
+mod tls;
 mod worker;
 mod worker_loop;
 
 pub use body::RespBody;
-pub use config::{ProxyConfig, parse_log_level, plugin_config_json};
+pub use config::{ProxyConfig, Scheme, parse_log_level, plugin_config_json};
 pub use forward::add_forwarded;
 pub use server::EdgeProxy;
+pub use tls::TlsFiles;

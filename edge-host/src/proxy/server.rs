@@ -1,11 +1,13 @@
 //! Starting and stopping an edge: the filter is compiled and every worker's
 //! VM started before anything listens (so a bad module or configuration
-//! fails the start, not a request), then one thread accepts connections and
-//! hands them round robin to the workers.
+//! fails the start, not a request), then one thread accepts connections (on
+//! the public listener, and the HTTPS one when there are two) and hands them
+//! round robin to the workers.
 
 use super::admin::admin_main;
-use super::config::ProxyConfig;
-use super::state::{ProxyMetrics, Shared};
+use super::config::{ProxyConfig, Scheme};
+use super::state::{Accepted, ProxyMetrics, Shared};
+use super::tls;
 use super::worker_loop::worker_main;
 use crate::clock::SystemClock;
 use crate::vm::Plugin;
@@ -19,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 /// A running edge proxy.
 pub struct EdgeProxy {
     listen_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     plugin: Arc<Plugin>,
     shutdown: watch::Sender<bool>,
@@ -33,11 +36,18 @@ impl EdgeProxy {
         if cfg.workers == 0 {
             bail!("--workers must be at least 1");
         }
+        let public = cfg.public_listeners()?;
+        let tls = cfg.tls.as_ref().map(|files| files.load().map(tls::acceptor)).transpose()?;
         cfg.host.clusters.entry("seckill_backend".into()).or_insert_with(|| cfg.backend.clone());
         let plugin = Arc::new(Plugin::from_file(&cfg.wasm, cfg.host.clone(), SystemClock::shared())?);
-        let listener = std::net::TcpListener::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
-        listener.set_nonblocking(true)?;
-        let listen_addr = listener.local_addr()?;
+        let mut listeners = Vec::with_capacity(public.len());
+        for (addr, scheme) in public {
+            let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+            listener.set_nonblocking(true)?;
+            listeners.push((listener, scheme));
+        }
+        let listen_addr = listeners[0].0.local_addr()?;
+        let tls_addr = listeners.iter().find(|(_, s)| *s == Scheme::Https).map(|(l, _)| l.local_addr()).transpose()?;
         let admin = match cfg.admin_listen {
             Some(a) => {
                 let l = std::net::TcpListener::bind(a).with_context(|| format!("binding the admin listener {a}"))?;
@@ -52,6 +62,7 @@ impl EdgeProxy {
             healthy: (0..cfg.workers).map(|_| AtomicBool::new(true)).collect(),
             connection_ids: AtomicU64::new(1),
             plugin: plugin.clone(),
+            tls,
             cfg,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -59,7 +70,7 @@ impl EdgeProxy {
         let mut senders = Vec::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         for index in 0..shared.cfg.workers {
-            let (tx, rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+            let (tx, rx) = mpsc::unbounded_channel::<Accepted>();
             senders.push(tx);
             let (shared, shutdown_rx, ready) = (shared.clone(), shutdown_rx.clone(), ready_tx.clone());
             threads.push(
@@ -89,14 +100,20 @@ impl EdgeProxy {
         let accept_shutdown = shutdown_rx.clone();
         threads.push(std::thread::Builder::new().name("edge-accept".into()).spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-            rt.block_on(accept_main(listener, admin, senders, accept_shared, accept_shutdown));
+            rt.block_on(accept_main(listeners, admin, senders, accept_shared, accept_shutdown));
         })?);
-        tracing::info!(%listen_addr, ?admin_addr, workers = shared.cfg.workers, backend = %shared.cfg.backend, "edge proxy listening");
-        Ok(Self { listen_addr, admin_addr, plugin, shutdown, threads })
+        tracing::info!(%listen_addr, ?tls_addr, ?admin_addr, workers = shared.cfg.workers, backend = %shared.cfg.backend, "edge proxy listening");
+        Ok(Self { listen_addr, tls_addr, admin_addr, plugin, shutdown, threads })
     }
 
+    /// The `listen` listener: plain HTTP, or only TLS when there is no `tls_listen`.
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
+    }
+
+    /// The listener that speaks TLS, if any (`listen_addr` itself, or `tls_listen`'s).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
@@ -131,17 +148,32 @@ impl Drop for EdgeProxy {
 }
 
 async fn accept_main(
-    listener: std::net::TcpListener,
+    listeners: Vec<(std::net::TcpListener, Scheme)>,
     admin: Option<std::net::TcpListener>,
-    workers: Vec<mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+    workers: Vec<mpsc::UnboundedSender<Accepted>>,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("edge listener");
     if let Some(admin) = admin {
         let admin = tokio::net::TcpListener::from_std(admin).expect("admin listener");
         tokio::spawn(admin_main(admin, shared.clone(), shutdown.clone()));
     }
+    let workers = Arc::new(workers);
+    let mut accepting = tokio::task::JoinSet::new();
+    for (listener, scheme) in listeners {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("edge listener");
+        accepting.spawn(accept_loop(listener, scheme == Scheme::Https, workers.clone(), shutdown.clone()));
+    }
+    while accepting.join_next().await.is_some() {}
+}
+
+/// Accepts on one public listener until shutdown.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tls: bool,
+    workers: Arc<Vec<mpsc::UnboundedSender<Accepted>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut next = 0usize;
     loop {
         tokio::select! {
@@ -150,7 +182,7 @@ async fn accept_main(
                     let _ = stream.set_nodelay(true);
                     let Ok(stream) = stream.into_std() else { continue };
                     // Round robin over the workers; a connection stays where it lands.
-                    let _ = workers[next % workers.len()].send((stream, peer));
+                    let _ = workers[next % workers.len()].send(Accepted { stream, peer, tls });
                     next = next.wrapping_add(1);
                 }
                 Err(e) => {

@@ -3,6 +3,7 @@
 //! server and the workers all read it; it points at none of them.
 
 use super::config::ProxyConfig;
+use super::tls::Acceptor;
 use crate::vm::Plugin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -17,6 +18,7 @@ pub(super) struct ProxyMetrics {
     pub(super) calls_ok: u32,
     pub(super) calls_failed: u32,
     pub(super) vm_rebuilds: u32,
+    pub(super) tls_handshake_failures: u32,
 }
 
 impl ProxyMetrics {
@@ -35,12 +37,23 @@ impl ProxyMetrics {
             calls_ok: call("ok"),
             calls_failed: call("failed"),
             vm_rebuilds: m.define(Counter, "seckill_edge_vm_rebuilds_total"),
+            tls_handshake_failures: m.define(Counter, "seckill_edge_tls_handshake_failures_total"),
         }
     }
 }
 
+/// A connection the accept thread hands a worker.
+pub(super) struct Accepted {
+    pub(super) stream: std::net::TcpStream,
+    pub(super) peer: std::net::SocketAddr,
+    /// Accepted on the listener that speaks TLS.
+    pub(super) tls: bool,
+}
+
 pub(super) struct Shared {
     pub(super) cfg: ProxyConfig,
+    /// The HTTPS listener's handshakes (`cfg.tls` loaded); `None`: no TLS.
+    pub(super) tls: Option<Acceptor>,
     pub(super) plugin: Arc<Plugin>,
     pub(super) metrics: ProxyMetrics,
     pub(super) healthy: Vec<AtomicBool>,

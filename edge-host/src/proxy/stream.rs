@@ -6,6 +6,7 @@
 //! `Err(reply)`, so `handle` reads as the sequence of phases.
 
 use super::body::{self, RespBody};
+use super::config::Scheme;
 use super::forward::{self, ResetError};
 use super::guard::StreamGuard;
 use super::state::ProxyMetrics;
@@ -31,6 +32,7 @@ pub(super) async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     local: SocketAddr,
+    scheme: Scheme,
     connection_id: u64,
 ) -> Reply {
     let (parts, body) = req.into_parts();
@@ -39,18 +41,18 @@ pub(super) async fn handle(
         shared.count(shared.metrics.rejected);
         return Ok(body::full(json_error(400, ErrorCode::BadRequest, msg)));
     }
-    let fields = forward::request_fields(&parts, peer);
+    let fields = forward::request_fields(&parts, peer, scheme);
     let info = StreamInfo { peer, local, connection_id, protocol: forward::protocol(parts.version), start_nanos: 0 };
     let mut stream = match Stream::open(&worker, info) {
         Ok(stream) => stream,
-        Err(e) => return filter_failed(&worker, e, parts, body, peer).await,
+        Err(e) => return filter_failed(&worker, e, parts, body, peer, scheme).await,
     };
     let end_of_stream = hyper::body::Body::is_end_stream(&body);
     let decision = match stream.request_headers(fields, end_of_stream).await {
         Ok(d) => d,
         Err(e) => {
             stream.abandon();
-            return filter_failed(&worker, e, parts, body, peer).await;
+            return filter_failed(&worker, e, parts, body, peer, scheme).await;
         }
     };
     let request_body = match stream.request_body(decision, body, end_of_stream).await {
@@ -303,6 +305,7 @@ async fn filter_failed(
     parts: http::request::Parts,
     body: Incoming,
     peer: SocketAddr,
+    scheme: Scheme,
 ) -> Reply {
     let shared = &worker.shared;
     shared.count(shared.metrics.filter_failures);
@@ -310,7 +313,7 @@ async fn filter_failed(
     if !shared.cfg.fail_open {
         return Ok(body::full(json_error(503, ErrorCode::Unavailable, "edge filter failure")));
     }
-    let fields = forward::request_fields(&parts, peer);
+    let fields = forward::request_fields(&parts, peer, scheme);
     let body = match Limited::new(body, shared.cfg.max_body_bytes).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(body::full(json_error(400, ErrorCode::BadRequest, "request body too large"))),

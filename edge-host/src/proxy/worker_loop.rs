@@ -2,8 +2,10 @@
 //! before the edge reports ready), the loop that takes connections from the
 //! accept thread and serves them, and the drain at shutdown.
 
-use super::state::Shared;
+use super::config::Scheme;
+use super::state::{Accepted, Shared};
 use super::stream;
+use super::tls;
 use super::worker::WorkerThread;
 use hyper::Request;
 use hyper::body::Incoming;
@@ -22,7 +24,7 @@ use tokio::sync::{Notify, mpsc, watch};
 pub(super) fn worker_main(
     index: usize,
     shared: Arc<Shared>,
-    mut conns: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    mut conns: mpsc::UnboundedReceiver<Accepted>,
     mut shutdown: watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<anyhow::Result<()>>,
 ) {
@@ -71,9 +73,29 @@ pub(super) fn worker_main(
         loop {
             tokio::select! {
                 c = conns.recv() => match c {
-                    Some((stream, peer)) => {
+                    Some(Accepted { stream, peer, tls }) => {
                         let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { continue };
-                        tokio::task::spawn_local(serve(worker.clone(), stream, peer, shutdown.clone()));
+                        let local = stream.local_addr().unwrap_or(shared.cfg.listen);
+                        match shared.tls.as_ref().filter(|_| tls) {
+                            None => {
+                                tokio::task::spawn_local(serve(worker.clone(), stream, peer, local, Scheme::Http, shutdown.clone()));
+                            }
+                            Some(acceptor) => {
+                                let handshake = tls::handshake(acceptor, stream, shutdown.clone());
+                                let (worker, shutdown) = (worker.clone(), shutdown.clone());
+                                tokio::task::spawn_local(async move {
+                                    match handshake.await {
+                                        Ok(stream) => serve(worker, stream, peer, local, Scheme::Https, shutdown).await,
+                                        Err(e) => {
+                                            // A port scanner, a plain-HTTP client, a client that does
+                                            // not trust the certificate: the client's problem, not ours.
+                                            worker.shared.count(worker.shared.metrics.tls_handshake_failures);
+                                            tracing::debug!("TLS handshake with {peer} failed: {e}");
+                                        }
+                                    }
+                                });
+                            }
+                        }
                     }
                     None => break,
                 },
@@ -89,19 +111,24 @@ pub(super) fn worker_main(
     });
 }
 
-pub(super) async fn serve(
+/// Serves one connection, plain or already handshaken (`scheme` says which),
+/// until it closes or the edge shuts down.
+pub(super) async fn serve<S>(
     worker: Rc<WorkerThread>,
-    stream: tokio::net::TcpStream,
+    stream: S,
     peer: SocketAddr,
+    local: SocketAddr,
+    scheme: Scheme,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let local = stream.local_addr().unwrap_or_else(|_| worker.shared.cfg.listen);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
     let connection_id = worker.shared.connection_ids.fetch_add(1, Ordering::Relaxed);
     worker.active.set(worker.active.get() + 1);
     let w = worker.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let worker = w.clone();
-        async move { stream::handle(worker, req, peer, local, connection_id).await }
+        async move { stream::handle(worker, req, peer, local, scheme, connection_id).await }
     });
     let max_headers = worker.shared.cfg.max_header_bytes;
     let mut builder = hyper::server::conn::http1::Builder::new();
