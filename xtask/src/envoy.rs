@@ -1,6 +1,8 @@
 //! Envoy as the edge: `envoy/envoy.yaml` rendered for a deployment
 //! (`cargo xtask envoy-config`) or for this machine (`cargo xtask start`),
-//! through the one renderer (`seckill_api::placeholders::render_envoy`).
+//! through the one renderer (`seckill_api::placeholders::render_envoy`),
+//! with the HTTPS listener (`envoy/tls-listener.yaml`) put in first when a
+//! certificate is given.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,9 +36,27 @@ pub struct EnvoyConfigArgs {
     /// The buyers' JWT secret (from the environment; never defaulted).
     #[arg(long, env = "SECKILL_JWT_SECRET", hide_env_values = true)]
     jwt_secret: String,
+    /// HTTPS: the certificate chain (PEM) on the Envoy host; with --tls-key it
+    /// adds a TLS listener on --tls-port, beside the plain one.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// HTTPS: the certificate's private key (PEM) on the Envoy host.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<String>,
+    /// Port of the HTTPS listener (on --listen's address).
+    #[arg(long, default_value_t = 8443)]
+    tls_port: u16,
     /// Write the config here instead of to stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+}
+
+/// The HTTPS listener's settings (`envoy/tls-listener.yaml`'s placeholders).
+#[derive(Debug, Clone)]
+pub struct TlsListener<'a> {
+    pub port: u16,
+    pub cert_file: &'a str,
+    pub key_file: &'a str,
 }
 
 /// Writes the rendered config where `args` says.
@@ -51,7 +71,11 @@ pub fn write_config(args: EnvoyConfigArgs) -> anyhow::Result<()> {
         edge_secret: &args.edge_secret,
         jwt_secret: &args.jwt_secret,
     };
-    let yaml = render(&site)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert_file), Some(key_file)) => Some(TlsListener { port: args.tls_port, cert_file, key_file }),
+        _ => None,
+    };
+    let yaml = render(&site, tls.as_ref())?;
     match args.output {
         Some(path) => std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display())),
         None => {
@@ -61,11 +85,38 @@ pub fn write_config(args: EnvoyConfigArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `envoy/envoy.yaml` filled for `site`.
-pub fn render(site: &EnvoySite) -> anyhow::Result<String> {
+/// The line of `envoy/envoy.yaml` that the HTTPS listener replaces.
+const TLS_MARKER: &str = "  # @tls-listener";
+
+/// `envoy/envoy.yaml` filled for `site`, with the HTTPS listener when `tls` is set.
+pub fn render(site: &EnvoySite, tls: Option<&TlsListener>) -> anyhow::Result<String> {
     let template = root().join("envoy/envoy.yaml");
-    let text = std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+    let mut text = std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
+    if let Some(tls) = tls {
+        text = with_tls_listener(&text, tls)?;
+    }
     render_envoy(&text, site).map_err(|e| anyhow::anyhow!("envoy/envoy.yaml: {e}"))
+}
+
+/// `template` with `envoy/tls-listener.yaml` on its `@tls-listener` line, the
+/// fragment's own placeholders filled (the shared ones are left to `render_envoy`).
+fn with_tls_listener(template: &str, tls: &TlsListener) -> anyhow::Result<String> {
+    let path = root().join("envoy/tls-listener.yaml");
+    let fragment = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let fragment = seckill_api::placeholders::fill(&fragment, |name| {
+        Some(match name {
+            "SECKILL_TLS_LISTEN_PORT" => tls.port.to_string(),
+            "SECKILL_TLS_CERT_FILE" => tls.cert_file.to_owned(),
+            "SECKILL_TLS_KEY_FILE" => tls.key_file.to_owned(),
+            other => format!("${{{other}}}"),
+        })
+    })
+    .map_err(|e| anyhow::anyhow!("envoy/tls-listener.yaml: {e}"))?;
+    let line = template
+        .lines()
+        .find(|l| l.starts_with(TLS_MARKER))
+        .with_context(|| format!("envoy/envoy.yaml has no `{TLS_MARKER}` line for the HTTPS listener"))?;
+    Ok(template.replacen(&format!("{line}\n"), &fragment, 1))
 }
 
 /// Checks a rendered config with Envoy itself (`--mode validate`), so that a
@@ -104,11 +155,44 @@ mod tests {
             edge_secret: "edge-secret",
             jwt_secret: "jwt-secret",
         };
-        let yaml = render(&site).unwrap();
+        let yaml = render(&site, None).unwrap();
         assert!(!yaml.contains("${"), "a placeholder was left unfilled");
+        assert!(!yaml.contains("DownstreamTlsContext"), "no TLS unless asked for");
         for expected in ["address: \"10.0.0.11\", port_value: 8081", "address: \"backend-2\", port_value: 8081"] {
             assert!(yaml.contains(expected), "{expected} missing");
         }
         assert!(yaml.contains("\"edge_secret\": \"edge-secret\""));
+    }
+
+    #[test]
+    fn with_a_certificate_an_https_listener_shares_the_filter_chain() {
+        let backends = ["b1:8081".to_owned()];
+        let site = EnvoySite {
+            listen_address: "0.0.0.0",
+            listen_port: 8080,
+            admin_port: 9901,
+            backends: &backends,
+            filter_wasm: "/etc/seckill/seckill_edge_filter.wasm",
+            edge_id: "envoy-1",
+            edge_secret: "edge-secret",
+            jwt_secret: "jwt-secret",
+        };
+        let tls = TlsListener { port: 8443, cert_file: "/etc/seckill/cert.pem", key_file: "/etc/seckill/key.pem" };
+        let yaml = render(&site, Some(&tls)).unwrap();
+        assert!(!yaml.contains("${"), "a placeholder was left unfilled");
+        assert!(!yaml.contains(TLS_MARKER), "the marker line is replaced");
+        for expected in [
+            "- name: seckill_public_tls",
+            "socket_address: { address: 0.0.0.0, port_value: 8443 }",
+            "- filters: *seckill_http",
+            "certificate_chain: { filename: \"/etc/seckill/cert.pem\" }",
+            "private_key: { filename: \"/etc/seckill/key.pem\" }",
+        ] {
+            assert!(yaml.contains(expected), "{expected} missing:\n{yaml}");
+        }
+        // One HTTP filter chain in the text, used by both listeners.
+        assert_eq!(yaml.matches("envoy.filters.http.wasm").count(), 1);
+        // The HTTPS listener sits in the listeners, before the clusters.
+        assert!(yaml.find("seckill_public_tls").unwrap() < yaml.find("\n  clusters:").unwrap());
     }
 }

@@ -212,7 +212,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                 jwt_secret: &secrets["SECKILL_JWT_SECRET"],
             };
             let config = var.join("envoy.yaml");
-            std::fs::write(&config, envoy::render(&site)?).with_context(|| format!("writing {}", config.display()))?;
+            std::fs::write(&config, envoy::render(&site, None)?)
+                .with_context(|| format!("writing {}", config.display()))?;
             envoy::validate(&envoy, &config)?;
             let child = Command::new(&envoy)
                 .arg("-c")
