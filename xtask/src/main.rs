@@ -14,6 +14,7 @@ mod envoy;
 mod http;
 mod redis;
 mod start;
+mod tls;
 mod ui;
 
 use clap::{Parser, Subcommand};

@@ -4,9 +4,13 @@
 //! proxy instead), in front of one backend or, with `--backends N`, of N API
 //! backends and one order worker.
 //!
+//! The edge serves plain HTTP on `--edge-listen` (:8080) and HTTPS on
+//! `--edge-tls-port` (:8443, same address) with a self-signed certificate
+//! for localhost made once under `var/tls/` (`--no-tls`: plain HTTP only).
+//!
 //! Everything lives under `./var/` (redis data with AOF, logs, the generated
-//! development secrets), so a restart keeps the sales and `rm -rf var` starts
-//! over. Secrets come from the environment when set; otherwise they are
+//! development secrets, the certificate), so a restart keeps the sales and
+//! `rm -rf var` starts over. Secrets come from the environment when set; otherwise they are
 //! generated once into `var/dev-secrets.env` and printed, never defaulted.
 
 use std::collections::BTreeMap;
@@ -21,7 +25,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use crate::deps::{self, root};
-use crate::{envoy, http, redis};
+use crate::{envoy, http, redis, tls};
 
 #[derive(clap::Args)]
 pub struct StartArgs {
@@ -45,6 +49,12 @@ pub struct StartArgs {
     /// Where the edge (the public entry) listens.
     #[arg(long, env = "SECKILL_EDGE_LISTEN", default_value = "127.0.0.1:8080")]
     edge_listen: SocketAddr,
+    /// Port of the edge's HTTPS listener, on --edge-listen's address (certificate: var/tls/).
+    #[arg(long, default_value_t = 8443)]
+    edge_tls_port: u16,
+    /// No HTTPS listener: the edge serves plain HTTP only.
+    #[arg(long)]
+    no_tls: bool,
     /// Where the edge serves its own metrics (Envoy: its admin port, on 127.0.0.1).
     #[arg(long, default_value = "127.0.0.1:9901")]
     edge_admin_listen: SocketAddr,
@@ -197,6 +207,11 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     }
     let api = apis[0];
 
+    let https = if args.no_tls {
+        None
+    } else {
+        Some((SocketAddr::new(args.edge_listen.ip(), args.edge_tls_port), tls::ensure_local_cert(&var)?))
+    };
     match args.edge {
         Edge::Envoy => {
             let envoy = deps::ensure_envoy()?;
@@ -211,8 +226,15 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                 edge_secret: &secrets["SECKILL_EDGE_SECRET"],
                 jwt_secret: &secrets["SECKILL_JWT_SECRET"],
             };
+            let paths =
+                https.as_ref().map(|(a, f)| (a.port(), f.cert.display().to_string(), f.key.display().to_string()));
+            let tls_listener = paths.as_ref().map(|(port, cert_file, key_file)| envoy::TlsListener {
+                port: *port,
+                cert_file,
+                key_file,
+            });
             let config = var.join("envoy.yaml");
-            std::fs::write(&config, envoy::render(&site, None)?)
+            std::fs::write(&config, envoy::render(&site, tls_listener.as_ref())?)
                 .with_context(|| format!("writing {}", config.display()))?;
             envoy::validate(&envoy, &config)?;
             let child = Command::new(&envoy)
@@ -229,7 +251,16 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             let edge_config = var.join("edge-config.json");
             std::fs::write(&edge_config, render_filter_config(&root, api, &secrets)?)
                 .with_context(|| format!("writing {}", edge_config.display()))?;
-            let edge = Command::new(root.join("target/release/seckill-edge"))
+            let mut edge = Command::new(root.join("target/release/seckill-edge"));
+            if let Some((addr, files)) = &https {
+                edge.arg("--tls-listen")
+                    .arg(addr.to_string())
+                    .arg("--tls-cert")
+                    .arg(&files.cert)
+                    .arg("--tls-key")
+                    .arg(&files.key);
+            }
+            let edge = edge
                 .current_dir(&root)
                 .arg("--listen")
                 .arg(args.edge_listen.to_string())
@@ -250,13 +281,20 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     wait_until(&mut sup, Duration::from_secs(30), "the edge to answer (/healthz through the edge)", || {
         matches!(http::request(edge_addr, "GET", "/healthz", None, None), Ok((200, _)))
     })?;
+    if let Some((addr, _)) = &https {
+        let addr = *addr;
+        wait_until(&mut sup, Duration::from_secs(30), &format!("the edge's HTTPS listener on {addr}"), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+        })?;
+    }
 
     let demo = if args.no_demo { None } else { Some(ensure_demo_activity(api, &secrets["SECKILL_ADMIN_PASSWORD"])?) };
     let edge_metrics = match args.edge {
         Edge::Envoy => format!("http://127.0.0.1:{}/stats/prometheus", args.edge_admin_listen.port()),
         Edge::SeckillEdge => format!("http://{}/metrics", args.edge_admin_listen),
     };
-    print_banner(edge_addr, &apis, &edge_metrics, &redis_url, &secrets, demo);
+    let https_port = https.as_ref().map(|(addr, _)| addr.port());
+    print_banner(edge_addr, https_port, &apis, &edge_metrics, &redis_url, &secrets, demo);
 
     while !sup.check()? {
         std::thread::sleep(Duration::from_millis(200));
@@ -349,6 +387,7 @@ fn render_filter_config(root: &Path, backend: SocketAddr, secrets: &BTreeMap<&st
 
 fn print_banner(
     api: SocketAddr,
+    https_port: Option<u16>,
     backends: &[SocketAddr],
     edge_metrics: &str,
     redis_url: &str,
@@ -359,6 +398,10 @@ fn print_banner(
     println!("seckill is running (Ctrl-C stops everything)");
     let backend = backends[0];
     println!("  public entry (edge) http://{api}/api/activities");
+    if let Some(port) = https_port {
+        println!("  … over HTTPS        https://localhost:{port}/api/activities   (self-signed, var/tls/cert.pem:");
+        println!("                      curl --cacert var/tls/cert.pem https://localhost:{port}/healthz)");
+    }
     println!(
         "  backend (direct)    http://{backend}/api/activities   admin API: http://{backend}/admin/api/…   admin UI: http://{backend}/admin/"
     );
