@@ -198,6 +198,18 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("code.unavailable", "服务不可用", "Unavailable"),
     // Edge rules.
     ("edge.title", "边缘限流规则", "Edge rules"),
+    ("degraded.title", "降级策略", "Degraded mode"),
+    (
+        "degraded.what",
+        "开启后，边缘只放行领取令牌和下单请求，其余买家请求直接返回 503（retry-after）；管理后台不受影响。",
+        "While on, the edge lets only token and purchase requests through and answers every other buyer request 503 with retry-after; the admin side is not affected.",
+    ),
+    ("degraded.on", "已降级", "Degraded"),
+    ("degraded.off", "未降级：全部接口正常服务", "Off: every route is served"),
+    ("degraded.since", "自", "since"),
+    ("degraded.reason", "原因（必填）", "Reason (required)"),
+    ("degraded.switch_on", "开启降级", "Switch on"),
+    ("degraded.switch_off", "关闭降级", "Switch off"),
     ("edge.current", "当前版本", "Current version"),
     ("edge.version", "版本", "Version"),
     ("edge.saved_at", "保存于", "saved at"),

@@ -111,4 +111,28 @@ pub struct EdgeState {
     pub not_started: Vec<u64>,
     /// Activities past their end (the edge answers `ended`).
     pub ended: Vec<u64>,
+    /// Degraded mode, switched on by an operator: the edge answers every
+    /// buyer request (`/api/…`) but token and purchase with `503 unavailable`.
+    #[serde(default)]
+    pub degraded: bool,
+}
+
+/// Degraded mode as the admin API shows it (`GET|PUT /admin/api/degraded`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DegradedMode {
+    pub degraded: bool,
+    /// Why an operator switched it on (empty while off).
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+}
+
+/// Body of `PUT /admin/api/degraded`; switching it on needs a reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DegradedModeChange {
+    pub degraded: bool,
+    #[serde(default)]
+    pub reason: String,
 }

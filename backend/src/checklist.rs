@@ -10,6 +10,7 @@ use seckill_api::{CheckStatus, ChecklistItem};
 use crate::clock::{from_ms, now_ms};
 use std::sync::Arc;
 
+use crate::breaker::BreakerState;
 use crate::config::Settings;
 use crate::db::Dialect;
 use crate::dependency::DependencyError;
@@ -107,7 +108,8 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
             worst([(CheckStatus::Ok, "/metrics serves Prometheus text".into()), drift(probes).await])
         }
         "dr.backup" => redis_saves(probes).await,
-        "dr.rate_limit_breaker" => worst([rate_limits(probes).await, redis_breaker(probes).await]),
+        "dr.degradation" => degradation(probes).await,
+        "dr.rate_limit_breaker" => worst([rate_limits(probes).await, breakers(probes)]),
         _ => return None,
     })
 }
@@ -381,13 +383,45 @@ async fn redis_saves(probes: &Probes) -> Finding {
     )
 }
 
-async fn redis_breaker(probes: &Probes) -> Finding {
-    match probes.orders.store.ping().await {
-        Ok(()) => (
-            CheckStatus::Ok,
-            format!("redis answers; calls time out after {} ms with `unavailable`", probes.settings.redis_timeout_ms),
+/// The circuit breakers of Redis and the order DB.
+fn breakers(probes: &Probes) -> Finding {
+    let settings = probes.settings.breaker();
+    let open: Vec<String> = [("redis", probes.orders.store.breaker()), ("order DB", probes.orders.db.breaker())]
+        .into_iter()
+        .filter_map(|(name, breaker)| match breaker.state() {
+            BreakerState::Closed => None,
+            BreakerState::Open { retry_after_ms } => Some(format!("{name}: open, next probe in {retry_after_ms} ms")),
+            BreakerState::HalfOpen => Some(format!("{name}: half-open, probing")),
+        })
+        .collect();
+    found(
+        open.is_empty(),
+        format!(
+            "circuit breakers of redis and the order DB closed; each opens after {} failures in a row for {} ms",
+            settings.failures, settings.open_ms
         ),
-        Err(_) => (CheckStatus::Failing, "redis is not answering; requests fail fast with 503".into()),
+        CheckStatus::Failing,
+        format!("circuit breaker {}: requests fail fast with 503", open.join(", ")),
+    )
+}
+
+/// Degraded mode: off, or on and why.
+async fn degradation(probes: &Probes) -> Finding {
+    match edge::degraded_mode(&probes.orders.store).await {
+        Ok(mode) if mode.degraded => (
+            CheckStatus::Warning,
+            format!(
+                "degraded since {}: {}; the edge serves only token and purchase",
+                mode.since.map(|t| t.to_string()).unwrap_or_default(),
+                mode.reason
+            ),
+        ),
+        Ok(_) => (
+            CheckStatus::Ok,
+            "degraded mode off; ready to switch on from the Edge page (the edge then serves only token and purchase)"
+                .into(),
+        ),
+        Err(_) => redis_down(),
     }
 }
 

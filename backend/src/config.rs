@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 
+use crate::breaker::BreakerSettings;
 use crate::store::{RedisTarget, ReplicasAck};
 
 /// Command-line and environment settings of the backend process.
@@ -75,6 +76,15 @@ pub struct Settings {
     /// below `SECKILL_REDIS_TIMEOUT_MS`.
     #[arg(long, env = "SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
     pub redis_replicas_ack_timeout_ms: u64,
+
+    /// Dependency failures in a row (timeouts, refused connections) that open
+    /// the circuit breaker of Redis or of the order DB: calls then fail at once.
+    #[arg(long, env = "SECKILL_BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub breaker_failures: u32,
+
+    /// How long an open breaker refuses calls before it lets one probe through (ms).
+    #[arg(long, env = "SECKILL_BREAKER_OPEN_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub breaker_open_ms: u64,
 
     /// What this process runs: `all` (API and order worker), `api`, or `worker`.
     #[arg(long, env = "SECKILL_ROLE", value_enum, default_value_t = Role::All)]
@@ -166,6 +176,10 @@ impl Settings {
             admin_password: resolve(&self.admin_password, "SECKILL_ADMIN_PASSWORD")?,
             edge: resolve(&self.edge_secret, "SECKILL_EDGE_SECRET")?,
         })
+    }
+
+    pub fn breaker(&self) -> BreakerSettings {
+        BreakerSettings { failures: self.breaker_failures, open_ms: self.breaker_open_ms }
     }
 
     pub fn redis_timeout(&self) -> Duration {

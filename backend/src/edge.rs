@@ -12,7 +12,7 @@
 //! order DB that is down or stuck never freezes the edge's view of which
 //! activities are live.
 
-use seckill_api::{ActivityStatus, EdgeRules, EdgeState, EdgeSync, RateRule};
+use seckill_api::{ActivityStatus, DegradedMode, DegradedModeChange, EdgeRules, EdgeState, EdgeSync, RateRule};
 use sha2::{Digest, Sha256};
 
 use crate::blacklist_reach;
@@ -44,6 +44,46 @@ pub enum SaveRulesError {
     Conflict { current: i64 },
     #[error(transparent)]
     Dependency(#[from] DependencyError),
+}
+
+/// Why degraded mode was not switched.
+#[derive(Debug, thiserror::Error)]
+pub enum DegradeError {
+    #[error("reason: {0}")]
+    BadReason(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Metric: 1 while degraded mode is on.
+pub const DEGRADED_GAUGE: &str = "seckill_degraded";
+
+/// Degraded mode as it stands.
+pub async fn degraded_mode(store: &Store) -> Result<DegradedMode, StoreError> {
+    Ok(match store.degraded().await? {
+        Some((reason, since_ms)) => DegradedMode { degraded: true, reason, since: Some(from_ms(since_ms)) },
+        None => DegradedMode { degraded: false, reason: String::new(), since: None },
+    })
+}
+
+/// Switches degraded mode on (with a reason, 1–200 characters) or off; the
+/// edges follow at their next sync.
+pub async fn switch_degraded_mode(store: &Store, change: &DegradedModeChange) -> Result<DegradedMode, DegradeError> {
+    if change.degraded {
+        let reason = change.reason.trim();
+        if reason.is_empty() {
+            return Err(DegradeError::BadReason("say why the sale is degraded; operators read it later"));
+        }
+        if reason.chars().count() > 200 || reason.chars().any(char::is_control) {
+            return Err(DegradeError::BadReason("at most 200 characters, no control characters"));
+        }
+        store.degrade(reason, now_ms()).await?;
+        tracing::warn!(reason, "degraded mode on: the edge serves only token and purchase");
+    } else {
+        store.end_degraded().await?;
+        tracing::info!("degraded mode off");
+    }
+    Ok(degraded_mode(store).await?)
 }
 
 /// Checks rules before they are stored, naming the first thing wrong.
@@ -185,7 +225,10 @@ pub async fn build(store: &Store, db: &Db) -> Result<BuiltState, DependencyError
             ActivityStatus::Live => {}
         }
     }
+    let degraded = store.degraded().await?.is_some();
+    metrics::gauge!(DEGRADED_GAUGE).set(f64::from(u8::from(degraded)));
     let mut state = EdgeState {
+        degraded,
         version: String::new(),
         rules_version: rules.version,
         rules: rules.rules,

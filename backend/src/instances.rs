@@ -1,6 +1,8 @@
 //! Which API backends are alive: each one writes its name and the time into
 //! one Redis hash every few seconds, so that the checklist can tell an
 //! operator whether the edge has more than one backend to balance across.
+//! On the same beat each publishes what it sees of Redis's replicas, for the
+//! alert on a master left without one.
 
 use std::time::Duration;
 
@@ -20,8 +22,16 @@ pub fn name(listen: std::net::SocketAddr) -> String {
     format!("{}:{} pid {}", host.trim(), listen.port(), std::process::id())
 }
 
-/// Says `name` is alive now, and forgets backends long gone.
+/// Metric: replicas connected to each Redis master (by node).
+pub const REDIS_REPLICAS: &str = "seckill_redis_connected_replicas";
+
+/// Says `name` is alive now, forgets backends long gone, and publishes the
+/// masters' replica counts.
 pub async fn beat(store: &Store, name: &str) -> Result<(), StoreError> {
+    for master in store.info("replication").await? {
+        let replicas: f64 = master.value.get("connected_slaves").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        metrics::gauge!(REDIS_REPLICAS, "node" => master.node).set(replicas);
+    }
     store.hset(keys::BACKENDS, name, &now_ms().to_string()).await?;
     for (other, at) in store.hgetall(keys::BACKENDS).await? {
         if at.parse::<i64>().is_ok_and(|at| now_ms() - at > FORGET_MS) {

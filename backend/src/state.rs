@@ -41,10 +41,16 @@ pub struct AppState {
 impl AppState {
     /// Connects to Redis and the order database (running its migrations).
     pub async fn new(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
+        // Before anything records a metric (the breakers publish theirs when made).
+        crate::telemetry::prometheus();
         let replicas_ack = settings.replicas_ack().map_err(anyhow::Error::msg)?;
-        let store =
-            Store::connect(&settings.redis_url, settings.redis_timeout()).await?.with_replicas_ack(replicas_ack);
-        let db = Db::connect_with_pool(&settings.database_url, settings.database_pool_size).await?;
+        let store = Store::connect(&settings.redis_url, settings.redis_timeout())
+            .await?
+            .with_replicas_ack(replicas_ack)
+            .with_breaker(settings.breaker());
+        let db = Db::connect_with_pool(&settings.database_url, settings.database_pool_size)
+            .await?
+            .with_breaker(settings.breaker());
         let credentials = Credentials::new(&secrets.jwt, &secrets.edge);
         let admin = AdminSessions::new(store.clone(), &secrets.admin_password);
         let settings_ui_dir = settings.admin_ui_dir.clone();

@@ -12,7 +12,9 @@
 //! 1. headers: larger than `max_header_bytes`, control characters, no
 //!    `:method`/`:path` → `400 bad_request`
 //! 2. a blocked path (`/internal/…`) → `404 not_found`
-//! 3. no state yet and `fail_open: false` → `503 unavailable`
+//! 3. no state yet and `fail_open: false` → `503 unavailable`; degraded
+//!    mode and a buyer request (`/api/…`) other than token or purchase →
+//!    `503 unavailable` with `retry-after`
 //! 4. client IP (or its range) blacklisted → `403 blacklisted`
 //! 5. `Authorization` on a JWT path: malformed header → `400 bad_request`,
 //!    bad token → `401 unauthorized`
@@ -47,6 +49,9 @@ use crate::jwt::{Identity, bearer};
 use crate::matcher::path_segments;
 use crate::state::{self, Snapshot};
 use crate::store::{self, CAS_RETRIES, NotCounted, SetError, SharedStore};
+
+/// How long a request shed in degraded mode is told to wait.
+const DEGRADED_RETRY_AFTER_SECS: u64 = 5;
 
 /// Which kind of decision the filter took about a request, one metric each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -449,6 +454,18 @@ pub fn decide<S: SharedStore + ?Sized>(
             )
         });
     };
+    // Degraded mode keeps the sale alive and sheds the rest of the buyers' API;
+    // the admin API and UI stay reachable, or nobody could switch it off.
+    if snap.degraded && dir.starts_with("/api/") && buy_route_activity(req).is_none() {
+        return Verdict::Reject(LocalReply {
+            retry_after_secs: Some(DEGRADED_RETRY_AFTER_SECS),
+            ..LocalReply::new(
+                DecisionKind::Unavailable,
+                ErrorCode::Unavailable,
+                "the sale is in degraded mode: only token and purchase requests are served; try again later",
+            )
+        });
+    }
     let ip = client_ip(peer, &req.forwarded_for, &config.trusted_proxies);
     if snap.blacklist_ips.contains(ip) {
         return Verdict::Reject(LocalReply::new(

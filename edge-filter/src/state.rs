@@ -64,6 +64,8 @@ pub struct Snapshot {
     pub sold_out: HashSet<u64>,
     pub not_started: HashSet<u64>,
     pub ended: HashSet<u64>,
+    /// Degraded mode: buyer requests other than token and purchase are shed.
+    pub degraded: bool,
 }
 
 impl Snapshot {
@@ -79,6 +81,7 @@ impl Snapshot {
             sold_out: HashSet::new(),
             not_started: HashSet::new(),
             ended: HashSet::new(),
+            degraded: false,
         }
     }
 
@@ -95,6 +98,7 @@ impl Snapshot {
             sold_out: state.sold_out.iter().copied().collect(),
             not_started: state.not_started.iter().copied().collect(),
             ended: state.ended.iter().copied().collect(),
+            degraded: state.degraded,
         })
     }
 
@@ -173,6 +177,7 @@ mod tests {
             sold_out: vec![1, 4],
             not_started: vec![2],
             ended: vec![3, 4],
+            degraded: false,
         }
     }
 

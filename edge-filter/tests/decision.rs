@@ -240,6 +240,35 @@ fn blacklisted_ips_ranges_and_users_are_refused() {
 }
 
 #[test]
+fn degraded_mode_sheds_buyer_requests_but_token_purchase_and_admin() {
+    let store = MemoryStore::new();
+    let mut e = engine(json!({}));
+    let mut st = state("v1");
+    st.degraded = true;
+    push_state(&store, &mut e, &st, T0);
+    let peer = ip("198.51.100.7");
+    for path in ["/api/activities", "/api/activities/7", "/api/orders/abc", "/api/activities/7/other"] {
+        let r = refused(e.decide(&store, &req("GET", path), peer, T0));
+        assert_eq!((r.code, r.status(), r.kind), (ErrorCode::Unavailable, 503, DecisionKind::Unavailable), "{path}");
+        assert!(r.headers().contains(&("retry-after", "5".into())), "{path}");
+        assert!(r.message.contains("degraded mode"), "{}", r.message);
+    }
+    let auth = bearer("alice", T0);
+    for step in ["token", "purchase"] {
+        let h = with(req("POST", &format!("/api/activities/7/{step}")), "authorization", &auth);
+        assert_eq!(run(&mut e, &store, &h, peer, T0), Ok(()), "{step} goes on");
+    }
+    for path in ["/admin/api/degraded", "/admin/", "/healthz"] {
+        assert_eq!(run(&mut e, &store, &req("GET", path), peer, T0), Ok(()), "{path} stays reachable");
+    }
+    // Switched off: reads pass again.
+    st.degraded = false;
+    st.version = "v2".into();
+    push_state(&store, &mut e, &st, T0);
+    assert_eq!(run(&mut e, &store, &req("GET", "/api/activities"), peer, T0), Ok(()));
+}
+
+#[test]
 fn sold_out_and_not_live_activities_are_answered_at_the_edge() {
     let store = MemoryStore::new();
     let mut e = engine(json!({}));

@@ -92,6 +92,7 @@ fn state(version: &str) -> EdgeState {
         sold_out: vec![7],
         not_started: vec![8],
         ended: vec![9],
+        degraded: false,
     }
 }
 

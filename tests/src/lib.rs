@@ -93,6 +93,32 @@ where
     }
 }
 
+/// Sends `SIGSTOP` to `pid` and returns once every thread of it is stopped:
+/// the kernel stops them one by one after `kill` returns, and a thread not
+/// yet stopped can still answer a request.
+pub fn stop_process(pid: u32, what: &str) {
+    send_signal(pid, "-STOP");
+    let stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+        tasks.flatten().all(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the command name's closing parenthesis.
+            stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stopped() {
+        assert!(Instant::now() < deadline, "{what} {pid} did not stop within 10 s of SIGSTOP");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `kill <signal> <pid>`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
 /// A private `redis-server` on a free port, with its data in a temp dir.
 pub struct RedisServer {
     pub port: u16,
@@ -160,6 +186,17 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// `SIGSTOP`: the server keeps its connections but answers nothing until
+    /// [`RedisServer::resume`], as a stuck server does.
+    pub fn pause(&self) {
+        stop_process(self.child.as_ref().expect("redis-server is running").id(), "redis-server");
+    }
+
+    /// `SIGCONT` after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        send_signal(self.child.as_ref().expect("redis-server is running").id(), "-CONT");
     }
 
     /// A plain async connection for assertions on raw keys.
@@ -261,37 +298,14 @@ impl BackendProcess {
     }
 
     /// `SIGSTOP`: the process keeps its connections but answers nothing
-    /// until [`BackendProcess::resume`], as a stuck server does.
-    /// Returns once every thread of the process is stopped: the kernel stops
-    /// them one by one after `kill` returns, and a thread not yet stopped can
-    /// still answer a request.
+    /// until [`BackendProcess::resume`], as a stuck server does (see [`stop_process`]).
     pub fn pause(&self) {
-        self.signal("-STOP");
-        let pid = self.child.as_ref().expect("the backend is running").id();
-        let stopped = || {
-            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
-            tasks.flatten().all(|task| {
-                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-                // The state follows the command name's closing parenthesis.
-                stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
-            })
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !stopped() {
-            assert!(Instant::now() < deadline, "seckill-backend {pid} did not stop within 10 s of SIGSTOP");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        stop_process(self.child.as_ref().expect("the backend is running").id(), "seckill-backend");
     }
 
     /// `SIGCONT` after [`BackendProcess::pause`].
     pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("the backend is running").id().to_string();
-        let status = Command::new("kill").args([signal, &pid]).status().expect("kill runs");
-        assert!(status.success(), "kill {signal} {pid} failed");
+        send_signal(self.child.as_ref().expect("the backend is running").id(), "-CONT");
     }
 
     /// `kill -9`, as a crash or the OOM killer would, and waits until it is gone.

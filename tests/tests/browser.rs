@@ -358,7 +358,16 @@ async fn the_dashboard_works_in_a_real_browser() {
     wait_text(&c, "main.page h1", "Edge rules").await;
     let current = wait_text(&c, "main.page p.lead", "Version 0").await;
     assert!(current.contains("the built-in defaults, never saved") && !current.contains("1970"), "{current}");
+    // Degraded mode, switched on with a reason and off again from the page.
+    wait_text(&c, "#degraded-status", "Off").await;
+    type_into(&c, r#".degraded-card input[name="reason"]"#, "redis CPU at 95%").await;
+    click(&c, ".degraded-card button.danger").await;
+    wait_text(&c, "#degraded-status", "redis CPU at 95%").await;
+    assert_eq!(backend.get("/admin/api/degraded", &admin).await.1["degraded"], true);
     screenshot(&c, "edge").await;
+    click(&c, ".degraded-card button.primary").await;
+    wait_text(&c, "#degraded-status", "Off").await;
+    assert_eq!(backend.get("/admin/api/degraded", &admin).await.1["degraded"], false);
 
     // A blacklist entry added in the page is in force through the API.
     let user_path = "/admin/api/blacklist/users/browser-cheat";

@@ -38,12 +38,6 @@ const REQUIRED_ALERTS: &[&str] = &[
     "SeckillDegraded",
 ];
 
-/// Gauges the rules and the dashboard use before the backend exports them:
-/// they were being added (#16) when the rules were written. Remove each from
-/// here once the backend exports it, so a later rename is caught like the
-/// others.
-const NOT_YET_EXPORTED: &[&str] = &["seckill_breaker_open", "seckill_redis_connected_replicas", "seckill_degraded"];
-
 /// Where the exported metrics are named: the backend, the edge filter (its
 /// metrics reach Prometheus through Envoy or seckill-edge) and the edge host.
 const SOURCES: &[&str] = &["backend/src", "edge-filter/src", "edge-host/src"];
@@ -171,13 +165,13 @@ fn exported_metrics() -> BTreeSet<String> {
 }
 
 /// The names in `used` that are neither exported (a histogram's `_bucket`,
-/// `_sum` and `_count` series count as the histogram) nor in [`NOT_YET_EXPORTED`].
+/// `_sum` and `_count` series count as the histogram).
 fn unknown_metrics<'a>(used: impl IntoIterator<Item = &'a str>, exported: &BTreeSet<String>) -> BTreeSet<String> {
     let known = |name: &str| {
         exported.contains(name)
             || ["_bucket", "_sum", "_count"].iter().any(|s| name.strip_suffix(s).is_some_and(|h| exported.contains(h)))
     };
-    used.into_iter().filter(|n| !known(n) && !NOT_YET_EXPORTED.contains(n)).map(str::to_owned).collect()
+    used.into_iter().filter(|n| !known(n)).map(str::to_owned).collect()
 }
 
 /// The query text of the dashboard: every string under an `expr`, `query` or
@@ -222,8 +216,4 @@ fn the_dashboard_parses_and_queries_only_exported_metrics() {
     let rule_used: Vec<&str> = rules.iter().filter_map(|r| r["expr"].as_str()).flat_map(metric_names).collect();
     let unknown = unknown_metrics(rule_used, &exported);
     assert!(unknown.is_empty(), "{RULES} queries metrics the code does not export: {unknown:?}");
-
-    for name in NOT_YET_EXPORTED.iter().filter(|n| exported.contains(**n)) {
-        eprintln!("note: {name} is exported now: remove it from NOT_YET_EXPORTED in {}", file!());
-    }
 }

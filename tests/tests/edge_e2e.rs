@@ -54,6 +54,7 @@ on_both_hosts!(
     rule_changes_from_the_dashboard_take_effect_and_buyers_buy,
     a_vm_that_fails_answers_503_and_the_next_request_gets_a_new_one,
     admin_assets_are_cached_for_a_year_through_the_edge,
+    degraded_mode_from_the_dashboard_sheds_all_but_buying,
 );
 
 /// edge-host's fixture modules: `mini_filter` answers `x-deny` itself and
@@ -365,6 +366,71 @@ async fn sold_out_not_started_and_ended_are_answered_by_the_edge(host: EdgeHost)
     let retry = buy(format!("/api/activities/{last}/purchase"), purchase).await;
     assert_eq!(retry.status(), 202);
     assert_eq!(retry.json::<Value>().await.unwrap()["order_id"], order["order_id"], "the same order");
+}
+
+async fn degraded_mode_from_the_dashboard_sheds_all_but_buying(host: EdgeHost) {
+    let w = World::start(host).await;
+    let mut rules = w.rules().await;
+    generous(&mut rules);
+    w.save_rules(&rules).await;
+    let a = w.api.create_activity(ActivitySpec::live(10, 1)).await;
+    let switch = |body: Value| {
+        w.api.http.put(w.api.url("/admin/api/degraded")).bearer_auth(&w.admin).json(&body).send().map(Result::unwrap)
+    };
+    let res = switch(json!({"degraded": true, "reason": "  "})).await;
+    assert_eq!(res.status(), 400, "switching it on needs a reason");
+    let res = switch(json!({"degraded": true, "reason": "redis at 95% CPU"})).await;
+    assert_eq!(res.status(), 200);
+    let mode: Value = res.json().await.unwrap();
+    assert_eq!((mode["degraded"].as_bool(), mode["reason"].as_str()), (Some(true), Some("redis at 95% CPU")));
+    assert!(mode["since"].is_string(), "{mode}");
+
+    let http = client_from(loopback(1));
+    eventually(Duration::from_secs(15), "the edge to shed the product page", || async {
+        let res = http.get(w.edge.url(&format!("/api/activities/{a}"))).send().await.unwrap();
+        if res.status() != 503 {
+            return None;
+        }
+        assert!(from_the_edge(&res));
+        assert_eq!(res.headers()["retry-after"], "5");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "unavailable");
+        assert!(body["message"].as_str().unwrap().contains("degraded mode"), "{body}");
+        Some(())
+    })
+    .await;
+    // The sale goes on: token and purchase pass, and the operator still reaches the admin API.
+    let token: Value = http
+        .post(w.edge.url(&format!("/api/activities/{a}/token")))
+        .bearer_auth(jwt("steady"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = http
+        .post(w.edge.url(&format!("/api/activities/{a}/purchase")))
+        .bearer_auth(jwt("steady"))
+        .json(&json!({"token": token["token"], "quantity": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    let res = http.get(w.edge.url("/admin/api/degraded")).bearer_auth(&w.admin).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, checklist) = w.api.get("/admin/api/checklist", &w.admin).await;
+    let item = checklist.as_array().unwrap().iter().find(|i| i["id"] == "dr.degradation").unwrap().clone();
+    assert_eq!(item["status"], "warning", "{item}");
+    assert!(item["evidence"].as_str().unwrap().contains("redis at 95% CPU"), "{item}");
+
+    let res = switch(json!({"degraded": false})).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["degraded"], false);
+    eventually(Duration::from_secs(15), "the edge to serve the product page again", || async {
+        let res = http.get(w.edge.url(&format!("/api/activities/{a}"))).send().await.unwrap();
+        (res.status() == 200).then_some(())
+    })
+    .await;
 }
 
 async fn forwarded_for_is_believed_only_from_trusted_proxies(host: EdgeHost) {

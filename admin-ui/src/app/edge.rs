@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use seckill_api::{EdgeRules, EdgeRulesVersion, EdgeSync, Page, RateRule};
 
 use super::api;
+use super::degraded::DegradedSwitch;
 use super::local_time::{local, local_ms};
 use super::state::ctx;
 use super::widgets::{error_box, list_foot, loading, resource_view};
@@ -37,6 +38,7 @@ pub fn EdgeRulesPage(lang: Lang) -> impl IntoView {
         <div class="page-head">
             <h1>{tr(lang, "edge.title")}</h1>
         </div>
+        <DegradedSwitch lang />
         <section class="card">
             <h2>{tr(lang, "edge.current")}</h2>
             {move || match current.get() {

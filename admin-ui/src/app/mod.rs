@@ -9,6 +9,7 @@ mod api;
 mod blacklist;
 mod checklist;
 mod dead_letters;
+mod degraded;
 mod edge;
 mod local_time;
 mod login;

@@ -2,8 +2,13 @@
 //! (creating a SQLite file, applying the migrations) and the column helpers
 //! every table's queries share.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
+
+use crate::breaker::{Breaker, BreakerSettings};
 
 /// Which SQL the database speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +23,7 @@ pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
     max_connections: u32,
+    breaker: Arc<Breaker>,
 }
 
 /// How the connection pool is used right now (for the checklist).
@@ -85,7 +91,43 @@ impl Db {
             Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
         };
         migrator.run(&pool).await?;
-        Ok(Self { pool, dialect, max_connections })
+        let breaker = Arc::new(Breaker::new("db", BreakerSettings::default()));
+        Ok(Self { pool, dialect, max_connections, breaker })
+    }
+
+    /// Opens the circuit breaker as `settings` say (see [`Breaker`]).
+    pub fn with_breaker(mut self, settings: BreakerSettings) -> Self {
+        self.breaker = Arc::new(Breaker::new("db", settings));
+        self
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Runs one database interaction unless the circuit breaker is open, and
+    /// tells the breaker how it went. A refusal is an I/O error carrying
+    /// [`BreakerOpen`](crate::breaker::BreakerOpen): to the worker a passing outage like any other
+    /// (`Failure::Transient`), to a client `unavailable`.
+    pub(super) async fn guarded<T>(
+        &self,
+        work: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        self.breaker.admit().map_err(|open| sqlx::Error::Io(std::io::Error::other(open)))?;
+        let result = work.await;
+        match &result {
+            // Only the database being unreachable counts; an error it answers with is it up.
+            Err(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => self.breaker.failed(),
+            _ => self.breaker.succeeded(),
+        }
+        result
     }
 
     pub fn pool_use(&self) -> PoolUse {
@@ -101,7 +143,7 @@ impl Db {
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+        self.guarded(async { sqlx::query("SELECT 1").execute(&self.pool).await.map(drop) }).await
     }
 }
 

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use seckill_api::{EdgeRules, EdgeRulesVersion, EdgeSync, Page};
+use seckill_api::{DegradedMode, DegradedModeChange, EdgeRules, EdgeRulesVersion, EdgeSync, Page};
 
 use crate::clock::from_ms;
 use crate::db::StoredRules;
@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/api/edge-rules", get(current_rules).put(put_rules))
         .route("/admin/api/edge-rules/history", get(rules_history))
         .route("/admin/api/edge-status", get(edge_status))
+        .route("/admin/api/degraded", get(degraded_mode).put(switch_degraded_mode))
 }
 
 async fn edge_state(
@@ -111,4 +112,16 @@ async fn rules_history(
 
 async fn edge_status(State(orders): State<Orders>, _: Admin) -> Result<Json<Vec<EdgeSync>>, ApiError> {
     Ok(Json(edge::syncs(&orders.store).await?))
+}
+
+async fn degraded_mode(State(orders): State<Orders>, _: Admin) -> Result<Json<DegradedMode>, ApiError> {
+    Ok(Json(edge::degraded_mode(&orders.store).await?))
+}
+
+async fn switch_degraded_mode(
+    State(orders): State<Orders>,
+    _: Admin,
+    JsonBody(change): JsonBody<DegradedModeChange>,
+) -> Result<Json<DegradedMode>, ApiError> {
+    Ok(Json(edge::switch_degraded_mode(&orders.store, &change).await?))
 }

@@ -14,10 +14,11 @@ use seckill_api::{ErrorBody, ErrorCode};
 
 use crate::activities::ActivityError;
 use crate::admin_session::SessionError;
+use crate::breaker::BreakerOpen;
 use crate::credentials::BuyerTokenError;
 use crate::dead_letters::DeadLetterError;
 use crate::dependency::DependencyError;
-use crate::edge::{InvalidRules, SaveRulesError};
+use crate::edge::{DegradeError, InvalidRules, SaveRulesError};
 use crate::orders::OrderError;
 use crate::store::{ScriptRefusal, StoreError};
 
@@ -71,6 +72,20 @@ impl ApiError {
         Self { cause: Some(cause), ..Self::unavailable(message) }
     }
 
+    /// `unavailable` without trying: the dependency's circuit breaker is open.
+    fn breaker_open(open: BreakerOpen) -> Self {
+        Self {
+            retry_after_secs: Some(open.retry_after_ms.div_ceil(1000).max(1)),
+            ..Self::unavailable(format!(
+                "the {} is unavailable (circuit breaker open); retry shortly",
+                match open.dependency {
+                    "redis" => "stock store",
+                    _ => "order database",
+                }
+            ))
+        }
+    }
+
     pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
         Self { retry_after_secs: Some(retry_after_secs.max(1)), ..Self::new(ErrorCode::RateLimited, message) }
     }
@@ -108,14 +123,21 @@ impl IntoResponse for ApiError {
 /// Redis failing or slow is a dependency being down: fail fast with `unavailable`.
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        Self::failed(Cause::Redis(err.to_string()), "the stock store is unavailable; retry shortly")
+        match err {
+            // The breaker logged when it opened; one line per refused request would flood the log.
+            StoreError::BreakerOpen(open) => Self::breaker_open(open),
+            err => Self::failed(Cause::Redis(err.to_string()), "the stock store is unavailable; retry shortly"),
+        }
     }
 }
 
 /// The order database failing is a dependency being down, too.
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        Self::failed(Cause::OrderDb(err.to_string()), "the order database is unavailable; retry shortly")
+        match BreakerOpen::in_db_error(&err) {
+            Some(open) => Self::breaker_open(open),
+            None => Self::failed(Cause::OrderDb(err.to_string()), "the order database is unavailable; retry shortly"),
+        }
     }
 }
 
@@ -225,6 +247,15 @@ impl From<DeadLetterError> for ApiError {
             }
             DeadLetterError::Store(e) => e.into(),
             DeadLetterError::Database(e) => e.into(),
+        }
+    }
+}
+
+impl From<DegradeError> for ApiError {
+    fn from(err: DegradeError) -> Self {
+        match err {
+            DegradeError::BadReason(_) => Self::bad_request(err.to_string()),
+            DegradeError::Store(e) => e.into(),
         }
     }
 }

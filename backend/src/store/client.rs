@@ -12,6 +12,7 @@ use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Valu
 
 use super::reconnecting::{ClusterConn, ClusterNodes, Reconnecting, SentinelConn, SentinelMaster};
 use super::redis_url::{BadRedisUrl, RedisTarget};
+use crate::breaker::{Breaker, BreakerOpen, BreakerSettings};
 
 /// The purchase script and its companions, hashed once; `invoke_async` sends
 /// EVALSHA and falls back to loading the script when Redis answers NOSCRIPT.
@@ -50,6 +51,8 @@ pub enum StoreError {
     Url(String),
     #[error("{acked} of {wanted} redis replicas confirmed the write within {timeout_ms} ms")]
     NotReplicated { wanted: u32, acked: i64, timeout_ms: u64 },
+    #[error(transparent)]
+    BreakerOpen(#[from] BreakerOpen),
 }
 
 impl From<BadRedisUrl> for StoreError {
@@ -148,6 +151,7 @@ pub struct Store {
     conn: RedisConn,
     timeout: Duration,
     replicas_ack: Option<ReplicasAck>,
+    breaker: std::sync::Arc<Breaker>,
     pub(super) scripts: std::sync::Arc<Scripts>,
 }
 
@@ -175,7 +179,23 @@ impl Store {
                 RedisConn::Sentinel(Reconnecting::new(SentinelMaster::new(&target, config)?, target.db))
             }
         };
-        Ok(Self { conn, timeout, replicas_ack: None, scripts: std::sync::Arc::new(Scripts::new()) })
+        Ok(Self {
+            conn,
+            timeout,
+            replicas_ack: None,
+            breaker: std::sync::Arc::new(Breaker::new("redis", BreakerSettings::default())),
+            scripts: std::sync::Arc::new(Scripts::new()),
+        })
+    }
+
+    /// Opens the circuit breaker as `settings` say (see [`Breaker`]).
+    pub fn with_breaker(mut self, settings: BreakerSettings) -> Self {
+        self.breaker = std::sync::Arc::new(Breaker::new("redis", settings));
+        self
+    }
+
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// Makes every acknowledged purchase wait until `ack.replicas` replicas
@@ -190,14 +210,30 @@ impl Store {
         self.timeout
     }
 
-    /// Runs one Redis interaction under the store's timeout.
+    /// Runs one Redis interaction under the store's timeout, unless the
+    /// circuit breaker is open; tells the breaker how it went.
     pub(crate) async fn bounded<T, F>(&self, work: impl FnOnce(RedisConn) -> F) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
+        self.breaker.admit()?;
         match tokio::time::timeout(self.timeout, work(self.conn.clone())).await {
-            Ok(result) => Ok(result?),
+            Ok(Ok(value)) => {
+                self.breaker.succeeded();
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                // Redis answering with an error is Redis up; only a connection that
+                // failed or broke counts against it.
+                if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() {
+                    self.breaker.failed();
+                } else {
+                    self.breaker.succeeded();
+                }
+                Err(e.into())
+            }
             Err(_) => {
+                self.breaker.failed();
                 match &self.conn {
                     RedisConn::Sentinel(sentinel) => sentinel.timed_out(),
                     RedisConn::Cluster(cluster) => cluster.timed_out(),

@@ -30,6 +30,8 @@ pub fn admin_login_failures_ip(ip: &str) -> String {
 pub const EDGE_RULES: &str = "seckill:edge:rules";
 /// Hash: edge id → `{version, rules_version, at_ms}` of its last sync.
 pub const EDGE_SYNCS: &str = "seckill:edge:syncs";
+/// Hash: `reason`, `since_ms` while degraded mode is on (absent while off).
+pub const DEGRADED: &str = "seckill:degraded";
 /// Hash: API backend name → ms of its last heartbeat (`instances`).
 pub const BACKENDS: &str = "seckill:backends";
 /// Sorted set of activity ids: the index `GET /api/activities` walks.

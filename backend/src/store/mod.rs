@@ -10,6 +10,7 @@
 mod activities;
 mod blacklist;
 mod client;
+mod degraded;
 mod edge_rules;
 pub mod keys;
 mod reconnecting;

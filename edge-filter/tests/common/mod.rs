@@ -100,6 +100,7 @@ pub fn state(version: &str) -> EdgeState {
         sold_out: vec![],
         not_started: vec![],
         ended: vec![],
+        degraded: false,
     }
 }
 
