@@ -11,7 +11,7 @@ use crate::clock::{from_ms, now_ms};
 use std::sync::Arc;
 
 use crate::breaker::BreakerState;
-use crate::config::Settings;
+use crate::config::{LogFormat, Settings};
 use crate::db::Dialect;
 use crate::dependency::DependencyError;
 use crate::edge;
@@ -107,6 +107,7 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
         "monitoring.key_metrics" => {
             worst([(CheckStatus::Ok, "/metrics serves Prometheus text".into()), drift(probes).await])
         }
+        "monitoring.logs" => log_lines(probes),
         "dr.backup" => redis_saves(probes).await,
         "dr.degradation" => degradation(probes).await,
         "dr.rate_limit_breaker" => worst([rate_limits(probes).await, breakers(probes)]),
@@ -339,6 +340,15 @@ fn anti_abuse() -> Finding {
         CheckStatus::Warning,
         "a purchase needs a one-time token bound to the user and activity; no proof-of-work or captcha on the token step"
             .into(),
+    )
+}
+
+fn log_lines(probes: &Probes) -> Finding {
+    found(
+        probes.settings.log_format == LogFormat::Json,
+        "JSON log lines (SECKILL_LOG_FORMAT=json), one object per line, ready for Loki or Elasticsearch".into(),
+        CheckStatus::Warning,
+        "text log lines: set SECKILL_LOG_FORMAT=json for a log collector".into(),
     )
 }
 

@@ -47,6 +47,18 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_EDGE_SECRET", hide_env_values = true)]
     pub edge_secret: Option<String>,
 
+    /// A file holding `SECKILL_JWT_SECRET` (as container platforms mount secrets); not both.
+    #[arg(long, env = "SECKILL_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<std::path::PathBuf>,
+
+    /// A file holding `SECKILL_ADMIN_PASSWORD`; not both.
+    #[arg(long, env = "SECKILL_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<std::path::PathBuf>,
+
+    /// A file holding `SECKILL_EDGE_SECRET`; not both.
+    #[arg(long, env = "SECKILL_EDGE_SECRET_FILE")]
+    pub edge_secret_file: Option<std::path::PathBuf>,
+
     /// Seconds an order may stay unpaid before it expires and its stock goes back.
     #[arg(long, env = "SECKILL_PAY_TIMEOUT_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     pub pay_timeout_secs: u64,
@@ -106,9 +118,21 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_ADMIN_UI_DIR", default_value = "target/admin-ui")]
     pub admin_ui_dir: std::path::PathBuf,
 
+    /// Log lines as `text` (for people) or `json` (one object per line, for a
+    /// collector such as Loki or Elasticsearch).
+    #[arg(long, env = "SECKILL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Dev mode: generate missing secrets instead of refusing to start.
-    #[arg(long, env = "SECKILL_DEV")]
+    #[arg(long, env = "SECKILL_DEV", value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Which parts of seckill a process runs.
@@ -154,27 +178,53 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// A start-up error that names the missing setting.
-#[derive(Debug, thiserror::Error)]
-#[error("{0} is not set; set it (or run with --dev / SECKILL_DEV=1 for generated development secrets)")]
-pub struct MissingSecret(pub &'static str);
+/// A start-up error that names the secret's setting and what is wrong with it.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("{0} is not set; set it or {0}_FILE (or run with --dev / SECKILL_DEV=1 for generated development secrets)")]
+    Missing(&'static str),
+    #[error("both {0} and {0}_FILE are set; set one")]
+    Both(&'static str),
+    #[error("{name}_FILE: cannot read {path}: {why}")]
+    Unreadable { name: &'static str, path: String, why: String },
+    #[error("{name}_FILE: {path} is empty")]
+    Empty { name: &'static str, path: String },
+}
 
 impl Settings {
-    /// Resolves the secrets: every one must be set unless in dev mode.
-    pub fn secrets(&self) -> Result<Secrets, MissingSecret> {
-        let resolve = |value: &Option<String>, name: &'static str| match value {
-            Some(v) if !v.is_empty() => Ok(v.clone()),
-            _ if self.dev => {
-                let generated = random_secret();
-                tracing::warn!(setting = name, "dev mode: generated a random secret");
-                Ok(generated)
+    /// Resolves the secrets, each from its setting or from the file its
+    /// `_FILE` setting names (one trailing newline dropped): every one must
+    /// be set unless in dev mode.
+    pub fn secrets(&self) -> Result<Secrets, SecretError> {
+        let resolve = |value: &Option<String>, file: &Option<std::path::PathBuf>, name: &'static str| {
+            let value = value.as_deref().filter(|v| !v.is_empty());
+            match (value, file) {
+                (Some(_), Some(_)) => Err(SecretError::Both(name)),
+                (Some(v), None) => Ok(v.to_owned()),
+                (None, Some(path)) => {
+                    let shown = path.display().to_string();
+                    let text = std::fs::read_to_string(path).map_err(|e| SecretError::Unreadable {
+                        name,
+                        path: shown.clone(),
+                        why: e.to_string(),
+                    })?;
+                    let secret = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+                    if secret.is_empty() {
+                        return Err(SecretError::Empty { name, path: shown });
+                    }
+                    Ok(secret.to_owned())
+                }
+                (None, None) if self.dev => {
+                    tracing::warn!(setting = name, "dev mode: generated a random secret");
+                    Ok(random_secret())
+                }
+                (None, None) => Err(SecretError::Missing(name)),
             }
-            _ => Err(MissingSecret(name)),
         };
         Ok(Secrets {
-            jwt: resolve(&self.jwt_secret, "SECKILL_JWT_SECRET")?,
-            admin_password: resolve(&self.admin_password, "SECKILL_ADMIN_PASSWORD")?,
-            edge: resolve(&self.edge_secret, "SECKILL_EDGE_SECRET")?,
+            jwt: resolve(&self.jwt_secret, &self.jwt_secret_file, "SECKILL_JWT_SECRET")?,
+            admin_password: resolve(&self.admin_password, &self.admin_password_file, "SECKILL_ADMIN_PASSWORD")?,
+            edge: resolve(&self.edge_secret, &self.edge_secret_file, "SECKILL_EDGE_SECRET")?,
         })
     }
 
@@ -229,7 +279,30 @@ mod tests {
     fn missing_secret_is_an_error_outside_dev_mode() {
         let s = parse(&["--jwt-secret", "x", "--admin-password", "y"]);
         let err = s.secrets().unwrap_err();
-        assert_eq!(err.0, "SECKILL_EDGE_SECRET");
+        assert_eq!(err, SecretError::Missing("SECKILL_EDGE_SECRET"));
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_as_container_platforms_mount_them() {
+        let dir = std::env::temp_dir().join(format!("seckill-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let (jwt, admin, empty) =
+            (write("jwt", "s3cret\n"), write("admin", "pw with spaces \r\n"), write("empty", "\n"));
+        let s = parse(&["--jwt-secret-file", &jwt, "--admin-password-file", &admin, "--edge-secret", "e"]);
+        let secrets = s.secrets().unwrap();
+        assert_eq!((secrets.jwt.as_str(), secrets.admin_password.as_str()), ("s3cret", "pw with spaces "));
+        let both = parse(&["--jwt-secret", "x", "--jwt-secret-file", &jwt, "--dev"]).secrets().unwrap_err();
+        assert_eq!(both, SecretError::Both("SECKILL_JWT_SECRET"));
+        let empty = parse(&["--jwt-secret-file", &empty, "--dev"]).secrets().unwrap_err();
+        assert!(matches!(empty, SecretError::Empty { name: "SECKILL_JWT_SECRET", .. }), "{empty}");
+        let missing = parse(&["--jwt-secret-file", "/nonexistent/jwt", "--dev"]).secrets().unwrap_err();
+        assert!(missing.to_string().starts_with("SECKILL_JWT_SECRET_FILE: cannot read /nonexistent/jwt"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -9,19 +9,26 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::IsTerminal as _;
 
 use clap::Parser;
-use seckill_backend::config::Settings;
+use seckill_backend::config::{LogFormat, Settings};
 use seckill_backend::server;
 use seckill_backend::state::AppState;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // Colours only for a person at a terminal: a log file or a collector gets plain text.
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
-    match run(Settings::parse()).await {
+    let settings = Settings::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match settings.log_format {
+        // Colours only for a person at a terminal: a log file gets plain text.
+        LogFormat::Text => {
+            tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stdout().is_terminal()).init()
+        }
+        // One JSON object per line, the event's fields at the top level, for a collector.
+        LogFormat::Json => {
+            tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).with_env_filter(filter).init()
+        }
+    }
+    match run(settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One or two lines that say what is wrong, not a stack trace: a start-up

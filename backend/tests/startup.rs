@@ -72,27 +72,46 @@ fn an_unknown_database_scheme_names_the_setting() {
     assert_short_error(&out, "SECKILL_DATABASE_URL");
 }
 
-#[test]
-fn logs_to_a_pipe_have_no_colours() {
-    let dir = std::env::temp_dir().join(format!("seckill-startup-test-{}", std::process::id()));
-    let mut child = backend()
+/// Starts the backend (no Redis: it serves, not ready) with `env` added and
+/// returns its log line saying it serves.
+fn serving_line(env: &[(&str, &str)]) -> String {
+    let dir = std::env::temp_dir().join(format!("seckill-startup-test-{}-{}", std::process::id(), env.len()));
+    let mut cmd = backend();
+    cmd.envs(env.iter().copied())
         // Redis is connected lazily: the backend serves (not ready) without one.
         .env("SECKILL_REDIS_URL", "redis://127.0.0.1:1/")
         .env("SECKILL_DATABASE_URL", format!("sqlite://{}/orders.db", dir.display()))
         .env("SECKILL_ROLE", "api")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let serving = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|l| l.contains("seckill backend serving"))
-        .expect("the backend logs that it serves");
+    let serving = lines.by_ref().map(Result::unwrap).find(|l| l.contains("seckill backend serving"));
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    serving.expect("the backend logs that it serves")
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colours() {
+    let serving = serving_line(&[]);
     assert!(!serving.contains('\u{1b}'), "no escape codes in {serving:?}");
     assert!(serving.contains("INFO"), "{serving}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_fields_at_the_top() {
+    let serving = serving_line(&[("SECKILL_LOG_FORMAT", "json")]);
+    let line: serde_json::Value = serde_json::from_str(&serving).expect("a JSON object");
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["message"], "seckill backend serving", "{line}");
+    assert!(line["listen"].as_str().unwrap().starts_with("127.0.0.1:"), "{line}");
+    assert!(line["timestamp"].is_string(), "{line}");
+}
+
+#[test]
+fn dev_mode_is_on_with_seckill_dev_1_as_the_error_says() {
+    let serving = serving_line(&[("SECKILL_DEV", "1"), ("SECKILL_EDGE_SECRET", "")]);
+    assert!(serving.contains("serving"), "{serving}");
 }
