@@ -207,16 +207,36 @@ async fn redis_persistence(probes: &Probes) -> Finding {
     }
 }
 
-/// Where order reads go.
+/// Where order reads go, and how far behind the replica is.
 fn read_split(probes: &Probes) -> Finding {
-    match probes.orders.db.dialect() {
-        Dialect::Sqlite => (
+    let db = &probes.orders.db;
+    match (db.dialect(), db.replica_lag()) {
+        (Dialect::Sqlite, _) => (
             CheckStatus::Warning,
             "SQLite order DB: one file, no replica to read from; production runs MySQL/MariaDB".into(),
         ),
-        Dialect::MySql => {
-            (CheckStatus::Warning, "MySQL order DB without a read replica: every read goes to the primary".into())
-        }
+        (Dialect::MySql, None) => (
+            CheckStatus::Warning,
+            "no read replica (SECKILL_DATABASE_REPLICA_URL): every read goes to the primary".into(),
+        ),
+        (Dialect::MySql, Some(replica)) => match replica.lag_ms {
+            Some(lag) if replica.serving() => (
+                CheckStatus::Ok,
+                format!(
+                    "order lists and counts read from the replica, {lag} ms behind (at most {} ms); writes and \
+                     read-your-writes on the primary",
+                    replica.max_lag_ms
+                ),
+            ),
+            Some(lag) => (
+                CheckStatus::Warning,
+                format!(
+                    "replica {lag} ms behind (more than {} ms): reads fall back to the primary",
+                    replica.max_lag_ms
+                ),
+            ),
+            None => (CheckStatus::Warning, "replica not answering: reads fall back to the primary".into()),
+        },
     }
 }
 

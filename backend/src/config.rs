@@ -35,6 +35,15 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_pool_size: Option<u32>,
 
+    /// A MySQL/MariaDB read replica of the order DB: order lists, the
+    /// dashboard's counts and the rules history are read there (`mysql://…`).
+    #[arg(long, env = "SECKILL_DATABASE_REPLICA_URL")]
+    pub database_replica_url: Option<String>,
+
+    /// How far behind the replica may be before its reads go to the primary (ms).
+    #[arg(long, env = "SECKILL_DATABASE_REPLICA_MAX_LAG_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub database_replica_max_lag_ms: u64,
+
     /// HS256 secret that buyers' JWTs are signed with.
     #[arg(long, env = "SECKILL_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,

@@ -48,9 +48,12 @@ impl AppState {
             .await?
             .with_replicas_ack(replicas_ack)
             .with_breaker(settings.breaker());
-        let db = Db::connect_with_pool(&settings.database_url, settings.database_pool_size)
+        let mut db = Db::connect_with_pool(&settings.database_url, settings.database_pool_size)
             .await?
             .with_breaker(settings.breaker());
+        if let Some(replica) = &settings.database_replica_url {
+            db = db.with_replica(replica, settings.database_replica_max_lag_ms)?;
+        }
         let credentials = Credentials::new(&secrets.jwt, &secrets.edge);
         let admin = AdminSessions::new(store.clone(), &secrets.admin_password);
         let settings_ui_dir = settings.admin_ui_dir.clone();
@@ -98,6 +101,7 @@ impl AppState {
             tracing::warn!(error = %e, "loading scripts failed; they load on first use");
         }
         tasks.push(self.blacklist.spawn_refresher(self.store.clone()));
+        tasks.extend(self.orders.db.spawn_replica_watch());
         let name = crate::instances::name(self.settings.listen);
         tasks.push(crate::instances::start_heartbeat(self.store.clone(), name).await);
         tasks.push(crate::edge::spawn_rules_publisher(

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sqlx::Connection as _;
+use sqlx::{Connection as _, Row as _};
 
 use crate::{TempDir, free_port};
 
@@ -42,12 +42,72 @@ pub struct MariaDb {
 impl MariaDb {
     /// Starts a fresh server with an empty `seckill` database.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// A primary that writes a binary log, for a replica to follow.
+    pub async fn start_primary() -> anyhow::Result<Self> {
+        Self::start_with(&["--log-bin=mariadb-bin", "--server-id=1", "--binlog-format=ROW"]).await
+    }
+
+    /// A second server replicating `primary` from now on: its own `seckill`
+    /// database and application account exist already, and whatever the
+    /// primary does from here (the backend's migrations first) replays on it.
+    /// Read-only to the application, as replicas are.
+    pub async fn start_replica_of(primary: &MariaDb) -> anyhow::Result<Self> {
+        let replica = Self::start_with(&["--server-id=2", "--read-only=1", "--relay-log=relay-bin"]).await?;
+        let mut source = primary.root().await?;
+        for sql in [
+            "CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl'",
+            "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'",
+        ] {
+            sqlx::raw_sql(sql).execute(&mut source).await?;
+        }
+        let status = sqlx::raw_sql("SHOW MASTER STATUS").fetch_one(&mut source).await?;
+        let (file, position): (String, u64) = (status.try_get("File")?, status.try_get("Position")?);
+        let mut conn = replica.root().await?;
+        let change = format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', MASTER_PASSWORD='repl', \
+             MASTER_LOG_FILE='{file}', MASTER_LOG_POS={position}, MASTER_CONNECT_RETRY=1",
+            primary.port
+        );
+        sqlx::raw_sql(&change).execute(&mut conn).await?;
+        replica.start_replication().await?;
+        Ok(replica)
+    }
+
+    /// `STOP SLAVE`: the replica falls behind from now on.
+    pub async fn stop_replication(&self) -> anyhow::Result<()> {
+        sqlx::raw_sql("STOP SLAVE").execute(&mut self.root().await?).await?;
+        Ok(())
+    }
+
+    /// `START SLAVE`, and waits until both replication threads run.
+    pub async fn start_replication(&self) -> anyhow::Result<()> {
+        let mut conn = self.root().await?;
+        sqlx::raw_sql("START SLAVE").execute(&mut conn).await?;
+        let start = Instant::now();
+        loop {
+            let status = sqlx::raw_sql("SHOW SLAVE STATUS").fetch_one(&mut conn).await?;
+            let running = |column: &str| status.try_get::<String, _>(column).is_ok_and(|v| v == "Yes");
+            if running("Slave_IO_Running") && running("Slave_SQL_Running") {
+                return Ok(());
+            }
+            if start.elapsed() > START_DEADLINE {
+                let error: String = status.try_get("Last_Error").unwrap_or_default();
+                bail!("replication on port {} did not start within {START_DEADLINE:?}: {error}", self.port);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
         let server = program("mariadbd")?;
         let install = program("mariadb-install-db")?;
         // A port taken between `free_port` and the server binding it is retried.
         let mut last_error = None;
         for _ in 0..3 {
-            match Self::start_once(&server, &install).await {
+            match Self::start_once(&server, &install, extra).await {
                 Ok(db) => return Ok(db),
                 Err(e) if format!("{e:#}").contains("already in use") => last_error = Some(e),
                 Err(e) => return Err(e),
@@ -56,7 +116,7 @@ impl MariaDb {
         Err(last_error.expect("at least one attempt"))
     }
 
-    async fn start_once(server: &Path, install: &Path) -> anyhow::Result<Self> {
+    async fn start_once(server: &Path, install: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = data_dir()?;
         let data = dir.0.join("data");
         // mariadbd refuses to run as root unless told to; `--user` is for root only.
@@ -99,6 +159,7 @@ impl MariaDb {
             .args(["--bind-address=127.0.0.1", "--skip-networking=0"])
             .args(user)
             .args(SERVER_OPTIONS)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

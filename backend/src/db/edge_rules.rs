@@ -75,13 +75,13 @@ impl Db {
 
     /// Versions older than `before` (or the newest), newest first.
     pub async fn rules_history(&self, before: Option<i64>, limit: usize) -> Result<Vec<StoredRules>, sqlx::Error> {
-        self.guarded(async move {
+        self.read_replica(|pool| async move {
             let rows = sqlx::query(
                 "SELECT version, rules_json, created_at_ms FROM edge_rules WHERE version < ? ORDER BY version DESC LIMIT ?",
             )
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit as i64)
-            .fetch_all(self.pool())
+            .fetch_all(&pool)
             .await?;
             rows.iter().map(stored).collect()
         })

@@ -11,8 +11,10 @@ mod edge_rules;
 mod failure;
 mod orders;
 mod pool;
+mod replica;
 
 pub use edge_rules::{RulesSave, StoredRules};
 pub use failure::{Failure, classify, is_lock_conflict};
 pub use orders::{ActivityTotals, Cursor, NewOrder, OrderFilter, OrderRow, released};
 pub use pool::{Db, Dialect, PoolUse};
+pub use replica::ReplicaLag;

@@ -162,7 +162,7 @@ impl Db {
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<(Vec<OrderRow>, Option<Cursor>), sqlx::Error> {
-        self.guarded(async move {
+        self.read_replica(|pool| async move {
             let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1");
             if filter.activity_id.is_some() {
                 sql.push_str(" AND activity_id = ?");
@@ -190,7 +190,7 @@ impl Db {
             if let Some(c) = after {
                 q = q.bind(c.created_at_ms).bind(c.created_at_ms).bind(c.order_id.as_str());
             }
-            let rows = q.bind((limit + 1) as i64).fetch_all(self.pool()).await?;
+            let rows = q.bind((limit + 1) as i64).fetch_all(&pool).await?;
             let mut orders = rows.iter().map(order_row).collect::<Result<Vec<_>, _>>()?;
             let next = if orders.len() > limit {
                 orders.truncate(limit);
@@ -310,9 +310,9 @@ impl Db {
 
     /// Order counts by activity and status.
     pub async fn counts_by_activity_and_status(&self) -> Result<Vec<(u64, OrderStatus, i64)>, sqlx::Error> {
-        self.guarded(async move {
+        self.read_replica(|pool| async move {
             let rows = sqlx::query("SELECT activity_id, status, COUNT(*) FROM orders GROUP BY activity_id, status")
-                .fetch_all(self.pool())
+                .fetch_all(&pool)
                 .await?;
             let mut out = Vec::new();
             for row in rows {
@@ -327,9 +327,8 @@ impl Db {
 
     /// Order counts by status over all activities (for the metrics).
     pub async fn counts_by_status(&self) -> Result<Vec<(OrderStatus, i64)>, sqlx::Error> {
-        self.guarded(async move {
-            let rows =
-                sqlx::query("SELECT status, COUNT(*) FROM orders GROUP BY status").fetch_all(self.pool()).await?;
+        self.read_replica(|pool| async move {
+            let rows = sqlx::query("SELECT status, COUNT(*) FROM orders GROUP BY status").fetch_all(&pool).await?;
             let mut out = Vec::new();
             for row in rows {
                 if let Some(s) = OrderStatus::parse(&row.try_get::<String, _>(0)?) {

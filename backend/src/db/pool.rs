@@ -24,6 +24,22 @@ pub struct Db {
     dialect: Dialect,
     max_connections: u32,
     breaker: Arc<Breaker>,
+    /// The read replica, if one is configured (`replica.rs`).
+    pub(super) replica: Option<Arc<Replica>>,
+}
+
+/// The read replica's pool and what is known of its lag (used by `replica.rs`).
+#[derive(Debug)]
+pub(super) struct Replica {
+    pub(super) pool: AnyPool,
+    /// Milliseconds behind the primary, or [`Replica::UNKNOWN`].
+    pub(super) lag_ms: std::sync::atomic::AtomicI64,
+    pub(super) max_lag_ms: i64,
+}
+
+impl Replica {
+    /// `lag_ms` before the first reading, or while the replica does not answer.
+    pub(super) const UNKNOWN: i64 = -1;
 }
 
 /// How the connection pool is used right now (for the checklist).
@@ -92,7 +108,7 @@ impl Db {
         };
         migrator.run(&pool).await?;
         let breaker = Arc::new(Breaker::new("db", BreakerSettings::default()));
-        Ok(Self { pool, dialect, max_connections, breaker })
+        Ok(Self { pool, dialect, max_connections, breaker, replica: None })
     }
 
     /// Opens the circuit breaker as `settings` say (see [`Breaker`]).
@@ -148,7 +164,7 @@ impl Db {
 }
 
 /// A database URL without its password, for error messages.
-fn redact(url: &str) -> String {
+pub(super) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
         _ => url.to_owned(),
