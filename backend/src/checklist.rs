@@ -100,6 +100,7 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
         "code.hot_data_cache" => worst([stock_warm(probes).await, scripts_cached(probes).await]),
         "code.async_processing" => async_orders(probes).await,
         "code.connection_pools" => connection_pools(probes),
+        "code.sql" => query_plans(probes).await,
         "security.ddos" => worst([edge_finding(probes).await, flood_limits(probes).await]),
         "security.cc" => worst([rate_limits(probes).await, blacklist_at_edge(probes).await]),
         "security.anti_abuse" => anti_abuse(),
@@ -314,6 +315,23 @@ fn connection_pools(probes: &Probes) -> Finding {
         CheckStatus::Warning,
         format!("{use_now}: every connection busy, raise SECKILL_DATABASE_POOL_SIZE"),
     )
+}
+
+/// The hot queries' plans, asked of the order DB now.
+async fn query_plans(probes: &Probes) -> Finding {
+    match probes.orders.db.query_plans().await {
+        Ok(plans) => {
+            let scanning: Vec<String> =
+                plans.iter().filter(|p| !p.indexed).map(|p| format!("{} ({})", p.name, p.plan)).collect();
+            found(
+                scanning.is_empty(),
+                format!("all {} hot queries answered from an index (EXPLAIN)", plans.len()),
+                CheckStatus::Failing,
+                format!("scanning the orders table: {}", scanning.join("; ")),
+            )
+        }
+        Err(e) => (CheckStatus::Failing, format!("order DB did not answer EXPLAIN: {e}")),
+    }
 }
 
 /// In-flight limits at the edge: what a flood from many addresses meets.

@@ -114,6 +114,9 @@ async fn the_checklist_probes_what_it_can_and_keeps_operators_ticks() {
     let balancing = item(&items, "infra.load_balancing");
     assert_eq!(balancing["status"], "failing", "{balancing}");
     assert!(balancing["evidence"].as_str().unwrap().contains("backends alive: 1"), "{balancing}");
+    let sql = item(&items, "code.sql");
+    assert_eq!(sql["status"], "ok", "{sql}");
+    assert!(sql["evidence"].as_str().unwrap().contains("all 7 hot queries answered from an index"), "{sql}");
     assert_eq!(item(&items, "dr.failover")["status"], "manual");
 
     let tick = |id: &str, note: &str| json!({"id": id, "ticked": true, "note": note});

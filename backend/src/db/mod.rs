@@ -10,11 +10,13 @@ mod checklist;
 mod edge_rules;
 mod failure;
 mod orders;
+mod plans;
 mod pool;
 mod replica;
 
 pub use edge_rules::{RulesSave, StoredRules};
 pub use failure::{Failure, classify, is_lock_conflict};
 pub use orders::{ActivityTotals, Cursor, NewOrder, OrderFilter, OrderRow, released};
+pub use plans::QueryPlan;
 pub use pool::{Db, Dialect, PoolUse};
 pub use replica::ReplicaLag;

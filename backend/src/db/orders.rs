@@ -84,6 +84,49 @@ pub struct ActivityTotals {
 const COLUMNS: &str =
     "order_id, activity_id, user_id, quantity, amount_cents, status, created_at_ms, pay_deadline_ms, stock_released";
 
+/// The hot queries' SQL, each written once: the methods below run it and
+/// `plans.rs` checks that the database answers it from an index.
+pub(super) mod sql {
+    use super::{COLUMNS, OrderFilter};
+
+    pub fn order() -> String {
+        format!("SELECT {COLUMNS} FROM orders WHERE order_id = ?")
+    }
+
+    /// A page of orders matching `filter`, newest first; `after` a cursor.
+    pub fn list(filter: &OrderFilter, after: bool) -> String {
+        let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1");
+        if filter.activity_id.is_some() {
+            sql.push_str(" AND activity_id = ?");
+        }
+        if filter.status.is_some() {
+            sql.push_str(" AND status = ?");
+        }
+        if filter.user_id.is_some() {
+            sql.push_str(" AND user_id = ?");
+        }
+        if after {
+            sql.push_str(" AND (created_at_ms < ? OR (created_at_ms = ? AND order_id < ?))");
+        }
+        sql.push_str(" ORDER BY created_at_ms DESC, order_id DESC LIMIT ?");
+        sql
+    }
+
+    pub fn overdue() -> String {
+        format!(
+            "SELECT {COLUMNS} FROM orders WHERE status = 'pending_payment' AND pay_deadline_ms <= ? \
+             ORDER BY pay_deadline_ms LIMIT ?"
+        )
+    }
+
+    pub fn unreleased() -> String {
+        format!("SELECT {COLUMNS} FROM orders WHERE stock_released = 0 AND status IN ('cancelled', 'expired') LIMIT ?")
+    }
+
+    pub const ACTIVITY_TOTALS: &str = "SELECT status, stock_released, COUNT(*), CAST(SUM(quantity) AS SIGNED INTEGER) \
+         FROM orders WHERE activity_id = ? AND event_seq <= ? GROUP BY status, stock_released";
+}
+
 impl Db {
     /// Writes new orders in one transaction; an order id already present is
     /// left as it is (the worker may see an event twice).
@@ -128,7 +171,7 @@ impl Db {
 
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRow>, sqlx::Error> {
         self.guarded(async move {
-            let sql = format!("SELECT {COLUMNS} FROM orders WHERE order_id = ?");
+            let sql = sql::order();
             let row = sqlx::query(&sql).bind(order_id).fetch_optional(self.pool()).await?;
             row.map(|r| order_row(&r)).transpose()
         })
@@ -163,20 +206,7 @@ impl Db {
         limit: usize,
     ) -> Result<(Vec<OrderRow>, Option<Cursor>), sqlx::Error> {
         self.read_replica(|pool| async move {
-            let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1");
-            if filter.activity_id.is_some() {
-                sql.push_str(" AND activity_id = ?");
-            }
-            if filter.status.is_some() {
-                sql.push_str(" AND status = ?");
-            }
-            if filter.user_id.is_some() {
-                sql.push_str(" AND user_id = ?");
-            }
-            if after.is_some() {
-                sql.push_str(" AND (created_at_ms < ? OR (created_at_ms = ? AND order_id < ?))");
-            }
-            sql.push_str(" ORDER BY created_at_ms DESC, order_id DESC LIMIT ?");
+            let sql = sql::list(filter, after.is_some());
             let mut q = sqlx::query(&sql);
             if let Some(a) = filter.activity_id {
                 q = q.bind(a as i64);
@@ -247,10 +277,7 @@ impl Db {
     /// Pending orders whose deadline has passed.
     pub async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<OrderRow>, sqlx::Error> {
         self.guarded(async move {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM orders WHERE status = 'pending_payment' AND pay_deadline_ms <= ? \
-                 ORDER BY pay_deadline_ms LIMIT ?"
-            );
+            let sql = sql::overdue();
             let rows = sqlx::query(&sql).bind(now_ms).bind(limit as i64).fetch_all(self.pool()).await?;
             rows.iter().map(order_row).collect()
         })
@@ -260,9 +287,7 @@ impl Db {
     /// Cancelled or expired orders whose stock has not been given back yet.
     pub async fn unreleased(&self, limit: usize) -> Result<Vec<OrderRow>, sqlx::Error> {
         self.guarded(async move {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM orders WHERE stock_released = 0 AND status IN ('cancelled', 'expired') LIMIT ?"
-            );
+            let sql = sql::unreleased();
             let rows = sqlx::query(&sql).bind(limit as i64).fetch_all(self.pool()).await?;
             rows.iter().map(order_row).collect()
         })
@@ -273,14 +298,11 @@ impl Db {
     /// before `max_event_seq` (so a reconciliation compares one instant).
     pub async fn activity_totals(&self, activity_id: u64, max_event_seq: i64) -> Result<ActivityTotals, sqlx::Error> {
         self.guarded(async move {
-            let rows = sqlx::query(
-                "SELECT status, stock_released, COUNT(*), CAST(SUM(quantity) AS SIGNED INTEGER) FROM orders \
-                 WHERE activity_id = ? AND event_seq <= ? GROUP BY status, stock_released",
-            )
-            .bind(activity_id as i64)
-            .bind(max_event_seq)
-            .fetch_all(self.pool())
-            .await?;
+            let rows = sqlx::query(sql::ACTIVITY_TOTALS)
+                .bind(activity_id as i64)
+                .bind(max_event_seq)
+                .fetch_all(self.pool())
+                .await?;
             let mut totals = ActivityTotals::default();
             for row in rows {
                 let status: String = row.try_get(0)?;
