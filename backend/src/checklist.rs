@@ -11,12 +11,15 @@ use crate::clock::{from_ms, now_ms};
 use std::sync::Arc;
 
 use crate::breaker::BreakerState;
+use std::sync::atomic::Ordering;
+
 use crate::config::{LogFormat, Settings};
 use crate::db::Dialect;
 use crate::dependency::DependencyError;
 use crate::edge;
 use crate::orders::Orders;
 use crate::store::{Failover, MasterReport, StoreError};
+use crate::telemetry::BuyerSchemes;
 
 /// One item's definition: id, group, Chinese and English titles.
 pub struct Item {
@@ -66,6 +69,7 @@ pub struct Probes {
     pub orders: Orders,
     /// Whether the admin UI's built files are being served.
     pub ui_built: bool,
+    pub schemes: Arc<BuyerSchemes>,
 }
 
 /// The masters whose report matches `bad`.
@@ -104,7 +108,7 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
         "security.ddos" => worst([edge_finding(probes).await, flood_limits(probes).await]),
         "security.cc" => worst([rate_limits(probes).await, blacklist_at_edge(probes).await]),
         "security.anti_abuse" => anti_abuse(),
-        "security.encryption" => secrets(probes),
+        "security.encryption" => worst([secrets(probes), buyers_over_tls(&probes.schemes)]),
         "monitoring.key_metrics" => {
             worst([(CheckStatus::Ok, "/metrics serves Prometheus text".into()), drift(probes).await])
         }
@@ -390,10 +394,33 @@ fn log_lines(probes: &Probes) -> Finding {
     )
 }
 
+/// Whether buyers reach the edge over HTTPS, going by the scheme the edge
+/// tells (`x-forwarded-proto`) on their requests since start.
+fn buyers_over_tls(schemes: &BuyerSchemes) -> Finding {
+    let https = schemes.https.load(Ordering::Relaxed);
+    let plain = schemes.plain.load(Ordering::Relaxed);
+    match (https, plain) {
+        (0, 0) => (CheckStatus::Warning, "no buyer request yet to tell whether the edge serves HTTPS".into()),
+        (0, _) => (
+            CheckStatus::Warning,
+            format!("all {plain} buyer requests since start came over plain HTTP: terminate TLS at the edge"),
+        ),
+        (_, 0) => {
+            (CheckStatus::Ok, format!("all {https} buyer requests since start came over HTTPS (TLS at the edge)"))
+        }
+        _ => (
+            CheckStatus::Warning,
+            format!(
+                "{https} buyer requests came over HTTPS, {plain} over plain HTTP: the edge still serves plain HTTP"
+            ),
+        ),
+    }
+}
+
 fn secrets(probes: &Probes) -> Finding {
     found(
         !probes.settings.dev,
-        "secrets set explicitly".into(),
+        "secrets set explicitly (or from SECKILL_*_FILE)".into(),
         CheckStatus::Failing,
         "dev mode: secrets may be generated".into(),
     )

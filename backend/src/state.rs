@@ -18,6 +18,7 @@ use crate::live::LiveStats;
 use crate::orders::Orders;
 use crate::purchase_batch::PurchaseBatcher;
 use crate::store::Store;
+use crate::telemetry::BuyerSchemes;
 use crate::ui_assets::UiAssets;
 use crate::worker::{OrderWorker, OrderWorkerConfig};
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub live: LiveStats,
     /// The admin UI's built files, if there are any.
     pub ui: Option<Arc<UiAssets>>,
+    /// Buyer requests by the scheme they reached the edge with.
+    pub schemes: Arc<BuyerSchemes>,
 }
 
 impl AppState {
@@ -68,6 +71,7 @@ impl AppState {
             blacklist: Blacklist::default(),
             live: LiveStats::default(),
             ui: UiAssets::load(&settings_ui_dir),
+            schemes: Arc::default(),
         })
     }
 
@@ -115,6 +119,11 @@ impl AppState {
 
 impl FromRef<AppState> for Probes {
     fn from_ref(state: &AppState) -> Self {
-        Probes { settings: state.settings.clone(), orders: state.orders.clone(), ui_built: state.ui.is_some() }
+        Probes {
+            settings: state.settings.clone(),
+            orders: state.orders.clone(),
+            ui_built: state.ui.is_some(),
+            schemes: state.schemes.clone(),
+        }
     }
 }

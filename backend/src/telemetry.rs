@@ -6,6 +6,7 @@
 //! installed once and every router in the process renders the same registry.
 
 use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -19,6 +20,15 @@ pub const PURCHASE_BATCH_SIZE: &str = "seckill_purchase_batch_size";
 /// Writes that fewer replicas than `SECKILL_REDIS_REPLICAS_ACK` confirmed in
 /// time (answered `unavailable`; see `Store::acknowledged`).
 pub const REPLICAS_ACK_MISSED: &str = "seckill_redis_replicas_ack_missed_total";
+
+/// Buyer requests (`/api/…`) that reached the edge over HTTPS or plain HTTP
+/// (the edge's `x-forwarded-proto`), since this backend started; the
+/// checklist's 数据加密 reads them.
+#[derive(Debug, Default)]
+pub struct BuyerSchemes {
+    pub https: AtomicU64,
+    pub plain: AtomicU64,
+}
 
 /// The process's Prometheus registry, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {

@@ -140,6 +140,13 @@ impl World {
         Self { _redis: redis, api, activity }
     }
 
+    /// The checklist's 数据加密: what the backend saw of the buyers' scheme.
+    async fn encryption(&self) -> Value {
+        let admin = self.api.admin_token().await;
+        let (_, checklist) = self.api.get("/admin/api/checklist", &admin).await;
+        checklist.as_array().unwrap().iter().find(|i| i["id"] == "security.encryption").unwrap().clone()
+    }
+
     fn filter_config(&self) -> Vec<u8> {
         filter_config(self.api.addr, "tls-edge", 200)
     }
@@ -197,6 +204,9 @@ async fn seckill_edge_serves_https_beside_plain_http() {
     let tls = edge.tls_addr().expect("an HTTPS listener");
     assert_ne!(tls, edge.listen_addr());
     w.check_https(tls, Some(edge.listen_addr()), &cert).await;
+    let seen = w.encryption().await;
+    assert_eq!(seen["status"], "warning", "{seen}");
+    assert!(seen["evidence"].as_str().unwrap().contains("1 over plain HTTP"), "the one plain read: {seen}");
     let failures = edge.plugin().env().metrics.value("seckill_edge_tls_handshake_failures_total");
     assert!(failures.is_some_and(|n| n >= 2), "failed handshakes are counted: {failures:?}");
     edge.shutdown();
@@ -209,6 +219,9 @@ async fn seckill_edge_with_a_certificate_and_one_listener_speaks_only_https() {
     let edge = seckill_edge(w.api.addr, w.filter_config(), cert.files.clone(), false);
     assert_eq!(edge.tls_addr(), Some(edge.listen_addr()));
     w.check_https(edge.listen_addr(), None, &cert).await;
+    let seen = w.encryption().await;
+    assert_eq!(seen["status"], "ok", "every buyer request came over HTTPS: {seen}");
+    assert!(seen["evidence"].as_str().unwrap().contains("buyer requests since start came over HTTPS"), "{seen}");
     edge.shutdown();
 }
 

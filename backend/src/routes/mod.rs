@@ -37,6 +37,6 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(latency::track_latency))
+        .layer(axum::middleware::from_fn_with_state(state.schemes.clone(), latency::track_latency))
         .with_state(state)
 }
