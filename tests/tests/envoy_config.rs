@@ -53,7 +53,7 @@ fn the_wasm_filter_runs_before_the_router_with_the_shared_config() {
     let hcm = connection_manager(&envoy);
     let filters = hcm["http_filters"].as_sequence().unwrap();
     let names: Vec<&str> = filters.iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["envoy.filters.http.wasm", "envoy.filters.http.router"]);
+    assert_eq!(names, ["envoy.filters.http.wasm", "envoy.filters.http.cache", "envoy.filters.http.router"]);
     let wasm = &filters[0]["typed_config"]["config"];
     assert_eq!(
         wasm["vm_config"]["code"]["local"]["filename"].as_str(),
@@ -135,4 +135,29 @@ fn only_reads_are_retried_and_a_failed_vm_is_reloaded() {
     }
     let wasm = &hcm["http_filters"][0]["typed_config"]["config"];
     assert_eq!(wasm["failure_policy"].as_str(), Some("FAIL_RELOAD"));
+}
+
+#[test]
+fn the_cache_runs_after_the_filter_and_on_the_activity_page_only() {
+    let envoy = envoy();
+    let hcm = connection_manager(&envoy);
+    let cache = &hcm["http_filters"][1];
+    assert_eq!(cache["name"].as_str(), Some("envoy.filters.http.cache"));
+    assert_eq!(cache["disabled"].as_bool(), Some(true), "off unless a route turns it on");
+    let config = &cache["typed_config"];
+    assert_eq!(
+        config["typed_config"]["@type"].as_str(),
+        Some("type.googleapis.com/envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig")
+    );
+    assert_eq!(config["ignore_request_cache_control_header"].as_bool(), Some(true), "a reload is served from it");
+    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"].as_sequence().unwrap();
+    let cached: Vec<&Yaml> =
+        routes.iter().filter(|r| !r["typed_per_filter_config"]["envoy.filters.http.cache"].is_null()).collect();
+    assert_eq!(cached.len(), 1, "one route turns the cache on");
+    let page = cached[0];
+    assert_eq!(page["match"]["safe_regex"]["regex"].as_str(), Some("^/api/activities/[0-9]+$"));
+    assert_eq!(page["match"]["headers"][0]["string_match"]["exact"].as_str(), Some("GET"));
+    // Otherwise routed as every read.
+    let read = routes.iter().find(|r| r["match"]["prefix"].as_str() == Some("/") && !r["match"]["headers"].is_null());
+    assert_eq!(page["route"], read.unwrap()["route"]);
 }

@@ -1,7 +1,10 @@
 //! The buyers' API: activities, purchase tokens, purchases.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use seckill_api::limits::MAX_QUANTITY;
@@ -24,11 +27,45 @@ use crate::store::{self, PurchaseOutcome, Store, TokenOutcome};
 use crate::telemetry;
 
 pub fn router() -> Router<AppState> {
+    // The activity pages: the same for every buyer, so a shared cache may keep them a second.
+    let cache_control = middleware::from_fn(edge_cache_control);
     Router::new()
-        .route("/api/activities", get(list_activities))
-        .route("/api/activities/{id}", get(get_activity))
+        .route("/api/activities", get(list_activities).layer(cache_control.clone()))
+        .route("/api/activities/{id}", get(get_activity).layer(cache_control))
         .route("/api/activities/{id}/token", post(issue_token))
         .route("/api/activities/{id}/purchase", post(purchase))
+}
+
+/// What a shared cache (the edge, a CDN) may keep of an activity page: a 200
+/// for one second, so that a crowd refreshing the page reaches the backend
+/// about once a second per edge, and the stock it shows is that fresh;
+/// anything else (404, 503, 405) never. Nothing in a page depends on who asks
+/// (no `vary`).
+const PAGE_CACHE_CONTROL: &str = "public, max-age=1";
+
+/// The `cache-control` of the activity pages ([`PAGE_CACHE_CONTROL`] or
+/// `no-store`). Only the URL's one spelling is cacheable: no query, the id as
+/// the backend writes it (`7`, not `07`, `+7` or `%37`), so that an edge cache
+/// keyed by URL (Envoy's keeps what it stores, without a size bound) holds one
+/// copy per activity, however many ways a client spells it.
+async fn edge_cache_control(request: Request, next: Next) -> Response {
+    let canonical = canonical_page_url(request.uri());
+    let mut response = next.run(request).await;
+    let value = if canonical && response.status() == StatusCode::OK { PAGE_CACHE_CONTROL } else { "no-store" };
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(value));
+    response
+}
+
+/// `/api/activities` or `/api/activities/{id}` spelled as the backend spells it.
+fn canonical_page_url(uri: &Uri) -> bool {
+    if uri.query().is_some() {
+        return false;
+    }
+    match uri.path().strip_prefix("/api/activities") {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('/').is_some_and(|id| id.parse::<u64>().is_ok_and(|n| n.to_string() == id)),
+        None => false,
+    }
 }
 
 async fn list_activities(State(store): State<Store>) -> Result<Json<Vec<Activity>>, ApiError> {
@@ -163,6 +200,29 @@ mod tests {
         for bad in [json!(0), json!(-1), json!(1.5), json!("1"), json!(null), json!(MAX_QUANTITY + 1), json!(1e300)] {
             let err = parse_quantity(&bad).unwrap_err();
             assert_eq!(err.code, ErrorCode::BadRequest, "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn only_the_one_spelling_of_a_page_url_is_cacheable() {
+        for good in
+            ["/api/activities", "/api/activities/7", "/api/activities/0", "/api/activities/18446744073709551615"]
+        {
+            assert!(canonical_page_url(&good.parse().unwrap()), "{good}");
+        }
+        for bad in [
+            "/api/activities?",
+            "/api/activities?page=2",
+            "/api/activities/7?x=1",
+            "/api/activities/07",
+            "/api/activities/+7",
+            "/api/activities/%37",
+            "/api/activities/7/",
+            "/api/activities/",
+            "/api/activities/18446744073709551616",
+            "/api/activitiesx",
+        ] {
+            assert!(!canonical_page_url(&bad.parse().unwrap()), "{bad}");
         }
     }
 
