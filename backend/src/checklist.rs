@@ -113,6 +113,7 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
             worst([(CheckStatus::Ok, "/metrics serves Prometheus text".into()), drift(probes).await])
         }
         "monitoring.logs" => log_lines(probes),
+        "monitoring.alerting" => alerting(probes.settings.prometheus_url.as_deref()?).await,
         "dr.backup" => redis_saves(probes).await,
         "dr.degradation" => degradation(probes).await,
         "dr.rate_limit_breaker" => worst([rate_limits(probes).await, breakers(probes)]),
@@ -383,6 +384,36 @@ fn anti_abuse() -> Finding {
         "a purchase needs a one-time token bound to the user and activity; no proof-of-work or captcha on the token step"
             .into(),
     )
+}
+
+/// Seckill's alert rules in the Prometheus named by `SECKILL_PROMETHEUS_URL`
+/// (without it the item is manual: the backend cannot see your alerting).
+async fn alerting(prometheus: &str) -> Finding {
+    match crate::alerting::alert_rules(prometheus).await {
+        Ok(rules) if rules.loaded.is_empty() => (
+            CheckStatus::Failing,
+            format!(
+                "prometheus at {prometheus} has no seckill alert rules: add deploy/prometheus/rules/ to its rule_files"
+            ),
+        ),
+        Ok(rules) if !rules.firing.is_empty() => (
+            CheckStatus::Failing,
+            format!("{} seckill alert rules loaded; firing: {}", rules.loaded.len(), rules.firing.join(", ")),
+        ),
+        Ok(rules) if !rules.pending.is_empty() => (
+            CheckStatus::Warning,
+            format!(
+                "{} seckill alert rules loaded; condition true, pending: {}",
+                rules.loaded.len(),
+                rules.pending.join(", ")
+            ),
+        ),
+        Ok(rules) => (
+            CheckStatus::Ok,
+            format!("{} seckill alert rules loaded in prometheus, none pending or firing", rules.loaded.len()),
+        ),
+        Err(e) => (CheckStatus::Failing, e.to_string()),
+    }
 }
 
 fn log_lines(probes: &Probes) -> Finding {

@@ -127,6 +127,11 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_ADMIN_UI_DIR", default_value = "target/admin-ui")]
     pub admin_ui_dir: std::path::PathBuf,
 
+    /// The Prometheus that evaluates `deploy/prometheus/rules/` (`http://host:9090`):
+    /// the checklist shows which seckill alerts it has loaded and which fire.
+    #[arg(long, env = "SECKILL_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+
     /// Log lines as `text` (for people) or `json` (one object per line, for a
     /// collector such as Loki or Elasticsearch).
     #[arg(long, env = "SECKILL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
