@@ -62,12 +62,12 @@ const MANIFEST_FORMAT: i64 = 1;
 pub struct Stores {
     /// The sale's Redis: redis://…, redis+sentinel://…/<master> or a comma-separated
     /// list of cluster nodes [default: the private Redis of `cargo xtask start`]
-    #[arg(long, env = "SECKILL_REDIS_URL")]
+    #[arg(long, env = "SECKILL_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// The order DB: sqlite://<file> (a relative path is taken from the workspace root,
     /// where `cargo xtask start` runs the backend) or mysql://user:pw@host:port/db
     /// [default: the order DB of `cargo xtask start`]
-    #[arg(long, env = "SECKILL_DATABASE_URL")]
+    #[arg(long, env = "SECKILL_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Which private Redis of `cargo xtask start` the defaults name (and its order DB).
     #[arg(long, value_enum, default_value_t = Topology::Single)]
@@ -136,7 +136,7 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let redis_url = args.stores.redis_url();
     let database_url = args.stores.database_url();
     let db = OrderDb::parse(&database_url)?;
-    let mut redis = Redis::open(&redis_url)?;
+    let mut redis = open_redis(&redis_url)?;
     ensure_tools(&db)?;
     say(format_args!("backup: Redis {} ({}), order DB {}", redact(&redis_url), redis.describe(), db.describe()));
 
@@ -382,7 +382,7 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         bail!("the backup holds a {backup_kind} order DB and the target {} is {}", redact(&database_url), db.kind());
     }
     ensure_tools(&db)?;
-    let mut redis = Redis::open(&redis_url)?;
+    let mut redis = open_redis(&redis_url)?;
     say(format_args!("restore: into Redis {} ({}), order DB {}", redact(&redis_url), redis.describe(), db.describe()));
 
     // What is there now.
@@ -543,6 +543,13 @@ fn replay_keys(redis: &mut Redis, path: &Path) -> anyhow::Result<(u64, HashSet<V
 }
 
 // ---------------------------------------------------------------- helpers
+
+/// The sale's Redis, or an error that says where else it could be.
+fn open_redis(url: &str) -> anyhow::Result<Redis> {
+    Redis::open(url).with_context(|| {
+        format!("reaching the Redis {} (is it running? --redis-url or SECKILL_REDIS_URL names another)", redact(url))
+    })
+}
 
 /// The programs backup and restore run, installed with apt-get if missing.
 fn ensure_tools(db: &OrderDb) -> anyhow::Result<()> {
