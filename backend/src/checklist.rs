@@ -114,6 +114,7 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
         }
         "monitoring.logs" => log_lines(probes),
         "monitoring.alerting" => alerting(probes.settings.prometheus_url.as_deref()?).await,
+        "monitoring.profiling" => profiling(),
         "dr.backup" => redis_saves(probes).await,
         "dr.degradation" => degradation(probes).await,
         "dr.rate_limit_breaker" => worst([rate_limits(probes).await, breakers(probes)]),
@@ -414,6 +415,15 @@ async fn alerting(prometheus: &str) -> Finding {
         ),
         Err(e) => (CheckStatus::Failing, e.to_string()),
     }
+}
+
+fn profiling() -> Finding {
+    (
+        CheckStatus::Ok,
+        "CPU profile of a live backend: GET /admin/api/profile?seconds=10 (pprof format); side-by-side benchmarks: \
+         bash bench/compare.sh (purchases), bash bench/edge.sh (the edge), bash bench/cluster.sh (Redis Cluster)"
+            .into(),
+    )
 }
 
 fn log_lines(probes: &Probes) -> Finding {

@@ -272,3 +272,44 @@ async fn ui_assets_are_hashed_and_immutable_and_routes_fall_back_to_the_page() {
     assert_eq!((route.status().as_u16(), route.text().await.unwrap().contains("<title>seckill")), (200, true));
     assert_eq!(get("/admin/missing.js").await.unwrap().status(), 404);
 }
+
+/// A CPU profile of the live backend, in pprof's protobuf, for admins only,
+/// one at a time, of a bounded length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_takes_a_cpu_profile_of_the_live_backend() {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    let profile = |query: &str, bearer: Option<&str>| {
+        let req = api.http.get(api.url(&format!("/admin/api/profile{query}")));
+        match bearer {
+            Some(b) => req.bearer_auth(b).send(),
+            None => req.send(),
+        }
+    };
+    assert_eq!(profile("?seconds=1", None).await.unwrap().status(), 401);
+    for bad in ["?seconds=0", "?seconds=61", "?seconds=x", "?minutes=1"] {
+        assert_eq!(profile(bad, Some(&admin)).await.unwrap().status(), 400, "{bad}");
+    }
+    // Work to sample for as long as the profile runs.
+    let a = api.create_activity(ActivitySpec::live(100_000, 1)).await;
+    let (http, url) = (api.http.clone(), api.url(&format!("/api/activities/{a}/token")));
+    let load = tokio::spawn(async move {
+        for i in 0.. {
+            let _ = http.post(&url).bearer_auth(seckill_tests::jwt(&format!("profiled-{i}"))).send().await;
+        }
+    });
+    // Two at once: one profiles, the other is told to come back.
+    let (one, other) = tokio::join!(profile("?seconds=2", Some(&admin)), profile("?seconds=2", Some(&admin)));
+    load.abort();
+    let (one, other) = (one.unwrap(), other.unwrap());
+    let (taken, refused) = if one.status() == 200 { (one, other) } else { (other, one) };
+    assert_eq!(refused.status(), 429, "one profile at a time");
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(taken.status(), 200);
+    assert_eq!(taken.headers()["content-type"], "application/octet-stream");
+    let body = taken.bytes().await.unwrap();
+    // A pprof Profile message: field 1 (sample_type) first, and the function names in its string table.
+    assert_eq!(body[0], 0x0a, "a protobuf Profile");
+    assert!(body.windows(b"seckill".len()).any(|w| w == b"seckill"), "our own frames are in it");
+}

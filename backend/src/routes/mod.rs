@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod latency;
 pub mod orders;
+pub mod profile;
 pub mod public;
 pub mod ui;
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::router())
         .merge(admin::router())
         .merge(dead_letters::router())
+        .merge(profile::router())
         .merge(health::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
