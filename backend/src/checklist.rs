@@ -18,7 +18,7 @@ use crate::db::Dialect;
 use crate::dependency::DependencyError;
 use crate::edge;
 use crate::orders::Orders;
-use crate::store::{Failover, MasterReport, StoreError};
+use crate::store::{Failover, MasterReport, StoreError, keys};
 use crate::telemetry::BuyerSchemes;
 
 /// One item's definition: id, group, Chinese and English titles.
@@ -115,7 +115,7 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
         "monitoring.logs" => log_lines(probes),
         "monitoring.alerting" => alerting(probes.settings.prometheus_url.as_deref()?).await,
         "monitoring.profiling" => profiling(),
-        "dr.backup" => redis_saves(probes).await,
+        "dr.backup" => worst([last_backup(probes).await, redis_saves(probes).await]),
         "dr.degradation" => degradation(probes).await,
         "dr.rate_limit_breaker" => worst([rate_limits(probes).await, breakers(probes)]),
         _ => return None,
@@ -479,6 +479,28 @@ async fn drift(probes: &Probes) -> Finding {
     }
 }
 
+/// A backup older than this is stale for a sale.
+const BACKUP_MAX_AGE_MS: i64 = 24 * 3_600_000;
+
+/// The last `cargo xtask backup`, as it recorded itself in Redis.
+async fn last_backup(probes: &Probes) -> Finding {
+    let Ok(last) = probes.orders.store.hgetall(keys::BACKUP_LAST).await else { return redis_down() };
+    let at_ms = last.get("at_ms").and_then(|v| v.parse::<i64>().ok());
+    match (at_ms, last.get("ok").map(String::as_str)) {
+        (Some(at_ms), Some("1")) => {
+            let age_min = (now_ms() - at_ms) / 60_000;
+            let dir = last.get("dir").cloned().unwrap_or_default();
+            found(
+                now_ms() - at_ms <= BACKUP_MAX_AGE_MS,
+                format!("last backup {age_min} min ago: {dir} (Redis snapshot, order DB, manifest)"),
+                CheckStatus::Warning,
+                format!("last backup {} h ago: {dir}; run cargo xtask backup before the sale", age_min / 60),
+            )
+        }
+        _ => (CheckStatus::Warning, "no backup recorded: run cargo xtask backup".into()),
+    }
+}
+
 async fn redis_saves(probes: &Probes) -> Finding {
     let Ok(masters) = probes.orders.store.info("persistence").await else { return redis_down() };
     let field = |info: &HashMap<String, String>, name: &str| info.get(name).cloned().unwrap_or_default();
@@ -490,7 +512,7 @@ async fn redis_saves(probes: &Probes) -> Finding {
     found(
         failed.is_empty(),
         format!(
-            "oldest last redis save {} on {} (rdb and aof rewrite ok); back up the order DB separately",
+            "oldest last redis save {} on {} (rdb and aof rewrite ok)",
             from_ms(oldest * 1000),
             every(masters.len())
         ),

@@ -319,6 +319,14 @@ async fn a_backup_restored_into_fresh_servers_has_every_order_and_count() {
     assert_eq!(last.get("ok").map(String::as_str), Some("1"), "{last:?}");
     assert_eq!(last.get("dir").map(PathBuf::from), Some(dir.canonicalize().unwrap()), "{last:?}");
     assert_eq!(last.get("at_ms").and_then(|v| v.parse::<i64>().ok()), manifest["created_at_ms"].as_i64());
+    // And the checklist's 数据备份策略 reads it.
+    let api = seckill_tests::Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    let (_, checklist) = api.get("/admin/api/checklist", &admin).await;
+    let item = checklist.as_array().unwrap().iter().find(|i| i["id"] == "dr.backup").unwrap().clone();
+    let evidence = item["evidence"].as_str().unwrap();
+    assert!(evidence.contains("last backup 0 min ago") || evidence.contains("last backup 1 min ago"), "{item}");
+    assert!(evidence.contains(&dir.canonicalize().unwrap().display().to_string()), "{item}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

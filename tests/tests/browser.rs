@@ -416,6 +416,39 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(badge, json!("badge cs-ok"), "{item}");
+    // The seed's twenty items in its order, under its Chinese names; at most four left to an operator's tick.
+    let names = c
+        .execute(
+            "return Array.from(document.querySelectorAll('li.check-item b[lang=zh]')).map(b => b.textContent);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let seed = [
+        "Redis 集群部署（主从+哨兵）",
+        "MySQL 读写分离",
+        "CDN 静态资源加速",
+        "负载均衡配置",
+        "热点数据缓存",
+        "异步非阻塞处理",
+        "连接池配置优化",
+        "SQL 语句优化",
+        "DDoS 防护",
+        "CC 攻击防护",
+        "接口防刷",
+        "数据加密",
+        "关键指标监控",
+        "日志收集分析",
+        "实时告警系统",
+        "性能分析工具",
+        "数据备份策略",
+        "故障转移方案",
+        "降级策略",
+        "限流熔断",
+    ];
+    assert_eq!(names, json!(seed));
+    let manual = c.find_all(Locator::Css("li.check-item .badge.cs-manual")).await.unwrap().len();
+    assert!((1..=4).contains(&manual), "{manual} manual items");
     wait_element(&c, "li.check-item .badge.cs-manual").await;
     screenshot(&c, "checklist").await;
 

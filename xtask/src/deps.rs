@@ -71,6 +71,8 @@ pub fn ensure_test_deps() -> anyhow::Result<()> {
         ("chromedriver", "chromium-driver"),
         ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "fonts-noto-cjk"),
         ("promtool", "prometheus"),
+        // `cargo xtask backup` copies a SQLite order DB with the sqlite3 shell's VACUUM INTO.
+        ("sqlite3", "sqlite3"),
     ])?;
     // The edge suite runs the filter in a real Envoy too.
     ensure_envoy().map(drop)
