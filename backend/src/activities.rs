@@ -10,6 +10,13 @@ use crate::clock::{from_ms, now_ms, to_ms};
 use crate::store::{ActivityRecord, DeleteOutcome, NewActivityRecord, StockChange, Store, StoreError};
 use crate::telemetry;
 
+/// What a shared cache (the edge, a CDN) may keep of an activity page: a 200
+/// for one second, so that a crowd refreshing the page reaches the backend
+/// about once a second per edge, and the stock it shows is that fresh;
+/// anything else (404, 503, 405) never. Nothing in a page depends on who asks
+/// (no `vary`).
+pub const PAGE_CACHE_CONTROL: &str = "public, max-age=1";
+
 /// An activity refused before it is stored: the first field that is wrong, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {why}")]

@@ -248,11 +248,15 @@ fn read_split(probes: &Probes) -> Finding {
 }
 
 fn static_assets(probes: &Probes) -> Finding {
+    let page = format!(
+        "activity pages cache-control: {} (Envoy's cache keeps them a second; a CDN in front may too)",
+        crate::activities::PAGE_CACHE_CONTROL
+    );
     found(
         probes.ui_built,
-        "admin UI assets content-hashed, cache-control immutable".into(),
+        format!("admin UI assets content-hashed, cache-control immutable; {page}"),
         CheckStatus::Warning,
-        "admin UI not built (cargo xtask start builds it)".into(),
+        format!("admin UI not built (cargo xtask start builds it); {page}"),
     )
 }
 

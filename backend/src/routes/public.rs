@@ -36,14 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/activities/{id}/purchase", post(purchase))
 }
 
-/// What a shared cache (the edge, a CDN) may keep of an activity page: a 200
-/// for one second, so that a crowd refreshing the page reaches the backend
-/// about once a second per edge, and the stock it shows is that fresh;
-/// anything else (404, 503, 405) never. Nothing in a page depends on who asks
-/// (no `vary`).
-const PAGE_CACHE_CONTROL: &str = "public, max-age=1";
-
-/// The `cache-control` of the activity pages ([`PAGE_CACHE_CONTROL`] or
+/// The `cache-control` of the activity pages ([`activities::PAGE_CACHE_CONTROL`] or
 /// `no-store`). Only the URL's one spelling is cacheable: no query, the id as
 /// the backend writes it (`7`, not `07`, `+7` or `%37`), so that an edge cache
 /// keyed by URL (Envoy's keeps what it stores, without a size bound) holds one
@@ -51,7 +44,8 @@ const PAGE_CACHE_CONTROL: &str = "public, max-age=1";
 async fn edge_cache_control(request: Request, next: Next) -> Response {
     let canonical = canonical_page_url(request.uri());
     let mut response = next.run(request).await;
-    let value = if canonical && response.status() == StatusCode::OK { PAGE_CACHE_CONTROL } else { "no-store" };
+    let value =
+        if canonical && response.status() == StatusCode::OK { activities::PAGE_CACHE_CONTROL } else { "no-store" };
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(value));
     response
 }
