@@ -7,8 +7,8 @@
 //! `live`, `error`) and are all re-exported here; beside them are the rules
 //! several crates share: [`valid_user_id`], [`client_addr`], [`placeholders`],
 //! [`limits`], [`header_map`] (the proxy-wasm header map, for the edge host
-//! and the filter) and [`buyer_jwt`] (minting buyers' tokens for tests, the demo
-//! and the load tool).
+//! and the filter), [`buyer_jwt`] (minting buyers' tokens for tests, the demo
+//! and the load tool) and [`payment`] (payment callbacks and their signature).
 
 mod activity;
 mod admin;
@@ -20,6 +20,7 @@ pub mod header_map;
 pub mod limits;
 mod live;
 mod order;
+pub mod payment;
 pub mod placeholders;
 
 pub use activity::*;

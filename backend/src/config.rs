@@ -64,6 +64,15 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_ADMIN_PASSWORD_FILE")]
     pub admin_password_file: Option<std::path::PathBuf>,
 
+    /// HMAC secret the payment provider signs its callbacks with
+    /// (`POST /api/payments/callback`); without it callbacks are refused.
+    #[arg(long, env = "SECKILL_PAYMENT_SECRET", hide_env_values = true)]
+    pub payment_secret: Option<String>,
+
+    /// A file holding `SECKILL_PAYMENT_SECRET`; not both.
+    #[arg(long, env = "SECKILL_PAYMENT_SECRET_FILE")]
+    pub payment_secret_file: Option<std::path::PathBuf>,
+
     /// A file holding `SECKILL_EDGE_SECRET`; not both.
     #[arg(long, env = "SECKILL_EDGE_SECRET_FILE")]
     pub edge_secret_file: Option<std::path::PathBuf>,
@@ -184,6 +193,9 @@ pub struct Secrets {
     pub jwt: String,
     pub admin_password: String,
     pub edge: String,
+    /// Payment callbacks are refused without one (never generated: a random
+    /// secret nobody knows would only turn every callback away).
+    pub payment: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -210,35 +222,22 @@ impl Settings {
     /// `_FILE` setting names (one trailing newline dropped): every one must
     /// be set unless in dev mode.
     pub fn secrets(&self) -> Result<Secrets, SecretError> {
-        let resolve = |value: &Option<String>, file: &Option<std::path::PathBuf>, name: &'static str| {
-            let value = value.as_deref().filter(|v| !v.is_empty());
-            match (value, file) {
-                (Some(_), Some(_)) => Err(SecretError::Both(name)),
-                (Some(v), None) => Ok(v.to_owned()),
-                (None, Some(path)) => {
-                    let shown = path.display().to_string();
-                    let text = std::fs::read_to_string(path).map_err(|e| SecretError::Unreadable {
-                        name,
-                        path: shown.clone(),
-                        why: e.to_string(),
-                    })?;
-                    let secret = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
-                    if secret.is_empty() {
-                        return Err(SecretError::Empty { name, path: shown });
-                    }
-                    Ok(secret.to_owned())
-                }
-                (None, None) if self.dev => {
+        let required =
+            |value: &Option<String>, file: &Option<std::path::PathBuf>, name: &'static str| match given_secret(
+                value, file, name,
+            )? {
+                Some(secret) => Ok(secret),
+                None if self.dev => {
                     tracing::warn!(setting = name, "dev mode: generated a random secret");
                     Ok(random_secret())
                 }
-                (None, None) => Err(SecretError::Missing(name)),
-            }
-        };
+                None => Err(SecretError::Missing(name)),
+            };
         Ok(Secrets {
-            jwt: resolve(&self.jwt_secret, &self.jwt_secret_file, "SECKILL_JWT_SECRET")?,
-            admin_password: resolve(&self.admin_password, &self.admin_password_file, "SECKILL_ADMIN_PASSWORD")?,
-            edge: resolve(&self.edge_secret, &self.edge_secret_file, "SECKILL_EDGE_SECRET")?,
+            jwt: required(&self.jwt_secret, &self.jwt_secret_file, "SECKILL_JWT_SECRET")?,
+            admin_password: required(&self.admin_password, &self.admin_password_file, "SECKILL_ADMIN_PASSWORD")?,
+            edge: required(&self.edge_secret, &self.edge_secret_file, "SECKILL_EDGE_SECRET")?,
+            payment: given_secret(&self.payment_secret, &self.payment_secret_file, "SECKILL_PAYMENT_SECRET")?,
         })
     }
 
@@ -270,6 +269,34 @@ impl Settings {
     /// Issuance factor as the token script takes it: per mille of remaining stock.
     pub fn token_factor_per_mille(&self) -> u64 {
         (self.token_factor * 1000.0).round() as u64
+    }
+}
+
+/// A secret from its setting or from the file its `_FILE` setting names
+/// (one trailing newline dropped), if either is given.
+fn given_secret(
+    value: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+    name: &'static str,
+) -> Result<Option<String>, SecretError> {
+    let value = value.as_deref().filter(|v| !v.is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => Err(SecretError::Both(name)),
+        (Some(v), None) => Ok(Some(v.to_owned())),
+        (None, Some(path)) => {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| SecretError::Unreadable {
+                name,
+                path: shown.clone(),
+                why: e.to_string(),
+            })?;
+            let secret = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+            if secret.is_empty() {
+                return Err(SecretError::Empty { name, path: shown });
+            }
+            Ok(Some(secret.to_owned()))
+        }
+        (None, None) => Ok(None),
     }
 }
 

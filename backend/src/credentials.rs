@@ -1,5 +1,6 @@
 //! What a caller proves itself with: a buyer's HS256 JWT, signed with the
-//! buyers' secret, and the secret the edge presents on `/internal/` routes.
+//! buyers' secret, the secret the edge presents on `/internal/` routes, and
+//! the payment provider's HMAC signature on its callbacks.
 //! The HTTP extractors (`routes::auth`) ask this module; admins' sessions
 //! have a key of their own (`admin_session`), never the buyers' secret.
 
@@ -30,6 +31,7 @@ pub struct Credentials {
     buyer: DecodingKey,
     buyer_validation: Validation,
     edge_secret_digest: [u8; 32],
+    payment_secret: Option<Vec<u8>>,
 }
 
 impl Credentials {
@@ -41,7 +43,21 @@ impl Credentials {
             buyer: DecodingKey::from_secret(jwt_secret.as_bytes()),
             buyer_validation,
             edge_secret_digest: Sha256::digest(edge_secret.as_bytes()).into(),
+            payment_secret: None,
         }
+    }
+
+    /// Accepts payment callbacks signed with `secret` (none without one).
+    pub fn with_payment_secret(mut self, secret: Option<&str>) -> Self {
+        self.payment_secret = secret.map(|s| s.as_bytes().to_vec());
+        self
+    }
+
+    /// Whether `signature` signs `body` with the payment secret (constant
+    /// time); `None` when no payment secret is set.
+    pub fn check_payment_signature(&self, body: &[u8], signature: &str) -> Option<bool> {
+        let secret = self.payment_secret.as_ref()?;
+        Some(seckill_api::payment::verify(secret, body, signature))
     }
 
     /// Verifies a buyer's JWT and returns the user id.

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | serving | [`server`], [`state`] | the listener, and the state built from the settings |
 //! | HTTP | [`routes`] (`auth`, `extract`, `error`, one file per audience) | requests and answers: extractors, thin handlers, [`routes::error::ApiError`], the only place the contract's error codes are chosen |
-//! | domain | [`activities`], [`alerting`], [`orders`], [`order_event`], [`purchase_batch`], [`reconcile`], [`dead_letters`], [`worker`], [`edge`], [`blacklist`], [`blacklist_reach`], [`admin_session`], [`credentials`], [`checklist`], [`instances`], [`profile`], [`live`], [`ui_assets`] | the rules, with an error enum each; no HTTP types |
+//! | domain | [`activities`], [`alerting`], [`orders`], [`payments`], [`order_event`], [`purchase_batch`], [`reconcile`], [`dead_letters`], [`worker`], [`edge`], [`blacklist`], [`blacklist_reach`], [`admin_session`], [`credentials`], [`checklist`], [`instances`], [`profile`], [`live`], [`ui_assets`] | the rules, with an error enum each; no HTTP types |
 //! | storage | [`store`] (Redis: client, scripts, activities, blacklist, edge rules, stream, key plan), [`db`] (SQL: pool, failure classes, orders, edge rules, checklist) | how things are kept; [`dependency::DependencyError`] is their failure as the domain sees it |
 //! | ground | [`clock`], [`config`], [`breaker`], [`telemetry`] | time, settings, failing fast, metric names |
 //!
@@ -35,6 +35,7 @@ pub mod instances;
 pub mod live;
 pub mod order_event;
 pub mod orders;
+pub mod payments;
 pub mod profile;
 pub mod purchase_batch;
 pub mod reconcile;

@@ -10,7 +10,7 @@
 use seckill_api::{Order, OrderStatus};
 
 use crate::clock::{from_ms, now_ms};
-use crate::db::{Cursor, Db, NewOrder, OrderFilter, OrderRow, released};
+use crate::db::{Cursor, Db, NewOrder, OrderFilter, OrderRow, PaymentOutcome, PaymentRecord, released};
 use crate::dependency::DependencyError;
 use crate::order_event::parse_event;
 use crate::store::StoreError;
@@ -149,6 +149,31 @@ impl Orders {
             OrderStatus::Paid => Ok(row_view(&row)),
             status => Err(OrderError::Closed(status)),
         }
+    }
+
+    /// Applies a provider's payment callback exactly once (see
+    /// [`Db::apply_payment`](crate::db::Db::apply_payment)): the order's row is
+    /// written from its event first if the worker has not yet, and an order a
+    /// late payment finds past its deadline is expired (its stock goes back).
+    pub async fn apply_payment(&self, payment: &PaymentRecord) -> Result<PaymentOutcome, OrderError> {
+        let row = self.materialize(&payment.order_id).await?;
+        let outcome = self.db.apply_payment(payment, now_ms()).await?;
+        let label = match &outcome {
+            PaymentOutcome::Applied => {
+                metrics::counter!("seckill_order_transitions_total", "to" => "paid").increment(1);
+                "applied"
+            }
+            PaymentOutcome::RefundNeeded(_) => {
+                if let Some(row) = self.db.order(&payment.order_id).await? {
+                    self.expire_if_due(row).await?;
+                }
+                "refund_needed"
+            }
+            PaymentOutcome::Duplicate => "duplicate",
+        };
+        metrics::counter!("seckill_payments_total", "outcome" => label).increment(1);
+        tracing::info!(payment = %payment.payment_id, order = %payment.order_id, outcome = ?outcome, found = row.is_some(), "payment callback applied");
+        Ok(outcome)
     }
 
     /// Cancels a pending order and gives its stock back, exactly once.

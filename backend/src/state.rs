@@ -57,7 +57,7 @@ impl AppState {
         if let Some(replica) = &settings.database_replica_url {
             db = db.with_replica(replica, settings.database_replica_max_lag_ms)?;
         }
-        let credentials = Credentials::new(&secrets.jwt, &secrets.edge);
+        let credentials = Credentials::new(&secrets.jwt, &secrets.edge).with_payment_secret(secrets.payment.as_deref());
         let admin = AdminSessions::new(store.clone(), &secrets.admin_password);
         let settings_ui_dir = settings.admin_ui_dir.clone();
         let purchases = PurchaseBatcher::new(store.clone(), settings.pay_timeout_secs * 1000);
@@ -94,6 +94,7 @@ impl AppState {
             tasks.push(crate::worker::spawn_sweeper(self.orders.clone(), sweep));
             let every = std::time::Duration::from_secs(self.settings.reconcile_interval_secs);
             tasks.push(crate::reconcile::spawn_reconciler(self.orders.clone(), every));
+            tasks.push(crate::payments::spawn_applier(self.orders.clone(), OrderWorker::default_consumer_name()));
         }
         if !self.settings.role.serves_http() {
             return tasks;

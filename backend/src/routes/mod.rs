@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod latency;
 pub mod orders;
+pub mod payments;
 pub mod profile;
 pub mod public;
 pub mod ui;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(dead_letters::router())
         .merge(profile::router())
+        .merge(payments::router())
         .merge(health::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

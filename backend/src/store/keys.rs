@@ -40,6 +40,8 @@ pub const BACKENDS: &str = "seckill:backends";
 pub const ACTIVITIES: &str = "seckill:activities";
 /// Source of activity ids.
 pub const ACTIVITY_SEQ: &str = "seckill:activity_seq";
+/// Consumer group that applies every activity's payment callbacks.
+pub const PAYMENT_GROUP: &str = "payment-appliers";
 /// Consumer group that the order worker reads every order stream with.
 pub const ORDER_GROUP: &str = "order-writers";
 
@@ -68,6 +70,10 @@ pub fn user_order(a: u64, user: &str) -> String {
 }
 pub fn order_stream(a: u64) -> String {
     format!("queue:seckill_order:{{{a}}}")
+}
+/// Payment callbacks of activity `a`'s orders (`CONTRACT.md`).
+pub fn payment_stream(a: u64) -> String {
+    format!("queue:seckill_payment:{{{a}}}")
 }
 /// Where order events that cannot become rows go, with the reason, for operators.
 pub fn dead_letters(a: u64) -> String {

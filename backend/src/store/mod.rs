@@ -24,4 +24,5 @@ pub use blacklist::BlacklistKind;
 pub use client::{RedisConn, ReplicasAck, Store, StoreError};
 pub use redis_url::{RedisTarget, SentinelTarget};
 pub use scripts::{Purchase, PurchaseOutcome, PurchaseRequest, ReleaseOutcome, Sale, ScriptRefusal, TokenOutcome};
+pub use stream::Queue;
 pub use topology::{Failover, MasterReport};

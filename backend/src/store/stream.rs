@@ -48,6 +48,30 @@ pub struct StreamSnapshot {
     pub pending: i64,
 }
 
+/// A stream read through a consumer group: the order events (the order
+/// worker) or the payment callbacks (the payment applier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    Orders,
+    Payments,
+}
+
+impl Queue {
+    fn key(self, a: u64) -> String {
+        match self {
+            Self::Orders => keys::order_stream(a),
+            Self::Payments => keys::payment_stream(a),
+        }
+    }
+
+    fn group(self) -> &'static str {
+        match self {
+            Self::Orders => keys::ORDER_GROUP,
+            Self::Payments => keys::PAYMENT_GROUP,
+        }
+    }
+}
+
 fn entries(reply: StreamReadReply) -> Vec<Entry> {
     reply.keys.into_iter().flat_map(|k| k.ids).map(Entry::from).collect()
 }
@@ -55,11 +79,16 @@ fn entries(reply: StreamReadReply) -> Vec<Entry> {
 impl Store {
     /// Creates the worker's consumer group if it does not exist yet.
     pub async fn ensure_group(&self, a: u64) -> Result<(), StoreError> {
+        self.ensure_group_of(Queue::Orders, a).await
+    }
+
+    /// Creates `queue`'s consumer group of activity `a` if it does not exist yet.
+    pub async fn ensure_group_of(&self, queue: Queue, a: u64) -> Result<(), StoreError> {
         self.bounded(|mut c| async move {
             let created: redis::RedisResult<()> = redis::cmd("XGROUP")
                 .arg("CREATE")
-                .arg(keys::order_stream(a))
-                .arg(keys::ORDER_GROUP)
+                .arg(queue.key(a))
+                .arg(queue.group())
                 .arg("0")
                 .arg("MKSTREAM")
                 .query_async(&mut c)
@@ -81,14 +110,26 @@ impl Store {
         own_pending: bool,
         count: usize,
     ) -> Result<Vec<Entry>, StoreError> {
+        self.read_group_of(Queue::Orders, a, consumer, own_pending, count).await
+    }
+
+    /// [`Store::read_group`] of `queue`.
+    pub async fn read_group_of(
+        &self,
+        queue: Queue,
+        a: u64,
+        consumer: &str,
+        own_pending: bool,
+        count: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut read = redis::cmd("XREADGROUP");
         read.arg("GROUP")
-            .arg(keys::ORDER_GROUP)
+            .arg(queue.group())
             .arg(consumer)
             .arg("COUNT")
             .arg(count)
             .arg("STREAMS")
-            .arg(keys::order_stream(a))
+            .arg(queue.key(a))
             .arg(if own_pending { "0" } else { ">" });
         // Acknowledged like a purchase: a row must not be written for an
         // event that a failover could still take back (the unit would sell twice).
@@ -104,21 +145,31 @@ impl Store {
         min_idle_ms: u64,
         count: usize,
     ) -> Result<Vec<Entry>, StoreError> {
+        self.autoclaim_of(Queue::Orders, a, consumer, min_idle_ms, count).await
+    }
+
+    /// [`Store::autoclaim`] of `queue`.
+    pub async fn autoclaim_of(
+        &self,
+        queue: Queue,
+        a: u64,
+        consumer: &str,
+        min_idle_ms: u64,
+        count: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut claim = redis::cmd("XAUTOCLAIM");
-        claim
-            .arg(keys::order_stream(a))
-            .arg(keys::ORDER_GROUP)
-            .arg(consumer)
-            .arg(min_idle_ms)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(count);
+        claim.arg(queue.key(a)).arg(queue.group()).arg(consumer).arg(min_idle_ms).arg("0-0").arg("COUNT").arg(count);
         let reply: StreamAutoClaimReply = self.acknowledged(claim, None).await?;
         Ok(reply.claimed.into_iter().map(Entry::from).collect())
     }
 
     /// Acknowledges and deletes entries whose rows are committed.
     pub async fn ack_delete(&self, a: u64, ids: &[String]) -> Result<(), StoreError> {
+        self.ack_delete_of(Queue::Orders, a, ids).await
+    }
+
+    /// [`Store::ack_delete`] of `queue`.
+    pub async fn ack_delete_of(&self, queue: Queue, a: u64, ids: &[String]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -127,16 +178,28 @@ impl Store {
             redis::pipe()
                 .atomic()
                 .cmd("XACK")
-                .arg(keys::order_stream(a))
-                .arg(keys::ORDER_GROUP)
+                .arg(queue.key(a))
+                .arg(queue.group())
                 .arg(&ids)
                 .ignore()
                 .cmd("XDEL")
-                .arg(keys::order_stream(a))
+                .arg(queue.key(a))
                 .arg(&ids)
                 .ignore()
                 .query_async::<()>(&mut c)
                 .await
+        })
+        .await
+    }
+
+    /// Appends a payment callback to activity `a`'s payment stream (its group
+    /// made first, so that no callback is added where nobody reads); returns
+    /// the entry id.
+    pub async fn add_payment(&self, a: u64, fields: &[(&'static str, String)]) -> Result<String, StoreError> {
+        self.ensure_group_of(Queue::Payments, a).await?;
+        let fields = fields.to_vec();
+        self.bounded(|mut c| async move {
+            redis::cmd("XADD").arg(keys::payment_stream(a)).arg("*").arg(&fields).query_async(&mut c).await
         })
         .await
     }
