@@ -12,9 +12,9 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -642,4 +642,23 @@ pub async fn pay_deadline_ms(api: &Backend, order: &str, user: &str) -> i64 {
         OffsetDateTime::parse(body["pay_deadline"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
             .unwrap();
     (deadline.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The xtask binary, refused when missing or older than its sources (a test
+/// would run a command that is not the one in the tree).
+pub fn xtask_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(Path::parent).expect("the test binary is in target/<profile>/deps");
+    let binary = profile.join("xtask");
+    let hint = "build it with `cargo build -p xtask` (`cargo xtask test` does)";
+    let built = std::fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {hint}", binary.display()));
+    let mut sources = vec![root().join("xtask/Cargo.toml")];
+    sources.extend(std::fs::read_dir(root().join("xtask/src")).unwrap().map(|e| e.unwrap().path()));
+    for source in sources {
+        let modified = std::fs::metadata(&source).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+        assert!(modified <= built, "{} is older than {}: {hint}", binary.display(), source.display());
+    }
+    binary
 }

@@ -19,32 +19,13 @@ use seckill_tests::mariadb::MariaDb;
 use seckill_tests::redis_topology::{RedisCluster, SentinelRedis};
 use seckill_tests::{
     ActivitySpec, BackendProcess, RedisServer, TempDir, admin_token_at, create_activity_at, eventually, jwt,
-    retry_unavailable, root,
+    retry_unavailable, root, xtask_binary,
 };
 use serde_json::{Value, json};
 
-/// The xtask binary, refused when missing or older than its sources (it
-/// would test a backup that is not the one in the tree).
-fn xtask() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(Path::parent).expect("the test binary is in target/<profile>/deps");
-    let binary = profile.join("xtask");
-    let hint = "build it with `cargo build -p xtask` (`cargo xtask test` does)";
-    let built = std::fs::metadata(&binary)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: {hint}", binary.display()));
-    let mut sources = vec![root().join("xtask/Cargo.toml")];
-    sources.extend(std::fs::read_dir(root().join("xtask/src")).unwrap().map(|e| e.unwrap().path()));
-    for source in sources {
-        let modified = std::fs::metadata(&source).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-        assert!(modified <= built, "{} is older than {}: {hint}", binary.display(), source.display());
-    }
-    binary
-}
-
 /// Runs `cargo xtask <args>` (the binary), with the stores named only by flags.
 fn run_xtask(args: &[&str]) -> Output {
-    let out = Command::new(xtask())
+    let out = Command::new(xtask_binary())
         .args(args)
         .env_remove("SECKILL_REDIS_URL")
         .env_remove("SECKILL_DATABASE_URL")

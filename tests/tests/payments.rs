@@ -181,3 +181,25 @@ async fn forged_malformed_or_unknown_callbacks_are_refused_and_change_nothing() 
     let (status, body) = Provider { api: &api2 }.pay("p3", &order, 100).await;
     assert_eq!((status, body["code"].as_str()), (503, Some("unavailable")), "{body}");
 }
+
+/// `cargo xtask pay`, the simulated provider of the README, against a real backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_provider_pays_an_order_through_the_api() {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start_with(&redis.url(), &["--payment-secret", SECRET]).await.unwrap();
+    let admin = api.admin_token().await;
+    let a = api.create_activity(ActivitySpec::live(10, 1)).await;
+    let order = api.buy(a, "erin", 1).await;
+    let out = std::process::Command::new(seckill_tests::xtask_binary())
+        .args(["pay", &order, "--times", "3", "--payment-id", "sim-erin", "--to", &api.addr.to_string()])
+        .env("SECKILL_PAYMENT_SECRET", SECRET)
+        .env("SECKILL_ADMIN_PASSWORD", seckill_tests::ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches(": 202 ").count(), 3, "three callbacks, all taken: {stdout}");
+    assert_eq!(applied(&api, &admin, "sim-erin").await["outcome"], "applied");
+    assert_eq!(order_status(&api, &order, "erin").await, "paid");
+    assert_eq!(payments(&api, &admin).await.len(), 1, "one payment, however often it was posted");
+}

@@ -15,15 +15,27 @@ pub fn request(
     bearer: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<(u16, String)> {
+    let authorization = bearer.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = authorization.iter().map(|a| ("Authorization", a.as_str())).collect();
+    request_raw(addr, method, path, &headers, &body.map(|b| b.to_string()).unwrap_or_default())
+}
+
+/// Sends one request with `headers` and exactly `body` (JSON if not empty).
+pub fn request_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
     if !body.is_empty() {
         head.push_str("Content-Type: application/json\r\n");
     }
-    if let Some(token) = bearer {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     stream.write_all(format!("{head}\r\n{body}").as_bytes())?;
     let mut response = String::new();

