@@ -123,3 +123,13 @@ pub struct ActivityPatch {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub ends_at: Option<OffsetDateTime>,
 }
+
+/// `GET /api/activities/{id}/challenge`: what the token request must prove
+/// (see [`crate::pow`]); `bits` 0 means no proof is asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenChallenge {
+    pub challenge: String,
+    pub bits: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}

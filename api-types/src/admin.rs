@@ -88,3 +88,10 @@ pub struct ChecklistTick {
     #[serde(default)]
     pub note: String,
 }
+
+/// The token step's proof of work (`GET|PUT /admin/api/anti-bot`): 0 is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AntiBot {
+    pub pow_bits: u32,
+}

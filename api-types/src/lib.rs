@@ -8,7 +8,8 @@
 //! several crates share: [`valid_user_id`], [`client_addr`], [`placeholders`],
 //! [`limits`], [`header_map`] (the proxy-wasm header map, for the edge host
 //! and the filter), [`buyer_jwt`] (minting buyers' tokens for tests, the demo
-//! and the load tool) and [`payment`] (payment callbacks and their signature).
+//! and the load tool) [`payment`] (payment callbacks and their signature) and [`pow`] (the
+//! token step's proof of work).
 
 mod activity;
 mod admin;
@@ -22,6 +23,7 @@ mod live;
 mod order;
 pub mod payment;
 pub mod placeholders;
+pub mod pow;
 
 pub use activity::*;
 pub use admin::*;

@@ -10,6 +10,7 @@ use seckill_api::{CheckStatus, ChecklistItem};
 use crate::clock::{from_ms, now_ms};
 use std::sync::Arc;
 
+use crate::anti_bot::AntiBot;
 use crate::breaker::BreakerState;
 use std::sync::atomic::Ordering;
 
@@ -70,6 +71,7 @@ pub struct Probes {
     /// Whether the admin UI's built files are being served.
     pub ui_built: bool,
     pub schemes: Arc<BuyerSchemes>,
+    pub anti_bot: AntiBot,
 }
 
 /// The masters whose report matches `bad`.
@@ -107,7 +109,7 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
         "code.sql" => query_plans(probes).await,
         "security.ddos" => worst([edge_finding(probes).await, flood_limits(probes).await]),
         "security.cc" => worst([rate_limits(probes).await, blacklist_at_edge(probes).await]),
-        "security.anti_abuse" => anti_abuse(),
+        "security.anti_abuse" => anti_abuse(&probes.anti_bot),
         "security.encryption" => worst([secrets(probes), buyers_over_tls(&probes.schemes)]),
         "monitoring.key_metrics" => {
             worst([(CheckStatus::Ok, "/metrics serves Prometheus text".into()), drift(probes).await])
@@ -383,12 +385,15 @@ async fn blacklist_at_edge(probes: &Probes) -> Finding {
     }
 }
 
-fn anti_abuse() -> Finding {
-    (
-        CheckStatus::Warning,
-        "a purchase needs a one-time token bound to the user and activity; no proof-of-work or captcha on the token step"
-            .into(),
-    )
+fn anti_abuse(anti_bot: &AntiBot) -> Finding {
+    let token = "a purchase needs a one-time token bound to the buyer and the activity, issued only while it is live";
+    match anti_bot.bits() {
+        0 => (
+            CheckStatus::Warning,
+            format!("{token}; no proof of work on the token step (switch it on from the Edge page against bots)"),
+        ),
+        bits => (CheckStatus::Ok, format!("{token}; a proof of work of {bits} zero bits on the token step")),
+    }
 }
 
 /// Seckill's alert rules in the Prometheus named by `SECKILL_PROMETHEUS_URL`

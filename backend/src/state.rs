@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::admin_session::AdminSessions;
+use crate::anti_bot::AntiBot;
 use crate::blacklist::Blacklist;
 use crate::checklist::Probes;
 use crate::config::{Secrets, Settings};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub ui: Option<Arc<UiAssets>>,
     /// Buyer requests by the scheme they reached the edge with.
     pub schemes: Arc<BuyerSchemes>,
+    /// The token step's proof of work.
+    pub anti_bot: AntiBot,
 }
 
 impl AppState {
@@ -72,6 +75,7 @@ impl AppState {
             live: LiveStats::default(),
             ui: UiAssets::load(&settings_ui_dir),
             schemes: Arc::default(),
+            anti_bot: AntiBot::new(&secrets.jwt),
         })
     }
 
@@ -106,6 +110,10 @@ impl AppState {
             tracing::warn!(error = %e, "loading scripts failed; they load on first use");
         }
         tasks.push(self.blacklist.spawn_refresher(self.store.clone()));
+        if let Err(e) = self.anti_bot.refresh(&self.store).await {
+            tracing::warn!(error = %e, "anti-bot switch not read; will retry");
+        }
+        tasks.push(self.anti_bot.spawn_refresher(self.store.clone()));
         tasks.extend(self.orders.db.spawn_replica_watch());
         let name = crate::instances::name(self.settings.listen);
         tasks.push(crate::instances::start_heartbeat(self.store.clone(), name).await);
@@ -121,6 +129,7 @@ impl AppState {
 impl FromRef<AppState> for Probes {
     fn from_ref(state: &AppState) -> Self {
         Probes {
+            anti_bot: state.anti_bot.clone(),
             settings: state.settings.clone(),
             orders: state.orders.clone(),
             ui_built: state.ui.is_some(),

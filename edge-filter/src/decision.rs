@@ -13,8 +13,8 @@
 //!    `:method`/`:path` → `400 bad_request`
 //! 2. a blocked path (`/internal/…`) → `404 not_found`
 //! 3. no state yet and `fail_open: false` → `503 unavailable`; degraded
-//!    mode and a buyer request (`/api/…`) other than token or purchase →
-//!    `503 unavailable` with `retry-after`
+//!    mode and a buyer request (`/api/…`) other than token, its challenge or
+//!    purchase → `503 unavailable` with `retry-after`
 //! 4. client IP (or its range) blacklisted → `403 blacklisted`
 //! 5. `Authorization` on a JWT path: malformed header → `400 bad_request`,
 //!    bad token → `401 unauthorized`
@@ -332,6 +332,13 @@ fn buy_route_activity(req: &RequestFacts) -> Option<(u64, BuyStep)> {
     }
 }
 
+/// `GET /api/activities/{id}/challenge`: the proof of work a token request
+/// may need, so part of buying (degraded mode keeps it).
+fn token_challenge_route(req: &RequestFacts) -> bool {
+    matches!(req.segments.as_slice(), [api, activities, _, challenge]
+        if req.method == "GET" && api == "api" && activities == "activities" && challenge == "challenge")
+}
+
 struct BucketUse<'a> {
     /// The route rule it comes from, if any, and which of its limits: only
     /// for the reply's message, so only written out then.
@@ -456,7 +463,7 @@ pub fn decide<S: SharedStore + ?Sized>(
     };
     // Degraded mode keeps the sale alive and sheds the rest of the buyers' API;
     // the admin API and UI stay reachable, or nobody could switch it off.
-    if snap.degraded && dir.starts_with("/api/") && buy_route_activity(req).is_none() {
+    if snap.degraded && dir.starts_with("/api/") && buy_route_activity(req).is_none() && !token_challenge_route(req) {
         return Verdict::Reject(LocalReply {
             retry_after_secs: Some(DEGRADED_RETRY_AFTER_SECS),
             ..LocalReply::new(

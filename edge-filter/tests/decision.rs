@@ -258,6 +258,8 @@ fn degraded_mode_sheds_buyer_requests_but_token_purchase_and_admin() {
         let h = with(req("POST", &format!("/api/activities/7/{step}")), "authorization", &auth);
         assert_eq!(run(&mut e, &store, &h, peer, T0), Ok(()), "{step} goes on");
     }
+    let challenge = with(req("GET", "/api/activities/7/challenge"), "authorization", &auth);
+    assert_eq!(run(&mut e, &store, &challenge, peer, T0), Ok(()), "the token's proof of work is part of buying");
     for path in ["/admin/api/degraded", "/admin/", "/healthz"] {
         assert_eq!(run(&mut e, &store, &req("GET", path), peer, T0), Ok(()), "{path} stays reachable");
     }

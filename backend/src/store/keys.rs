@@ -32,6 +32,8 @@ pub const EDGE_RULES: &str = "seckill:edge:rules";
 pub const EDGE_SYNCS: &str = "seckill:edge:syncs";
 /// Hash: `reason`, `since_ms` while degraded mode is on (absent while off).
 pub const DEGRADED: &str = "seckill:degraded";
+/// Hash: `pow_bits`, the proof of work the token step asks (`anti_bot`).
+pub const ANTI_BOT: &str = "seckill:anti_bot";
 /// Hash: `at_ms`, `dir`, `ok` of the last finished `cargo xtask backup`.
 pub const BACKUP_LAST: &str = "seckill:backup:last";
 /// Hash: API backend name → ms of its last heartbeat (`instances`).
