@@ -17,6 +17,7 @@ use crate::admin_session::{AdminSessions, SessionClaims, SessionError};
 use crate::config::Settings;
 use crate::credentials::Credentials;
 use crate::routes::error::ApiError;
+use crate::routes::request_id;
 
 /// Name of the admin session cookie.
 pub const ADMIN_COOKIE: &str = "seckill_admin";
@@ -51,7 +52,9 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <JWT>`"))?;
-        Ok(Buyer(Arc::<Credentials>::from_ref(state).verify_buyer(token)?))
+        let user = Arc::<Credentials>::from_ref(state).verify_buyer(token)?;
+        request_id::note_user(parts, &user);
+        Ok(Buyer(user))
     }
 }
 
@@ -116,6 +119,7 @@ where
         if let Some(token) = bearer(parts)
             && let Ok(user) = Arc::<Credentials>::from_ref(state).verify_buyer(token)
         {
+            request_id::note_user(parts, &user);
             return Ok(Self::Buyer(user));
         }
         match <Admin as FromRequestParts<S>>::from_request_parts(parts, state).await {

@@ -116,6 +116,8 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after_secs {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        // The code, for the access line (`routes::request_id`), which never reads bodies.
+        response.extensions_mut().insert(self.code);
         response
     }
 }

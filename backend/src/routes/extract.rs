@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::routes::error::ApiError;
+use crate::routes::request_id;
 
 /// `Json<T>` whose rejections are `bad_request` with the parser's reason.
 pub struct JsonBody<T>(pub T);
@@ -31,7 +32,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ActivityId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) =
             Path::<String>::from_request_parts(parts, state).await.map_err(|_| ApiError::not_found("activity"))?;
-        raw.parse::<u64>().map(Self).map_err(|_| ApiError::not_found("activity"))
+        let id = raw.parse::<u64>().map_err(|_| ApiError::not_found("activity"))?;
+        request_id::note_activity(parts, id);
+        Ok(Self(id))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod orders;
 pub mod payments;
 pub mod profile;
 pub mod public;
+pub mod request_id;
 pub mod ui;
 
 use axum::Router;
@@ -42,5 +43,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.schemes.clone(), latency::track_latency))
+        .layer(axum::middleware::from_fn(request_id::access_log))
         .with_state(state)
 }

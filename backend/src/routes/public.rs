@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use seckill_api::limits::MAX_QUANTITY;
 use seckill_api::{Activity, ErrorCode, OrderStatus, PurchaseAccepted, PurchaseRequest, PurchaseToken};
 
@@ -16,6 +16,7 @@ use crate::live::Answer;
 use crate::routes::auth::{Buyer, ClientIp};
 use crate::routes::error::ApiError;
 use crate::routes::extract::{ActivityId, JsonBody};
+use crate::routes::request_id::AcceptedOrder;
 use std::sync::Arc;
 
 use crate::blacklist::Blacklist;
@@ -128,14 +129,16 @@ async fn purchase(
     ip: ClientIp,
     ActivityId(id): ActivityId,
     JsonBody(body): JsonBody<PurchaseRequest>,
-) -> Result<(StatusCode, Json<PurchaseAccepted>), ApiError> {
+) -> Result<(StatusCode, Extension<AcceptedOrder>, Json<PurchaseAccepted>), ApiError> {
     check_blacklist(&blacklist, &user, ip)?;
     let result = buy(&purchases, id, &user, &body).await;
     metrics::counter!(telemetry::PURCHASES, "result" => result_label(&result)).increment(1);
     match result {
         Ok((accepted, sold)) => {
             live.record_purchase(id, sold);
-            Ok((StatusCode::ACCEPTED, Json(accepted)))
+            // The order id for the access line, which the worker's line for the row names too.
+            let order = Extension(AcceptedOrder(accepted.order_id.clone()));
+            Ok((StatusCode::ACCEPTED, order, Json(accepted)))
         }
         Err(e) => {
             live.record(id, Answer::Refused(e.code));
