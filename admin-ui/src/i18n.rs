@@ -198,6 +198,22 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("code.unavailable", "服务不可用", "Unavailable"),
     // Edge rules.
     ("edge.title", "边缘限流规则", "Edge rules"),
+    ("refunds.title", "待退款的支付", "Payments to refund"),
+    ("refunds.none", "没有待退款的支付", "No payment to refund"),
+    ("refunds.payment", "支付单号", "Payment"),
+    ("refunds.order", "订单", "Order"),
+    ("refunds.amount", "金额", "Amount"),
+    ("refunds.reason", "原因", "Reason"),
+    ("refunds.at", "处理于", "Applied at"),
+    ("anti_bot.title", "接口防刷：工作量证明", "Anti-bot: proof of work"),
+    (
+        "anti_bot.what",
+        "开启后，领取令牌前客户端须先解一道工作量证明（SHA-256 前导零位数），机器人刷令牌的成本随之上升；0 为关闭。",
+        "While on, a client must solve a proof of work (leading zero bits of SHA-256) before it may ask for a purchase token, which makes every bot request cost CPU; 0 is off.",
+    ),
+    ("anti_bot.off", "未开启：领取令牌只需登录", "Off: a token needs only a login"),
+    ("anti_bot.on", "已开启，前导零位数", "On, zero bits:"),
+    ("anti_bot.bits", "前导零位数（0–24）", "Zero bits (0–24)"),
     ("degraded.title", "降级策略", "Degraded mode"),
     (
         "degraded.what",

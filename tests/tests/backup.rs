@@ -13,13 +13,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use seckill_tests::mariadb::MariaDb;
 use seckill_tests::redis_topology::{RedisCluster, SentinelRedis};
 use seckill_tests::{
     ActivitySpec, BackendProcess, RedisServer, TempDir, admin_token_at, create_activity_at, eventually, jwt,
-    retry_unavailable, root, xtask_binary,
+    retry_unavailable, xtask_binary,
 };
 use serde_json::{Value, json};
 

@@ -273,6 +273,8 @@ async fn the_dashboard_works_in_a_real_browser() {
     // The order, in the orders page.
     click(&c, r##"header.topbar nav a[href="#/orders"]"##).await;
     wait_text(&c, "table td", "browser-buyer").await;
+    // Below them, the payments a provider took that must go back: none here.
+    wait_text(&c, ".refunds-card", "No payment to refund").await;
     screenshot(&c, "orders").await;
 
     // Opened afresh, the activity page charts the recent past at once (the

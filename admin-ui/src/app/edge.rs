@@ -6,6 +6,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 use seckill_api::{EdgeRules, EdgeRulesVersion, EdgeSync, Page, RateRule};
 
+use super::anti_bot::AntiBotSwitch;
 use super::api;
 use super::degraded::DegradedSwitch;
 use super::local_time::{local, local_ms};
@@ -39,6 +40,7 @@ pub fn EdgeRulesPage(lang: Lang) -> impl IntoView {
             <h1>{tr(lang, "edge.title")}</h1>
         </div>
         <DegradedSwitch lang />
+        <AntiBotSwitch lang />
         <section class="card">
             <h2>{tr(lang, "edge.current")}</h2>
             {move || match current.get() {

@@ -5,6 +5,7 @@
 mod activities;
 mod activity;
 mod activity_form;
+mod anti_bot;
 mod api;
 mod blacklist;
 mod checklist;
@@ -16,6 +17,7 @@ mod login;
 mod orders;
 mod preflight;
 mod recon;
+mod refunds;
 mod sse;
 mod state;
 mod widgets;

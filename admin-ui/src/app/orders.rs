@@ -5,6 +5,7 @@ use seckill_api::{Activity, Order, OrderStatus, Page};
 
 use super::api;
 use super::local_time::local;
+use super::refunds::RefundsDue;
 use super::state::navigate;
 use super::widgets::{error_box, loading, order_badge};
 use crate::format::{count, money};
@@ -123,6 +124,7 @@ pub fn OrdersPage(lang: Lang, activity: Option<u64>, status: Option<OrderStatus>
                 Some(Ok(p)) => table(lang, p, cursors).into_any(),
             }}
         </section>
+        <RefundsDue lang />
     }
 }
 

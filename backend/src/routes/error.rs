@@ -14,12 +14,15 @@ use seckill_api::{ErrorBody, ErrorCode};
 
 use crate::activities::ActivityError;
 use crate::admin_session::SessionError;
+use crate::anti_bot::{AntiBotError, PowRefusal};
 use crate::breaker::BreakerOpen;
 use crate::credentials::BuyerTokenError;
 use crate::dead_letters::DeadLetterError;
 use crate::dependency::DependencyError;
 use crate::edge::{DegradeError, InvalidRules, SaveRulesError};
 use crate::orders::OrderError;
+use crate::payments::CallbackError;
+use crate::profile::ProfileError;
 use crate::store::{ScriptRefusal, StoreError};
 
 /// An error a handler answers with.
@@ -259,5 +262,40 @@ impl From<DegradeError> for ApiError {
             DegradeError::BadReason(_) => Self::bad_request(err.to_string()),
             DegradeError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<ProfileError> for ApiError {
+    fn from(err: ProfileError) -> Self {
+        match err {
+            ProfileError::Busy => Self::rate_limited(err.to_string(), 5),
+            ProfileError::Failed(why) => Self::unavailable(format!("profiling failed: {why}")),
+        }
+    }
+}
+
+impl From<CallbackError> for ApiError {
+    fn from(err: CallbackError) -> Self {
+        match err {
+            CallbackError::Invalid(why) => Self::bad_request(why),
+            CallbackError::UnknownActivity(_) => Self::not_found("activity"),
+            CallbackError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AntiBotError> for ApiError {
+    fn from(err: AntiBotError) -> Self {
+        match err {
+            AntiBotError::TooHard => Self::bad_request(err.to_string()),
+            AntiBotError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A token request without its proof of work is refused like a forbidden action.
+impl From<PowRefusal> for ApiError {
+    fn from(refusal: PowRefusal) -> Self {
+        Self::forbidden(refusal.to_string())
     }
 }

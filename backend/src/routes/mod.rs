@@ -2,6 +2,7 @@
 //! (through extractors), call the store, and shape the answer.
 
 pub mod admin;
+pub mod anti_bot;
 pub mod auth;
 pub mod dashboard;
 pub mod dead_letters;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dead_letters::router())
         .merge(profile::router())
         .merge(payments::router())
+        .merge(anti_bot::router())
         .merge(health::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -17,7 +17,7 @@ use crate::clock::from_ms;
 use crate::credentials::Credentials;
 use crate::db::PaymentRow;
 use crate::orders::Orders;
-use crate::payments::{self, CallbackError};
+use crate::payments;
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
 use crate::routes::extract::Query;
@@ -82,15 +82,5 @@ fn view(row: PaymentRow) -> Payment {
         applied_at: from_ms(row.applied_at_ms),
         outcome: row.outcome,
         reason: row.reason,
-    }
-}
-
-impl From<CallbackError> for ApiError {
-    fn from(err: CallbackError) -> Self {
-        match err {
-            CallbackError::Invalid(why) => ApiError::bad_request(why),
-            CallbackError::UnknownActivity(_) => ApiError::not_found("activity"),
-            CallbackError::Store(e) => e.into(),
-        }
     }
 }

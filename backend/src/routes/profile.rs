@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::profile::{self, ProfileError};
+use crate::profile;
 use crate::routes::auth::Admin;
 use crate::routes::error::ApiError;
 use crate::routes::extract::Query;
@@ -36,13 +36,4 @@ async fn cpu_profile(_: Admin, Query(q): Query<ProfileQuery>) -> Result<impl Int
         ],
         pprof,
     ))
-}
-
-impl From<ProfileError> for ApiError {
-    fn from(err: ProfileError) -> Self {
-        match err {
-            ProfileError::Busy => ApiError::rate_limited(err.to_string(), 5),
-            ProfileError::Failed(why) => ApiError::unavailable(format!("profiling failed: {why}")),
-        }
-    }
 }

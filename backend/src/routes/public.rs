@@ -2,15 +2,17 @@
 
 use axum::extract::{Request, State};
 use axum::http::header::CACHE_CONTROL;
-use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use seckill_api::limits::MAX_QUANTITY;
+use seckill_api::pow::POW_HEADER;
 use seckill_api::{Activity, ErrorCode, OrderStatus, PurchaseAccepted, PurchaseRequest, PurchaseToken};
 
 use crate::activities;
+use crate::anti_bot::AntiBot;
 use crate::clock::{from_ms, now_ms};
 use crate::live::Answer;
 use crate::routes::auth::{Buyer, ClientIp};
@@ -79,16 +81,21 @@ fn check_blacklist(blacklist: &Blacklist, user: &str, ip: ClientIp) -> Result<()
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // one extractor per thing the token step checks
 async fn issue_token(
     State(settings): State<Arc<Settings>>,
     State(store): State<Store>,
     State(blacklist): State<Blacklist>,
     State(live): State<LiveStats>,
+    State(anti_bot): State<AntiBot>,
     Buyer(user): Buyer,
     ip: ClientIp,
     ActivityId(id): ActivityId,
+    headers: HeaderMap,
 ) -> Result<Json<PurchaseToken>, ApiError> {
     check_blacklist(&blacklist, &user, ip)?;
+    let proof = headers.get(POW_HEADER).and_then(|v| v.to_str().ok());
+    anti_bot.check(id, &user, proof, now_ms())?;
     let s = &settings;
     let outcome = store.issue_token(id, &user, now_ms(), s.token_ttl_secs * 1000, s.token_factor_per_mille()).await;
     let result = match outcome {
