@@ -254,3 +254,88 @@ fn a_filter_with_a_missing_import_does_not_start() {
     let err = EdgeProxy::start(cfg).err().expect("refused");
     assert!(format!("{err:#}").contains("env::proxy_nope"), "{err:#}");
 }
+
+/// Collects the access lines an edge writes, parsed.
+fn access_lines() -> (seckill_edge_host::proxy::AccessLog, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let log = seckill_edge_host::proxy::AccessLog::to(move |line| {
+        let text = std::str::from_utf8(line).unwrap();
+        assert!(text.ends_with('\n') && text.matches('\n').count() == 1, "one line per write: {text:?}");
+        sink.lock().unwrap().push(serde_json::from_str(text).unwrap());
+    });
+    (log, lines)
+}
+
+#[test]
+fn every_request_goes_by_one_id_which_the_access_line_names() {
+    let backend = Backend::start();
+    let (log, lines) = access_lines();
+    let proxy = start(&backend.addr.to_string(), &Mini::default(), |c| c.access_log = Some(log));
+    let addr = proxy.listen_addr();
+    let line = |n: usize| -> serde_json::Value {
+        wait_for("the access line", || lines.lock().unwrap().len() > n);
+        lines.lock().unwrap()[n].clone()
+    };
+
+    // A well-formed id of the client's is kept: the backend gets it, the client gets it back.
+    let r = http(addr, "GET", "/api/activities?x=1", &[("x-request-id", "test-req-1")], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-request-id"), Some("test-req-1"));
+    assert_eq!(r.json()["headers"]["x-request-id"], "test-req-1");
+    let l = line(0);
+    for (field, value) in [
+        ("level", "INFO"),
+        ("target", "seckill::access"),
+        ("request_id", "test-req-1"),
+        ("method", "GET"),
+        ("path", "/api/activities?x=1"),
+        ("client", "127.0.0.1"),
+        ("decision", "forwarded"),
+    ] {
+        assert_eq!(l[field], value, "{field} in {l}");
+    }
+    assert_eq!(l["status"], 200);
+    assert!(l["latency_ms"].as_f64().unwrap() > 0.0, "{l}");
+
+    // None, or a malformed one: a fresh id, the same at the backend, on the answer and in the line.
+    for sent in [None, Some("../.."), Some(&*"x".repeat(200))] {
+        let headers: Vec<(&str, &str)> = sent.map(|id| ("x-request-id", id)).into_iter().collect();
+        let n = lines.lock().unwrap().len();
+        let r = http(addr, "POST", "/api/activities/1/purchase", &headers, br#"{"quantity":1}"#);
+        assert_eq!(r.status, 200);
+        let id = r.header("x-request-id").unwrap().to_owned();
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+        assert_eq!(r.json()["headers"]["x-request-id"], id.as_str());
+        assert_eq!(line(n)["request_id"], id.as_str());
+    }
+
+    // Answers the edge gives itself carry the id too, and say who decided.
+    let big = "a".repeat(20 * 1024);
+    let cases = [
+        ("denied-1", vec![("x-deny", "1")], "/api/activities", 403, "forbidden"),
+        ("side-door-1", vec![], "/internal/edge/state", 404, "edge_denied"),
+        ("big-1", vec![("x-big", big.as_str())], "/api/activities", 400, "edge_bad_request"),
+    ];
+    for (id, mut headers, path, status, decision) in cases {
+        headers.push(("x-request-id", id));
+        let n = lines.lock().unwrap().len();
+        let r = http(addr, "GET", path, &headers, b"");
+        assert_eq!(r.status, status, "{path}");
+        assert_eq!(r.header("x-request-id"), Some(id));
+        let l = line(n);
+        assert_eq!((l["request_id"].as_str(), l["status"].as_u64()), (Some(id), Some(status as u64)), "{l}");
+        assert_eq!(l["decision"], decision, "{l}");
+    }
+    proxy.shutdown();
+}
+
+#[test]
+fn without_an_access_log_the_id_still_goes_through() {
+    let backend = Backend::start();
+    let proxy = start(&backend.addr.to_string(), &Mini::default(), |_| {});
+    let r = http(proxy.listen_addr(), "GET", "/api/activities", &[("x-request-id", "quiet-1")], b"");
+    assert_eq!(r.header("x-request-id"), Some("quiet-1"));
+    assert_eq!(r.json()["headers"]["x-request-id"], "quiet-1");
+    proxy.shutdown();
+}

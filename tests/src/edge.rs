@@ -84,3 +84,97 @@ pub fn client_from(source: IpAddr) -> reqwest::Client {
 pub fn loopback(n: u8) -> IpAddr {
     IpAddr::from([127, 0, 1, n])
 }
+
+/// The real `seckill-edge` binary in a process of its own, in front of one
+/// backend with `envoy/filter-config.json` and two workers, started with
+/// `extra` flags (e.g. `--access-log json`); its standard output (the access
+/// log) and error go to files in its own directory. Killed on drop.
+pub struct EdgeProcess {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+    dir: crate::TempDir,
+}
+
+impl EdgeProcess {
+    /// `target/<profile>/seckill-edge`, built with the workspace's tests
+    /// (`cargo test -p seckill-edge-host` builds it).
+    pub fn binary() -> anyhow::Result<PathBuf> {
+        let binary = crate::BackendProcess::binary()?.with_file_name("seckill-edge");
+        anyhow::ensure!(
+            binary.is_file(),
+            "{} is missing: build it with `cargo build -p seckill-edge-host` (cargo xtask test does)",
+            binary.display()
+        );
+        Ok(binary)
+    }
+
+    /// Starts the edge in front of `backend` and waits until it serves.
+    pub fn start(backend: SocketAddr, extra: &[&str]) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let dir = crate::TempDir::new("edge");
+        let config = dir.0.join("filter-config.json");
+        std::fs::write(&config, crate::filter_config(backend, "edge-process", 200))?;
+        let (port, admin) = (crate::free_port(), crate::free_port());
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = std::process::Command::new(Self::binary()?)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{admin}"))
+            .arg("--backend")
+            .arg(backend.to_string())
+            .arg("--wasm")
+            .arg(crate::filter_wasm())
+            .arg("--plugin-config")
+            .arg(&config)
+            .args(["--workers", "2"])
+            .args(extra)
+            // The configuration file holds the test's secrets; the environment would win.
+            .env_remove("SECKILL_EDGE_SECRET")
+            .env_remove("SECKILL_JWT_SECRET")
+            .env_remove("SECKILL_EDGE_ACCESS_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(dir.0.join("stdout.log"))?)
+            .stderr(std::fs::File::create(dir.0.join("stderr.log"))?)
+            .spawn()
+            .context("starting seckill-edge")?;
+        let mut edge = Self { addr, child, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = edge.child.try_wait()? {
+                anyhow::bail!("seckill-edge exited with {status}: {}", edge.stderr());
+            }
+            if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_ok() {
+                return Ok(edge);
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "seckill-edge did not listen on {addr} within 30 s: {}",
+                edge.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// `http://<edge><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Its standard output so far: with `--access-log json`, the access lines.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("stdout.log")).unwrap_or_default()
+    }
+
+    /// Its standard error so far (its own log).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("stderr.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

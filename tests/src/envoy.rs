@@ -87,12 +87,15 @@ impl EnvoyProxy {
         let config_path = dir.0.join("envoy.yaml");
         std::fs::write(&config_path, yaml).map_err(anyhow::Error::from)?;
         let log = std::fs::File::create(dir.0.join("envoy.log")).map_err(anyhow::Error::from)?;
+        // Standard output is the access log (JSON lines), written out every 100 ms here.
+        let access = std::fs::File::create(dir.0.join("access.log")).map_err(anyhow::Error::from)?;
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&config_path)
             .args(["--concurrency", &config.workers.to_string(), "--disable-hot-restart", "-l", "info"])
+            .args(["--file-flush-interval-msec", "100"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(access)
             .stderr(log)
             .spawn()
             .map_err(anyhow::Error::from)?;
@@ -125,6 +128,11 @@ impl EnvoyProxy {
     /// Envoy's log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// The access log so far: the lines of Envoy's standard output.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("access.log")).unwrap_or_default()
     }
 
     /// `GET path` on the admin port, its body.

@@ -217,6 +217,8 @@ impl Drop for RedisServer {
 pub struct BackendProcess {
     pub addr: SocketAddr,
     args: Vec<String>,
+    /// Environment beyond `RUST_LOG=warn` (which it may replace).
+    env: Vec<(String, String)>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -240,6 +242,17 @@ impl BackendProcess {
     /// Starts the backend on a free port with the test secrets, `redis_url`,
     /// `database_url` and `extra` flags, and waits until `/healthz` answers.
     pub async fn start(redis_url: &str, database_url: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(redis_url, database_url, extra, &[]).await
+    }
+
+    /// [`BackendProcess::start`] with `env` set for the process (e.g.
+    /// `RUST_LOG=info`, `SECKILL_LOG_FORMAT=json`; it replaces `RUST_LOG=warn`).
+    pub async fn start_with_env(
+        redis_url: &str,
+        database_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let mut args: Vec<String> = [
             "--listen",
@@ -262,7 +275,8 @@ impl BackendProcess {
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = std::env::temp_dir().join(format!("seckill-test-backend-{}-{}.log", std::process::id(), addr.port()));
-        let mut process = Self { addr, args, child: None, log };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut process = Self { addr, args, env, child: None, log };
         process.restart().await?;
         Ok(process)
     }
@@ -273,6 +287,7 @@ impl BackendProcess {
         let child = Command::new(Self::binary()?)
             .args(&self.args)
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -661,4 +676,16 @@ pub fn xtask_binary() -> PathBuf {
         assert!(modified <= built, "{} is older than {}: {hint}", binary.display(), source.display());
     }
     binary
+}
+
+impl BackendProcess {
+    /// Everything the process wrote so far (standard output and error).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The lines of its log that are JSON objects (with `SECKILL_LOG_FORMAT=json`).
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.log_text().lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(Value::is_object).collect()
+    }
 }

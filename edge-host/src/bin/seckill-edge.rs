@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Context as _;
 use clap::Parser;
 use seckill_edge_host::LogLevel;
-use seckill_edge_host::proxy::{EdgeProxy, ProxyConfig, TlsFiles, parse_log_level, plugin_config_json};
+use seckill_edge_host::proxy::{AccessLog, EdgeProxy, ProxyConfig, TlsFiles, parse_log_level, plugin_config_json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +74,17 @@ struct Args {
     /// rebuilt; 0 turns the deadline (and its small cost) off.
     #[arg(long, default_value_t = 1000)]
     callback_timeout_ms: u64,
+    /// One line per request on standard output: `json` (the fields of
+    /// deploy/LOGS.md), or `off`.
+    #[arg(long, env = "SECKILL_EDGE_ACCESS_LOG", value_enum, default_value_t = AccessLogFormat::Off)]
+    access_log: AccessLogFormat,
+}
+
+/// `--access-log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AccessLogFormat {
+    Off,
+    Json,
 }
 
 fn main() -> std::process::ExitCode {
@@ -114,6 +125,7 @@ fn run() -> anyhow::Result<()> {
     cfg.fail_open = args.fail_open;
     cfg.host.log_level = args.log_level;
     cfg.host.callback_timeout = Duration::from_millis(args.callback_timeout_ms);
+    cfg.access_log = (args.access_log == AccessLogFormat::Json).then(AccessLog::stdout);
     for c in &args.clusters {
         let (name, target) = c.split_once('=').with_context(|| format!("--cluster {c}: expected NAME=HOST:PORT"))?;
         cfg.host.clusters.insert(name.to_string(), target.to_string());
@@ -124,7 +136,13 @@ fn run() -> anyhow::Result<()> {
         (Some(tls), plain) => format!("http://{plain} and https://{tls}"),
         (None, plain) => format!("http://{plain}"),
     };
-    println!("seckill-edge listening on {public} (backend {}), admin on http://{}", args.backend, args.admin_listen);
+    let started =
+        format!("seckill-edge listening on {public} (backend {}), admin on http://{}", args.backend, args.admin_listen);
+    match args.access_log {
+        AccessLogFormat::Off => println!("{started}"),
+        // Standard output is the access log's alone, every line JSON.
+        AccessLogFormat::Json => eprintln!("{started}"),
+    }
     let stop = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     stop.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

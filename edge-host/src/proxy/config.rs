@@ -2,6 +2,7 @@
 //! configuration the binary builds for the filter. Plain data, so that the
 //! binary and tests can build it without starting anything.
 
+use super::access::AccessLog;
 use super::tls::TlsFiles;
 use crate::abi::LogLevel;
 use crate::host::HostConfig;
@@ -45,6 +46,8 @@ pub struct ProxyConfig {
     pub fail_open: bool,
     /// Filter configuration, clusters (`seckill_backend` is added), log level.
     pub host: HostConfig,
+    /// One JSON line per request (`--access-log json`); `None`: none.
+    pub access_log: Option<AccessLog>,
 }
 
 impl ProxyConfig {
@@ -64,6 +67,7 @@ impl ProxyConfig {
             deny_prefixes: vec!["/internal/".into()],
             fail_open: false,
             host: HostConfig { plugin_config, ..HostConfig::default() },
+            access_log: None,
         }
     }
 }

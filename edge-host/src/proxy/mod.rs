@@ -16,9 +16,11 @@
 //! worker thread's life; `stream` is one request's; `worker` owns the VM all
 //! of a worker's streams share; `guard` ends a stream exactly once; `body`
 //! and `forward` translate between hyper and the filter; `tls` handshakes
-//! HTTPS connections before they are served as plain ones. `config` and
+//! HTTPS connections before they are served as plain ones; `access` gives
+//! each request its `x-request-id` and writes its access line. `config` and
 //! `state` are the data they all read.
 
+mod access;
 mod admin;
 mod body;
 mod config;
@@ -31,6 +33,7 @@ mod tls;
 mod worker;
 mod worker_loop;
 
+pub use access::{AccessLog, X_REQUEST_ID};
 pub use body::RespBody;
 pub use config::{ProxyConfig, Scheme, parse_log_level, plugin_config_json};
 pub use forward::add_forwarded;

@@ -3,13 +3,16 @@
 //! the filter, forwards with the filter's headers, and runs the response
 //! phase (on local replies too); the stream's [`StreamGuard`] finishes it
 //! however it ends. A phase that decides the answer early returns it as
-//! `Err(reply)`, so `handle` reads as the sequence of phases.
+//! `Err(reply)`, so `phases` reads as the sequence of phases. Around them,
+//! [`handle`] gives the request its `x-request-id`, puts it on the answer
+//! and writes the access line (see [`access`]).
 
+use super::access::{self, AccessLine, Decided, X_REQUEST_ID};
 use super::body::{self, RespBody};
 use super::config::Scheme;
 use super::forward::{self, ResetError};
 use super::guard::StreamGuard;
-use super::state::ProxyMetrics;
+use super::state::{ProxyMetrics, Shared};
 use super::worker::WorkerThread;
 use crate::abi::Fields;
 use crate::host::{LocalResponse, Signal, StreamInfo};
@@ -21,12 +24,17 @@ use hyper::{Request, Response};
 use seckill_api::ErrorCode;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// What the client gets: a response, or its connection reset.
 type Reply = Result<Response<RespBody>, ResetError>;
 
-/// Serves one request on `worker`.
+/// Serves one request on `worker`: its `x-request-id` (the client's if
+/// well-formed, else a new one) goes to the filter and the backend with the
+/// request and back to the client on the answer, as Envoy's connection
+/// manager does with `generate_request_id` and
+/// `always_set_request_id_in_response`; then the access line, if kept.
 pub(super) async fn handle(
     worker: Rc<WorkerThread>,
     req: Request<Incoming>,
@@ -35,24 +43,63 @@ pub(super) async fn handle(
     scheme: Scheme,
     connection_id: u64,
 ) -> Reply {
+    let start = Instant::now();
     let (parts, body) = req.into_parts();
+    let id = access::request_id(&parts.headers);
+    let logged = worker.shared.cfg.access_log.is_some().then(|| (parts.method.clone(), parts.uri.clone()));
+    let mut reply = phases(&worker, parts, body, &id, peer, local, scheme, connection_id).await;
+    let (status, decided) = match &mut reply {
+        Ok(response) => {
+            response.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+            (response.status().as_u16(), response.extensions_mut().remove::<Decided>())
+        }
+        Err(_) => (0, Some(Decided("reset".into()))),
+    };
+    if let (Some(log), Some((method, uri))) = (&worker.shared.cfg.access_log, &logged) {
+        log.record(&AccessLine {
+            request_id: &id,
+            method,
+            uri,
+            status,
+            latency: start.elapsed(),
+            client: peer.ip(),
+            decision: decided.as_ref().map_or("forwarded", |d| d.0.as_str()),
+        });
+    }
+    reply
+}
+
+/// The request through the filter and the backend, one phase a call.
+#[allow(clippy::too_many_arguments)]
+async fn phases(
+    worker: &Rc<WorkerThread>,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    id: &http::HeaderValue,
+    peer: SocketAddr,
+    local: SocketAddr,
+    scheme: Scheme,
+    connection_id: u64,
+) -> Reply {
     let shared = &worker.shared;
     if let Err(msg) = forward::check_head(&parts, shared.cfg.max_header_bytes) {
         shared.count(shared.metrics.rejected);
-        return Ok(body::full(json_error(400, ErrorCode::BadRequest, msg)));
+        return Ok(answer(shared, json_error(400, ErrorCode::BadRequest, msg, "edge_bad_request")));
     }
+    // After the size check, as Envoy adds its id after its codec's limit.
+    parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
     let fields = forward::request_fields(&parts, peer, scheme);
     let info = StreamInfo { peer, local, connection_id, protocol: forward::protocol(parts.version), start_nanos: 0 };
-    let mut stream = match Stream::open(&worker, info) {
+    let mut stream = match Stream::open(worker, info) {
         Ok(stream) => stream,
-        Err(e) => return filter_failed(&worker, e, parts, body, peer, scheme).await,
+        Err(e) => return filter_failed(worker, e, parts, body, peer, scheme).await,
     };
     let end_of_stream = hyper::body::Body::is_end_stream(&body);
     let decision = match stream.request_headers(fields, end_of_stream).await {
         Ok(d) => d,
         Err(e) => {
             stream.abandon();
-            return filter_failed(&worker, e, parts, body, peer, scheme).await;
+            return filter_failed(worker, e, parts, body, peer, scheme).await;
         }
     };
     let request_body = match stream.request_body(decision, body, end_of_stream).await {
@@ -128,8 +175,8 @@ impl Stream {
                         Err(_) if fail_open => Decision::Continue,
                         Err(_) => {
                             self.count(|m| m.filter_failures);
-                            let r = json_error(503, ErrorCode::Unavailable, "edge filter failure");
-                            return Err(Ok(body::full(r)));
+                            let r = json_error(503, ErrorCode::Unavailable, "edge filter failure", "filter_failure");
+                            return Err(Ok(answer(&self.worker().shared, r)));
                         }
                     };
                     request_body = match self.op(|vm, ctx| Ok(vm.take_request_body(ctx))) {
@@ -143,7 +190,8 @@ impl Stream {
                         self.count(|m| m.resets);
                         return Err(Err(ResetError("the client's request body failed")));
                     }
-                    d = Decision::LocalResponse(json_error(400, ErrorCode::BadRequest, "request body too large"));
+                    let r = json_error(400, ErrorCode::BadRequest, "request body too large", "edge_bad_request");
+                    d = Decision::LocalResponse(r);
                 }
             }
         }
@@ -164,18 +212,21 @@ impl Stream {
         let cfg = &worker.shared.cfg;
         let headers = match self.op(|vm, ctx| Ok(vm.request_headers(ctx).cloned())) {
             Ok(Some(h)) => h,
-            _ => return Err(Ok(body::full(json_error(503, ErrorCode::Unavailable, "edge filter failure")))),
+            _ => {
+                let r = json_error(503, ErrorCode::Unavailable, "edge filter failure", "filter_failure");
+                return Err(Ok(answer(&worker.shared, r)));
+            }
         };
         let path = headers.get_str(":path").unwrap_or("/");
         if cfg.deny_prefixes.iter().any(|p| !p.is_empty() && path.starts_with(p.as_str())) {
             self.count(|m| m.rejected);
-            return Err(Ok(self.local_reply(json_error(404, ErrorCode::NotFound, "not found"))));
+            return Err(Ok(self.local_reply(json_error(404, ErrorCode::NotFound, "not found", "edge_denied"))));
         }
         let upstream = match forward::upstream_request(&cfg.backend, &headers, request_body) {
             Ok(r) => r,
             Err(msg) => {
                 self.count(|m| m.rejected);
-                return Err(Ok(self.local_reply(json_error(400, ErrorCode::BadRequest, &msg))));
+                return Err(Ok(self.local_reply(json_error(400, ErrorCode::BadRequest, &msg, "edge_bad_request"))));
             }
         };
         match tokio::time::timeout(cfg.upstream_timeout, worker.client.request(upstream)).await {
@@ -183,12 +234,13 @@ impl Stream {
             Ok(Err(e)) => {
                 tracing::warn!("backend {}: {e}", cfg.backend);
                 self.count(|m| m.upstream_errors);
-                let r = json_error(503, ErrorCode::Unavailable, "the backend is unavailable");
+                let r = json_error(503, ErrorCode::Unavailable, "the backend is unavailable", "upstream_unavailable");
                 Err(Ok(self.local_reply(r)))
             }
             Err(_) => {
                 self.count(|m| m.upstream_errors);
-                let r = json_error(503, ErrorCode::Unavailable, "the backend did not answer in time");
+                let r =
+                    json_error(503, ErrorCode::Unavailable, "the backend did not answer in time", "upstream_timeout");
                 Err(Ok(self.local_reply(r)))
             }
         }
@@ -220,7 +272,7 @@ impl Stream {
             Decision::LocalResponse(r) => {
                 self.count(|m| m.local);
                 self.guard.finish();
-                return Ok(body::full(r));
+                return Ok(answer(&self.worker().shared, r));
             }
             Decision::Reset | Decision::Pause => return self.reset(),
         }
@@ -240,6 +292,7 @@ impl Stream {
     /// Runs the response phase on a local reply (Envoy does), then finishes
     /// the stream.
     fn local_reply(&mut self, r: LocalResponse) -> Response<RespBody> {
+        let decided = self.worker().shared.cfg.access_log.is_some().then(|| Decided::of(&r));
         let mut out = r.clone();
         if let Ok(Decision::Continue | Decision::Pause) =
             self.op(|vm, ctx| vm.on_response_headers(ctx, r.status, &r.headers, r.body.is_empty()))
@@ -255,7 +308,11 @@ impl Stream {
             out.body = b;
         }
         self.guard.finish();
-        body::full(out)
+        let mut response = body::full(out);
+        if let Some(d) = decided {
+            response.extensions_mut().insert(d);
+        }
+        response
     }
 
     /// The filter reset the stream (or left it paused).
@@ -285,16 +342,38 @@ impl Stream {
                 503,
                 ErrorCode::Unavailable,
                 "the edge filter did not resume the request in time",
+                "filter_timeout",
             )),
         }
     }
 }
 
-fn json_error(status: u16, code: ErrorCode, message: &str) -> LocalResponse {
+/// The edge's own answer, in the contract's words; `decision` is the access
+/// line's (kept as the reply's `details`, as Envoy's response code details).
+fn json_error(status: u16, code: ErrorCode, message: &str, decision: &str) -> LocalResponse {
     let body = serde_json::to_vec(&seckill_api::ErrorBody { code, message: message.into() }).unwrap_or_default();
     let mut headers = Fields::new();
     headers.add("content-type", b"application/json");
-    LocalResponse { status, headers, body, details: String::new() }
+    LocalResponse { status, headers, body, details: decision.into() }
+}
+
+/// A local answer (the filter's or the edge's own), marked with its decision
+/// for the access line when there is one.
+fn answer(shared: &Shared, r: LocalResponse) -> Response<RespBody> {
+    let decided = shared.cfg.access_log.is_some().then(|| Decided::of(&r));
+    let mut response = body::full(r);
+    if let Some(d) = decided {
+        response.extensions_mut().insert(d);
+    }
+    response
+}
+
+/// The backend's answer to a request the filter never saw, marked so.
+fn unfiltered(shared: &Shared, mut response: Response<RespBody>) -> Response<RespBody> {
+    if shared.cfg.access_log.is_some() {
+        response.extensions_mut().insert(Decided("forwarded_unfiltered".into()));
+    }
+    response
 }
 
 /// The VM failed before the request was decided: `503`, or with
@@ -311,22 +390,28 @@ async fn filter_failed(
     shared.count(shared.metrics.filter_failures);
     tracing::warn!(worker = worker.index, "request not filtered: {e}");
     if !shared.cfg.fail_open {
-        return Ok(body::full(json_error(503, ErrorCode::Unavailable, "edge filter failure")));
+        return Ok(answer(shared, json_error(503, ErrorCode::Unavailable, "edge filter failure", "filter_failure")));
     }
     let fields = forward::request_fields(&parts, peer, scheme);
     let body = match Limited::new(body, shared.cfg.max_body_bytes).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(body::full(json_error(400, ErrorCode::BadRequest, "request body too large"))),
+        Err(_) => {
+            let r = json_error(400, ErrorCode::BadRequest, "request body too large", "edge_bad_request");
+            return Ok(answer(shared, r));
+        }
     };
     let upstream = match forward::upstream_request(&shared.cfg.backend, &fields, body) {
         Ok(r) => r,
-        Err(msg) => return Ok(body::full(json_error(400, ErrorCode::BadRequest, &msg))),
+        Err(msg) => return Ok(answer(shared, json_error(400, ErrorCode::BadRequest, &msg, "edge_bad_request"))),
     };
     match tokio::time::timeout(shared.cfg.upstream_timeout, worker.client.request(upstream)).await {
         Ok(Ok(r)) => {
             let (p, b) = r.into_parts();
-            Ok(body::passthrough(p, b))
+            Ok(unfiltered(shared, body::passthrough(p, b)))
         }
-        _ => Ok(body::full(json_error(503, ErrorCode::Unavailable, "the backend is unavailable"))),
+        _ => {
+            let r = json_error(503, ErrorCode::Unavailable, "the backend is unavailable", "upstream_unavailable");
+            Ok(answer(shared, r))
+        }
     }
 }
