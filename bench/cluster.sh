@@ -197,6 +197,7 @@ S=$(med s_single 3); X=$(med x_cluster 3); SU=$(med s_single 9); XU=$(med x_clus
   whole_run_cpu "$STAT0" "$STAT1"
   echo "raw per-run data: $RAW (scenario run rate p50 p99 redis% backend% client% usec/sale checks); logs: $OUT"
 } | tee "$OUT/summary.md"
+keep_summary cluster
 grep -q '^INVALID' "$OUT/summary.md" && exit 1
 grep -q '^FAIL' "$OUT/summary.md" && exit 3
 exit 0

@@ -468,6 +468,7 @@ D_=$(med d_nginx_contract 3)
   echo "uptime at end: $(uptime)"
   echo "raw per-run data: $RAW (scenario run rate p50 p99 p999 redis% server% client% usec/call checks other%); logs: $OUT"
 } | tee "$OUT/summary.md"
+keep_summary compare
 grep -q '^INVALID' "$OUT/summary.md" && exit 1
 grep -q '^FAIL' "$OUT/summary.md" && exit 3
 exit 0

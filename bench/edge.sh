@@ -675,6 +675,7 @@ O=$(med o_envoy_plain_reads 3); P=$(med p_envoy_reads 3); Q=$(med q_envoy_floor_
   echo "raw per-run data: $RAW (scenario run rate shed p50 p99 p999 redis% backend% proxy% client% other% checks); logs: $OUT"
 } | tee "$OUT/summary.md"
 grep -E '\[(error|crit|alert|emerg)\]' "$NG/error.log" | tail -3 | sed 's/^/nginx error.log: /' >&2
+keep_summary edge
 grep -q '^INVALID' "$OUT/summary.md" && exit 1
 grep -q '^FAIL' "$OUT/summary.md" && exit 3
 exit 0

@@ -47,6 +47,11 @@ bench_cleanup() {  # logs and results stay
   for g in "${CLEANUP_GLOBS[@]}"; do rm -rf $g 2>/dev/null; done
 }
 
+keep_summary() {  # name: the run's summary.md, kept as var/bench/<name>-latest.md for the dashboard's checklist
+  mkdir -p "$REPO/var/bench"
+  cp "$OUT/summary.md" "$REPO/var/bench/$1-latest.md"
+}
+
 ensure_tools() {  # path-or-command=debian-package...: install the packages of those that are missing
   local want pkgs=() what pkg
   for want in "$@"; do

@@ -198,6 +198,8 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("code.unavailable", "服务不可用", "Unavailable"),
     // Edge rules.
     ("edge.title", "边缘限流规则", "Edge rules"),
+    ("bench.title", "性能分析工具：基准测试最近结果", "Benchmarks: last results"),
+    ("bench.none", "本机还没有保存的基准测试结果", "No benchmark results kept on this machine yet"),
     ("refunds.title", "待退款的支付", "Payments to refund"),
     ("refunds.none", "没有待退款的支付", "No payment to refund"),
     ("refunds.payment", "支付单号", "Payment"),

@@ -95,3 +95,16 @@ pub struct ChecklistTick {
 pub struct AntiBot {
     pub pow_bits: u32,
 }
+
+/// A benchmark script's last run (`GET /admin/api/benchmarks`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// The script: `compare`, `edge`, `cluster`.
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ran_at: OffsetDateTime,
+    /// Its `PASS …` and `FAIL …` lines, one per speed goal.
+    pub verdicts: Vec<String>,
+    /// The whole summary it printed (markdown).
+    pub summary: String,
+}

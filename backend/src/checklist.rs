@@ -116,7 +116,7 @@ async fn probe(probes: &Probes, id: &str) -> Option<Finding> {
         }
         "monitoring.logs" => log_lines(probes),
         "monitoring.alerting" => alerting(probes.settings.prometheus_url.as_deref()?).await,
-        "monitoring.profiling" => profiling(),
+        "monitoring.profiling" => profiling(probes),
         "dr.backup" => worst([last_backup(probes).await, redis_saves(probes).await]),
         "dr.degradation" => degradation(probes).await,
         "dr.rate_limit_breaker" => worst([rate_limits(probes).await, breakers(probes)]),
@@ -426,12 +426,27 @@ async fn alerting(prometheus: &str) -> Finding {
     }
 }
 
-fn profiling() -> Finding {
+fn profiling(probes: &Probes) -> Finding {
+    let results = crate::benchmarks::latest(&probes.settings.bench_dir);
+    let last = if results.is_empty() {
+        "no benchmark results kept yet".to_owned()
+    } else {
+        let each: Vec<String> = results
+            .iter()
+            .map(|r| {
+                let failed = r.verdicts.iter().filter(|v| v.starts_with("FAIL")).count();
+                let hours = (now_ms() - crate::clock::to_ms(r.ran_at)) / 3_600_000;
+                format!("{} {hours} h ago ({} goals, {failed} failed)", r.name, r.verdicts.len())
+            })
+            .collect();
+        format!("last results: {}", each.join(", "))
+    };
     (
         CheckStatus::Ok,
-        "CPU profile of a live backend: GET /admin/api/profile?seconds=10 (pprof format); side-by-side benchmarks: \
-         bash bench/compare.sh (purchases), bash bench/edge.sh (the edge), bash bench/cluster.sh (Redis Cluster)"
-            .into(),
+        format!(
+            "CPU profile of a live backend: GET /admin/api/profile?seconds=10 (pprof format); benchmarks one command \
+             away: bash bench/compare.sh, bench/edge.sh, bench/cluster.sh; {last}"
+        ),
     )
 }
 

@@ -132,6 +132,10 @@ pub struct Settings {
     #[arg(long, env = "SECKILL_RECONCILE_INTERVAL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub reconcile_interval_secs: u64,
 
+    /// Where the bench scripts keep their last results (`bench/lib.sh`).
+    #[arg(long, env = "SECKILL_BENCH_DIR", default_value = "var/bench")]
+    pub bench_dir: std::path::PathBuf,
+
     /// Directory of the built admin UI (`cargo xtask start` builds it there).
     #[arg(long, env = "SECKILL_ADMIN_UI_DIR", default_value = "target/admin-ui")]
     pub admin_ui_dir: std::path::PathBuf,

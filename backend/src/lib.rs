@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | serving | [`server`], [`state`] | the listener, and the state built from the settings |
 //! | HTTP | [`routes`] (`auth`, `extract`, `error`, one file per audience) | requests and answers: extractors, thin handlers, [`routes::error::ApiError`], the only place the contract's error codes are chosen |
-//! | domain | [`activities`], [`alerting`], [`anti_bot`], [`orders`], [`payments`], [`order_event`], [`purchase_batch`], [`reconcile`], [`dead_letters`], [`worker`], [`edge`], [`blacklist`], [`blacklist_reach`], [`admin_session`], [`credentials`], [`checklist`], [`instances`], [`profile`], [`live`], [`ui_assets`] | the rules, with an error enum each; no HTTP types |
+//! | domain | [`activities`], [`alerting`], [`anti_bot`], [`benchmarks`], [`orders`], [`payments`], [`order_event`], [`purchase_batch`], [`reconcile`], [`dead_letters`], [`worker`], [`edge`], [`blacklist`], [`blacklist_reach`], [`admin_session`], [`credentials`], [`checklist`], [`instances`], [`profile`], [`live`], [`ui_assets`] | the rules, with an error enum each; no HTTP types |
 //! | storage | [`store`] (Redis: client, scripts, activities, blacklist, edge rules, stream, key plan), [`db`] (SQL: pool, failure classes, orders, edge rules, checklist) | how things are kept; [`dependency::DependencyError`] is their failure as the domain sees it |
 //! | ground | [`clock`], [`config`], [`breaker`], [`telemetry`] | time, settings, failing fast, metric names |
 //!
@@ -21,6 +21,7 @@ pub mod activities;
 pub mod admin_session;
 pub mod alerting;
 pub mod anti_bot;
+pub mod benchmarks;
 pub mod blacklist;
 pub mod blacklist_reach;
 pub mod breaker;

@@ -313,3 +313,26 @@ async fn an_admin_takes_a_cpu_profile_of_the_live_backend() {
     assert_eq!(body[0], 0x0a, "a protobuf Profile");
     assert!(body.windows(b"seckill".len()).any(|w| w == b"seckill"), "our own frames are in it");
 }
+
+/// The bench scripts' last kept summaries, for the checklist and the dashboard.
+#[tokio::test]
+async fn the_last_benchmark_results_are_shown_with_their_verdicts() {
+    let redis = RedisServer::start().unwrap();
+    let dir = TempDir::new("bench");
+    let summary = "# compare\n| (c) | 20,083 |\nPASS (c) beats (b)\nFAIL (c) p99 under 10 ms\nnot a verdict\n";
+    std::fs::write(dir.0.join("compare-latest.md"), summary).unwrap();
+    std::fs::write(dir.0.join("notes.txt"), "not a summary").unwrap();
+    let bench_dir = dir.0.display().to_string();
+    let api = Backend::start_with(&redis.url(), &["--bench-dir", &bench_dir]).await.unwrap();
+    let admin = api.admin_token().await;
+    let (status, results) = admin_json(&api, &admin, "GET", "/admin/api/benchmarks", None).await;
+    assert_eq!(status, 200);
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["name"], "compare");
+    assert_eq!(results[0]["verdicts"], json!(["PASS (c) beats (b)", "FAIL (c) p99 under 10 ms"]));
+    assert_eq!(results[0]["summary"], summary);
+    let (_, items) = admin_json(&api, &admin, "GET", "/admin/api/checklist", None).await;
+    let item = items.as_array().unwrap().iter().find(|i| i["id"] == "monitoring.profiling").unwrap().clone();
+    assert!(item["evidence"].as_str().unwrap().contains("compare 0 h ago (2 goals, 1 failed)"), "{item}");
+}

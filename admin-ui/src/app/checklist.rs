@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use seckill_api::{CheckStatus, ChecklistItem, ChecklistTick};
 
 use super::api;
+use super::benchmarks::BenchResults;
 use super::local_time::local;
 use super::widgets::{check_badge, resource_view};
 use crate::i18n::{Lang, tr};
@@ -21,6 +22,7 @@ pub fn ChecklistPage(lang: Lang) -> impl IntoView {
             </button>
         </div>
         {resource_view(lang, items, move |list: Vec<ChecklistItem>| body(lang, list, move || items.refetch()))}
+        <BenchResults lang />
     }
 }
 

@@ -7,6 +7,7 @@ mod activity;
 mod activity_form;
 mod anti_bot;
 mod api;
+mod benchmarks;
 mod blacklist;
 mod checklist;
 mod dead_letters;

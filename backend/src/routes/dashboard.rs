@@ -3,19 +3,21 @@
 //! activity's pre-flight.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
-use seckill_api::{ActivitySeries, ChecklistItem, ChecklistTick, Preflight, PreflightCheck};
+use seckill_api::{ActivitySeries, BenchResult, ChecklistItem, ChecklistTick, Preflight, PreflightCheck};
 
 use futures::Stream;
 
 use crate::activities;
 use crate::checklist::{self, Probes};
 use crate::clock::now_ms;
+use crate::config::Settings;
 use crate::live::{self, LiveStats};
 use crate::orders::Orders;
 use crate::routes::auth::Admin;
@@ -28,6 +30,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/api/events", get(events))
         .route("/admin/api/checklist", get(get_checklist).put(tick))
+        .route("/admin/api/benchmarks", get(benchmarks))
         .route("/admin/api/activities/{id}/preflight", get(preflight))
         .route("/admin/api/activities/{id}/series", get(series))
 }
@@ -156,4 +159,9 @@ async fn preflight(
     ));
     let ready = checks.iter().all(|c| c.ok);
     Ok(Json(Preflight { activity_id: id, ready, checks }))
+}
+
+/// The bench scripts' last results, newest first.
+async fn benchmarks(State(settings): State<Arc<Settings>>, _: Admin) -> Json<Vec<BenchResult>> {
+    Json(crate::benchmarks::latest(&settings.bench_dir))
 }
