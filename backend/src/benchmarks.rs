@@ -26,6 +26,6 @@ pub fn latest(dir: &Path) -> Vec<BenchResult> {
             Some(BenchResult { name, ran_at: from_ms(at_ms), verdicts, summary })
         })
         .collect();
-    out.sort_by(|a, b| b.ran_at.cmp(&a.ran_at));
+    out.sort_by_key(|r| std::cmp::Reverse(r.ran_at));
     out
 }
