@@ -8,8 +8,8 @@
 //! several crates share: [`valid_user_id`], [`client_addr`], [`placeholders`],
 //! [`limits`], [`header_map`] (the proxy-wasm header map, for the edge host
 //! and the filter), [`buyer_jwt`] (minting buyers' tokens for tests, the demo
-//! and the load tool) [`payment`] (payment callbacks and their signature) and [`pow`] (the
-//! token step's proof of work).
+//! and the load tool) [`payment`] (payment callbacks and their signature), [`pow`] (the
+//! token step's proof of work) and [`request_id`] (which request ids are kept).
 
 mod activity;
 mod admin;
@@ -24,6 +24,7 @@ mod order;
 pub mod payment;
 pub mod placeholders;
 pub mod pow;
+pub mod request_id;
 
 pub use activity::*;
 pub use admin::*;

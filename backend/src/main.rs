@@ -17,7 +17,14 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let settings = Settings::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The per-request access lines cost about 14 % of a hot backend's purchases/s:
+    // on by default for a log collector (JSON), off for a person reading text.
+    // RUST_LOG decides either way.
+    let default = match settings.log_format {
+        LogFormat::Json => "info",
+        LogFormat::Text => "info,seckill::access=off",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     match settings.log_format {
         // Colours only for a person at a terminal: a log file gets plain text.
         LogFormat::Text => {

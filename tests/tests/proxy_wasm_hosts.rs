@@ -17,7 +17,8 @@ use seckill_tests::probe_wasm;
 mod toy;
 
 /// Headers a host adds by itself, whatever the filter does: not compared.
-const HOST_OWN: &[&str] = &["date", "server", "x-envoy-upstream-service-time", "connection", "keep-alive"];
+const HOST_OWN: &[&str] =
+    &["date", "server", "x-envoy-upstream-service-time", "connection", "keep-alive", "x-request-id"];
 
 /// What a client got back, headers sorted (their values in arrival order)
 /// without the hosts' own.

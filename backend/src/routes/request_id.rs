@@ -42,17 +42,7 @@ pub const ACCESS_TARGET: &str = "seckill::access";
 /// The request id header, as Envoy names it.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Longest request id kept.
-pub const MAX_LEN: usize = 64;
-
-/// 1–64 characters of `[A-Za-z0-9._-]`: safe to log, to put in a header and
-/// to search for. Anything else (empty, too long, `/`, spaces, quotes) is
-/// replaced by a fresh id.
-pub fn well_formed(id: &[u8]) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_LEN
-        && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+pub use seckill_api::request_id::well_formed;
 
 /// A fresh id: a random (version 4) UUID, the shape Envoy's ids have.
 pub fn generate() -> String {

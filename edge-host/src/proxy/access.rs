@@ -30,10 +30,7 @@ use std::time::Duration;
 /// The request id header.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// 1–64 characters of `[A-Za-z0-9._-]`; anything else is replaced.
-pub fn well_formed(id: &[u8]) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+pub use seckill_api::request_id::well_formed;
 
 /// A fresh id: a random (version 4) UUID, the shape Envoy's ids have.
 pub fn generate() -> HeaderValue {
