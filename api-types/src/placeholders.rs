@@ -57,6 +57,36 @@ pub fn render_envoy(template: &str, site: &EnvoySite) -> Result<String, String> 
     })
 }
 
+/// Envoy's HTTPS listener: `envoy/tls-listener.yaml`'s own placeholders.
+#[derive(Debug, Clone)]
+pub struct EnvoyTls<'a> {
+    pub port: u16,
+    pub cert_file: &'a str,
+    pub key_file: &'a str,
+}
+
+/// The line of `envoy/envoy.yaml` that the HTTPS listener replaces.
+pub const TLS_LISTENER_MARKER: &str = "  # @tls-listener";
+
+/// `template` (`envoy/envoy.yaml`) with `fragment` (`envoy/tls-listener.yaml`)
+/// on its `@tls-listener` line, the fragment's own placeholders filled for
+/// `tls` (the shared ones are left to [`render_envoy`]).
+pub fn with_tls_listener(template: &str, fragment: &str, tls: &EnvoyTls) -> Result<String, String> {
+    let fragment = fill(fragment, |name| {
+        Some(match name {
+            "SECKILL_TLS_LISTEN_PORT" => tls.port.to_string(),
+            "SECKILL_TLS_CERT_FILE" => tls.cert_file.to_owned(),
+            "SECKILL_TLS_KEY_FILE" => tls.key_file.to_owned(),
+            other => format!("${{{other}}}"),
+        })
+    })?;
+    let line = template
+        .lines()
+        .find(|l| l.starts_with(TLS_LISTENER_MARKER))
+        .ok_or_else(|| format!("no `{TLS_LISTENER_MARKER}` line for the HTTPS listener"))?;
+    Ok(template.replacen(&format!("{line}\n"), &fragment, 1))
+}
+
 /// The value of `envoy/envoy.yaml`'s `${SECKILL_BACKEND_ENDPOINTS}`: Envoy's
 /// endpoint list (a YAML flow sequence) for backends given as `host:port`
 /// (`[v6]:port` for an IPv6 address).

@@ -207,7 +207,12 @@ impl Drop for EnvoyProxy {
 fn render(config: &EnvoyConfig, listen: u16, admin: u16, tls: Option<(u16, &TlsFiles)>) -> anyhow::Result<String> {
     let mut template = std::fs::read_to_string(root().join("envoy/envoy.yaml"))?;
     if let Some((port, files)) = tls {
-        template = with_tls_listener(&template, port, files)?;
+        // As `cargo xtask envoy-config --tls-cert … --tls-key …` puts it.
+        let fragment = std::fs::read_to_string(root().join("envoy/tls-listener.yaml"))?;
+        let (cert_file, key_file) = (files.cert.display().to_string(), files.key.display().to_string());
+        let tls = seckill_api::placeholders::EnvoyTls { port, cert_file: &cert_file, key_file: &key_file };
+        template =
+            seckill_api::placeholders::with_tls_listener(&template, &fragment, &tls).map_err(anyhow::Error::msg)?;
     }
     let wasm = &config.wasm;
     let backends: Vec<String> = config.backends.iter().map(|b| b.to_string()).collect();
@@ -248,26 +253,4 @@ fn render(config: &EnvoyConfig, listen: u16, admin: u16, tls: Option<(u16, &TlsF
         }
     }
     Ok(serde_yaml::to_string(&doc)?)
-}
-
-/// `template` with `envoy/tls-listener.yaml` on its `@tls-listener` line (as
-/// `cargo xtask envoy-config --tls-cert … --tls-key …` puts it), the
-/// fragment's own placeholders filled.
-fn with_tls_listener(template: &str, port: u16, files: &TlsFiles) -> anyhow::Result<String> {
-    const MARKER: &str = "  # @tls-listener";
-    let fragment = std::fs::read_to_string(root().join("envoy/tls-listener.yaml"))?;
-    let fragment = seckill_api::placeholders::fill(&fragment, |name| {
-        Some(match name {
-            "SECKILL_TLS_LISTEN_PORT" => port.to_string(),
-            "SECKILL_TLS_CERT_FILE" => files.cert.display().to_string(),
-            "SECKILL_TLS_KEY_FILE" => files.key.display().to_string(),
-            other => format!("${{{other}}}"),
-        })
-    })
-    .map_err(anyhow::Error::msg)?;
-    let line = template
-        .lines()
-        .find(|l| l.starts_with(MARKER))
-        .ok_or_else(|| anyhow::anyhow!("envoy/envoy.yaml has no `{MARKER}` line"))?;
-    Ok(template.replacen(&format!("{line}\n"), &fragment, 1))
 }

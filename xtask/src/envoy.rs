@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use seckill_api::placeholders::{EnvoySite, render_envoy};
+use seckill_api::placeholders::{EnvoySite, EnvoyTls, render_envoy, with_tls_listener};
 
 use crate::deps::root;
 
@@ -51,14 +51,6 @@ pub struct EnvoyConfigArgs {
     output: Option<PathBuf>,
 }
 
-/// The HTTPS listener's settings (`envoy/tls-listener.yaml`'s placeholders).
-#[derive(Debug, Clone)]
-pub struct TlsListener<'a> {
-    pub port: u16,
-    pub cert_file: &'a str,
-    pub key_file: &'a str,
-}
-
 /// Writes the rendered config where `args` says.
 pub fn write_config(args: EnvoyConfigArgs) -> anyhow::Result<()> {
     let site = EnvoySite {
@@ -72,7 +64,7 @@ pub fn write_config(args: EnvoyConfigArgs) -> anyhow::Result<()> {
         jwt_secret: &args.jwt_secret,
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert_file), Some(key_file)) => Some(TlsListener { port: args.tls_port, cert_file, key_file }),
+        (Some(cert_file), Some(key_file)) => Some(EnvoyTls { port: args.tls_port, cert_file, key_file }),
         _ => None,
     };
     let yaml = render(&site, tls.as_ref())?;
@@ -85,38 +77,16 @@ pub fn write_config(args: EnvoyConfigArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The line of `envoy/envoy.yaml` that the HTTPS listener replaces.
-const TLS_MARKER: &str = "  # @tls-listener";
-
 /// `envoy/envoy.yaml` filled for `site`, with the HTTPS listener when `tls` is set.
-pub fn render(site: &EnvoySite, tls: Option<&TlsListener>) -> anyhow::Result<String> {
+pub fn render(site: &EnvoySite, tls: Option<&EnvoyTls>) -> anyhow::Result<String> {
     let template = root().join("envoy/envoy.yaml");
     let mut text = std::fs::read_to_string(&template).with_context(|| format!("reading {}", template.display()))?;
     if let Some(tls) = tls {
-        text = with_tls_listener(&text, tls)?;
+        let path = root().join("envoy/tls-listener.yaml");
+        let fragment = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        text = with_tls_listener(&text, &fragment, tls).map_err(|e| anyhow::anyhow!("envoy/envoy.yaml: {e}"))?;
     }
     render_envoy(&text, site).map_err(|e| anyhow::anyhow!("envoy/envoy.yaml: {e}"))
-}
-
-/// `template` with `envoy/tls-listener.yaml` on its `@tls-listener` line, the
-/// fragment's own placeholders filled (the shared ones are left to `render_envoy`).
-fn with_tls_listener(template: &str, tls: &TlsListener) -> anyhow::Result<String> {
-    let path = root().join("envoy/tls-listener.yaml");
-    let fragment = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let fragment = seckill_api::placeholders::fill(&fragment, |name| {
-        Some(match name {
-            "SECKILL_TLS_LISTEN_PORT" => tls.port.to_string(),
-            "SECKILL_TLS_CERT_FILE" => tls.cert_file.to_owned(),
-            "SECKILL_TLS_KEY_FILE" => tls.key_file.to_owned(),
-            other => format!("${{{other}}}"),
-        })
-    })
-    .map_err(|e| anyhow::anyhow!("envoy/tls-listener.yaml: {e}"))?;
-    let line = template
-        .lines()
-        .find(|l| l.starts_with(TLS_MARKER))
-        .with_context(|| format!("envoy/envoy.yaml has no `{TLS_MARKER}` line for the HTTPS listener"))?;
-    Ok(template.replacen(&format!("{line}\n"), &fragment, 1))
 }
 
 /// Checks a rendered config with Envoy itself (`--mode validate`), so that a
@@ -177,10 +147,10 @@ mod tests {
             edge_secret: "edge-secret",
             jwt_secret: "jwt-secret",
         };
-        let tls = TlsListener { port: 8443, cert_file: "/etc/seckill/cert.pem", key_file: "/etc/seckill/key.pem" };
+        let tls = EnvoyTls { port: 8443, cert_file: "/etc/seckill/cert.pem", key_file: "/etc/seckill/key.pem" };
         let yaml = render(&site, Some(&tls)).unwrap();
         assert!(!yaml.contains("${"), "a placeholder was left unfilled");
-        assert!(!yaml.contains(TLS_MARKER), "the marker line is replaced");
+        assert!(!yaml.contains(seckill_api::placeholders::TLS_LISTENER_MARKER), "the marker line is replaced");
         for expected in [
             "- name: seckill_public_tls",
             "socket_address: { address: 0.0.0.0, port_value: 8443 }",

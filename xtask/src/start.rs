@@ -229,7 +229,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             };
             let paths =
                 https.as_ref().map(|(a, f)| (a.port(), f.cert.display().to_string(), f.key.display().to_string()));
-            let tls_listener = paths.as_ref().map(|(port, cert_file, key_file)| envoy::TlsListener {
+            let tls_listener = paths.as_ref().map(|(port, cert_file, key_file)| seckill_api::placeholders::EnvoyTls {
                 port: *port,
                 cert_file,
                 key_file,
