@@ -69,8 +69,8 @@ fn record(entry: &Entry) -> Option<PaymentRecord> {
     })
 }
 
-/// How the applier paces itself.
-const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How the applier paces itself: a callback waits at most this long.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 const BATCH: usize = 100;
 /// Entries another applier left unacknowledged this long are taken over.
 const CLAIM_IDLE_MS: u64 = 30_000;
@@ -79,8 +79,14 @@ const CLAIM_IDLE_MS: u64 = 30_000;
 pub fn spawn_applier(orders: Orders, consumer: String) -> JoinHandle<()> {
     tokio::spawn(async move {
         tracing::info!(consumer = %consumer, "payment applier started");
+        let mut last_claim = tokio::time::Instant::now();
         loop {
-            match round(&orders, &consumer).await {
+            // Own and abandoned pending entries (a failed apply, a dead applier) now and then.
+            let claim = last_claim.elapsed() >= Duration::from_millis(CLAIM_IDLE_MS / 2);
+            if claim {
+                last_claim = tokio::time::Instant::now();
+            }
+            match round(&orders, &consumer, claim).await {
                 Ok(0) => tokio::time::sleep(IDLE_POLL).await,
                 Ok(_) => {}
                 Err(e) => {
@@ -92,18 +98,27 @@ pub fn spawn_applier(orders: Orders, consumer: String) -> JoinHandle<()> {
     })
 }
 
-/// One pass over every activity's payment stream: own pending entries (a
-/// failed apply), entries idle elsewhere, then new ones. Returns how many
-/// were applied.
-async fn round(orders: &Orders, consumer: &str) -> Result<usize, OrderError> {
+/// One pass over every activity's payment stream: on `claim` rounds own
+/// pending entries (a failed apply) and entries idle elsewhere, then new
+/// ones. An activity nobody paid for yet has no stream and is skipped.
+/// Returns how many were applied.
+async fn round(orders: &Orders, consumer: &str, claim: bool) -> Result<usize, OrderError> {
     let store = &orders.store;
     let mut applied = 0;
     for a in store.activity_ids().await? {
-        store.ensure_group_of(Queue::Payments, a).await?;
-        let mut entries = store.read_group_of(Queue::Payments, a, consumer, true, BATCH).await?;
-        entries.extend(store.autoclaim_of(Queue::Payments, a, consumer, CLAIM_IDLE_MS, BATCH).await?);
+        let mut entries = Vec::new();
+        if claim {
+            match store.read_group_of(Queue::Payments, a, consumer, true, BATCH).await {
+                Err(e) if e.is_nogroup() => continue,
+                read => entries = read?,
+            }
+            entries.extend(store.autoclaim_of(Queue::Payments, a, consumer, CLAIM_IDLE_MS, BATCH).await?);
+        }
         if entries.is_empty() {
-            entries = store.read_group_of(Queue::Payments, a, consumer, false, BATCH).await?;
+            match store.read_group_of(Queue::Payments, a, consumer, false, BATCH).await {
+                Err(e) if e.is_nogroup() => continue,
+                read => entries = read?,
+            }
         }
         entries.dedup_by(|x, y| x.id == y.id);
         for entry in entries {

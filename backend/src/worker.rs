@@ -205,7 +205,7 @@ impl OrderWorker {
                 Err(ActivityError::Stream(e)) => {
                     report.broken_streams += 1;
                     metrics::counter!("seckill_worker_errors_total", "kind" => "stream").increment(1);
-                    if is_nogroup(&e) {
+                    if e.is_nogroup() {
                         if self.store.activity_exists(a).await.map_err(RoundError::Redis)? {
                             tracing::warn!(activity = a, "order group missing; recreating it");
                             self.store.ensure_group(a).await.map_err(RoundError::Redis)?;
@@ -311,10 +311,6 @@ impl OrderWorker {
         metrics::counter!("seckill_dead_letters_total").increment(1);
         Ok(())
     }
-}
-
-fn is_nogroup(e: &StoreError) -> bool {
-    matches!(e, StoreError::Redis(r) if r.code() == Some("NOGROUP"))
 }
 
 /// Expires overdue orders and finishes interrupted releases, forever.

@@ -62,6 +62,11 @@ impl From<BadRedisUrl> for StoreError {
 }
 
 impl StoreError {
+    /// Whether Redis said the stream or its consumer group does not exist.
+    pub fn is_nogroup(&self) -> bool {
+        matches!(self, Self::Redis(r) if r.code() == Some("NOGROUP"))
+    }
+
     /// Whether Redis answered that it is changing masters or cannot take the
     /// write yet (READONLY, MASTERDOWN, LOADING, TRYAGAIN, CLUSTERDOWN,
     /// NOREPLICAS): the call is worth repeating shortly, nothing is broken.

@@ -131,9 +131,7 @@ impl Store {
             .arg("STREAMS")
             .arg(queue.key(a))
             .arg(if own_pending { "0" } else { ">" });
-        // Acknowledged like a purchase: a row must not be written for an
-        // event that a failover could still take back (the unit would sell twice).
-        let reply: Option<StreamReadReply> = self.acknowledged(read, None).await?;
+        let reply: Option<StreamReadReply> = self.read_queue(queue, read).await?;
         Ok(reply.map(entries).unwrap_or_default())
     }
 
@@ -159,8 +157,22 @@ impl Store {
     ) -> Result<Vec<Entry>, StoreError> {
         let mut claim = redis::cmd("XAUTOCLAIM");
         claim.arg(queue.key(a)).arg(queue.group()).arg(consumer).arg(min_idle_ms).arg("0-0").arg("COUNT").arg(count);
-        let reply: StreamAutoClaimReply = self.acknowledged(claim, None).await?;
+        let reply: StreamAutoClaimReply = self.read_queue(queue, claim).await?;
         Ok(reply.claimed.into_iter().map(Entry::from).collect())
+    }
+
+    /// Runs a read of `queue`. Order events are read acknowledged like a
+    /// purchase: a row must not be written for an event that a failover could
+    /// still take back (the unit would sell twice). A payment callback was
+    /// acknowledged when it was added, and applying it twice changes nothing.
+    async fn read_queue<T>(&self, queue: Queue, cmd: redis::Cmd) -> Result<T, StoreError>
+    where
+        T: redis::FromRedisValue + Send + 'static,
+    {
+        match queue {
+            Queue::Orders => self.acknowledged(cmd, None).await,
+            Queue::Payments => self.bounded(|mut c| async move { cmd.query_async(&mut c).await }).await,
+        }
     }
 
     /// Acknowledges and deletes entries whose rows are committed.
@@ -193,15 +205,14 @@ impl Store {
     }
 
     /// Appends a payment callback to activity `a`'s payment stream (its group
-    /// made first, so that no callback is added where nobody reads); returns
-    /// the entry id.
+    /// made first, so that no callback is added where nobody reads), held by
+    /// the replicas a purchase waits for before the provider hears `202`;
+    /// returns the entry id.
     pub async fn add_payment(&self, a: u64, fields: &[(&'static str, String)]) -> Result<String, StoreError> {
         self.ensure_group_of(Queue::Payments, a).await?;
-        let fields = fields.to_vec();
-        self.bounded(|mut c| async move {
-            redis::cmd("XADD").arg(keys::payment_stream(a)).arg("*").arg(&fields).query_async(&mut c).await
-        })
-        .await
+        let mut add = redis::cmd("XADD");
+        add.arg(keys::payment_stream(a)).arg("*").arg(fields);
+        self.acknowledged(add, None).await
     }
 
     /// Moves an entry to the dead-letter stream with `reason`, atomically.
