@@ -105,10 +105,22 @@ impl DecisionKind {
         }
     }
 
+    /// The kind alone (`rate_limited`, `store_full`, …): the value of the
+    /// [`EDGE_HEADER`] on the filter's own answers.
+    pub fn as_str(self) -> &'static str {
+        let name = self.metric_name();
+        &name["seckill_edge_decisions_".len()..]
+    }
+
     pub fn index(self) -> usize {
         Self::ALL.iter().position(|o| *o == self).unwrap_or(0)
     }
 }
+
+/// On every answer the filter gives by itself, naming the decision: a client
+/// (the crowd of `seckill-load`, a test, an operator with curl) tells the
+/// edge's refusals from the backend's by it, whichever proxy runs the filter.
+pub const EDGE_HEADER: &str = "x-seckill-edge";
 
 /// The `x-ratelimit-*` values of the bucket that decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +156,11 @@ impl LocalReply {
 
     /// `content-type`, `cache-control`, and `retry-after` / `x-ratelimit-*` when known.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut h = vec![("content-type", "application/json".to_owned()), ("cache-control", "no-store".to_owned())];
+        let mut h = vec![
+            ("content-type", "application/json".to_owned()),
+            ("cache-control", "no-store".to_owned()),
+            (EDGE_HEADER, self.kind.as_str().to_owned()),
+        ];
         if let Some(s) = self.retry_after_secs {
             h.push(("retry-after", s.to_string()));
         }

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use seckill_api::buyer_jwt::{self, sign_hs256};
 use seckill_api::{ErrorCode, RateRule, RouteRule};
-use seckill_edge_filter::decision::{DecisionKind, Lease, Verdict};
+use seckill_edge_filter::decision::{DecisionKind, EDGE_HEADER, Lease, Verdict};
 use seckill_edge_filter::engine::Engine;
 use seckill_edge_filter::jwt::Identity;
 use seckill_edge_filter::state::INFLIGHT_TOTAL_KEY;
@@ -31,6 +31,8 @@ fn nginx_edge_through_the_filter_21_pass_22nd_refused_one_more_after_100_ms() {
     let headers = r.headers();
     assert!(headers.contains(&("retry-after", "1".into())), "{headers:?}");
     assert!(headers.contains(&("x-ratelimit-limit", "21".into())));
+    // Which decision answered, for clients telling the edge's refusals from the backend's.
+    assert!(headers.contains(&(EDGE_HEADER, "rate_limited".into())), "{headers:?}");
     assert!(headers.contains(&("x-ratelimit-remaining", "0".into())));
     // Full again after 2.1 s (21 requests at 10 r/s).
     assert!(headers.contains(&("x-ratelimit-reset", "3".into())), "{headers:?}");
