@@ -13,6 +13,9 @@
 -- KEYS[5] queue:seckill_order:{A}         order events not yet rows
 -- KEYS[6] queue:seckill_order_dead:{A}    dead-lettered order events
 -- KEYS[7] seckill:user_limit:{A}          buyers' counts (all zero: nothing is sold)
+-- KEYS[8] seckill:user_order:{A}          buyers' order lists (empty: nothing is sold)
+-- KEYS[9] seckill:user_token:{A}          buyers' tokens
+-- KEYS[10] seckill:token:{A}              tokens
 --
 -- Returns {'OK'}, {'NOT_FOUND', ''}, {'SOLD', sold} or {'ORDERS_WAITING', n}
 -- (order events still in the stream or dead-lettered: they need an operator).
@@ -28,5 +31,5 @@ local waiting = redis.call('XLEN', KEYS[5]) + redis.call('XLEN', KEYS[6])
 if waiting > 0 then
   return {'ORDERS_WAITING', tostring(waiting)}
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+redis.call('DEL', unpack(KEYS))
 return {'OK'}

@@ -18,23 +18,36 @@
 -- The token is the idempotency key: once used it remembers its order, and a
 -- retry with it returns that order ('REPLAY') instead of a second sale.
 --
+-- Why every per-buyer and per-token entry is a field of a hash per activity
+-- (CONTRACT.md allows it): a key per buyer cost each sale a new key with its
+-- own expiry (an order list, a used token) in a keyspace of millions, and a
+-- redis.call each; with hashes a batch reads and writes each of them in one
+-- call, the only call per sale left is the order event's XADD, and the hashes
+-- have one expiry each, the activity's end plus a day, which the first write
+-- sets (NX) and every change of the activity's end (the backend's PATCH)
+-- moves. A count per key would keep the expiry of the end at the time of the
+-- purchase, so moving the end later would let the count expire while the
+-- activity still sells. Redis 7.0 has no expiry per field, so a token carries
+-- its own in its value, and this script checks it.
+--
 -- KEYS[1] seckill:activity:{A}     hash: price_cents, limit_per_user, starts_at_ms, ends_at_ms, id
 -- KEYS[2] seckill:inventory:{A}    remaining stock
 -- KEYS[3] seckill:sold:{A}         sold count
 -- KEYS[4] queue:seckill_order:{A}  order event stream
 -- KEYS[5] seckill:live_tokens:{A}  zset of live tokens
 -- KEYS[6] seckill:user_limit:{A}   hash: user U -> what U bought in A
--- then three keys per purchase i (1-based), at 6 + 3(i-1) + 1 .. 3:
---   seckill:user_token:{A}:U   U's live token
---   seckill:token:{A}:T        T -> "U" (live) or "U:<order id>" (used)
---   seckill:user_order:{A}:U   list of U's order ids in A
+-- KEYS[7] seckill:user_order:{A}   hash: user U -> U's order ids in A, comma-separated, oldest first
+-- KEYS[8] seckill:token:{A}        hash: token T -> "U:<expires ms>" (live, from token.lua)
+--                                  or "U:<answers retries until, ms>:<order id>" (used)
+-- then, in a legacy call only, one key per purchase i, at 8 + i:
+--   seckill:token:{A}:T   the token as the layout before the hashes kept it: "U" (live) or
+--                         "U:<order id>" (used), expiring by its own TTL
+-- Why legacy calls: tokens issued or used before an upgrade to the hashes live in those keys
+-- until they expire. A normal call answers {'NO_TOKEN', ''} for a token its hash lacks; the
+-- backend sends just those purchases again in a legacy call, which falls back to the old key,
+-- so that an old live token still sells and an old used one still replays its order. Once sold,
+-- such a token lives on in the hash like any other. Normal calls pay nothing for this.
 --
--- Why the buyers' counts are one hash per activity: the hash has one expiry,
--- the activity's end plus a day, which this script and every change of the
--- activity's end (the backend's PATCH) move together. A count per key would
--- keep the expiry of the end at the time of the purchase, so moving the end
--- later would let the count expire while the activity still sells, and the
--- buyer buy past the limit.
 -- ARGV[1] pay timeout (ms)   ARGV[2] how long a used token keeps answering retries (ms)
 -- then four arguments per purchase, at 2 + 4(i-1) + 1 .. 4:
 --   user id U, token T, quantity (as the client sent it), now (ms)
@@ -46,8 +59,8 @@
 -- Returns one reply per purchase, in order: {'OK', order_id, remaining, sold,
 -- created_at_ms, pay_deadline_ms, amount_cents}, {'REPLAY', order_id} or
 -- {CODE, detail}; CODE is one of BAD_ARG, BAD_QUANTITY, NOT_FOUND,
--- INVALID_TOKEN, NOT_STARTED, ENDED, LIMIT_EXCEEDED, SOLD_OUT. A malformed
--- call as a whole answers {{'BAD_ARG', why}}.
+-- INVALID_TOKEN, NOT_STARTED, ENDED, LIMIT_EXCEEDED, SOLD_OUT, and NO_TOKEN in
+-- a normal call (see above). A malformed call as a whole answers {{'BAD_ARG', why}}.
 
 local function posint(s)
   if type(s) ~= 'string' or not string.match(s, '^[1-9]%d*$') or #s > 15 then
@@ -56,51 +69,46 @@ local function posint(s)
   return tonumber(s)
 end
 
-local SHARED_KEYS, KEYS_EACH, SHARED_ARGS, ARGS_EACH = 6, 3, 2, 4
-local n = (#KEYS - SHARED_KEYS) / KEYS_EACH
+local SHARED_KEYS, SHARED_ARGS, ARGS_EACH = 8, 2, 4
+local n = (#ARGV - SHARED_ARGS) / ARGS_EACH
+local legacy = #KEYS == SHARED_KEYS + n
 local pay_timeout, keep_used = posint(ARGV[1]), posint(ARGV[2])
-if n < 1 or n % 1 ~= 0 or #ARGV ~= SHARED_ARGS + ARGS_EACH * n or not pay_timeout or not keep_used then
-  return {{'BAD_ARG', 'expected 6 + 3n keys and 2 + 4n arguments with a pay timeout and a retention'}}
+if n < 1 or n % 1 ~= 0 or (#KEYS ~= SHARED_KEYS and not legacy) or not pay_timeout or not keep_used then
+  return {{'BAD_ARG', 'expected 2 + 4n arguments with a pay timeout and a retention, and 8 or 8 + n keys'}}
 end
 
 local act = redis.call('HMGET', KEYS[1], 'price_cents', 'limit_per_user', 'starts_at_ms', 'ends_at_ms', 'id')
 local price, limit, starts, ends = tonumber(act[1]), tonumber(act[2]), tonumber(act[3]), tonumber(act[4])
 local activity_id = act[5]
 
--- One MGET for every string the checks need (stock, sold, and each buyer's
--- token) and one HMGET for the buyers' counts: each redis.call costs about as
--- much as a small command.
-local wanted, buyers = {KEYS[2], KEYS[3]}, {}
+-- Each redis.call costs about as much as a small command, so the state of the
+-- whole batch is read in four: the counters, and one HMGET per hash.
+local tokens, buyers = {}, {}
 for i = 1, n do
-  local k = SHARED_KEYS + KEYS_EACH * (i - 1)
-  wanted[#wanted + 1] = KEYS[k + 2]
-  buyers[i] = ARGV[SHARED_ARGS + ARGS_EACH * (i - 1) + 1]
+  local a = SHARED_ARGS + ARGS_EACH * (i - 1)
+  buyers[i], tokens[i] = ARGV[a + 1], ARGV[a + 2]
 end
-local state = redis.call('MGET', unpack(wanted))
+local counters = redis.call('MGET', KEYS[2], KEYS[3])
+local held_now = redis.call('HMGET', KEYS[8], unpack(tokens))
 local counts = redis.call('HMGET', KEYS[6], unpack(buyers))
-local remaining = tonumber(state[1] or '0')
-local sold = tonumber(state[2] or '0')
+local old_held = legacy and redis.call('MGET', unpack(KEYS, SHARED_KEYS + 1, SHARED_KEYS + n)) or {}
+local remaining = tonumber(counters[1] or '0')
+local sold = tonumber(counters[2] or '0')
 
--- What this batch has already written, by token key and by buyer, so later
+-- What this batch has already written, by token and by buyer, so later
 -- purchases see it.
 local written, bought_now = {}, {}
-local function current(key, index)
-  local w = written[key]
-  if w ~= nil then return w end
-  return state[index]
-end
 
 -- A user's count and order list must outlive the activity, or the limit
 -- could be reset by waiting: they are kept until a day after its end.
 local keep_until = ends and string.format('%d', ends + 86400000)
 
-local replies, consumed_user_tokens, consumed_tokens = {}, {}, {}
+local replies, used_tokens, consumed, old_consumed = {}, {}, {}, {}
+local new_orders, order_buyers = {}, {}
 local sold_now = 0
 for i = 1, n do
-  local k = SHARED_KEYS + KEYS_EACH * (i - 1)
-  local user_token_key, token_key, order_list_key = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local a = SHARED_ARGS + ARGS_EACH * (i - 1)
-  local user, token, qty_s, now_s = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local user, token, qty_s, now_s = buyers[i], tokens[i], ARGV[a + 3], ARGV[a + 4]
   local now = posint(now_s)
   -- A negative, zero, fractional or non-numeric quantity never reaches DECRBY.
   local qty = posint(qty_s)
@@ -113,14 +121,22 @@ for i = 1, n do
   elseif not price then
     reply = {'NOT_FOUND', ''}
   else
-    local held = current(token_key, 2 + i)
-    local owner, used_order
+    local held = written[token] or held_now[i]
+    local owner, until_ms, used_order
     if held then
-      owner, used_order = string.match(held, '^([^:]+):(.+)$')
-      if not owner then owner = held end
+      owner, until_ms, used_order = string.match(held, '^([^:]+):(%d+):?(.*)$')
+      if used_order == '' then used_order = nil end
+      -- Expired (Redis cannot expire a field): as unknown as a missing one.
+      if owner and now >= tonumber(until_ms) then owner = nil end
+    elseif old_held[i] then
+      -- The old layout's key expires by itself: while it exists, it holds.
+      owner, used_order = string.match(old_held[i], '^([^:]+):(.+)$')
+      if not owner then owner = old_held[i] end
     end
     local bought = bought_now[user] or tonumber(counts[i] or '0')
-    if not held then
+    if not held and not old_held[i] and not legacy then
+      reply = {'NO_TOKEN', ''}
+    elseif not owner then
       reply = {'INVALID_TOKEN', 'unknown or expired'}
     elseif owner ~= user then
       reply = {'INVALID_TOKEN', 'not yours'}
@@ -150,35 +166,51 @@ for i = 1, n do
         'amount_cents', string.format('%d', amount), 'created_at_ms', now_s,
         'pay_deadline_ms', string.format('%d', deadline), 'token', token)
       local order_id = activity_id .. '-' .. event_id
-      redis.call('RPUSH', order_list_key, order_id)
-      redis.call('PEXPIREAT', order_list_key, keep_until)
+      if not new_orders[user] then
+        new_orders[user] = {}
+        order_buyers[#order_buyers + 1] = user
+      end
+      table.insert(new_orders[user], order_id)
       -- Consume the token: it now answers retries with this order, and the
       -- user may ask for a new one for a further purchase within the limit.
-      local used = user .. ':' .. order_id
-      redis.call('SET', token_key, used, 'PX', ARGV[2])
-      written[token_key] = used
-      consumed_user_tokens[#consumed_user_tokens + 1] = user_token_key
-      consumed_tokens[#consumed_tokens + 1] = token
+      local used = user .. ':' .. string.format('%d', now + keep_used) .. ':' .. order_id
+      written[token] = used
+      used_tokens[#used_tokens + 1] = token
+      used_tokens[#used_tokens + 1] = used
+      consumed[#consumed + 1] = token
+      if not held then old_consumed[#old_consumed + 1] = KEYS[SHARED_KEYS + i] end
       reply = {'OK', order_id, remaining, sold, now, deadline, amount}
     end
   end
   replies[i] = reply
 end
 
--- The counters move once for the whole batch, by its total, and the buyers'
--- counts in one HSET.
+-- Everything else moves once for the whole batch: the counters by its total,
+-- and each hash in one write.
 if sold_now > 0 then
   local total = string.format('%d', sold_now)
   redis.call('DECRBY', KEYS[2], total)
   redis.call('INCRBY', KEYS[3], total)
-  local pairs_ = {}
+  local counts_now, lists = {}, {}
   for user, count in pairs(bought_now) do
-    pairs_[#pairs_ + 1] = user
-    pairs_[#pairs_ + 1] = string.format('%d', count)
+    counts_now[#counts_now + 1] = user
+    counts_now[#counts_now + 1] = string.format('%d', count)
   end
-  redis.call('HSET', KEYS[6], unpack(pairs_))
-  redis.call('PEXPIREAT', KEYS[6], keep_until)
-  redis.call('DEL', unpack(consumed_user_tokens))
-  redis.call('ZREM', KEYS[5], unpack(consumed_tokens))
+  local before = redis.call('HMGET', KEYS[7], unpack(order_buyers))
+  for j, user in ipairs(order_buyers) do
+    local list = table.concat(new_orders[user], ',')
+    if before[j] then list = before[j] .. ',' .. list end
+    lists[#lists + 1] = user
+    lists[#lists + 1] = list
+  end
+  redis.call('HSET', KEYS[6], unpack(counts_now))
+  redis.call('HSET', KEYS[7], unpack(lists))
+  redis.call('HSET', KEYS[8], unpack(used_tokens))
+  -- NX: a no-op (and nothing for the AOF or the replicas) once the hash has its expiry.
+  redis.call('PEXPIREAT', KEYS[6], keep_until, 'NX')
+  redis.call('PEXPIREAT', KEYS[7], keep_until, 'NX')
+  redis.call('PEXPIREAT', KEYS[8], keep_until, 'NX')
+  redis.call('ZREM', KEYS[5], unpack(consumed))
+  if #old_consumed > 0 then redis.call('DEL', unpack(old_consumed)) end
 end
 return replies

@@ -5,12 +5,19 @@
 -- by a factor of the remaining stock, so a flood of buyers cannot all pile onto
 -- the purchase script.
 --
+-- Tokens are fields of two hashes per activity (see purchase.lua for why), which
+-- expire a day after the activity's end. Redis 7.0 cannot expire a field, so a
+-- token's value carries its expiry, and the fields of expired tokens go when the
+-- live-token set forgets them here, which keeps the hash as bounded as that set.
+--
 -- KEYS[1] seckill:activity:{A}         hash: limit_per_user, starts_at_ms, ends_at_ms, ...
 -- KEYS[2] seckill:inventory:{A}        remaining stock
 -- KEYS[3] seckill:user_limit:{A}       hash: user U -> what U already bought in A
--- KEYS[4] seckill:user_token:{A}:U     U's live token
--- KEYS[5] seckill:token:{A}:T          the candidate token T -> "U" (pending)
+-- KEYS[4] seckill:user_token:{A}       hash: user U -> "T:<expires ms>", U's latest token
+-- KEYS[5] seckill:token:{A}            hash: token T -> "U:<expires ms>" (live; purchase.lua marks it used)
 -- KEYS[6] seckill:live_tokens:{A}      zset: live token -> expiry (ms)
+-- KEYS[7] seckill:user_token:{A}:U     U's live token in the layout before the hashes (read only:
+--                                      a token issued before an upgrade is still U's one token)
 -- ARGV[1] user id U   ARGV[2] candidate token T   ARGV[3] now (ms)
 -- ARGV[4] token ttl (ms)   ARGV[5] issuance factor in per mille (1500 = 1.5 x stock)
 --
@@ -43,15 +50,31 @@ if remaining <= 0 then return {'SOLD_OUT', '0'} end
 local bought = tonumber(redis.call('HGET', KEYS[3], user) or '0')
 if bought >= limit then return {'LIMIT_EXCEEDED', tostring(bought)} end
 
--- Asking again returns the same unexpired token.
-local existing = redis.call('GET', KEYS[4])
-if existing then
-  local pttl = redis.call('PTTL', KEYS[4])
-  if pttl > 0 then return {'OK', existing, now + pttl} end
+-- Asking again returns the same token while it is live: unexpired and not yet
+-- used (a used one holds "U:<until>:<order id>", no longer "U:<expires>").
+local mine = redis.call('HGET', KEYS[4], user)
+if mine then
+  local token, expires = string.match(mine, '^(.*):(%d+)$')
+  if token and tonumber(expires) > now and redis.call('HGET', KEYS[5], token) == user .. ':' .. expires then
+    return {'OK', token, tonumber(expires)}
+  end
+else
+  local old = redis.call('GET', KEYS[7])
+  if old and redis.call('HEXISTS', KEYS[5], old) == 0 then
+    local pttl = redis.call('PTTL', KEYS[7])
+    if pttl > 0 then return {'OK', old, now + pttl} end
+  end
 end
 
--- Bound the live tokens: forget the expired ones, then count.
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+-- Bound the live tokens: forget the expired ones (and their fields), then count.
+local expired = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)
+if #expired > 0 then
+  -- In slices: unpack's limit is a few thousand values.
+  for i = 1, #expired, 1000 do
+    redis.call('HDEL', KEYS[5], unpack(expired, i, math.min(i + 999, #expired)))
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+end
 local cap = math.ceil(remaining * factor / 1000)
 if redis.call('ZCARD', KEYS[6]) >= cap then
   local first = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
@@ -60,10 +83,15 @@ if redis.call('ZCARD', KEYS[6]) >= cap then
   return {'TOKENS_EXHAUSTED', tostring(wait)}
 end
 
-local expires = now + ttl
-if not redis.call('SET', KEYS[5], user, 'PX', ttl, 'NX') then
+local expires = string.format('%d', now + ttl)
+if redis.call('HSETNX', KEYS[5], candidate, user .. ':' .. expires) == 0 then
   return {'BAD_ARG', 'token collision'}
 end
-redis.call('SET', KEYS[4], candidate, 'PX', ttl)
+redis.call('HSET', KEYS[4], user, candidate .. ':' .. expires)
 redis.call('ZADD', KEYS[6], expires, candidate)
-return {'OK', candidate, expires}
+-- Kept a day after the end, as purchase.lua keeps the buyers' counts; NX: set
+-- once, then moved only by a change of the end.
+local keep_until = string.format('%d', ends + 86400000)
+redis.call('PEXPIREAT', KEYS[4], keep_until, 'NX')
+redis.call('PEXPIREAT', KEYS[5], keep_until, 'NX')
+return {'OK', candidate, now + ttl}

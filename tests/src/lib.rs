@@ -640,6 +640,25 @@ pub async fn bought(conn: &mut redis::aio::MultiplexedConnection, a: u64, user: 
     v.unwrap_or(0)
 }
 
+/// Puts a live token `token` of `user` into activity `a`'s token hash, valid
+/// until `expires_ms`, as `lua/token.lua` writes one but without its checks
+/// (a second live token, one the limit or the token bound would refuse).
+pub async fn forge_token(
+    conn: &mut redis::aio::MultiplexedConnection,
+    a: u64,
+    token: &str,
+    user: &str,
+    expires_ms: i64,
+) {
+    let () = redis::cmd("HSET")
+        .arg(seckill_backend::store::keys::tokens(a))
+        .arg(token)
+        .arg(format!("{user}:{expires_ms}"))
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
 /// Waits until the wall clock reads `unix_ms` (a moment the test schedules
 /// against, such as an order's payment deadline), returning at once if it has passed.
 pub async fn sleep_until_unix_ms(unix_ms: i64) {

@@ -8,7 +8,7 @@ use seckill_backend::store::keys;
 use seckill_backend::store::{
     NewActivityRecord, Purchase, PurchaseOutcome, PurchaseRequest, ReleaseOutcome, ScriptRefusal, Store, TokenOutcome,
 };
-use seckill_tests::{RedisServer, bought, get_int};
+use seckill_tests::{RedisServer, bought, forge_token, get_int};
 
 const T0: i64 = 1_800_000_000_000; // activity start, ms
 const T1: i64 = T0 + 3_600_000; // activity end
@@ -146,11 +146,12 @@ async fn purchase_does_the_whole_sale_atomically() {
     assert_eq!(get_int(r, &keys::inventory(a)).await, 8);
     assert_eq!(get_int(r, &keys::sold(a)).await, 2);
     assert_eq!(bought(r, a, "dave").await, 2);
-    let ttl: i64 = redis::cmd("PTTL").arg(keys::user_limits(a)).query_async(r).await.unwrap();
-    assert!(ttl > 0, "the user's count carries a TTL");
-    let orders: Vec<String> =
-        redis::cmd("LRANGE").arg(keys::user_order(a, "dave")).arg(0).arg(-1).query_async(r).await.unwrap();
-    assert_eq!(orders, vec![sale.order_id.clone()]);
+    // The buyers' and tokens' hashes expire a day after the activity's end.
+    for hash in [keys::user_limits(a), keys::user_orders(a), keys::tokens(a), keys::user_tokens(a)] {
+        let at: i64 = redis::cmd("PEXPIRETIME").arg(&hash).query_async(r).await.unwrap();
+        assert_eq!(at, T1 + 86_400_000, "{hash}");
+    }
+    assert_eq!(f.store.user_order_ids(a, "dave").await.unwrap(), vec![sale.order_id.clone()]);
     // The order event is in the stream, with everything the worker needs.
     let entries: redis::streams::StreamRangeReply =
         redis::cmd("XRANGE").arg(keys::order_stream(a)).arg("-").arg("+").query_async(r).await.unwrap();
@@ -162,9 +163,9 @@ async fn purchase_does_the_whole_sale_atomically() {
     assert_eq!(field("user_id"), "dave");
     assert_eq!(field("quantity"), "2");
     assert_eq!(field("amount_cents"), "500");
-    // The token is consumed: the user's live token is gone and so is its slot.
-    let live: Option<String> = redis::cmd("GET").arg(keys::user_token(a, "dave")).query_async(r).await.unwrap();
-    assert_eq!(live, None);
+    // The token is consumed: it names its order now, and its slot is free.
+    let used: String = redis::cmd("HGET").arg(keys::tokens(a)).arg(&t).query_async(r).await.unwrap();
+    assert!(used.starts_with("dave:") && used.ends_with(&format!(":{}", sale.order_id)), "{used}");
     let slots: i64 = redis::cmd("ZCARD").arg(keys::live_tokens(a)).query_async(r).await.unwrap();
     assert_eq!(slots, 0);
     // A new token may be asked for the rest of the limit, and it differs.
@@ -241,7 +242,9 @@ async fn purchase_refuses_outside_the_window() {
     let a = activity(&f.store, 10, 5).await;
     let t = issued(&f.store, a, "ivan").await;
     assert_eq!(rejected(purchase(&f.store, a, "ivan", &t, "1", T0 - 1).await), ScriptRefusal::NotStarted);
-    assert_eq!(rejected(purchase(&f.store, a, "ivan", &t, "1", T1).await), ScriptRefusal::Ended);
+    // A token issued a moment before the end, so that it is still live at the end.
+    let TokenOutcome::Issued { token: t, .. } = token(&f.store, a, "jo", T1 - 1).await else { panic!("a token") };
+    assert_eq!(rejected(purchase(&f.store, a, "jo", &t, "1", T1).await), ScriptRefusal::Ended);
 }
 
 #[tokio::test]
@@ -307,15 +310,14 @@ async fn a_batch_answers_each_purchase_as_if_it_ran_alone_after_the_ones_before(
     assert_eq!(bought(&mut f.redis, a, "quin").await, 2);
     let events: i64 = redis::cmd("XLEN").arg(keys::order_stream(a)).query_async(&mut f.redis).await.unwrap();
     assert_eq!(events, 3);
-    let pia_orders: Vec<String> =
-        redis::cmd("LRANGE").arg(keys::user_order(a, "pia")).arg(0).arg(-1).query_async(&mut f.redis).await.unwrap();
-    assert_eq!(pia_orders, vec![first.order_id.clone()]);
+    assert_eq!(f.store.user_order_ids(a, "pia").await.unwrap(), vec![first.order_id.clone()]);
+    assert_eq!(f.store.user_order_ids(a, "quin").await.unwrap(), vec![quin.order_id.clone()]);
     // A user with two live tokens in one batch (the second issued after a sale that is still in
     // flight): the first sale counts against the limit for the second.
     let b = activity(&f.store, 10, 2).await;
     let t1 = issued(&f.store, b, "tia").await;
     let t2 = "f".repeat(32);
-    let () = redis::cmd("SET").arg(keys::token(b, &t2)).arg("tia").query_async(&mut f.redis).await.unwrap();
+    forge_token(&mut f.redis, b, &t2, "tia", NOW + TTL as i64).await;
     let outcomes = f.store.purchase_batch(b, PAY, &[buy("tia", &t1, "2"), buy("tia", &t2, "1")]).await.unwrap();
     assert!(matches!(outcomes[0], PurchaseOutcome::Accepted(_)));
     assert_eq!(outcomes[1], PurchaseOutcome::Rejected(ScriptRefusal::LimitExceeded));
@@ -466,9 +468,103 @@ async fn a_buyer_count_outlives_an_activity_whose_end_moves_later() {
     assert_eq!(token(&f.store, a, "ivy", later).await, TokenOutcome::Rejected(ScriptRefusal::LimitExceeded));
     let forged_second = "e".repeat(32);
     let mut r = f.redis.clone();
-    let () = redis::cmd("SET").arg(keys::token(a, &forged_second)).arg("ivy").query_async(&mut r).await.unwrap();
+    forge_token(&mut r, a, &forged_second, "ivy", later + TTL as i64).await;
     assert_eq!(rejected(purchase(&f.store, a, "ivy", &forged_second, "1", later).await), ScriptRefusal::LimitExceeded);
     assert_eq!(bought(&mut r, a, "ivy").await, 1);
-    let ttl: i64 = redis::cmd("PTTL").arg(keys::user_limits(a)).query_async(&mut r).await.unwrap();
-    assert!(ttl > 9 * 86_400_000, "the counts expire a day after the new end ({ttl} ms left)");
+    for hash in [keys::user_limits(a), keys::user_orders(a), keys::tokens(a), keys::user_tokens(a)] {
+        let ttl: i64 = redis::cmd("PTTL").arg(&hash).query_async(&mut r).await.unwrap();
+        assert!(ttl > 9 * 86_400_000, "{hash} expires a day after the new end ({ttl} ms left)");
+    }
+}
+
+#[tokio::test]
+async fn tokens_expire_by_the_time_in_their_field() {
+    let mut f = fixture().await;
+    let a = activity(&f.store, 10, 5).await;
+    let t = issued(&f.store, a, "uma").await;
+    let expires = NOW + TTL as i64;
+    assert!(matches!(rejected(purchase(&f.store, a, "uma", &t, "1", expires).await), ScriptRefusal::InvalidToken(_)));
+    // Once expired, asking again gives a new token, and the token bound's
+    // sweep takes the old one's field with its slot.
+    let TokenOutcome::Issued { token: t2, .. } = token(&f.store, a, "uma", expires).await else { panic!("a token") };
+    assert_ne!(t2, t);
+    let held: bool = redis::cmd("HEXISTS").arg(keys::tokens(a)).arg(&t).query_async(&mut f.redis).await.unwrap();
+    assert!(!held, "the expired token's field is gone");
+    let PurchaseOutcome::Accepted(sale) = purchase(&f.store, a, "uma", &t2, "1", expires).await else {
+        panic!("the new token sells")
+    };
+    // A used token answers retries for a day after its use, then no more.
+    let day = 86_400_000;
+    assert_eq!(
+        purchase(&f.store, a, "uma", &t2, "1", expires + day - 1).await,
+        PurchaseOutcome::Replay { order_id: sale.order_id }
+    );
+    assert!(matches!(
+        rejected(purchase(&f.store, a, "uma", &t2, "1", expires + day).await),
+        ScriptRefusal::InvalidToken(_)
+    ));
+}
+
+/// A deployment upgraded mid-activity still holds tokens and order lists in
+/// the keys of the layout before the hashes. What was sold before stays sold
+/// and counted, a token issued before still sells (once) and is still the
+/// buyer's one token, one used before still replays its order, and a buyer's
+/// orders are the old list followed by the new ones.
+#[tokio::test]
+async fn keys_of_the_layout_before_the_hashes_keep_working_after_an_upgrade() {
+    let mut f = fixture().await;
+    let a = activity(&f.store, 10, 2).await;
+    let r = &mut f.redis;
+    // Before the upgrade: olaf holds a live token; pam bought one unit, her token used.
+    let (olaf_token, pam_token, pam_order) = ("a".repeat(32), "b".repeat(32), format!("{a}-1700000000000-0"));
+    let ttl = TTL.to_string();
+    let mut old = redis::pipe();
+    old.cmd("SET").arg(keys::legacy::token(a, &olaf_token)).arg("olaf").arg("PX").arg(&ttl).ignore();
+    old.cmd("SET").arg(keys::legacy::user_token(a, "olaf")).arg(&olaf_token).arg("PX").arg(&ttl).ignore();
+    old.cmd("ZADD").arg(keys::live_tokens(a)).arg(NOW + TTL as i64).arg(&olaf_token).ignore();
+    old.cmd("SET").arg(keys::legacy::token(a, &pam_token)).arg(format!("pam:{pam_order}")).arg("PX").arg(&ttl).ignore();
+    old.cmd("RPUSH").arg(keys::legacy::user_order(a, "pam")).arg(&pam_order).ignore();
+    old.cmd("HSET").arg(keys::user_limits(a)).arg("pam").arg(1).ignore();
+    old.cmd("DECRBY").arg(keys::inventory(a)).arg(1).ignore();
+    old.cmd("INCRBY").arg(keys::sold(a)).arg(1).ignore();
+    let () = old.query_async(r).await.unwrap();
+
+    // Olaf's old token is still his one token, and it sells once.
+    // (Its expiry is the old key's TTL, which Redis's own clock has moved on a little.)
+    let TokenOutcome::Issued { token: again, expires_at_ms } = token(&f.store, a, "olaf", NOW).await else {
+        panic!("olaf's token")
+    };
+    assert_eq!(again, olaf_token);
+    assert!(expires_at_ms > NOW && expires_at_ms <= NOW + TTL as i64, "{expires_at_ms}");
+    let PurchaseOutcome::Accepted(sale) = purchase(&f.store, a, "olaf", &olaf_token, "1", NOW).await else {
+        panic!("a token issued before the upgrade sells")
+    };
+    assert_eq!(
+        purchase(&f.store, a, "olaf", &olaf_token, "1", NOW).await,
+        PurchaseOutcome::Replay { order_id: sale.order_id.clone() }
+    );
+    let r = &mut f.redis;
+    let left: bool = redis::cmd("EXISTS").arg(keys::legacy::token(a, &olaf_token)).query_async(r).await.unwrap();
+    assert!(!left, "a sold old token lives on in the hash only");
+    assert_ne!(issued(&f.store, a, "olaf").await, olaf_token, "after the sale, a new token");
+
+    // Pam's retry gets her old order back; her count holds, and her orders are the old then the new.
+    assert_eq!(
+        purchase(&f.store, a, "pam", &pam_token, "1", NOW).await,
+        PurchaseOutcome::Replay { order_id: pam_order.clone() }
+    );
+    let t = issued(&f.store, a, "pam").await;
+    assert_eq!(rejected(purchase(&f.store, a, "pam", &t, "2", NOW).await), ScriptRefusal::LimitExceeded);
+    let PurchaseOutcome::Accepted(second) = purchase(&f.store, a, "pam", &t, "1", NOW).await else {
+        panic!("pam's second unit")
+    };
+    assert_eq!(f.store.user_order_ids(a, "pam").await.unwrap(), vec![pam_order, second.order_id]);
+    assert_eq!(token(&f.store, a, "pam", NOW).await, TokenOutcome::Rejected(ScriptRefusal::LimitExceeded));
+    // A token neither layout knows is refused once both were asked.
+    assert_eq!(
+        rejected(purchase(&f.store, a, "pam", &"c".repeat(32), "1", NOW).await),
+        ScriptRefusal::InvalidToken("unknown or expired".into())
+    );
+    assert_eq!(get_int(&mut f.redis, &keys::sold(a)).await, 3);
+    assert_eq!(get_int(&mut f.redis, &keys::inventory(a)).await, 7);
 }

@@ -61,8 +61,9 @@ pub enum DeleteOutcome {
     OrdersWaiting(i64),
 }
 
-/// Buyers' counts are kept this long after the activity's end (the purchase
-/// script's `ends + 86400000`, which it sets at each sale).
+/// The per-activity hashes of buyers and tokens (counts, order lists, tokens)
+/// are kept this long after the activity's end: the scripts' `ends + 86400000`,
+/// which they set when they create a hash.
 const USER_COUNT_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 impl Store {
@@ -172,25 +173,23 @@ impl Store {
 
     /// Live counters of one activity.
     pub async fn counters(&self, id: u64, now_ms: i64) -> Result<Counters, StoreError> {
-        let (remaining, sold, _, live_tokens, stream_length): (Option<i64>, Option<i64>, (), i64, i64) = self
+        // Counted, not swept: token.lua sweeps the expired ones, together with
+        // their fields in the token hash, which a sweep here would leave behind.
+        let (remaining, sold, live_tokens, stream_length): (Option<i64>, Option<i64>, i64, i64) = self
             .bounded(|mut c| async move {
                 redis::pipe()
                     .cmd("GET")
                     .arg(keys::inventory(id))
                     .cmd("GET")
                     .arg(keys::sold(id))
-                    .cmd("ZREMRANGEBYSCORE")
+                    .cmd("ZCOUNT")
                     .arg(keys::live_tokens(id))
-                    .arg("-inf")
-                    .arg(now_ms)
-                    .ignore()
-                    .cmd("ZCARD")
-                    .arg(keys::live_tokens(id))
+                    .arg(format!("({now_ms}"))
+                    .arg("+inf")
                     .cmd("XLEN")
                     .arg(keys::order_stream(id))
-                    .query_async::<(Option<i64>, Option<i64>, i64, i64)>(&mut c)
+                    .query_async(&mut c)
                     .await
-                    .map(|(r, s, l, x)| (r, s, (), l, x))
             })
             .await?;
         Ok(Counters { remaining: remaining.unwrap_or(0), sold: sold.unwrap_or(0), live_tokens, stream_length })
@@ -220,8 +219,9 @@ impl Store {
     }
 
     /// Changes an activity's descriptive fields (name, price, limit, window).
-    /// A new end moves the buyers' counts' expiry with it, in the same
-    /// transaction, so a count lives as long as the activity can still sell.
+    /// A new end moves the expiry of the buyers' and tokens' hashes with it,
+    /// in the same transaction, so a count lives as long as the activity can
+    /// still sell.
     pub async fn update_activity(&self, activity: u64, fields: Vec<(&'static str, String)>) -> Result<(), StoreError> {
         if fields.is_empty() {
             return Ok(());
@@ -231,7 +231,9 @@ impl Store {
             let mut pipe = redis::pipe();
             pipe.atomic().cmd("HSET").arg(keys::activity(activity)).arg(&fields).ignore();
             if let Some(end) = new_end {
-                pipe.cmd("PEXPIREAT").arg(keys::user_limits(activity)).arg(end + USER_COUNT_RETENTION_MS).ignore();
+                for hash in [keys::user_limits, keys::user_orders, keys::user_tokens, keys::tokens] {
+                    pipe.cmd("PEXPIREAT").arg(hash(activity)).arg(end + USER_COUNT_RETENTION_MS).ignore();
+                }
             }
             pipe.query_async::<()>(&mut c).await
         })
@@ -255,6 +257,9 @@ impl Store {
                     .key(keys::order_stream(activity))
                     .key(keys::dead_letters(activity))
                     .key(keys::user_limits(activity))
+                    .key(keys::user_orders(activity))
+                    .key(keys::user_tokens(activity))
+                    .key(keys::tokens(activity))
                     .invoke_async(&mut c)
                     .await
             })

@@ -61,14 +61,36 @@ pub fn sold(a: u64) -> String {
 pub fn user_limits(a: u64) -> String {
     format!("seckill:user_limit:{{{a}}}")
 }
-pub fn user_token(a: u64, user: &str) -> String {
-    format!("seckill:user_token:{{{a}}}:{user}")
+/// Hash: user → that user's order ids in the activity, comma-separated, oldest first.
+pub fn user_orders(a: u64) -> String {
+    format!("seckill:user_order:{{{a}}}")
 }
-pub fn token(a: u64, token: &str) -> String {
-    format!("seckill:token:{{{a}}}:{token}")
+/// Hash: user → `"<token>:<expires ms>"`, the user's latest token (`lua/token.lua`).
+pub fn user_tokens(a: u64) -> String {
+    format!("seckill:user_token:{{{a}}}")
 }
-pub fn user_order(a: u64, user: &str) -> String {
-    format!("seckill:user_order:{{{a}}}:{user}")
+/// Hash: token → `"<user>:<expires ms>"` while live, `"<user>:<until ms>:<order id>"`
+/// once used (`lua/purchase.lua`). Redis 7.0 has no expiry per field: the
+/// scripts check the one in the value.
+pub fn tokens(a: u64) -> String {
+    format!("seckill:token:{{{a}}}")
+}
+/// The keys of one buyer and one token before they became fields of the
+/// hashes above. A deployment upgraded mid-activity still holds some (each
+/// with its own TTL, so they go by themselves): the scripts read the tokens
+/// (`purchase.lua`'s legacy calls, `token.lua`), and
+/// [`Store::user_order_ids`](super::Store::user_order_ids) reads a buyer's
+/// old order list before the new one.
+pub mod legacy {
+    pub fn user_token(a: u64, user: &str) -> String {
+        format!("seckill:user_token:{{{a}}}:{user}")
+    }
+    pub fn token(a: u64, token: &str) -> String {
+        format!("seckill:token:{{{a}}}:{token}")
+    }
+    pub fn user_order(a: u64, user: &str) -> String {
+        format!("seckill:user_order:{{{a}}}:{user}")
+    }
 }
 pub fn order_stream(a: u64) -> String {
     format!("queue:seckill_order:{{{a}}}")
@@ -121,10 +143,11 @@ mod tests {
 
     #[test]
     fn activity_keys_share_one_hash_tag() {
-        for key in [inventory(7), sold(7), user_limits(7), token(7, "t"), order_stream(7)] {
+        for key in [inventory(7), sold(7), user_limits(7), user_orders(7), tokens(7), user_tokens(7), order_stream(7)] {
             assert!(key.contains("{7}"), "{key} lacks the hash tag");
         }
         assert_eq!(inventory(42), "seckill:inventory:{42}");
-        assert_eq!(user_token(42, "bob"), "seckill:user_token:{42}:bob");
+        assert_eq!(tokens(42), "seckill:token:{42}");
+        assert_eq!(legacy::user_token(42, "bob"), "seckill:user_token:{42}:bob");
     }
 }

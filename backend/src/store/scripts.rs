@@ -139,9 +139,10 @@ impl Store {
                     .key(keys::activity(activity))
                     .key(keys::inventory(activity))
                     .key(keys::user_limits(activity))
-                    .key(keys::user_token(activity, user))
-                    .key(keys::token(activity, &candidate))
+                    .key(keys::user_tokens(activity))
+                    .key(keys::tokens(activity))
                     .key(keys::live_tokens(activity))
+                    .key(keys::legacy::user_token(activity, user))
                     .arg(user)
                     .arg(&candidate)
                     .arg(now_ms)
@@ -180,19 +181,50 @@ impl Store {
         pay_timeout_ms: u64,
         batch: &[Purchase],
     ) -> Result<Vec<PurchaseOutcome>, StoreError> {
+        let mut outcomes = self.purchase_call(activity, pay_timeout_ms, batch, false).await?;
+        // Tokens the hash lacks may be in the keys of the layout before it
+        // (`lua/purchase.lua`, "legacy calls"): those purchases go again, with
+        // those keys. Only unknown tokens pay for this second call.
+        let missing: Vec<usize> = (0..outcomes.len()).filter(|&i| outcomes[i].is_none()).collect();
+        if !missing.is_empty() {
+            let again: Vec<Purchase> = missing.iter().map(|&i| batch[i].clone()).collect();
+            let retried = self.purchase_call(activity, pay_timeout_ms, &again, true).await?;
+            for (i, outcome) in missing.into_iter().zip(retried) {
+                outcomes[i] = outcome;
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| StoreError::Reply("the purchase script's legacy call answered NO_TOKEN".into())))
+            .collect()
+    }
+
+    /// One call of the purchase script; `None` for a purchase whose token its
+    /// hash lacks (`NO_TOKEN`, never answered by a `legacy` call).
+    async fn purchase_call(
+        &self,
+        activity: u64,
+        pay_timeout_ms: u64,
+        batch: &[Purchase],
+        legacy: bool,
+    ) -> Result<Vec<Option<PurchaseOutcome>>, StoreError> {
         let a = activity;
         // EVALSHA by hand rather than `Script::invoke_async`, so that `WAIT`
         // can ride behind it in the same pipeline (`Store::acknowledged`).
         let mut call = redis::cmd("EVALSHA");
-        call.arg(self.scripts.purchase.get_hash()).arg(6 + 3 * batch.len());
+        call.arg(self.scripts.purchase.get_hash()).arg(8 + if legacy { batch.len() } else { 0 });
         call.arg(keys::activity(a))
             .arg(keys::inventory(a))
             .arg(keys::sold(a))
             .arg(keys::order_stream(a))
             .arg(keys::live_tokens(a))
-            .arg(keys::user_limits(a));
-        for p in batch {
-            call.arg(keys::user_token(a, &p.user)).arg(keys::token(a, &p.token)).arg(keys::user_order(a, &p.user));
+            .arg(keys::user_limits(a))
+            .arg(keys::user_orders(a))
+            .arg(keys::tokens(a));
+        if legacy {
+            for p in batch {
+                call.arg(keys::legacy::token(a, &p.token));
+            }
         }
         call.arg(pay_timeout_ms).arg(USED_TOKEN_RETENTION_MS);
         for p in batch {
@@ -207,6 +239,28 @@ impl Store {
             )));
         }
         replies.iter().map(|reply| purchase_outcome(reply)).collect()
+    }
+
+    /// A buyer's order ids in an activity, oldest first: those kept in the
+    /// layout before the hashes (a deployment upgraded mid-activity), then
+    /// those in `seckill:user_order:{A}`.
+    pub async fn user_order_ids(&self, activity: u64, user: &str) -> Result<Vec<String>, StoreError> {
+        let (old, new): (Vec<String>, Option<String>) = self
+            .bounded(|mut c| async move {
+                redis::pipe()
+                    .cmd("LRANGE")
+                    .arg(keys::legacy::user_order(activity, user))
+                    .arg(0)
+                    .arg(-1)
+                    .cmd("HGET")
+                    .arg(keys::user_orders(activity))
+                    .arg(user)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let new = new.unwrap_or_default();
+        Ok(old.into_iter().chain(new.split(',').filter(|id| !id.is_empty()).map(str::to_owned)).collect())
     }
 
     /// Runs the release script: gives an order's stock back, exactly once.
@@ -244,9 +298,10 @@ impl Store {
     }
 }
 
-/// Maps one purchase's reply (`OK …`, `REPLAY …` or `{CODE, detail}`) onto its outcome.
-fn purchase_outcome(reply: &[String]) -> Result<PurchaseOutcome, StoreError> {
-    Ok(match reply {
+/// Maps one purchase's reply (`OK …`, `REPLAY …` or `{CODE, detail}`) onto
+/// its outcome; `None` for `NO_TOKEN`.
+fn purchase_outcome(reply: &[String]) -> Result<Option<PurchaseOutcome>, StoreError> {
+    Ok(Some(match reply {
         [ok, order_id, remaining, sold, created, deadline, amount] if ok == "OK" => PurchaseOutcome::Accepted(Sale {
             order_id: order_id.clone(),
             remaining: parse_int(remaining)?,
@@ -256,8 +311,9 @@ fn purchase_outcome(reply: &[String]) -> Result<PurchaseOutcome, StoreError> {
             amount_cents: parse_int(amount)?,
         }),
         [replay, order_id] if replay == "REPLAY" => PurchaseOutcome::Replay { order_id: order_id.clone() },
+        [code, _] if code == "NO_TOKEN" => return Ok(None),
         _ => PurchaseOutcome::Rejected(refusal(reply)?),
-    })
+    }))
 }
 
 /// Maps a script's `{CODE, detail}` reply onto a `ScriptRefusal`.
