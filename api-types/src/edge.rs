@@ -4,6 +4,12 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// On every answer the edge filter gives by itself, naming its decision
+/// (`rate_limited`, `blacklisted`, `sold_out`, …): a client (the crowd of
+/// `seckill-load`, a test, an operator with curl) tells the edge's refusals
+/// from the backend's by it, whichever proxy runs the filter.
+pub const EDGE_DECISION_HEADER: &str = "x-seckill-edge";
+
 /// A token bucket with nginx `limit_req ... burst=B nodelay` semantics: from a
 /// fresh key, `1 + burst` requests pass back to back, then one more every
 /// `1 / rate_per_sec` seconds.

@@ -117,10 +117,7 @@ impl DecisionKind {
     }
 }
 
-/// On every answer the filter gives by itself, naming the decision: a client
-/// (the crowd of `seckill-load`, a test, an operator with curl) tells the
-/// edge's refusals from the backend's by it, whichever proxy runs the filter.
-pub const EDGE_HEADER: &str = "x-seckill-edge";
+pub use seckill_api::EDGE_DECISION_HEADER as EDGE_HEADER;
 
 /// The `x-ratelimit-*` values of the bucket that decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

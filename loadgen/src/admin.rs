@@ -41,6 +41,24 @@ impl<'a> Admin<'a> {
         expect(status, &bytes, StatusCode::OK, &format!("reading activity {id}"))
     }
 
+    /// `PUT /admin/api/blacklist/{list}/{entry}` (`list`: `users` or `ips`).
+    pub async fn blacklist(&self, list: &str, entry: &str) -> Result<()> {
+        let path = format!("/admin/api/blacklist/{list}/{entry}");
+        let (status, bytes) = self.endpoint.oneshot(Method::PUT, &path, Some(&self.token), None).await?;
+        expect::<serde_json::Value>(status, &bytes, StatusCode::OK, &format!("blacklisting {entry}")).map(drop)
+    }
+
+    /// `DELETE /admin/api/blacklist/{list}/{entry}`.
+    pub async fn unblacklist(&self, list: &str, entry: &str) -> Result<()> {
+        let path = format!("/admin/api/blacklist/{list}/{entry}");
+        let (status, bytes) = self.endpoint.oneshot(Method::DELETE, &path, Some(&self.token), None).await?;
+        if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        expect::<serde_json::Value>(status, &bytes, StatusCode::NO_CONTENT, &format!("unblacklisting {entry}"))
+            .map(drop)
+    }
+
     /// `GET /admin/api/activities/{id}/stats`.
     pub async fn stats(&self, id: u64) -> Result<ActivityStats> {
         let path = format!("/admin/api/activities/{id}/stats");

@@ -25,9 +25,13 @@ pub fn user_prefix(run: &str) -> String {
 pub fn bearer_headers(secret: &str, run: &str, count: usize, exp: i64) -> Result<Vec<HeaderValue>> {
     let last = user_id(run, count.saturating_sub(1));
     ensure!(valid_user_id(&last), "user id `{last}` is not 1-64 characters of [A-Za-z0-9_-]; use a shorter --run-id");
+    mint_bearers(count, |n| buyer_jwt::mint(secret, &user_id(run, n), exp))
+}
+
+/// `Bearer <jwt(n)>` for `n` in `0..count`, in order, minted on every core.
+pub fn mint_bearers(count: usize, jwt: impl Fn(usize) -> String + Sync) -> Result<Vec<HeaderValue>> {
     let mint = |n: usize| -> Result<HeaderValue> {
-        let jwt = buyer_jwt::mint(secret, &user_id(run, n), exp);
-        HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {jwt}")))
+        HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {}", jwt(n))))
             .context("a JWT is always a valid header value")
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -37,6 +41,7 @@ pub fn bearer_headers(secret: &str, run: &str, count: usize, exp: i64) -> Result
             .step_by(chunk)
             .map(|start| {
                 let end = (start + chunk).min(count);
+                let mint = &mint;
                 scope.spawn(move || (start..end).map(mint).collect::<Result<Vec<_>>>())
             })
             .collect();

@@ -12,7 +12,7 @@
 //! The admin API calls (login, create, stats) go through [`Endpoint::oneshot`],
 //! one short connection each.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -21,10 +21,10 @@ use anyhow::{Context, Result, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Barrier;
 
 use crate::report::{PhaseStats, error_code};
@@ -34,7 +34,7 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Connection attempts in a row before a task gives up.
 const MAX_RECONNECTS: u32 = 8;
 
-type Sender = SendRequest<Full<Bytes>>;
+pub type Sender = SendRequest<Full<Bytes>>;
 
 /// Where a base URL points: only `http://host[:port][/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +106,38 @@ impl Endpoint {
         self.base.uri(path)
     }
 
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `Host` header of every request.
+    pub fn host(&self) -> &HeaderValue {
+        &self.host
+    }
+
     /// Opens one keep-alive HTTP/1.1 connection.
     pub async fn connect(&self) -> Result<Sender> {
-        let stream = TcpStream::connect(self.addr)
-            .await
-            .with_context(|| format!("cannot reach {} at {}", self.role, self.url))?;
+        self.connect_from(None).await
+    }
+
+    /// Opens one keep-alive HTTP/1.1 connection from `source` when given (a
+    /// local address to bind: the crowd gives each of its clients one of
+    /// 127.0.0.0/8, so that the edge sees as many clients as there are),
+    /// else from the address the OS picks.
+    pub async fn connect_from(&self, source: Option<IpAddr>) -> Result<Sender> {
+        let reach = || format!("cannot reach {} at {}", self.role, self.url);
+        let stream = match source {
+            None => TcpStream::connect(self.addr).await.with_context(reach)?,
+            Some(ip) => {
+                let socket = if ip.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+                    .context("opening a client socket")?;
+                socket
+                    .bind(SocketAddr::new(ip, 0))
+                    .with_context(|| format!("binding a client socket to {ip} (a local address is needed)"))?;
+                socket.connect(self.addr).await.with_context(|| format!("{} from {ip}", reach()))?
+            }
+        };
         stream.set_nodelay(true).context("setting TCP_NODELAY")?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
@@ -142,7 +169,7 @@ impl Endpoint {
                 Bytes::from(json)
             }
             None => {
-                if method == Method::POST {
+                if method == Method::POST || method == Method::PUT {
                     builder = builder.header(CONTENT_LENGTH, "0");
                 }
                 Bytes::new()
@@ -306,21 +333,45 @@ async fn ensure_ready(conn: &mut Option<Sender>, endpoint: &Endpoint) -> Result<
 
 /// Sends one pre-built request and reads the whole answer.
 async fn exchange(sender: &mut Sender, shared: &Shared, item: &Item) -> Result<(StatusCode, Bytes), hyper::Error> {
-    let mut request = Request::new(Full::new(item.body.clone()));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = item.uri.clone();
+    let answer = send(sender, Method::POST, &item.uri, &shared.host, Some(&item.auth), &item.body).await?;
+    Ok((answer.status, answer.body))
+}
+
+/// A whole answer: status, headers and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Sends one request (a JSON body when `body` is not empty) and reads the whole answer.
+pub async fn send(
+    sender: &mut Sender,
+    method: Method,
+    uri: &Uri,
+    host: &HeaderValue,
+    auth: Option<&HeaderValue>,
+    body: &Bytes,
+) -> Result<Answer, hyper::Error> {
+    let has_body = method == Method::POST || !body.is_empty();
+    let mut request = Request::new(Full::new(body.clone()));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri.clone();
     let headers = request.headers_mut();
-    headers.insert(HOST, shared.host.clone());
-    headers.insert(AUTHORIZATION, item.auth.clone());
-    if item.body.is_empty() {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-    } else {
+    headers.insert(HOST, host.clone());
+    if let Some(auth) = auth {
+        headers.insert(AUTHORIZATION, auth.clone());
+    }
+    if !body.is_empty() {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    } else if has_body {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
     let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, body))
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Answer { status: parts.status, headers: parts.headers, body })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 mod admin;
 mod buyers;
 mod client;
+mod crowd;
 mod report;
 mod rows;
 
@@ -105,6 +106,9 @@ struct Args {
     /// Also print one JSON line per phase with the figures.
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    crowd: crowd::CrowdArgs,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +131,28 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<ExitCode> {
+    if args.crowd.crowd {
+        if args.activity.is_some() || args.activities != 1 {
+            bail!("--crowd creates its one activity itself: leave out --activity and --activities");
+        }
+        let admin_url = args.admin_url.as_deref().unwrap_or(&args.url);
+        return crowd::run(crowd::Settings {
+            url: &args.url,
+            admin_url,
+            jwt_secret: &args.jwt_secret,
+            admin_password: &args.admin_password,
+            connections: args.connections,
+            buyers: args.buyers,
+            stock: args.stock,
+            quantity: args.quantity,
+            run_id: args.run_id.as_deref(),
+            database_url: args.database_url.as_deref(),
+            rows_deadline: args.rows_deadline,
+            json: args.json,
+            crowd: &args.crowd,
+        })
+        .await;
+    }
     let backend = Arc::new(Endpoint::resolve("backend", &args.url).await?);
     let admin_url = args.admin_url.as_deref().unwrap_or(&args.url);
     let admin_endpoint = Endpoint::resolve("admin API", admin_url).await?;

@@ -168,6 +168,38 @@ impl OrderDb {
             .context("decoding order rows")
     }
 
+    /// Users of `scope` whose live rows (not cancelled or expired) hold more
+    /// than `limit` units, with their units.
+    pub async fn users_over(&self, scope: &Scope, limit: u64) -> Result<Vec<(String, i64)>> {
+        let sql = format!(
+            // SUM is a DECIMAL in MySQL; SIGNED makes it a BIGINT there and
+            // stays an integer in SQLite (NUMERIC affinity).
+            "SELECT user_id, CAST(SUM(quantity) AS SIGNED) FROM orders WHERE {} AND status NOT IN ('cancelled', 'expired') \
+             GROUP BY user_id HAVING SUM(quantity) > ? ORDER BY user_id",
+            scope.filter()
+        );
+        let rows = scope
+            .bind(sqlx::query(&sql))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .context("summing units per user")?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .context("decoding units per user")
+    }
+
+    /// Rows in `activity_id` of users whose id starts with one of `prefixes`.
+    pub async fn rows_of_users(&self, activity_id: u64, prefixes: &[String]) -> Result<u64> {
+        let mut n = 0;
+        for prefix in prefixes {
+            let scope = Scope { activity_id, users: Some(format!("{}%", like_escape(prefix))) };
+            n += self.count(&scope).await?;
+        }
+        Ok(n)
+    }
+
     /// Polls until `scope` holds at least `target` rows or `deadline` has
     /// passed, printing the progress every second. Returns the last count.
     pub async fn wait_for(&self, scope: &Scope, target: u64, deadline: Duration) -> Result<u64> {

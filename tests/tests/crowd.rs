@@ -1,0 +1,88 @@
+//! A short flash-sale crowd (`seckill-load --crowd`) through each edge host:
+//! honest and eager buyers, page refreshers, bots, blacklisted users and
+//! forged JWTs, every client from an address of its own, 20,000 requests
+//! against 200 units. The tool's own checks must all pass (exactly the stock
+//! sold, nobody past the limit, no blacklisted or forged purchase, every 202
+//! an order row, `inventory + sold == total`), and the edge must have been
+//! the one turning the bots and the forged JWTs away.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use seckill_tests::edge::{EdgeHost, RunningEdge};
+use seckill_tests::{ADMIN_PASSWORD, Backend, JWT_SECRET, RedisServer, filter_config};
+use serde_json::Value;
+
+const STOCK: u64 = 200;
+const REQUESTS: u64 = 20_000;
+
+/// `target/<profile>/seckill-load`, built with the workspace's tests.
+fn load_binary() -> PathBuf {
+    let binary = seckill_tests::BackendProcess::binary().unwrap().with_file_name("seckill-load");
+    assert!(binary.is_file(), "{} is missing: `cargo build -p seckill-load` (cargo xtask test does)", binary.display());
+    binary
+}
+
+async fn crowd_through(host: EdgeHost) {
+    let redis = RedisServer::start().unwrap();
+    let backend = Backend::start(&redis.url()).await.unwrap();
+    let edge = RunningEdge::start(host, &[backend.addr], filter_config(backend.addr, "crowd", 200));
+    let args = [
+        "--crowd".to_owned(),
+        format!("--url={}", edge.url("")),
+        format!("--admin-url={}", backend.url("")),
+        format!("--database-url={}", backend.database_url),
+        "--buyers=2000".to_owned(),
+        format!("--stock={STOCK}"),
+        "--refreshers=400".to_owned(),
+        "--bots=2".to_owned(),
+        "--bot-connections=2".to_owned(),
+        format!("--requests={REQUESTS}"),
+        "--connections=32".to_owned(),
+        "--rows-deadline=60".to_owned(),
+        "--json".to_owned(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(load_binary())
+            .args(&args)
+            .env("SECKILL_JWT_SECRET", JWT_SECRET)
+            .env("SECKILL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let context = format!("{host:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert!(output.status.success(), "the crowd failed its checks: {context}");
+    assert_eq!(stdout.matches(": OK").count(), 5, "five checks, all OK: {context}");
+    assert!(stderr.contains("req/s"), "a live progress line: {context}");
+
+    let line = stdout.lines().find_map(|l| serde_json::from_str::<Value>(l).ok()).expect("the --json line");
+    let crowd = &line["crowd"];
+    assert_eq!((crowd["sold"].as_u64(), crowd["stock"].as_u64()), (Some(STOCK), Some(STOCK)), "{context}");
+    assert!(crowd["requests"].as_u64().unwrap() >= REQUESTS, "{context}");
+    let class = |name: &str| crowd["classes"].as_array().unwrap().iter().find(|c| c["class"] == name).unwrap().clone();
+    // The bots hammer from one address each: the edge's per-IP limit turns most of them away.
+    let bots = class("bot");
+    assert!(bots["by_edge"].as_u64().unwrap() * 2 > bots["requests"].as_u64().unwrap(), "{context}");
+    // Forged JWTs never reach the backend: the filter checks signatures and expiry.
+    let forged = class("forged");
+    assert_eq!(forged["bought"], 0);
+    assert_eq!(forged["by_edge"], forged["requests"], "{context}");
+    assert_eq!(class("blacklisted")["bought"], 0);
+    assert!(crowd["rows_trail_s"].as_f64().is_some(), "{context}");
+    println!("{context}");
+    drop(edge);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_through_seckill_edge_buys_exactly_the_stock() {
+    crowd_through(EdgeHost::SeckillEdge).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_through_envoy_buys_exactly_the_stock() {
+    crowd_through(EdgeHost::Envoy).await;
+}
