@@ -206,6 +206,16 @@ async fn a_burst_split_over_both_workers_is_limited_as_one(host: EdgeHost) {
         let per_worker: Vec<u64> = stats.lines().filter_map(|l| l.rsplit(": ").next()?.parse().ok()).collect();
         assert!(per_worker.len() == 2 && per_worker.iter().all(|n| *n > 0), "connections per worker: {stats}");
     }
+    if let RunningEdge::SeckillEdge(edge) = &w.edge {
+        // Each worker accepts on its own socket (SO_REUSEPORT): the kernel gave both some.
+        let text = edge.plugin().render_metrics();
+        let per_worker: Vec<u64> = text
+            .lines()
+            .filter(|l| l.starts_with("seckill_edge_connections_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        assert!(per_worker.len() == 2 && per_worker.iter().all(|n| *n > 0), "connections per worker: {text}");
+    }
 }
 
 async fn per_user_limit_holds_across_addresses(host: EdgeHost) {

@@ -100,12 +100,20 @@ impl ProxyConfig {
                  --tls-key (SECKILL_EDGE_TLS_KEY_FILE)"
             ),
             (Some(_), None) => vec![(self.listen, Scheme::Https)],
-            (Some(_), Some(tls)) if tls == self.listen && tls.port() != 0 => {
+            // The sockets are SO_REUSEPORT (see `listen`): an overlapping pair would bind and share
+            // connections between plain HTTP and TLS instead of failing, so it is refused here.
+            (Some(_), Some(tls)) if overlap(tls, self.listen) => {
                 bail!("--tls-listen (SECKILL_EDGE_TLS_LISTEN) must differ from --listen ({tls})")
             }
             (Some(_), Some(tls)) => vec![(self.listen, Scheme::Http), (tls, Scheme::Https)],
         })
     }
+}
+
+/// Two listeners would take the same connections: one port, and one address
+/// or either of them the wildcard.
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// The plugin configuration the binary hands the filter: the JSON file (or
@@ -167,6 +175,10 @@ mod tests {
         }
         let e = config(true, Some("127.0.0.1:8080")).public_listeners().unwrap_err().to_string();
         assert!(e.contains("must differ"), "{e}");
+        // SO_REUSEPORT would let overlapping listeners share connections: the wildcard overlaps too.
+        let e = config(true, Some("0.0.0.0:8080")).public_listeners().unwrap_err().to_string();
+        assert!(e.contains("must differ"), "{e}");
+        assert_eq!(config(true, Some("127.0.0.1:8081")).public_listeners().unwrap().len(), 2);
         // Port 0 twice is two free ports.
         let mut cfg = config(true, Some("127.0.0.1:0"));
         cfg.listen = "127.0.0.1:0".parse().unwrap();

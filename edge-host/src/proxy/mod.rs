@@ -1,7 +1,8 @@
 //! The local edge proxy: a hyper HTTP/1 server in front of the backend that
 //! runs every request through the filter, Envoy-style: N worker threads,
-//! each with its own single-threaded runtime, its own VM and its own
-//! keep-alive pool to the backend; a connection stays on one worker.
+//! each with its own single-threaded runtime, its own listening sockets
+//! (`SO_REUSEPORT`), its own VM and its own keep-alive pool to the backend:
+//! a connection is accepted, served and forwarded on one worker thread.
 //!
 //! Per request: `proxy_on_request_headers` (pseudo headers `:authority`,
 //! `:path`, `:method`, `:scheme` first, then the client's headers) →
@@ -12,7 +13,7 @@
 //! `proxy_on_log`, `proxy_on_delete`, also when the client goes away.
 //!
 //! One module a job, the arrows pointing down: [`server`] starts the
-//! threads; `admin` serves `/metrics` and `/healthz`; `worker_loop` is a
+//! threads; `listen` binds each worker's sockets; `admin` serves `/metrics` and `/healthz`; `worker_loop` is a
 //! worker thread's life; `stream` is one request's; `worker` owns the VM all
 //! of a worker's streams share; `guard` ends a stream exactly once; `body`
 //! and `forward` translate between hyper and the filter; `tls` handshakes
@@ -26,6 +27,7 @@ mod body;
 mod config;
 mod forward;
 mod guard;
+mod listen;
 mod server;
 mod state;
 mod stream;

@@ -1,12 +1,14 @@
-//! Starting and stopping an edge: the filter is compiled and every worker's
-//! VM started before anything listens (so a bad module or configuration
-//! fails the start, not a request), then one thread accepts connections (on
-//! the public listener, and the HTTPS one when there are two) and hands them
-//! round robin to the workers.
+//! Starting and stopping an edge: the public listening sockets are bound (one
+//! per worker and address, see [`listen`](super::listen)), the filter is
+//! compiled and every worker's VM started before the edge reports ready (so a
+//! bad module or configuration fails the start, not a request); each worker
+//! then accepts on its own sockets, and one more thread serves the admin
+//! listener.
 
 use super::admin::admin_main;
 use super::config::{ProxyConfig, Scheme};
-use super::state::{Accepted, ProxyMetrics, Shared};
+use super::listen::reuseport_group;
+use super::state::{ProxyMetrics, Shared};
 use super::tls;
 use super::worker_loop::worker_main;
 use crate::clock::SystemClock;
@@ -15,8 +17,7 @@ use anyhow::{Context as _, bail};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// A running edge proxy.
 pub struct EdgeProxy {
@@ -40,14 +41,13 @@ impl EdgeProxy {
         let tls = cfg.tls.as_ref().map(|files| files.load().map(tls::acceptor)).transpose()?;
         cfg.host.clusters.entry("seckill_backend".into()).or_insert_with(|| cfg.backend.clone());
         let plugin = Arc::new(Plugin::from_file(&cfg.wasm, cfg.host.clone(), SystemClock::shared())?);
-        let mut listeners = Vec::with_capacity(public.len());
-        for (addr, scheme) in public {
-            let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-            listener.set_nonblocking(true)?;
-            listeners.push((listener, scheme));
+        // groups[a][w]: worker w's socket on public address a.
+        let mut groups = Vec::with_capacity(public.len());
+        for &(addr, scheme) in &public {
+            groups.push((reuseport_group(addr, cfg.workers)?, scheme));
         }
-        let listen_addr = listeners[0].0.local_addr()?;
-        let tls_addr = listeners.iter().find(|(_, s)| *s == Scheme::Https).map(|(l, _)| l.local_addr()).transpose()?;
+        let listen_addr = groups[0].0[0].local_addr()?;
+        let tls_addr = groups.iter().find(|(_, s)| *s == Scheme::Https).map(|(g, _)| g[0].local_addr()).transpose()?;
         let admin = match cfg.admin_listen {
             Some(a) => {
                 let l = std::net::TcpListener::bind(a).with_context(|| format!("binding the admin listener {a}"))?;
@@ -58,7 +58,7 @@ impl EdgeProxy {
         };
         let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
         let shared = Arc::new(Shared {
-            metrics: ProxyMetrics::define(&plugin),
+            metrics: ProxyMetrics::define(&plugin, cfg.workers),
             healthy: (0..cfg.workers).map(|_| AtomicBool::new(true)).collect(),
             connection_ids: AtomicU64::new(1),
             plugin: plugin.clone(),
@@ -67,16 +67,15 @@ impl EdgeProxy {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut threads = Vec::new();
-        let mut senders = Vec::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
         for index in 0..shared.cfg.workers {
-            let (tx, rx) = mpsc::unbounded_channel::<Accepted>();
-            senders.push(tx);
+            let own: Vec<(std::net::TcpListener, Scheme)> =
+                groups.iter_mut().map(|(g, scheme)| (g.remove(0), *scheme)).collect();
             let (shared, shutdown_rx, ready) = (shared.clone(), shutdown_rx.clone(), ready_tx.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("edge-worker-{index}"))
-                    .spawn(move || worker_main(index, shared, rx, shutdown_rx, ready))?,
+                    .spawn(move || worker_main(index, shared, own, shutdown_rx, ready))?,
             );
         }
         drop(ready_tx);
@@ -90,18 +89,21 @@ impl EdgeProxy {
         }
         if let Some(e) = failure {
             let _ = shutdown.send(true);
-            drop(senders);
             for t in threads {
                 let _ = t.join();
             }
             return Err(e);
         }
-        let accept_shared = shared.clone();
-        let accept_shutdown = shutdown_rx.clone();
-        threads.push(std::thread::Builder::new().name("edge-accept".into()).spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-            rt.block_on(accept_main(listeners, admin, senders, accept_shared, accept_shutdown));
-        })?);
+        if let Some(admin) = admin {
+            let (admin_shared, admin_shutdown) = (shared.clone(), shutdown_rx.clone());
+            threads.push(std::thread::Builder::new().name("edge-admin".into()).spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+                rt.block_on(async move {
+                    let admin = tokio::net::TcpListener::from_std(admin).expect("admin listener");
+                    admin_main(admin, admin_shared, admin_shutdown).await;
+                });
+            })?);
+        }
         tracing::info!(%listen_addr, ?tls_addr, ?admin_addr, workers = shared.cfg.workers, backend = %shared.cfg.backend, "edge proxy listening");
         Ok(Self { listen_addr, tls_addr, admin_addr, plugin, shutdown, threads })
     }
@@ -144,53 +146,5 @@ impl EdgeProxy {
 impl Drop for EdgeProxy {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-    }
-}
-
-async fn accept_main(
-    listeners: Vec<(std::net::TcpListener, Scheme)>,
-    admin: Option<std::net::TcpListener>,
-    workers: Vec<mpsc::UnboundedSender<Accepted>>,
-    shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
-) {
-    if let Some(admin) = admin {
-        let admin = tokio::net::TcpListener::from_std(admin).expect("admin listener");
-        tokio::spawn(admin_main(admin, shared.clone(), shutdown.clone()));
-    }
-    let workers = Arc::new(workers);
-    let mut accepting = tokio::task::JoinSet::new();
-    for (listener, scheme) in listeners {
-        let listener = tokio::net::TcpListener::from_std(listener).expect("edge listener");
-        accepting.spawn(accept_loop(listener, scheme == Scheme::Https, workers.clone(), shutdown.clone()));
-    }
-    while accepting.join_next().await.is_some() {}
-}
-
-/// Accepts on one public listener until shutdown.
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    tls: bool,
-    workers: Arc<Vec<mpsc::UnboundedSender<Accepted>>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut next = 0usize;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let Ok(stream) = stream.into_std() else { continue };
-                    // Round robin over the workers; a connection stays where it lands.
-                    let _ = workers[next % workers.len()].send(Accepted { stream, peer, tls });
-                    next = next.wrapping_add(1);
-                }
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = shutdown.changed() => return,
-        }
     }
 }

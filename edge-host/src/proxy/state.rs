@@ -1,6 +1,6 @@
 //! What every thread of one edge shares: its configuration, the plugin, the
-//! edge's own counters and each worker's health. The accept loop, the admin
-//! server and the workers all read it; it points at none of them.
+//! edge's own counters and each worker's health. The admin server and the
+//! workers all read it; it points at none of them.
 
 use super::config::ProxyConfig;
 use super::tls::Acceptor;
@@ -19,10 +19,13 @@ pub(super) struct ProxyMetrics {
     pub(super) calls_failed: u32,
     pub(super) vm_rebuilds: u32,
     pub(super) tls_handshake_failures: u32,
+    /// Connections each worker accepted on its own sockets (Envoy's
+    /// `worker_<n>.downstream_cx_total`): how the kernel spread them.
+    pub(super) connections: Vec<u32>,
 }
 
 impl ProxyMetrics {
-    pub(super) fn define(plugin: &Plugin) -> Self {
+    pub(super) fn define(plugin: &Plugin, workers: usize) -> Self {
         use crate::abi::MetricKind::Counter;
         let m = &plugin.env().metrics;
         let req = |o: &str| m.define(Counter, &format!("seckill_edge_requests_total{{outcome=\"{o}\"}}"));
@@ -38,16 +41,11 @@ impl ProxyMetrics {
             calls_failed: call("failed"),
             vm_rebuilds: m.define(Counter, "seckill_edge_vm_rebuilds_total"),
             tls_handshake_failures: m.define(Counter, "seckill_edge_tls_handshake_failures_total"),
+            connections: (0..workers)
+                .map(|w| m.define(Counter, &format!("seckill_edge_connections_total{{worker=\"{w}\"}}")))
+                .collect(),
         }
     }
-}
-
-/// A connection the accept thread hands a worker.
-pub(super) struct Accepted {
-    pub(super) stream: std::net::TcpStream,
-    pub(super) peer: std::net::SocketAddr,
-    /// Accepted on the listener that speaks TLS.
-    pub(super) tls: bool,
 }
 
 pub(super) struct Shared {

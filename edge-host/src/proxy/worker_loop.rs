@@ -1,9 +1,10 @@
 //! One worker thread's life: its single-threaded runtime and its VM (started
-//! before the edge reports ready), the loop that takes connections from the
-//! accept thread and serves them, and the drain at shutdown.
+//! before the edge reports ready), the accept loops on its own listening
+//! sockets (one per public address, see `listen`), the connections it serves,
+//! and the drain at shutdown. Nothing a request needs lives on another thread.
 
 use super::config::Scheme;
-use super::state::{Accepted, Shared};
+use super::state::Shared;
 use super::stream;
 use super::tls;
 use super::worker::WorkerThread;
@@ -19,12 +20,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 
 pub(super) fn worker_main(
     index: usize,
     shared: Arc<Shared>,
-    mut conns: mpsc::UnboundedReceiver<Accepted>,
+    listeners: Vec<(std::net::TcpListener, Scheme)>,
     mut shutdown: watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<anyhow::Result<()>>,
 ) {
@@ -70,36 +71,17 @@ pub(super) fn worker_main(
         worker.after_vm();
         tokio::task::spawn_local(worker.clone().tick_loop(shutdown.clone()));
         tokio::task::spawn_local(worker.clone().queue_loop(shutdown.clone()));
-        loop {
-            tokio::select! {
-                c = conns.recv() => match c {
-                    Some(Accepted { stream, peer, tls }) => {
-                        let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { continue };
-                        let local = stream.local_addr().unwrap_or(shared.cfg.listen);
-                        match shared.tls.as_ref().filter(|_| tls) {
-                            None => {
-                                tokio::task::spawn_local(serve(worker.clone(), stream, peer, local, Scheme::Http, shutdown.clone()));
-                            }
-                            Some(acceptor) => {
-                                let handshake = tls::handshake(acceptor, stream, shutdown.clone());
-                                let (worker, shutdown) = (worker.clone(), shutdown.clone());
-                                tokio::task::spawn_local(async move {
-                                    match handshake.await {
-                                        Ok(stream) => serve(worker, stream, peer, local, Scheme::Https, shutdown).await,
-                                        Err(e) => {
-                                            // A port scanner, a plain-HTTP client, a client that does
-                                            // not trust the certificate: the client's problem, not ours.
-                                            worker.shared.count(worker.shared.metrics.tls_handshake_failures);
-                                            tracing::debug!("TLS handshake with {peer} failed: {e}");
-                                        }
-                                    }
-                                });
-                            }
-                        }
-                    }
-                    None => break,
-                },
-                _ = shutdown.changed() => break,
+        for (listener, scheme) in listeners {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => {
+                    tokio::task::spawn_local(accept_loop(worker.clone(), l, scheme, shutdown.clone()));
+                }
+                Err(e) => tracing::error!(worker = index, "cannot serve a listener: {e}"),
+            }
+        }
+        while !*shutdown.borrow_and_update() {
+            if shutdown.changed().await.is_err() {
+                break;
             }
         }
         // Drain: connections close gracefully (they watch the same signal).
@@ -109,6 +91,53 @@ pub(super) fn worker_main(
         }
         worker.vm.borrow_mut().shutdown();
     });
+}
+
+/// Accepts on one of the worker's own sockets until shutdown (its socket then
+/// closes); each connection is served here, a TLS one after its handshake.
+async fn accept_loop(
+    worker: Rc<WorkerThread>,
+    listener: tokio::net::TcpListener,
+    scheme: Scheme,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, mostly: give closing connections a moment.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        worker.shared.count(worker.shared.metrics.connections[worker.index]);
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(worker.shared.cfg.listen);
+        match worker.shared.tls.as_ref().filter(|_| scheme == Scheme::Https) {
+            None => {
+                tokio::task::spawn_local(serve(worker.clone(), stream, peer, local, Scheme::Http, shutdown.clone()));
+            }
+            Some(acceptor) => {
+                let handshake = tls::handshake(acceptor, stream, shutdown.clone());
+                let (worker, shutdown) = (worker.clone(), shutdown.clone());
+                tokio::task::spawn_local(async move {
+                    match handshake.await {
+                        Ok(stream) => serve(worker, stream, peer, local, Scheme::Https, shutdown).await,
+                        Err(e) => {
+                            // A port scanner, a plain-HTTP client, a client that does
+                            // not trust the certificate: the client's problem, not ours.
+                            worker.shared.count(worker.shared.metrics.tls_handshake_failures);
+                            tracing::debug!("TLS handshake with {peer} failed: {e}");
+                        }
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// Serves one connection, plain or already handshaken (`scheme` says which),
