@@ -64,6 +64,12 @@ impl RunningEdge {
     }
 }
 
+/// Answered by the filter itself, whichever host runs it: it names its
+/// decision in `x-seckill-edge` on its own answers (and only there).
+pub fn answered_by_the_filter(headers: &hyper::HeaderMap) -> bool {
+    headers.contains_key(seckill_api::EDGE_DECISION_HEADER)
+}
+
 /// The local edge proxy, in this process, running the real filter `.wasm`
 /// with `envoy/filter-config.json` in front of `backend`, on a free port.
 pub fn start_edge(backend: SocketAddr, edge_id: &str, sync_ms: u64) -> EdgeProxy {

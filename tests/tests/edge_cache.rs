@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use seckill_tests::edge::{EdgeHost, RunningEdge, client_from, loopback};
+use seckill_tests::edge::{EdgeHost, RunningEdge, answered_by_the_filter, client_from, loopback};
 use seckill_tests::{
     ActivitySpec, Backend, BackendProcess, RedisServer, TempDir, admin_token_at, create_activity_at, eventually,
     filter_config, jwt,
@@ -108,12 +108,9 @@ fn from_the_cache(res: &reqwest::Response) -> bool {
     res.headers().contains_key("age")
 }
 
-/// Answered by the filter itself: its local replies are `no-store`, and
-/// Envoy stamps only what went upstream.
+/// Answered by the filter itself (never kept by the cache: its answers are `no-store`).
 fn from_the_filter(res: &reqwest::Response) -> bool {
-    header(res, "cache-control") == Some("no-store")
-        && !res.headers().contains_key("x-envoy-upstream-service-time")
-        && !from_the_cache(res)
+    answered_by_the_filter(res.headers()) && header(res, "cache-control") == Some("no-store") && !from_the_cache(res)
 }
 
 /// The backend itself, in-process: the pages' 200s may be kept a second by

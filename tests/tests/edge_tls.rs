@@ -20,6 +20,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 use seckill_edge_host::proxy::{EdgeProxy, ProxyConfig, TlsFiles};
+use seckill_tests::edge::answered_by_the_filter;
 use seckill_tests::envoy::{self, EnvoyConfig, EnvoyProxy};
 use seckill_tests::{ActivitySpec, Backend, RedisServer, TempDir, eventually, filter_config, jwt};
 use serde_json::Value;
@@ -75,10 +76,8 @@ impl Answer {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
     }
 
-    /// Answered by the filter itself (as the edge suite tells it).
     fn answered_by_the_edge(&self) -> bool {
-        self.headers.get("cache-control").is_some_and(|v| v == "no-store")
-            && !self.headers.contains_key("x-envoy-upstream-service-time")
+        answered_by_the_filter(&self.headers)
     }
 }
 
