@@ -109,15 +109,7 @@ run_one() {  # run scenario
   if [ "$scen" = s_single ]; then url="redis://127.0.0.1:$REDIS_PORT/"; ports=("$REDIS_PORT"); pids=("${SINGLE_PIDS[@]}")
   else url=$CLUSTER_URL; ports=("${MASTERS[@]}"); pids=("${CLUSTER_PIDS[@]}"); fi
   local p; for p in "${ports[@]}"; do redis-cli -p "$p" FLUSHALL >/dev/null; done
-  local CDIR="$OUT/backend.$scen.run$run"; mkdir -p "$CDIR"
-  (cd "$CDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-warn}" \
-    SECKILL_REDIS_URL="$url" SECKILL_REDIS_REPLICAS_ACK=0 SECKILL_JWT_SECRET="$JWT_SECRET" \
-    SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" SECKILL_EDGE_SECRET="$EDGE_SECRET" \
-    SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" SECKILL_ROLE=api \
-    SECKILL_DATABASE_URL="sqlite://$CDIR/orders.db" "$BACKEND_BIN") > "$CDIR.log" 2>&1 &
-  local BPID=$! i; STARTED+=("$BPID")
-  for i in $(seq 1 300); do curl -fs "http://127.0.0.1:$BACKEND_PORT/readyz" >/dev/null 2>&1 && break
-    kill -0 "$BPID" 2>/dev/null || die "seckill-backend exited (see $CDIR.log)"; sleep 0.1; done
+  start_backend "$OUT/backend.$scen.run$run" "$OUT/backend.$scen.run$run.log" "$url" api SECKILL_REDIS_REPLICAS_ACK=0
   local out="$OUT/load.$scen.run$run.txt" fifo="$OUT/load.$scen.run$run.fifo"
   rm -f "$fifo"; mkfifo "$fifo"
   env -i PATH="$PATH" HOME="${HOME:-/root}" SECKILL_JWT_SECRET="$JWT_SECRET" SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" \

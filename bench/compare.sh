@@ -344,19 +344,8 @@ EDGE_SECRET=$(rand_hex 24)
 run_c() {  # run [scenario replicas-ack]: (c), or (w) with every purchase batch acknowledged by a replica
   local run=$1 scen=${2:-c_backend} acks=${3:-0} waits0
   prepare_db :
-  # A clean environment (no SECKILL_* of the caller) and cwd = $OUT, so that nothing relative
-  # (the order DB's default sqlite://var/orders.db, the UI dir) lands in the work tree.
-  local CDIR="$OUT/backend.run$run"; mkdir -p "$CDIR"
-  (cd "$CDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info}" \
-    SECKILL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" SECKILL_JWT_SECRET="$JWT_SECRET" \
-    SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" SECKILL_EDGE_SECRET="$EDGE_SECRET" \
-    SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" SECKILL_ROLE="$BACKEND_ROLE" \
-    SECKILL_REDIS_REPLICAS_ACK="$acks" SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS="$ACK_TIMEOUT_MS" \
-    SECKILL_DATABASE_URL="sqlite://$CDIR/orders.db" "$BACKEND_BIN") > "$OUT/backend.run$run.log" 2>&1 &
-  local BPID=$! i; STARTED+=("$BPID")
-  for i in $(seq 1 300); do curl -fs "http://127.0.0.1:$BACKEND_PORT/readyz" >/dev/null 2>&1 && break
-    kill -0 "$BPID" 2>/dev/null || die "seckill-backend exited (see $OUT/backend.run$run.log)"; sleep 0.1; done
-  curl -fs "http://127.0.0.1:$BACKEND_PORT/readyz" >/dev/null || die "seckill-backend not ready (see $OUT/backend.run$run.log)"
+  start_backend "$OUT/backend.run$run" "$OUT/backend.run$run.log" "redis://127.0.0.1:$REDIS_PORT/" "$BACKEND_ROLE" \
+    RUST_LOG="${RUST_LOG:-info}" SECKILL_REDIS_REPLICAS_ACK="$acks" SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS="$ACK_TIMEOUT_MS"
   log "$scen run $run: seckill-backend PID $BPID ready on :$BACKEND_PORT; seckill-load --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS"
   local out="$OUT/load.$scen.run$run.txt" fifo="$OUT/load.run$run.fifo"
   rm -f "$fifo"; mkfifo "$fifo"

@@ -138,6 +138,40 @@ start_redis() {  # dir redis-server-arg...: a private redis-server on 127.0.0.1:
 info_field() { rcli INFO "$1" | tr -d '\r' | awk -F: -v k="$2" '$1==k{print $2}'; }
 
 # ---------------------------------------------------------------- raw.tsv and summaries
+# ---------------------------------------------------------------- servers the scripts share
+wait_http() {  # url pid what logfile: until url answers 2xx, while pid lives (30 s)
+  local url=$1 pid=$2 what=$3 logf=$4 i
+  for i in $(seq 1 300); do
+    curl -fs -o /dev/null "$url" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || die "$what exited (see $logf)"
+    sleep 0.1
+  done
+  die "$what did not answer $url in 30 s (see $logf)"
+}
+start_backend() {  # dir logfile redis-url role [VAR=value...]: the release seckill-backend (BACKEND_BIN) on
+  # 127.0.0.1:BACKEND_PORT with JWT_SECRET, ADMIN_PASSWORD and EDGE_SECRET, in a clean environment (no SECKILL_* of
+  # the caller) with its cwd and SQLite order DB in dir, so that nothing relative (the default sqlite://var/orders.db,
+  # the UI dir) lands in the work tree; VAR=value add to (or replace) that environment (RUST_LOG: the caller's, else warn).
+  # Sets BPID (also in STARTED) and returns once /readyz answers.
+  local dir=$1 logf=$2 redis=$3 role=$4; shift 4
+  mkdir -p "$dir"
+  (cd "$dir" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-warn}" \
+    SECKILL_REDIS_URL="$redis" SECKILL_JWT_SECRET="$JWT_SECRET" SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+    SECKILL_EDGE_SECRET="$EDGE_SECRET" SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" SECKILL_ROLE="$role" \
+    SECKILL_DATABASE_URL="sqlite://$dir/orders.db" "$@" "$BACKEND_BIN") > "$logf" 2>&1 &
+  BPID=$!; STARTED+=("$BPID")
+  wait_http "http://127.0.0.1:$BACKEND_PORT/readyz" "$BPID" seckill-backend "$logf"
+}
+render_filter_config() {  # edge-id out: envoy/filter-config.json for the backend on BACKEND_PORT, as `cargo xtask
+  # start` renders it (xtask/src/start.rs render_filter_config)
+  sed -e "s#\${SECKILL_BACKEND}#127.0.0.1:$BACKEND_PORT#g" -e "s#\${SECKILL_EDGE_ID}#$1#g" \
+      -e "s#\${SECKILL_EDGE_SECRET}#$EDGE_SECRET#g" -e "s#\${SECKILL_JWT_SECRET}#$JWT_SECRET#g" \
+      "$REPO/envoy/filter-config.json" > "$2"
+  # shellcheck disable=SC2016  # a literal ${
+  grep -qF '${' "$2" && die "envoy/filter-config.json has a placeholder this script does not know"
+  jq -e . "$2" >/dev/null || die "rendered filter config is not JSON ($2)"
+}
+
 record() { (IFS=$'\t'; echo "$*") >> "$RAW"; }
 med() {  # scenario column -> median over runs, as written in raw.tsv ("-" if not numeric)
   awk -F'\t' -v s="$1" -v c="$2" '$1==s{ if ($c !~ /^[0-9.]+$/) { bad=1 } else a[++n]=$c }

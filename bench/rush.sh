@@ -100,36 +100,17 @@ alloc_port ENVOY_PORT; alloc_port ENVOY_ADMIN_PORT
 BACKEND="http://127.0.0.1:$BACKEND_PORT"
 JWT_SECRET=$(rand_hex 24); ADMIN_PASSWORD=$(rand_hex 12); EDGE_SECRET=$(rand_hex 24)
 
-wait_http() {  # url pid what logfile: until url answers 2xx, while pid lives (30 s)
-  local url=$1 pid=$2 what=$3 logf=$4 i
-  for i in $(seq 1 300); do
-    curl -fs -o /dev/null "$url" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || die "$what exited (see $logf)"
-    sleep 0.1
-  done
-  die "$what did not answer $url in 30 s (see $logf)"
-}
-
 # ---------------------------------------------------------------- redis and the backend
 start_redis "$OUT/redis" "${REDIS_ARGS[@]}"
 log "redis-server :$REDIS_PORT PID $RPID (${REDIS_ARGS[*]})"
-BDIR="$OUT/backend"; mkdir -p "$BDIR"
+BDIR="$OUT/backend"
 DB_URL="sqlite://$BDIR/orders.db"
-(cd "$BDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-warn}" \
-  SECKILL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" SECKILL_JWT_SECRET="$JWT_SECRET" \
-  SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" SECKILL_EDGE_SECRET="$EDGE_SECRET" \
-  SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" SECKILL_ROLE="$BACKEND_ROLE" SECKILL_TRUSTED_PROXIES=127.0.0.1/32 \
-  SECKILL_DATABASE_URL="$DB_URL" "$BACKEND_BIN") > "$OUT/backend.log" 2>&1 &
-BPID=$!; STARTED+=("$BPID")
-wait_http "$BACKEND/readyz" "$BPID" seckill-backend "$OUT/backend.log"
+start_backend "$BDIR" "$OUT/backend.log" "redis://127.0.0.1:$REDIS_PORT/" "$BACKEND_ROLE" SECKILL_TRUSTED_PROXIES=127.0.0.1/32
 log "seckill-backend :$BACKEND_PORT PID $BPID ready (role $BACKEND_ROLE)"
 
 # ---------------------------------------------------------------- the edges
 EDIR="$OUT/edge"; mkdir -p "$EDIR"
-sed -e "s#\${SECKILL_BACKEND}#127.0.0.1:$BACKEND_PORT#g" -e "s#\${SECKILL_EDGE_ID}#rush-edge#g" \
-    -e "s#\${SECKILL_EDGE_SECRET}#$EDGE_SECRET#g" -e "s#\${SECKILL_JWT_SECRET}#$JWT_SECRET#g" \
-    "$REPO/envoy/filter-config.json" > "$EDIR/filter-config.json"
-jq -e . "$EDIR/filter-config.json" >/dev/null || die "rendered filter config is not JSON ($EDIR/filter-config.json)"
+render_filter_config rush-edge "$EDIR/filter-config.json"
 declare -A EDGE_URL=() EDGE_PID=()
 if want w; then
   (cd "$EDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-warn}" "$EDGE_BIN" \
