@@ -546,6 +546,8 @@ async fn keys_of_the_layout_before_the_hashes_keep_working_after_an_upgrade() {
     let r = &mut f.redis;
     let left: bool = redis::cmd("EXISTS").arg(keys::legacy::token(a, &olaf_token)).query_async(r).await.unwrap();
     assert!(!left, "a sold old token lives on in the hash only");
+    let at: i64 = redis::cmd("PEXPIRETIME").arg(keys::tokens(a)).query_async(r).await.unwrap();
+    assert_eq!(at, T1 + 86_400_000, "the token hash it made expires with the others");
     assert_ne!(issued(&f.store, a, "olaf").await, olaf_token, "after the sale, a new token");
 
     // Pam's retry gets her old order back; her count holds, and her orders are the old then the new.
