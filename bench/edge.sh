@@ -210,44 +210,19 @@ JWT_SECRET=$(rand_hex 24)
 ADMIN_PASSWORD=$(rand_hex 12)
 EDGE_SECRET=$(rand_hex 24)
 
-wait_http() {  # url pid what logfile: until url answers 2xx, while pid lives (30 s)
-  local url=$1 pid=$2 what=$3 logf=$4 i
-  for i in $(seq 1 300); do
-    curl -fs -o /dev/null "$url" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || die "$what exited (see $logf)"
-    sleep 0.1
-  done
-  die "$what did not answer $url in 30 s (see $logf)"
-}
-
 # ---------------------------------------------------------------- redis
 REDIS_DESC="--save '' --appendonly no"
 start_redis "$OUT/redis" --save '' --appendonly no
 log "redis-server :$REDIS_PORT PID $RPID ($REDIS_DESC: no persistence, this run measures the proxies)"
 
 # ---------------------------------------------------------------- backend
-# A clean environment (no SECKILL_* of the caller) and cwd = $OUT/backend, so that nothing relative
-# (the order DB's default sqlite://var/orders.db, the UI dir) lands in the work tree.
-BDIR="$OUT/backend"; mkdir -p "$BDIR"
-(cd "$BDIR" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info}" \
-  SECKILL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" SECKILL_JWT_SECRET="$JWT_SECRET" \
-  SECKILL_ADMIN_PASSWORD="$ADMIN_PASSWORD" SECKILL_EDGE_SECRET="$EDGE_SECRET" \
-  SECKILL_LISTEN="127.0.0.1:$BACKEND_PORT" SECKILL_ROLE="$BACKEND_ROLE" \
-  SECKILL_TRUSTED_PROXIES=127.0.0.1/32 \
-  SECKILL_DATABASE_URL="sqlite://$BDIR/orders.db" "$BACKEND_BIN") > "$OUT/backend.log" 2>&1 &
-BPID=$!; STARTED+=("$BPID")
-wait_http "$BACKEND/readyz" "$BPID" seckill-backend "$OUT/backend.log"
+start_backend "$OUT/backend" "$OUT/backend.log" "redis://127.0.0.1:$REDIS_PORT/" "$BACKEND_ROLE" \
+  RUST_LOG="${RUST_LOG:-info}" SECKILL_TRUSTED_PROXIES=127.0.0.1/32
 log "seckill-backend :$BACKEND_PORT PID $BPID ready (role $BACKEND_ROLE, trusted proxies 127.0.0.1/32)"
 
 # ---------------------------------------------------------------- edge
-# The plugin configuration as `cargo xtask start` renders it (xtask/src/start.rs render_filter_config).
 EDIR="$OUT/edge"; mkdir -p "$EDIR"
-sed -e "s#\${SECKILL_BACKEND}#127.0.0.1:$BACKEND_PORT#g" -e "s#\${SECKILL_EDGE_ID}#bench-edge#g" \
-    -e "s#\${SECKILL_EDGE_SECRET}#$EDGE_SECRET#g" -e "s#\${SECKILL_JWT_SECRET}#$JWT_SECRET#g" \
-    "$REPO/envoy/filter-config.json" > "$EDIR/filter-config.json"
-# shellcheck disable=SC2016  # a literal ${
-grep -qF '${' "$EDIR/filter-config.json" && die "envoy/filter-config.json has a placeholder this script does not know"
-jq -e . "$EDIR/filter-config.json" >/dev/null || die "rendered filter config is not JSON ($EDIR/filter-config.json)"
+render_filter_config bench-edge "$EDIR/filter-config.json"
 start_edge() {  # name dir port admin-port wasm plugin-config: sets EDGE_STARTED to its PID once it answers
   local name=$1 dir=$2 port=$3 admin=$4 wasm=$5 config=$6 args pid
   args=(--listen "127.0.0.1:$port" --backend "127.0.0.1:$BACKEND_PORT" --admin-listen "127.0.0.1:$admin"
