@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use seckill_tests::edge::{EdgeHost, RunningEdge, client_from, loopback};
+use seckill_tests::edge::{EdgeHost, RunningEdge, answered_by_the_filter, client_from, loopback};
 use seckill_tests::{ActivitySpec, Backend, BackendProcess, RedisServer, TempDir, eventually, filter_config, jwt};
 use serde_json::{Value, json};
 
@@ -127,11 +127,9 @@ fn generous(rules: &mut Value) {
     rules["max_in_flight_per_ip"] = json!(1000);
 }
 
-/// An answer the filter gave by itself: its local replies carry
-/// `cache-control: no-store`, and Envoy stamps only what went upstream.
+/// An answer the filter gave by itself.
 fn from_the_edge(res: &reqwest::Response) -> bool {
-    res.headers().get("cache-control").is_some_and(|v| v == "no-store")
-        && !res.headers().contains_key("x-envoy-upstream-service-time")
+    answered_by_the_filter(res.headers())
 }
 
 /// Sends `send()` until the edge refuses; how many passed, and the refusal.
