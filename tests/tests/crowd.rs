@@ -86,3 +86,57 @@ async fn a_crowd_through_seckill_edge_buys_exactly_the_stock() {
 async fn a_crowd_through_envoy_buys_exactly_the_stock() {
     crowd_through(EdgeHost::Envoy).await;
 }
+
+/// Ctrl-C in the middle of a crowd stops it and takes the run's blacklist
+/// entries off again: an interrupted run leaves no buyer blacklisted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_crowd_leaves_the_blacklist_as_it_was() {
+    use std::io::{BufRead, BufReader};
+    let redis = RedisServer::start().unwrap();
+    let backend = Backend::start(&redis.url()).await.unwrap();
+    let edge = RunningEdge::start(EdgeHost::SeckillEdge, &[backend.addr], filter_config(backend.addr, "crowd", 200));
+    let mut child = Command::new(load_binary())
+        .args([
+            "--crowd",
+            &format!("--url={}", edge.url("")),
+            &format!("--admin-url={}", backend.url("")),
+            "--buyers=2000",
+            "--mix=honest=1,blacklisted=1",
+            // More than it can send before it is stopped.
+            "--requests=100000000",
+            "--connections=8",
+        ])
+        .env("SECKILL_JWT_SECRET", JWT_SECRET)
+        .env("SECKILL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (pid, status, seen) = tokio::task::spawn_blocking(move || {
+        // The first progress line: the crowd is running, the blacklist filled.
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let running = line.starts_with("crowd ");
+            seen.push(line);
+            if running {
+                break;
+            }
+        }
+        seckill_tests::send_signal(child.id(), "-INT");
+        seen.extend(lines.map_while(Result::ok));
+        (child.id(), child.wait().unwrap(), seen)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(130), "pid {pid}: {seen:#?}");
+    assert!(seen.iter().any(|l| l.contains("interrupted")), "{seen:#?}");
+    let admin = backend.admin_token().await;
+    let (code, users) = backend.get("/admin/api/blacklist/users", &admin).await;
+    assert_eq!(code, 200);
+    assert_eq!(users["items"], serde_json::json!([]), "{users}");
+    let (_, ips) = backend.get("/admin/api/blacklist/ips", &admin).await;
+    assert_eq!(ips["items"], serde_json::json!([]), "{ips}");
+}

@@ -150,70 +150,87 @@ pub async fn run(s: Settings<'_>) -> Result<ExitCode> {
     );
 
     let blacklisted = blacklist(&admin, &plan, &run_id, distinct_sources).await?;
-    let minting = Instant::now();
-    let auth = mint(&plan, s.jwt_secret, &run_id, now)?;
-    println!(
-        "{} JWTs minted in {:.2} s; {} blacklist entries",
-        auth.iter().flatten().count(),
-        minting.elapsed().as_secs_f64(),
-        blacklisted.len()
-    );
-    let routes = Routes {
-        token: endpoint.uri(&format!("/api/activities/{}/token", activity.id))?,
-        purchase: endpoint.uri(&format!("/api/activities/{}/purchase", activity.id))?,
-        page: endpoint.uri(&format!("/api/activities/{}", activity.id))?,
-    };
-    wait_for_the_edge_to_refuse(&endpoint, &routes, &plan, &auth, distinct_sources).await;
+    // Whatever happens from here on (a failure, Ctrl-C), the run's blacklist
+    // entries come off again.
+    let rest = async {
+        let minting = Instant::now();
+        let auth = mint(&plan, s.jwt_secret, &run_id, now)?;
+        println!(
+            "{} JWTs minted in {:.2} s; {} blacklist entries",
+            auth.iter().flatten().count(),
+            minting.elapsed().as_secs_f64(),
+            blacklisted.len()
+        );
+        let routes = Routes {
+            token: endpoint.uri(&format!("/api/activities/{}/token", activity.id))?,
+            purchase: endpoint.uri(&format!("/api/activities/{}/purchase", activity.id))?,
+            page: endpoint.uri(&format!("/api/activities/{}", activity.id))?,
+        };
+        wait_for_the_edge_to_refuse(&endpoint, &routes, &plan, &auth, distinct_sources).await;
 
-    let crowd = Arc::new(Crowd::new(
-        endpoint.clone(),
-        routes,
-        distinct_sources,
-        plan.arrivals.clone(),
-        auth,
-        s.quantity,
-        args.refreshes,
-        args.eager_retries,
-        budget,
-        stock as u64,
-    ));
-    let progress = tokio::spawn(progress(crowd.clone()));
-    let outcome = crowd.clone().run(s.connections as usize, &plan.bots, args.bot_connections as usize).await;
-    progress.abort();
-    outcome?;
-    let tally = crowd.tally().clone();
-    print!("{}", tally.render(&counts));
+        let crowd = Arc::new(Crowd::new(
+            endpoint.clone(),
+            routes,
+            distinct_sources,
+            plan.arrivals.clone(),
+            auth,
+            s.quantity,
+            args.refreshes,
+            args.eager_retries,
+            budget,
+            stock as u64,
+        ));
+        // In a set, so that it stops however this block ends.
+        let mut progress_line = tokio::task::JoinSet::new();
+        progress_line.spawn(progress(crowd.clone()));
+        crowd.clone().run(s.connections as usize, &plan.bots, args.bot_connections as usize).await?;
+        progress_line.abort_all();
+        let tally = crowd.tally().clone();
+        print!("{}", tally.render(&counts));
 
-    let stats = admin.stats(activity.id).await?;
-    println!("stats: remaining {}, sold {}, total_stock {}", stats.remaining, stats.sold, stats.total_stock);
-    let db = match &order_db {
-        Some(db) => Some(findings(db, activity.id, &tally, &s, &run_id).await?),
-        None => None,
+        let stats = admin.stats(activity.id).await?;
+        println!("stats: remaining {}, sold {}, total_stock {}", stats.remaining, stats.sold, stats.total_stock);
+        let db = match &order_db {
+            Some(db) => Some(findings(db, activity.id, &tally, &s, &run_id).await?),
+            None => None,
+        };
+        if let Some(trail) = checks::rows_trail(db.as_ref()) {
+            println!("order rows: the last written {:.3} s after the last sale", trail.as_secs_f64());
+        }
+        let demand = Class::ALL.iter().filter(|c| c.may_buy()).map(|&c| plan.count(c)).sum::<u64>() * s.quantity;
+        let facts = Facts { stats: &stats, limit_per_user: s.quantity, demand, quantity: s.quantity, db: db.as_ref() };
+        let results = checks::run(&tally, &facts);
+        for check in &results {
+            println!("{}", check.line());
+        }
+        if s.json {
+            let mut json = tally.json(&counts);
+            json["activity_id"] = activity.id.into();
+            json["rows_trail_s"] = checks::rows_trail(db.as_ref()).map(|d| d.as_secs_f64()).into();
+            json["checks_ok"] = results.iter().all(|c| c.outcome.is_ok()).into();
+            println!("{}", serde_json::json!({ "crowd": json }));
+        }
+        Ok(if results.iter().all(|c| c.outcome.is_ok()) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     };
-    if let Some(trail) = checks::rows_trail(db.as_ref()) {
-        println!("order rows: the last written {:.3} s after the last sale", trail.as_secs_f64());
-    }
-    let demand = Class::ALL.iter().filter(|c| c.may_buy()).map(|&c| plan.count(c)).sum::<u64>() * s.quantity;
-    let facts = Facts { stats: &stats, limit_per_user: s.quantity, demand, quantity: s.quantity, db: db.as_ref() };
-    let results = checks::run(&tally, &facts);
-    for check in &results {
-        println!("{}", check.line());
-    }
-    if s.json {
-        let mut json = tally.json(&counts);
-        json["activity_id"] = activity.id.into();
-        json["rows_trail_s"] = checks::rows_trail(db.as_ref()).map(|d| d.as_secs_f64()).into();
-        json["checks_ok"] = results.iter().all(|c| c.outcome.is_ok()).into();
-        println!("{}", serde_json::json!({ "crowd": json }));
-    }
-    for (list, entry) in &blacklisted {
-        // Leave the blacklist as it was; a failure here changes no figure.
+    let outcome = tokio::select! {
+        outcome = rest => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: stopping the crowd");
+            Ok(ExitCode::from(130))
+        }
+    };
+    unblacklist(&admin, &blacklisted).await;
+    outcome
+}
+
+/// Takes the run's entries off the blacklist; a failure here changes no figure.
+async fn unblacklist(admin: &Admin<'_>, entries: &[(&'static str, String)]) {
+    for (list, entry) in entries {
         if let Err(e) = admin.unblacklist(list, entry).await {
-            eprintln!("warning: {e:#}");
-            break;
+            eprintln!("warning: the blacklist keeps the run's {} entries: {e:#}", entries.len());
+            return;
         }
     }
-    Ok(if results.iter().all(|c| c.outcome.is_ok()) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Puts the blacklisted class on the blacklist: every other one by user id,
