@@ -138,8 +138,8 @@ for call in $CALLS; do
     [ "$sold" = "$n" ] || die "$call, batch $batch: sold $sold of $n (the script refused some purchases)"
     # The wall time includes what commandstats does not count: the AOF's write and fsync
     # (with FSYNC=always, one per event-loop turn) and the client's pipe.
-    row "$call" "$batch" "$n" "$call" $((aof1 - aof0)) $(( (t1 - t0) / 1000 )) | tee -a "$OUT/summary.md" /dev/stderr \
-      | awk -F' *[|] *' -v c="$call" -v b="$batch" '{ print c "\t" b "\t" $6 }' >> "$OUT/per-sale.tsv"
+    row "$call" "$batch" "$n" "$call" $((aof1 - aof0)) $(( (t1 - t0) / 1000 )) | tee -a "$OUT/summary.md"
+    tail -1 "$OUT/summary.md" | awk -F' *[|] *' -v c="$call" -v b="$batch" '{ print c "\t" b "\t" $6 }' >> "$OUT/per-sale.tsv"
   done
 done
 if [ "$REFERENCE" = 1 ]; then
