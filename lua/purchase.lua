@@ -37,6 +37,8 @@
 -- KEYS[5] seckill:live_tokens:{A}  zset of live tokens
 -- KEYS[6] seckill:user_limit:{A}   hash: user U -> what U bought in A
 -- KEYS[7] seckill:user_order:{A}   hash: user U -> U's order ids in A, comma-separated, oldest first
+--                                  (rewritten whole at each of U's purchases: cheap while the list
+--                                  holds at most U's limit plus U's released orders, a few ids)
 -- KEYS[8] seckill:token:{A}        hash: token T -> "U:<expires ms>" (live, from token.lua)
 --                                  or "U:<answers retries until, ms>:<order id>" (used)
 -- then, in a legacy call only, one key per purchase i, at 8 + i:
