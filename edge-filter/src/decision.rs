@@ -40,7 +40,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use seckill_api::{ErrorBody, ErrorCode};
+use seckill_api::ErrorCode;
 
 use crate::bucket::{self, BucketState, Check, Limit};
 use crate::client_ip::{client_ip, ip_text, limit_key};
@@ -153,26 +153,88 @@ impl LocalReply {
 
     /// `content-type`, `cache-control`, and `retry-after` / `x-ratelimit-*` when known.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut h = vec![
-            ("content-type", "application/json".to_owned()),
-            ("cache-control", "no-store".to_owned()),
-            (EDGE_HEADER, self.kind.as_str().to_owned()),
-        ];
+        let mut h = Vec::with_capacity(7);
+        self.each_header(|k, v| h.push((k, v.to_owned())));
+        h
+    }
+
+    /// [`LocalReply::headers`] as the proxy-wasm header map a local response
+    /// carries (pair count, each pair's lengths, then each name and value
+    /// NUL-terminated), in one buffer: a flood's every reply is built here,
+    /// and a `String` per header and the SDK's `Vec` of pairs were a visible
+    /// share of a shed request's cost.
+    pub fn header_map(&self) -> Vec<u8> {
+        let (mut pairs, mut size) = (0u32, 4);
+        self.each_header(|k, v| {
+            pairs += 1;
+            size += 8 + k.len() + v.len() + 2;
+        });
+        let mut out = Vec::with_capacity(size);
+        out.extend_from_slice(&pairs.to_le_bytes());
+        let len = |s: &str| u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes();
+        self.each_header(|k, v| {
+            out.extend_from_slice(&len(k));
+            out.extend_from_slice(&len(v));
+        });
+        self.each_header(|k, v| {
+            for part in [k, v] {
+                out.extend_from_slice(part.as_bytes());
+                out.push(0);
+            }
+        });
+        out
+    }
+
+    /// Each header of the reply, in order, its numbers written on the stack.
+    fn each_header(&self, mut f: impl FnMut(&'static str, &str)) {
+        f("content-type", "application/json");
+        f("cache-control", "no-store");
+        f(EDGE_HEADER, self.kind.as_str());
         if let Some(s) = self.retry_after_secs {
-            h.push(("retry-after", s.to_string()));
+            f("retry-after", Digits::of(s).as_str());
         }
         if let Some(r) = self.rate {
-            h.push(("x-ratelimit-limit", r.limit.to_string()));
-            h.push(("x-ratelimit-remaining", r.remaining.to_string()));
-            h.push(("x-ratelimit-reset", r.reset_secs.to_string()));
+            f("x-ratelimit-limit", Digits::of(r.limit).as_str());
+            f("x-ratelimit-remaining", Digits::of(r.remaining).as_str());
+            f("x-ratelimit-reset", Digits::of(r.reset_secs).as_str());
         }
-        h
     }
 
     /// `{"code": "...", "message": "..."}`.
     pub fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(&ErrorBody { code: self.code, message: self.message.clone() })
+        // seckill_api::ErrorBody, its fields borrowed: no copy of the message per reply.
+        #[derive(serde::Serialize)]
+        struct Borrowed<'a> {
+            code: ErrorCode,
+            message: &'a str,
+        }
+        serde_json::to_vec(&Borrowed { code: self.code, message: &self.message })
             .unwrap_or_else(|_| br#"{"code":"unavailable","message":"error body failed to serialise"}"#.to_vec())
+    }
+}
+
+/// A `u64` in decimal, written on the stack.
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn of(mut n: u64) -> Self {
+        let mut d = Self { buf: [0; 20], start: 20 };
+        loop {
+            d.start -= 1;
+            d.buf[d.start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return d;
+            }
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("0")
     }
 }
 

@@ -13,7 +13,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 use crate::config::Config;
 use crate::decision::{DecisionKind, Lease, Verdict};
 use crate::engine::{Engine, Refresh};
-use crate::host_calls::{HostStore, now_us, request_header_bytes};
+use crate::host_calls::{HostStore, now_us, request_header_bytes, send_local_response};
 use crate::store::SharedStore;
 use crate::sync::{self, Freshness, SyncOutcome, Turn};
 use seckill_api::client_addr::parse_peer;
@@ -435,10 +435,7 @@ impl HttpContext for EdgeHttp {
                 Action::Continue
             }
             Verdict::Reject(reply) => {
-                let headers = reply.headers();
-                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let body = reply.body();
-                let _ = hostcalls::send_http_response(u32::from(reply.status()), headers, Some(&body));
+                let _ = send_local_response(reply.status(), &reply.header_map(), &reply.body());
                 Action::Pause
             }
         }

@@ -1,6 +1,7 @@
 //! The host calls the proxy-wasm SDK does not offer as the filter needs
 //! them: shared data whose write status is read rather than panicked on,
-//! request headers read in place, and the clock in microseconds. Raw ABI,
+//! request headers read in place, local responses with a header map written
+//! once, and the clock in microseconds. Raw ABI,
 //! kept apart from the contexts in `filter`.
 
 use std::time::UNIX_EPOCH;
@@ -21,6 +22,44 @@ pub struct HostStore;
 unsafe extern "C" {
     #[link_name = "proxy_set_shared_data"]
     fn set_shared_data_status(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
+}
+
+// The SDK's `send_http_response` takes a `Vec` of pairs and serialises it
+// again, and panics on a status it does not expect; the edge filter hands
+// over a map it wrote itself (`LocalReply::header_map`).
+#[link(wasm_import_module = "env")]
+unsafe extern "C" {
+    #[link_name = "proxy_send_local_response"]
+    #[allow(clippy::too_many_arguments)]
+    fn send_local_response_raw(
+        status: u32,
+        details: *const u8,
+        details_size: usize,
+        body: *const u8,
+        body_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+}
+
+/// Answers the request with `status`, `header_map` (already in the host's
+/// map format) and `body`; `false` if the host refused.
+pub fn send_local_response(status: u16, header_map: &[u8], body: &[u8]) -> bool {
+    // SAFETY: all three slices outlive the call; the host only reads them.
+    let status = unsafe {
+        send_local_response_raw(
+            u32::from(status),
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            header_map.as_ptr(),
+            header_map.len(),
+            -1,
+        )
+    };
+    status == STATUS_OK
 }
 
 #[link(wasm_import_module = "env")]

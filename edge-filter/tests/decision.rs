@@ -71,6 +71,9 @@ fn per_user_limits_follow_the_user_across_ips() {
     let r = refused(e.decide(&store, &h, ip("203.0.113.99"), T0));
     assert!(r.message.contains("`token` per-user"), "{}", r.message);
     assert!(r.headers().contains(&("x-ratelimit-limit", "6".into())));
+    assert_header_map_is_headers(&r);
+    let body: seckill_api::ErrorBody = serde_json::from_slice(&r.body()).unwrap();
+    assert_eq!((body.code, body.message), (r.code, r.message.clone()));
     // Bob is not alice.
     let bob = with(req("POST", "/api/activities/7/token"), "authorization", bearer("bob", T0));
     assert_eq!(run(&mut e, &store, &bob, ip("203.0.113.99"), T0), Ok(()));
@@ -734,4 +737,17 @@ fn bucket_memory_stays_bounded_and_hot_clients_stay_limited() {
     let elapsed_s = (now - T0) as f64 / SEC as f64;
     assert!(hot_passed as f64 <= 21.0 + 10.0 * elapsed_s, "{hot_passed} of {hot_sent} passed in {elapsed_s} s");
     assert!(hot_passed >= 20, "{hot_passed}");
+}
+
+/// The map the filter hands the host is `headers()` in proxy-wasm's format.
+fn assert_header_map_is_headers(r: &seckill_edge_filter::decision::LocalReply) {
+    let map = r.header_map();
+    let pairs = seckill_api::header_map::pairs(&map).unwrap();
+    let read: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (String::from_utf8(k.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()))
+        .collect();
+    let want: Vec<(String, String)> = r.headers().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    assert_eq!(read, want);
+    assert!(want.len() >= 6, "retry-after and x-ratelimit-* are among them: {want:?}");
 }
