@@ -94,6 +94,19 @@ impl PurchaseBatcher {
             metrics::histogram!(crate::telemetry::PURCHASE_BATCH_SIZE).record(purchases.len() as f64);
             match self.store.purchase_batch(activity, self.pay_timeout_ms, &purchases).await {
                 Ok(outcomes) => {
+                    // The stock gauges once per batch, not once per sale: from
+                    // its latest sale (the most sold), before any buyer has
+                    // its answer.
+                    let latest = outcomes
+                        .iter()
+                        .filter_map(|outcome| match outcome {
+                            PurchaseOutcome::Accepted(sale) => Some(sale),
+                            _ => None,
+                        })
+                        .max_by_key(|sale| sale.sold);
+                    if let Some(sale) = latest {
+                        crate::telemetry::record_stock(activity, sale.remaining, sale.sold);
+                    }
                     for (answer, outcome) in answers.into_iter().zip(outcomes) {
                         // A buyer who hung up no longer waits; the sale stands.
                         let _ = answer.send(Ok(outcome));

@@ -175,10 +175,8 @@ async fn buy(
         now_ms: now_ms(),
     };
     let (order_id, sold) = match purchases.purchase(id, purchase).await? {
-        PurchaseOutcome::Accepted(sale) => {
-            telemetry::record_stock(id, sale.remaining, sale.sold);
-            (sale.order_id, Some(sale.sold))
-        }
+        // (The batcher has set the stock gauges from the call's last sale.)
+        PurchaseOutcome::Accepted(sale) => (sale.order_id, Some(sale.sold)),
         PurchaseOutcome::Replay { order_id } => (order_id, None),
         PurchaseOutcome::Rejected(r) => return Err(r.into()),
     };
