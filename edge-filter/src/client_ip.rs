@@ -56,8 +56,18 @@ pub fn limit_key(ip: IpAddr, prefixes: ClientPrefixes) -> Option<String> {
 /// went through the formatting machinery, a visible share of a request's
 /// time inside the VM, and every request needs its client's address as text.
 pub fn ip_text(ip: IpAddr) -> String {
-    let IpAddr::V4(v4) = ip else { return ip.to_string() };
     let mut s = String::with_capacity(15);
+    ip_text_into(&mut s, ip);
+    s
+}
+
+/// [`ip_text`] appended to `s` (a reused buffer: no allocation for IPv4).
+pub fn ip_text_into(s: &mut String, ip: IpAddr) {
+    use std::fmt::Write;
+    let IpAddr::V4(v4) = ip else {
+        let _ = write!(s, "{ip}");
+        return;
+    };
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
             s.push('.');
@@ -70,7 +80,6 @@ pub fn ip_text(ip: IpAddr) -> String {
         }
         s.push(char::from(b'0' + octet % 10));
     }
-    s
 }
 
 #[cfg(test)]

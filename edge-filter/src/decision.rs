@@ -37,13 +37,15 @@
 //! before `limit_conn` alike). A bucket known to refuse ([`Refusals`]) is
 //! not read again until it would pass.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::ops::Range;
 
 use seckill_api::ErrorCode;
 
 use crate::bucket::{self, BucketState, Check, Limit};
-use crate::client_ip::{client_ip, ip_text, limit_key};
+use crate::client_ip::{client_ip, ip_text_into, limit_key};
 use crate::config::Config;
 use crate::jwt::{Identity, bearer};
 use crate::matcher::path_segments;
@@ -292,31 +294,31 @@ impl Verdict {
     }
 }
 
-/// What the filter reads from a request's headers.
+/// What the filter reads from a request's headers, borrowed from them where
+/// they are text already (a shed request copies none of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestFacts {
-    pub method: String,
+pub struct RequestFacts<'a> {
+    pub method: Cow<'a, str>,
     /// Decoded, normalised segments of `:path` ([`path_segments`]).
-    pub segments: Vec<String>,
+    pub segments: Vec<Cow<'a, str>>,
     /// Every `Authorization` value.
-    pub authorization: Vec<Vec<u8>>,
+    pub authorization: Vec<&'a [u8]>,
     /// Every `x-forwarded-for` value, in order.
-    pub forwarded_for: Vec<String>,
+    pub forwarded_for: Vec<Cow<'a, str>>,
     /// Bytes of header names and values.
     pub header_bytes: usize,
 }
 
-impl RequestFacts {
+impl RequestFacts<'_> {
     /// `/seg/seg/` with a trailing slash, for prefix tests that cannot be
     /// dodged by encoding or dot segments.
-    fn normalised_dir(&self) -> String {
-        let mut s = String::with_capacity(64);
+    fn normalised_dir_into(&self, s: &mut String) {
+        s.clear();
         s.push('/');
         for seg in &self.segments {
             s.push_str(seg);
             s.push('/');
         }
-        s
     }
 }
 
@@ -341,10 +343,10 @@ fn store_full() -> LocalReply {
 }
 
 /// Reads the facts the decision needs; malformed or oversized headers are refused.
-pub fn parse_request<N: AsRef<str>, V: AsRef<[u8]>>(
-    headers: &[(N, V)],
+pub fn parse_request<'a, N: AsRef<[u8]>, V: AsRef<[u8]>>(
+    headers: &'a [(N, V)],
     max_header_bytes: usize,
-) -> Result<RequestFacts, LocalReply> {
+) -> Result<RequestFacts<'a>, LocalReply> {
     let header_bytes: usize = headers.iter().map(|(n, v)| n.as_ref().len() + v.as_ref().len()).sum();
     if header_bytes > max_header_bytes {
         return Err(bad_request(format!(
@@ -361,16 +363,17 @@ pub fn parse_request<N: AsRef<str>, V: AsRef<[u8]>>(
             return Err(bad_request("a request header has an empty name"));
         }
         if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            let name = String::from_utf8_lossy(name);
             return Err(bad_request(format!("the `{name}` header contains control characters")));
         }
-        if name.eq_ignore_ascii_case(":method") {
-            method = Some(String::from_utf8_lossy(value).into_owned());
-        } else if name.eq_ignore_ascii_case(":path") {
-            path = Some(String::from_utf8_lossy(value).into_owned());
-        } else if name.eq_ignore_ascii_case("authorization") {
-            authorization.push(value.to_vec());
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            forwarded_for.push(String::from_utf8_lossy(value).into_owned());
+        if name.eq_ignore_ascii_case(b":method") {
+            method = Some(String::from_utf8_lossy(value));
+        } else if name.eq_ignore_ascii_case(b":path") {
+            path = Some(String::from_utf8_lossy(value));
+        } else if name.eq_ignore_ascii_case(b"authorization") {
+            authorization.push(value);
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            forwarded_for.push(String::from_utf8_lossy(value));
         }
     }
     let method = method.filter(|m| !m.is_empty()).ok_or_else(|| bad_request("the request has no method"))?;
@@ -378,7 +381,12 @@ pub fn parse_request<N: AsRef<str>, V: AsRef<[u8]>>(
     if !path.starts_with('/') && path != "*" {
         return Err(bad_request("the request path must start with `/`"));
     }
-    Ok(RequestFacts { method, segments: path_segments(&path), authorization, forwarded_for, header_bytes })
+    let segments = match path {
+        Cow::Borrowed(path) => path_segments(path),
+        // Not UTF-8 (rare): the segments own their text.
+        Cow::Owned(path) => path_segments(&path).into_iter().map(|s| Cow::Owned(s.into_owned())).collect(),
+    };
+    Ok(RequestFacts { method, segments, authorization, forwarded_for, header_bytes })
 }
 
 /// The activity id of `POST /api/activities/{id}/token|purchase`.
@@ -392,7 +400,7 @@ enum BuyStep {
 fn buy_route_activity(req: &RequestFacts) -> Option<(u64, BuyStep)> {
     match req.segments.as_slice() {
         [api, activities, id, action] if req.method == "POST" && api == "api" && activities == "activities" => {
-            let step = match action.as_str() {
+            let step = match action.as_ref() {
                 "token" => BuyStep::Token,
                 "purchase" => BuyStep::Purchase,
                 _ => return None,
@@ -414,22 +422,58 @@ fn token_challenge_route(req: &RequestFacts) -> bool {
         if req.method == "GET" && api == "api" && activities == "activities" && challenge == "challenge")
 }
 
-struct BucketUse<'a> {
-    /// The route rule it comes from, if any, and which of its limits: only
-    /// for the reply's message, so only written out then.
-    route: Option<&'a str>,
+#[derive(Debug)]
+struct BucketUse {
+    /// The route rule it comes from (its index in the rules), if any, and
+    /// which of its limits: only for the reply's message.
+    route: Option<usize>,
     per: &'static str,
-    key: String,
+    /// Where its key is in [`Scratch::keys`].
+    key: Range<usize>,
     limit: Limit,
 }
 
-impl BucketUse<'_> {
-    fn name(&self) -> String {
-        match self.route {
-            Some(route) => format!("`{route}` {}", self.per),
+impl BucketUse {
+    fn name(&self, routes: &[crate::config::CompiledRoute]) -> String {
+        match self.route.and_then(|i| routes.get(i)) {
+            Some(route) => format!("`{}` {}", route.name, self.per),
             None => self.per.to_owned(),
         }
     }
+}
+
+/// Buffers every decision reuses, so that a request the buckets refuse
+/// allocates nothing: its bucket keys are written one after another into
+/// `keys`, the client's address into `client`.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The request's normalised path as a directory (`/a/b/`).
+    dir: String,
+    client: String,
+    keys: String,
+    uses: Vec<BucketUse>,
+    pending: Vec<usize>,
+    reads: Vec<(usize, BucketState, Option<u32>)>,
+    /// The last rate-limit message and what it was written from: a flood
+    /// gets the same one request after request.
+    message: Option<(MessageOf, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct MessageOf {
+    route: Option<String>,
+    per: &'static str,
+    limit: Limit,
+    retry: u64,
+}
+
+/// Appends the concatenation of `parts` to `keys`; where it went.
+fn push_key(keys: &mut String, parts: &[&str]) -> Range<usize> {
+    let start = keys.len();
+    for p in parts {
+        keys.push_str(p);
+    }
+    start..keys.len()
 }
 
 /// Gives an admitted request's in-flight slot back.
@@ -458,6 +502,7 @@ pub struct BucketMemory {
     /// tracks them, to empty them once idle).
     pub charged: Vec<(String, Limit)>,
     pub refusals: Refusals,
+    scratch: Scratch,
 }
 
 /// Buckets that refused a request lately, and until when they refuse any.
@@ -497,7 +542,12 @@ impl Refusals {
             self.until.clear();
         }
         let refused = Refused { limit, passes_at_us: now_us + retry_after_us, full_at_us: now_us + reset_us };
-        self.until.insert(key.to_owned(), refused);
+        match self.until.get_mut(key) {
+            Some(known) => *known = refused,
+            None => {
+                self.until.insert(key.to_owned(), refused);
+            }
+        }
     }
 
     /// Buckets remembered as refusing (tests).
@@ -522,7 +572,8 @@ pub fn decide<S: SharedStore + ?Sized>(
     now_us: u64,
     memory: &mut BucketMemory,
 ) -> Verdict {
-    let dir = req.normalised_dir();
+    req.normalised_dir_into(&mut memory.scratch.dir);
+    let dir = memory.scratch.dir.as_str();
     if config.blocked_path_prefixes.iter().any(|p| dir.starts_with(p.as_str())) {
         return Verdict::Reject(LocalReply::new(DecisionKind::NotFound, ErrorCode::NotFound, "no such route"));
     }
@@ -560,9 +611,14 @@ pub fn decide<S: SharedStore + ?Sized>(
     let rules = &snap.rules;
     // Per-IP limits count a client's network (a /64 for IPv6 by default):
     // rotating through the addresses one holds is not a way around them.
-    let ip_text = ip_text(ip);
     let network = limit_key(ip, config.client_prefixes);
-    let client = network.as_deref().unwrap_or(&ip_text);
+    // The address as text is only needed as a String by an admitted request.
+    let client = &mut memory.scratch.client;
+    client.clear();
+    match &network {
+        Some(n) => client.push_str(n),
+        None => ip_text_into(client, ip),
+    }
 
     // Identity, only where the edge is told to check it.
     let mut identity = None;
@@ -570,7 +626,7 @@ pub fn decide<S: SharedStore + ?Sized>(
         if req.authorization.len() > 1 {
             return Verdict::Reject(bad_request("more than one Authorization header"));
         }
-        let token = match bearer(&req.authorization[0]) {
+        let token = match bearer(req.authorization[0]) {
             Ok(t) => t,
             Err(why) => return Verdict::Reject(bad_request(why)),
         };
@@ -613,36 +669,56 @@ pub fn decide<S: SharedStore + ?Sized>(
         return Verdict::Reject(LocalReply::new(kind, code, message));
     }
 
-    // Buckets.
-    let mut buckets = Vec::with_capacity(2 + 2 * rules.routes.len());
-    buckets.push(BucketUse { route: None, per: "per-IP", key: state::bucket_ip_key(client), limit: rules.per_ip });
-    let matching = || rules.routes.iter().filter(|r| r.matches(&req.method, &req.segments));
-    for r in matching() {
+    // Buckets, their keys written into the reused buffers.
+    let scratch = &mut memory.scratch;
+    let client = scratch.client.as_str();
+    scratch.keys.clear();
+    scratch.uses.clear();
+    let keys = &mut scratch.keys;
+    let uses = &mut scratch.uses;
+    uses.push(BucketUse {
+        route: None,
+        per: "per-IP",
+        key: push_key(keys, &[state::BUCKET_IP_PREFIX, client]),
+        limit: rules.per_ip,
+    });
+    let matching = || rules.routes.iter().enumerate().filter(|(_, r)| r.matches(&req.method, &req.segments));
+    for (i, r) in matching() {
         if let Some(limit) = r.per_ip {
-            buckets.push(BucketUse {
-                route: Some(&r.name),
+            uses.push(BucketUse {
+                route: Some(i),
                 per: "per-IP",
-                key: state::route_ip_key(&r.name, client),
+                key: push_key(keys, &[state::ROUTE_PREFIX, &r.name, ".ip.", client]),
                 limit,
             });
         }
     }
     if let Some(u) = user {
-        buckets.push(BucketUse { route: None, per: "per-user", key: state::bucket_user_key(u), limit: rules.per_user });
-        for r in matching() {
+        uses.push(BucketUse {
+            route: None,
+            per: "per-user",
+            key: push_key(keys, &[state::BUCKET_USER_PREFIX, u]),
+            limit: rules.per_user,
+        });
+        for (i, r) in matching() {
             if let Some(limit) = r.per_user {
-                buckets.push(BucketUse {
-                    route: Some(&r.name),
+                uses.push(BucketUse {
+                    route: Some(i),
                     per: "per-user",
-                    key: state::route_user_key(&r.name, u),
+                    key: push_key(keys, &[state::ROUTE_PREFIX, &r.name, ".user.", u]),
                     limit,
                 });
             }
         }
     }
-    if let Err(reply) = charge(store, &buckets, now_us, memory) {
+    if let Err(reply) = charge(store, &rules.routes, now_us, memory) {
         return Verdict::Reject(reply);
     }
+    let client = memory.scratch.client.as_str();
+    let ip_text = match network {
+        None => client.to_owned(),
+        Some(_) => crate::client_ip::ip_text(ip),
+    };
 
     // In flight last, as nginx runs limit_conn after limit_req: a request
     // the buckets refuse never touches the in-flight counters (a flood from
@@ -683,31 +759,37 @@ pub fn decide<S: SharedStore + ?Sized>(
     })
 }
 
-/// Checks every bucket, and charges them all only if all allow; a bucket
-/// whose compare-and-swap lost a race is read and checked again.
+/// Checks every bucket (`memory.scratch.uses`), and charges them all only if
+/// all allow; a bucket whose compare-and-swap lost a race is read and
+/// checked again.
 fn charge<S: SharedStore + ?Sized>(
     store: &S,
-    buckets: &[BucketUse<'_>],
+    routes: &[crate::config::CompiledRoute],
     now_us: u64,
     memory: &mut BucketMemory,
 ) -> Result<(), LocalReply> {
-    let mut pending: Vec<&BucketUse<'_>> = buckets.iter().collect();
+    let BucketMemory { charged, refusals, scratch } = memory;
+    let Scratch { keys, uses, pending, reads, message, .. } = scratch;
+    pending.clear();
+    pending.extend(0..uses.len());
     for _ in 0..CAS_RETRIES {
-        let mut reads = Vec::with_capacity(pending.len());
-        let mut worst: Option<(&BucketUse<'_>, u64, u64)> = None;
-        for b in &pending {
-            let refused = match memory.refusals.check(&b.key, b.limit, now_us) {
+        reads.clear();
+        let mut worst: Option<(usize, u64, u64)> = None;
+        for &i in pending.iter() {
+            let b = &uses[i];
+            let key = &keys[b.key.clone()];
+            let refused = match refusals.check(key, b.limit, now_us) {
                 Some(known) => Some(known),
                 None => {
-                    let (value, cas) = store.get(&b.key);
+                    let (value, cas) = store.get(key);
                     let current = value.as_deref().and_then(BucketState::decode);
                     match bucket::check(b.limit, current, now_us) {
                         Check::Allow { next, .. } => {
-                            reads.push((*b, next, cas));
+                            reads.push((i, next, cas));
                             None
                         }
                         Check::Deny { retry_after_us, reset_us } => {
-                            memory.refusals.remember(&b.key, b.limit, now_us, retry_after_us, reset_us);
+                            refusals.remember(key, b.limit, now_us, retry_after_us, reset_us);
                             Some((retry_after_us, reset_us))
                         }
                     }
@@ -716,11 +798,27 @@ fn charge<S: SharedStore + ?Sized>(
             if let Some((retry_after_us, reset_us)) = refused
                 && worst.is_none_or(|(_, r, _)| retry_after_us > r)
             {
-                worst = Some((b, retry_after_us, reset_us));
+                worst = Some((i, retry_after_us, reset_us));
             }
         }
-        if let Some((b, retry_after_us, reset_us)) = worst {
+        if let Some((i, retry_after_us, reset_us)) = worst {
+            let b = &uses[i];
             let retry = bucket::secs_ceil(retry_after_us).max(1);
+            let of = MessageOf { route: None, per: b.per, limit: b.limit, retry };
+            let route_name = b.route.and_then(|r| routes.get(r)).map(|r| r.name.as_str());
+            let text = match message {
+                Some((last, text)) if *last == of && last.route.as_deref() == route_name => text.clone(),
+                _ => {
+                    let text = format!(
+                        "too many requests: {} limit of {} per second with a burst of {}; retry in {retry} s",
+                        b.name(routes),
+                        b.limit.rate_per_sec(),
+                        b.limit.burst()
+                    );
+                    *message = Some((MessageOf { route: route_name.map(str::to_owned), ..of }, text.clone()));
+                    text
+                }
+            };
             return Err(LocalReply {
                 retry_after_secs: Some(retry),
                 rate: Some(RateHeaders {
@@ -728,23 +826,16 @@ fn charge<S: SharedStore + ?Sized>(
                     remaining: 0,
                     reset_secs: bucket::secs_ceil(reset_us).max(retry),
                 }),
-                ..LocalReply::new(
-                    DecisionKind::RateLimited,
-                    ErrorCode::RateLimited,
-                    format!(
-                        "too many requests: {} limit of {} per second with a burst of {}; retry in {retry} s",
-                        b.name(),
-                        b.limit.rate_per_sec(),
-                        b.limit.burst()
-                    ),
-                )
+                ..LocalReply::new(DecisionKind::RateLimited, ErrorCode::RateLimited, text)
             });
         }
         let mut lost = Vec::new();
-        for (b, next, cas) in reads {
-            match store.set(&b.key, &next.encode(), cas) {
-                Ok(()) => memory.charged.push((b.key.clone(), b.limit)),
-                Err(SetError::CasMismatch) => lost.push(b),
+        for &(i, next, cas) in reads.iter() {
+            let b = &uses[i];
+            let key = &keys[b.key.clone()];
+            match store.set(key, &next.encode(), cas) {
+                Ok(()) => charged.push((key.to_owned(), b.limit)),
+                Err(SetError::CasMismatch) => lost.push(i),
                 // Buckets already charged stay charged: the strict side.
                 Err(SetError::Full) => return Err(store_full()),
             }
@@ -752,7 +843,7 @@ fn charge<S: SharedStore + ?Sized>(
         if lost.is_empty() {
             return Ok(());
         }
-        pending = lost;
+        *pending = lost;
     }
     Err(LocalReply {
         retry_after_secs: Some(1),

@@ -172,7 +172,7 @@ impl Engine {
     pub fn decide<S, N, V>(&mut self, store: &S, headers: &[(N, V)], peer: Option<IpAddr>, now_us: u64) -> Verdict
     where
         S: SharedStore + ?Sized,
-        N: AsRef<str>,
+        N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
         if self.checked_at_us.is_none_or(|t| now_us < t || now_us - t >= REFRESH_EVERY_US) {

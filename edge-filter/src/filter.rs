@@ -13,7 +13,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 use crate::config::Config;
 use crate::decision::{DecisionKind, Lease, Verdict};
 use crate::engine::{Engine, Refresh};
-use crate::host_calls::{HostStore, now_us, request_header_bytes, send_local_response};
+use crate::host_calls::{HostStore, now_us, request_header_bytes, send_local_response, source_address};
 use crate::store::SharedStore;
 use crate::sync::{self, Freshness, SyncOutcome, Turn};
 use seckill_api::client_addr::parse_peer;
@@ -383,16 +383,13 @@ impl HttpContext for EdgeHttp {
         let now = now_us();
         let buffer = request_header_bytes();
         // A buffer the host garbled, or a header name that is not text,
-        // judges as no headers at all: a 400.
-        let headers: Vec<(&str, &[u8])> = header_map::pairs(&buffer)
+        // judges as no headers at all: a 400. The pairs are read in place.
+        let headers = header_map::pairs(&buffer)
             .ok()
-            .and_then(|pairs| pairs.into_iter().map(|(k, v)| std::str::from_utf8(k).ok().map(|k| (k, v))).collect())
+            .filter(|pairs| pairs.iter().all(|(k, _)| std::str::from_utf8(k).is_ok()))
             .unwrap_or_default();
-        let peer = hostcalls::get_property(vec!["source", "address"])
-            .ok()
-            .flatten()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| parse_peer(&s));
+        let peer = source_address();
+        let peer = peer.as_deref().and_then(|b| std::str::from_utf8(b).ok()).and_then(parse_peer);
         let mut root = self.root.borrow_mut();
         let verdict = match root.engine.as_mut() {
             Some(engine) => engine.decide(&HostStore, &headers, peer, now),

@@ -84,6 +84,27 @@ pub fn request_header_bytes() -> Vec<u8> {
     }
 }
 
+#[link(wasm_import_module = "env")]
+unsafe extern "C" {
+    #[link_name = "proxy_get_property"]
+    fn get_property_raw(path: *const u8, path_size: usize, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// The `source.address` property (the peer), without the SDK's `Vec` for
+/// the path: the path is a constant, serialised as the SDK does (parts NUL-separated).
+pub fn source_address() -> Option<Vec<u8>> {
+    const PATH: &[u8] = b"source\0address";
+    let (mut data, mut size) = (std::ptr::null_mut(), 0);
+    // SAFETY: as in `request_header_bytes`: the host allocates the value in
+    // this VM's memory and ownership passes to us.
+    unsafe {
+        if get_property_raw(PATH.as_ptr(), PATH.len(), &mut data, &mut size) != STATUS_OK || data.is_null() {
+            return None;
+        }
+        Some(Vec::from_raw_parts(data, size, size))
+    }
+}
+
 const STATUS_OK: u32 = 0;
 const STATUS_CAS_MISMATCH: u32 = 8;
 

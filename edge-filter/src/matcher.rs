@@ -193,9 +193,9 @@ impl PathPattern {
 /// Normalising can only make more requests match a limit, never fewer, so a
 /// client cannot slip past a route limit by writing `/api/activities/7/%74oken`
 /// or `/api//activities/7/./token`.
-pub fn path_segments(raw: &str) -> Vec<String> {
+pub fn path_segments(raw: &str) -> Vec<Cow<'_, str>> {
     let path = raw.split(['?', '#']).next().unwrap_or("");
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<Cow<'_, str>> = Vec::with_capacity(8);
     for seg in path.split('/') {
         let seg = percent_decode(seg);
         match seg.as_ref() {
@@ -203,7 +203,7 @@ pub fn path_segments(raw: &str) -> Vec<String> {
             ".." => {
                 out.pop();
             }
-            _ => out.push(seg.into_owned()),
+            _ => out.push(seg),
         }
     }
     out

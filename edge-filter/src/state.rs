@@ -34,20 +34,25 @@ pub fn inflight_ip_key(ip: &str) -> String {
     [INFLIGHT_IP_PREFIX, ip].concat()
 }
 
+pub const BUCKET_IP_PREFIX: &str = "seckill.edge.rl.ip.";
+pub const BUCKET_USER_PREFIX: &str = "seckill.edge.rl.user.";
+/// A route's buckets: `…route.<name>.ip.<ip>` and `…route.<name>.user.<user>`.
+pub const ROUTE_PREFIX: &str = "seckill.edge.rl.route.";
+
 pub fn bucket_ip_key(ip: &str) -> String {
-    ["seckill.edge.rl.ip.", ip].concat()
+    [BUCKET_IP_PREFIX, ip].concat()
 }
 
 pub fn bucket_user_key(user: &str) -> String {
-    ["seckill.edge.rl.user.", user].concat()
+    [BUCKET_USER_PREFIX, user].concat()
 }
 
 pub fn route_ip_key(route: &str, ip: &str) -> String {
-    ["seckill.edge.rl.route.", route, ".ip.", ip].concat()
+    [ROUTE_PREFIX, route, ".ip.", ip].concat()
 }
 
 pub fn route_user_key(route: &str, user: &str) -> String {
-    ["seckill.edge.rl.route.", route, ".user.", user].concat()
+    [ROUTE_PREFIX, route, ".user.", user].concat()
 }
 
 /// Everything a request is judged against, compiled for fast lookups.
