@@ -52,6 +52,9 @@
 #       Checks: sold == number of 202 answers, and seckill-load's own invariant line.
 #       The backend runs with SECKILL_ROLE=BACKEND_ROLE (api), a private SQLite order DB in OUT, cwd in
 #       OUT and a clean environment (env -i); seckill-load too (so no order-row phase).
+#       Its log: RUST_LOG [info,seckill::access=off], the backend's own default for text logs: no
+#       access line per request, as nginx runs with access_log off in (b) and (d) (RUST_LOG=info turns
+#       the lines on: ~12 % of the backend's CPU per purchase, see bench/README.md).
 #   (w) issue #15: (c) with every purchase batch acknowledged by a replica before its 202s
 #       (SECKILL_REDIS_REPLICAS_ACK=1: `WAIT 1 <ms>` behind each batch's EVALSHA, in one pipeline, as
 #       with Sentinel or a Cluster). When w runs, a replica (redis-server REPLICAOF the main one, the
@@ -345,7 +348,7 @@ run_c() {  # run [scenario replicas-ack]: (c), or (w) with every purchase batch 
   local run=$1 scen=${2:-c_backend} acks=${3:-0} waits0
   prepare_db :
   start_backend "$OUT/backend.run$run" "$OUT/backend.run$run.log" "redis://127.0.0.1:$REDIS_PORT/" "$BACKEND_ROLE" \
-    RUST_LOG="${RUST_LOG:-info}" SECKILL_REDIS_REPLICAS_ACK="$acks" SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS="$ACK_TIMEOUT_MS"
+    RUST_LOG="${RUST_LOG:-info,seckill::access=off}" SECKILL_REDIS_REPLICAS_ACK="$acks" SECKILL_REDIS_REPLICAS_ACK_TIMEOUT_MS="$ACK_TIMEOUT_MS"
   log "$scen run $run: seckill-backend PID $BPID ready on :$BACKEND_PORT; seckill-load --buyers $BUYERS --connections $LOAD_CONNS --threads $LOAD_THREADS"
   local out="$OUT/load.$scen.run$run.txt" fifo="$OUT/load.run$run.fifo"
   rm -f "$fifo"; mkfifo "$fifo"
