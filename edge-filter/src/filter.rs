@@ -11,7 +11,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 use crate::config::Config;
-use crate::decision::{DecisionKind, Lease, Verdict};
+use crate::decision::{DecisionKind, Lease, LocalReply, Verdict};
 use crate::engine::{Engine, Refresh};
 use crate::host_calls::{HostStore, now_us, request_header_bytes, send_local_response, source_address};
 use crate::store::SharedStore;
@@ -89,6 +89,16 @@ struct RootState {
     flushed_at_us: u64,
     /// Requests refused because shared data was full (for quieter logs).
     store_full: u64,
+    /// The last local reply and its header map and body as sent: a flood
+    /// is refused with the same reply request after request, and these are
+    /// then sent again as they are instead of being written anew.
+    last_reply: Option<SentReply>,
+}
+
+struct SentReply {
+    reply: LocalReply,
+    header_map: Vec<u8>,
+    body: Vec<u8>,
 }
 
 impl RootState {
@@ -432,7 +442,15 @@ impl HttpContext for EdgeHttp {
                 Action::Continue
             }
             Verdict::Reject(reply) => {
-                let _ = send_local_response(reply.status(), &reply.header_map(), &reply.body());
+                // Taken out while the host has it: no borrow of the root
+                // state is held across the host call.
+                let last = self.root.borrow_mut().last_reply.take();
+                let sent = match last {
+                    Some(sent) if sent.reply == reply => sent,
+                    _ => SentReply { header_map: reply.header_map(), body: reply.body(), reply },
+                };
+                let _ = send_local_response(sent.reply.status(), &sent.header_map, &sent.body);
+                self.root.borrow_mut().last_reply = Some(sent);
                 Action::Pause
             }
         }
