@@ -297,9 +297,9 @@ impl Harness {
         // Like Envoy, the filter sees its own local reply in the response
         // phase (a second local reply from there is ignored).
         if let Decision::Continue = vm.on_response_headers(ctx, status, &headers, body.is_empty())? {
-            let map = vm.response_headers(ctx).cloned().unwrap_or_default();
-            status = map.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(status);
-            headers = Fields::from_pairs(map.regular());
+            let map = vm.response_headers(ctx);
+            status = map.and_then(|m| m.get_str(":status")).and_then(|s| s.parse().ok()).unwrap_or(status);
+            headers = map.map(|m| Fields::from_pairs(m.regular())).unwrap_or_default();
         }
         if !body.is_empty() {
             let _ = vm.on_response_body(ctx, &body, true)?;

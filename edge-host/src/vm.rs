@@ -529,17 +529,22 @@ impl Vm {
         if self.store.data().signals.is_empty() {
             return if action == action::CONTINUE { Decision::Continue } else { Decision::Pause };
         }
-        self.store.data_mut().signals.retain(|(c, s)| {
-            if *c != ctx {
-                return true;
+        // Taken out by value: a local reply is moved on, not copied.
+        let mut signals = std::mem::take(&mut self.store.data_mut().signals);
+        let mut others = Vec::new();
+        for (c, s) in signals.drain(..) {
+            if c != ctx {
+                others.push((c, s));
+                continue;
             }
             match s {
-                Signal::LocalResponse(r) if local.is_none() => local = Some(r.clone()),
+                Signal::LocalResponse(r) if local.is_none() => local = Some(r),
                 Signal::Reset => reset = true,
                 _ => {}
             }
-            false
-        });
+        }
+        // The emptied buffer goes back when nothing else was waiting.
+        self.store.data_mut().signals = if others.is_empty() { signals } else { others };
         match (local, reset) {
             (Some(r), _) => Decision::LocalResponse(r),
             (None, true) => Decision::Reset,

@@ -293,16 +293,23 @@ impl Stream {
     /// the stream.
     fn local_reply(&mut self, r: LocalResponse) -> Response<RespBody> {
         let decided = self.worker().shared.cfg.access_log.is_some().then(|| Decided::of(&r));
-        let mut out = r.clone();
+        // The reply itself goes out, changed where the filter changed it:
+        // its headers are copied once out of the VM's map, never cloned whole.
+        let mut out = r;
         if let Ok(Decision::Continue | Decision::Pause) =
-            self.op(|vm, ctx| vm.on_response_headers(ctx, r.status, &r.headers, r.body.is_empty()))
-            && let Ok(Some(map)) = self.op(|vm, ctx| Ok(vm.response_headers(ctx).cloned()))
+            self.op(|vm, ctx| vm.on_response_headers(ctx, out.status, &out.headers, out.body.is_empty()))
+            && let Ok(Some((status, headers))) = self.op(|vm, ctx| {
+                Ok(vm.response_headers(ctx).map(|map| {
+                    (map.get_str(":status").and_then(|s| s.parse().ok()), Fields::from_pairs(map.regular()))
+                }))
+            })
         {
-            out.status = map.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(r.status);
-            out.headers = Fields::from_pairs(map.regular());
+            out.status = status.unwrap_or(out.status);
+            out.headers = headers;
         }
-        if !r.body.is_empty()
-            && let Ok(Decision::Continue | Decision::Pause) = self.op(|vm, ctx| vm.on_response_body(ctx, &r.body, true))
+        if !out.body.is_empty()
+            && let Ok(Decision::Continue | Decision::Pause) =
+                self.op(|vm, ctx| vm.on_response_body(ctx, &out.body, true))
             && let Ok(b) = self.op(|vm, ctx| Ok(vm.take_response_body(ctx)))
         {
             out.body = b;
