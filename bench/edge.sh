@@ -217,7 +217,7 @@ log "redis-server :$REDIS_PORT PID $RPID ($REDIS_DESC: no persistence, this run 
 
 # ---------------------------------------------------------------- backend
 start_backend "$OUT/backend" "$OUT/backend.log" "redis://127.0.0.1:$REDIS_PORT/" "$BACKEND_ROLE" \
-  RUST_LOG="${RUST_LOG:-info}" SECKILL_TRUSTED_PROXIES=127.0.0.1/32
+  RUST_LOG="${RUST_LOG:-info,seckill::access=off}" SECKILL_TRUSTED_PROXIES=127.0.0.1/32
 log "seckill-backend :$BACKEND_PORT PID $BPID ready (role $BACKEND_ROLE, trusted proxies 127.0.0.1/32)"
 
 # ---------------------------------------------------------------- edge
