@@ -98,6 +98,10 @@ pub struct Settings<'a> {
 /// How long the edge gets to refuse blacklisted users by itself before the
 /// crowd starts (it reads the blacklist on its sync tick).
 const EDGE_SYNC_WAIT: Duration = Duration::from_secs(15);
+/// Refusals in a row, each on a fresh connection, that show every worker of
+/// the edge has the blacklist (with two workers, eight all on one happen
+/// less than once in a hundred).
+const SYNCED_REFUSALS: u32 = 8;
 
 pub async fn run(s: Settings<'_>) -> Result<ExitCode> {
     let args = s.crowd;
@@ -286,13 +290,23 @@ async fn wait_for_the_edge_to_refuse(
     auth: &[Option<HeaderValue>],
     distinct_sources: bool,
 ) {
-    let Some(probe) = plan.everyone().find(|a| a.class == Class::Blacklisted) else { return };
+    // The last entry the run put on the blacklist: the edge syncs the whole
+    // list at once, so once it refuses that one, it has all of them.
+    let Some(probe) = plan.everyone().filter(|a| a.class == Class::Blacklisted).last() else { return };
     let source = distinct_sources.then(|| probe.source());
     let deadline = Instant::now() + EDGE_SYNC_WAIT;
+    // Each fresh connection may land on another of the edge's workers, and
+    // each worker syncs its own copy: several refusals in a row.
+    let mut in_a_row = 0;
     while Instant::now() < deadline {
         if refused_by_the_edge(endpoint, routes, source, auth[probe.n as usize].as_ref()).await {
-            return;
+            in_a_row += 1;
+            if in_a_row == SYNCED_REFUSALS {
+                return;
+            }
+            continue;
         }
+        in_a_row = 0;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
