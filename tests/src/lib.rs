@@ -678,6 +678,14 @@ pub async fn pay_deadline_ms(api: &Backend, order: &str, user: &str) -> i64 {
     (deadline.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// `target/<profile>/seckill-load`, built with the workspace's tests (its
+/// own CLI tests make cargo build the binary).
+pub fn load_binary() -> PathBuf {
+    let binary = BackendProcess::binary().unwrap().with_file_name("seckill-load");
+    assert!(binary.is_file(), "{} is missing: `cargo build -p seckill-load` (cargo xtask test does)", binary.display());
+    binary
+}
+
 /// The xtask binary, refused when missing or older than its sources (a test
 /// would run a command that is not the one in the tree).
 pub fn xtask_binary() -> PathBuf {

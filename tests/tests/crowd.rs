@@ -6,22 +6,14 @@
 //! an order row, `inventory + sold == total`), and the edge must have been
 //! the one turning the bots and the forged JWTs away.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use seckill_tests::edge::{EdgeHost, RunningEdge};
-use seckill_tests::{ADMIN_PASSWORD, Backend, JWT_SECRET, RedisServer, filter_config};
+use seckill_tests::{ADMIN_PASSWORD, Backend, JWT_SECRET, RedisServer, filter_config, load_binary};
 use serde_json::Value;
 
 const STOCK: u64 = 200;
 const REQUESTS: u64 = 20_000;
-
-/// `target/<profile>/seckill-load`, built with the workspace's tests.
-fn load_binary() -> PathBuf {
-    let binary = seckill_tests::BackendProcess::binary().unwrap().with_file_name("seckill-load");
-    assert!(binary.is_file(), "{} is missing: `cargo build -p seckill-load` (cargo xtask test does)", binary.display());
-    binary
-}
 
 async fn crowd_through(host: EdgeHost) {
     let redis = RedisServer::start().unwrap();
