@@ -22,6 +22,7 @@ pub mod limits;
 mod live;
 mod order;
 pub mod payment;
+pub mod percent;
 pub mod placeholders;
 pub mod pow;
 pub mod request_id;

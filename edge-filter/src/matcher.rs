@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use seckill_api::percent::percent_decode;
+
 /// Addresses are read canonically (an IPv4-mapped IPv6 address is the IPv4
 /// address it carries), so one client has one key whichever way it is written.
 pub use seckill_api::client_addr::{canonical, parse_ip};
@@ -207,39 +209,6 @@ pub fn path_segments(raw: &str) -> Vec<Cow<'_, str>> {
         }
     }
     out
-}
-
-/// Decodes `%XX` escapes; malformed escapes are kept as they are, and bytes
-/// that are not UTF-8 become U+FFFD.
-pub fn percent_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
-        return Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h << 4 | l);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::common::{now_ms, percent_decode, redact, say, split_host_port, tool_version};
+use seckill_api::percent::percent_decode;
+
+use super::common::{now_ms, redact, say, split_host_port, tool_version};
 use crate::deps::{self, root};
 
 /// Order rows per status: (rows, units).
@@ -210,12 +212,12 @@ impl MySql {
         let (user, password) = match userinfo {
             None => ("root".to_owned(), None),
             Some(info) => match info.split_once(':') {
-                Some((u, p)) => (percent_decode(u), Some(percent_decode(p))),
-                None => (percent_decode(info), None),
+                Some((u, p)) => (percent_decode(u).into_owned(), Some(percent_decode(p).into_owned())),
+                None => (percent_decode(info).into_owned(), None),
             },
         };
         let (host, port) = split_host_port(hostport, 3306).with_context(|| redact(url))?;
-        let db = percent_decode(db.trim_matches('/'));
+        let db = percent_decode(db.trim_matches('/')).into_owned();
         if db.is_empty() {
             bail!("{}: name the database (mysql://user:pw@host:port/<db>)", redact(url));
         }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
-use super::common::{percent_decode, redact, split_host_port};
+use seckill_api::percent::percent_decode;
+
+use super::common::{redact, split_host_port};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Reply {
@@ -85,8 +87,10 @@ impl Endpoint {
         let (user, password) = match userinfo {
             None => (None, None),
             Some(info) => match info.split_once(':') {
-                Some((user, password)) => (Some(percent_decode(user)), Some(percent_decode(password))),
-                None => (Some(percent_decode(info)), None),
+                Some((user, password)) => {
+                    (Some(percent_decode(user).into_owned()), Some(percent_decode(password).into_owned()))
+                }
+                None => (Some(percent_decode(info).into_owned()), None),
             },
         };
         let (host, port) = split_host_port(hostport, 6379).with_context(|| redact(url))?;
@@ -255,9 +259,11 @@ impl Redis {
         let (authority, path) =
             rest.split_once('/').with_context(|| format!("{}: no /<master name> after the sentinels", redact(url)))?;
         let (password, hosts) = match authority.rsplit_once('@') {
-            Some((info, hosts)) => {
-                (Some(percent_decode(info.split_once(':').map_or(info, |(_, p)| p))).filter(|p| !p.is_empty()), hosts)
-            }
+            Some((info, hosts)) => (
+                Some(percent_decode(info.split_once(':').map_or(info, |(_, p)| p)).into_owned())
+                    .filter(|p| !p.is_empty()),
+                hosts,
+            ),
             None => (None, authority),
         };
         let mut segments = path.trim_end_matches('/').split('/');
