@@ -686,6 +686,21 @@ pub fn load_binary() -> PathBuf {
     binary
 }
 
+/// Runs `seckill-load` with `args` and the test secrets to its end, off the
+/// runtime's threads; its whole output.
+pub async fn run_load(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(load_binary())
+            .args(&args)
+            .env("SECKILL_JWT_SECRET", JWT_SECRET)
+            .env("SECKILL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .output()
+            .expect("seckill-load runs")
+    })
+    .await
+    .expect("the seckill-load task finishes")
+}
+
 /// The xtask binary, refused when missing or older than its sources (a test
 /// would run a command that is not the one in the tree).
 pub fn xtask_binary() -> PathBuf {

@@ -9,7 +9,7 @@
 use std::process::Command;
 
 use seckill_tests::edge::{EdgeHost, RunningEdge};
-use seckill_tests::{ADMIN_PASSWORD, Backend, JWT_SECRET, RedisServer, filter_config, load_binary};
+use seckill_tests::{ADMIN_PASSWORD, Backend, JWT_SECRET, RedisServer, filter_config, load_binary, run_load};
 use serde_json::Value;
 
 const STOCK: u64 = 200;
@@ -34,16 +34,7 @@ async fn crowd_through(host: EdgeHost) {
         "--rows-deadline=60".to_owned(),
         "--json".to_owned(),
     ];
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(load_binary())
-            .args(&args)
-            .env("SECKILL_JWT_SECRET", JWT_SECRET)
-            .env("SECKILL_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = run_load(args.to_vec()).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let context = format!("{host:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");

@@ -3,9 +3,7 @@
 //! check holds, and with `--database-url` every accepted purchase is an
 //! order row. What the benchmarks' figures rest on, checked in the suite.
 
-use std::process::Command;
-
-use seckill_tests::{ADMIN_PASSWORD, Backend, JWT_SECRET, RedisServer, load_binary};
+use seckill_tests::{Backend, RedisServer, run_load};
 use serde_json::Value;
 
 const BUYERS: u64 = 1_500;
@@ -22,16 +20,7 @@ async fn every_buyer_buys_once_and_every_purchase_is_a_row() {
         "--rows-deadline=60".to_owned(),
         "--json".to_owned(),
     ];
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(load_binary())
-            .args(&args)
-            .env("SECKILL_JWT_SECRET", JWT_SECRET)
-            .env("SECKILL_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = run_load(args.to_vec()).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let context = format!("--- stdout\n{stdout}\n--- stderr\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{context}");
