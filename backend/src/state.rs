@@ -57,7 +57,7 @@ parts_from_ref!(
     orders: Orders,
     blacklist: Blacklist,
     live: LiveStats,
-    ui: Option<Arc<UiAssets>>,
+    ui: Arc<UiAssets>,
     schemes: Arc<BuyerSchemes>,
     anti_bot: AntiBot,
 );
@@ -74,8 +74,8 @@ pub struct Shared {
     pub orders: Orders,
     pub blacklist: Blacklist,
     pub live: LiveStats,
-    /// The admin UI's built files, if there are any.
-    pub ui: Option<Arc<UiAssets>>,
+    /// The admin UI's built files, once there are any.
+    pub ui: Arc<UiAssets>,
     /// Buyer requests by the scheme they reached the edge with.
     pub schemes: Arc<BuyerSchemes>,
     /// The token step's proof of work.
@@ -111,7 +111,7 @@ impl AppState {
             store,
             blacklist: Blacklist::default(),
             live: LiveStats::default(),
-            ui: UiAssets::load(&settings_ui_dir),
+            ui: Arc::new(UiAssets::new(&settings_ui_dir)),
             schemes: Arc::default(),
             anti_bot: AntiBot::new(&secrets.jwt),
         })))
@@ -170,7 +170,7 @@ impl FromRef<AppState> for Probes {
             anti_bot: state.anti_bot.clone(),
             settings: state.settings.clone(),
             orders: state.orders.clone(),
-            ui_built: state.ui.is_some(),
+            ui_built: state.ui.files().is_some(),
             schemes: state.schemes.clone(),
         }
     }

@@ -37,8 +37,8 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-async fn index(State(ui): State<Option<Arc<UiAssets>>>) -> Response {
-    match ui.as_ref().and_then(|ui| ui.get("index.html")) {
+async fn index(State(ui): State<Arc<UiAssets>>) -> Response {
+    match ui.files().and_then(|files| files.get("index.html")) {
         Some(html) => (
             [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")), (CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
             html.to_vec(),
@@ -47,15 +47,15 @@ async fn index(State(ui): State<Option<Arc<UiAssets>>>) -> Response {
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(CONTENT_TYPE, "text/html; charset=utf-8")],
-            "<!doctype html><title>seckill admin</title><p>The admin UI is not built. Run <code>cargo xtask start</code> \
-             (it builds the UI), or set <code>SECKILL_ADMIN_UI_DIR</code>.</p>",
+            "<!doctype html><title>seckill admin</title><p>The admin UI is not built yet. <code>cargo xtask start</code> \
+             builds it after the sale is up (reload this page when it says so), or set <code>SECKILL_ADMIN_UI_DIR</code>.</p>",
         )
             .into_response(),
     }
 }
 
-async fn asset(State(assets): State<Option<Arc<UiAssets>>>, UrlPath(path): UrlPath<String>) -> Response {
-    let Some(ui) = assets.as_ref() else { return index(State(assets)).await };
+async fn asset(State(assets): State<Arc<UiAssets>>, UrlPath(path): UrlPath<String>) -> Response {
+    let Some(ui) = assets.files() else { return index(State(assets)).await };
     match ui.get(&path) {
         Some(bytes) if path != "index.html" => (
             [
