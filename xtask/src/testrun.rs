@@ -1,0 +1,278 @@
+//! `cargo xtask test`'s runner: every test binary of the workspace built in
+//! one cargo run, then run side by side (as many at once as the machine has
+//! cores, the longest first), each one's output kept in
+//! `var/logs/test/<suite>.log`, and a table at the end: suite, tests, passed,
+//! failed, time.
+//!
+//! Side by side is safe because every test starts its own servers on free
+//! loopback ports; the suite is also run on one core before a change lands,
+//! so two binaries sharing two cores is no harsher than that. The times of
+//! the last run (`target/xtask-test-times.json`) order the next one, so the
+//! slowest suites start first and the run ends when the slowest does.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::deps::{self, BUILD_HINT};
+use crate::steps::{Steps, seconds};
+
+/// One test binary: a library's unit tests or one integration test file.
+#[derive(Debug, Clone)]
+struct Suite {
+    /// `package` for a crate's own tests, `package::file` for a `tests/` file.
+    name: String,
+    executable: PathBuf,
+    /// The package's folder: cargo runs a test binary there.
+    dir: PathBuf,
+}
+
+/// What one suite's run printed and how it ended.
+#[derive(Debug, Default, Clone)]
+struct Outcome {
+    passed: u32,
+    failed: u32,
+    ignored: u32,
+    time: Duration,
+    /// Exited non-zero (a failed test, or a crash before any result).
+    broken: bool,
+}
+
+/// Builds every test, runs them all, prints the table; fails if any failed.
+pub fn run_all(steps: &Steps) -> anyhow::Result<()> {
+    let mut build = deps::cargo();
+    build.args(["test", "--workspace", "--no-run"]);
+    steps.command("building every test", "build-tests", BUILD_HINT, &mut build)?;
+    let suites = list_suites()?;
+
+    let times_file = deps::root().join("target/xtask-test-times.json");
+    let mut last: BTreeMap<String, f64> =
+        std::fs::read_to_string(&times_file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let mut queue = suites.clone();
+    // Longest first (by the last run; unknown ones first of all, they may be long).
+    queue.sort_by(|a, b| {
+        let time = |s: &Suite| last.get(&s.name).copied().unwrap_or(f64::MAX);
+        time(b).total_cmp(&time(a))
+    });
+    let jobs = jobs();
+    steps.say(&format!("running {} test suites, {jobs} at a time; their output: var/logs/test/", queue.len()));
+
+    let logs = deps::root().join("var/logs/test");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
+    let outcomes: Arc<Mutex<BTreeMap<String, Outcome>>> = Arc::default();
+    let began = Instant::now();
+    let workers: Vec<_> = (0..jobs)
+        .map(|_| {
+            let (queue, outcomes, steps, logs) = (queue.clone(), outcomes.clone(), steps.clone(), logs.clone());
+            std::thread::spawn(move || {
+                loop {
+                    let Some(suite) = queue.lock().unwrap().pop_front() else { return };
+                    let outcome = run_suite(&suite, &logs.join(format!("{}.log", file_name(&suite.name))));
+                    report(&steps, &suite, &outcome, &logs);
+                    outcomes.lock().unwrap().insert(suite.name.clone(), outcome);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().map_err(|_| anyhow::anyhow!("a test runner thread panicked"))?;
+    }
+    let wall = began.elapsed();
+
+    // Doc tests are not binaries cargo hands out: cargo runs them itself.
+    let doc_log = logs.join("doc-tests.log");
+    let started = Instant::now();
+    let mut doc = deps::cargo();
+    doc.args(["test", "--workspace", "--doc"]);
+    let mut outcome = run_logged(&mut doc, &doc_log);
+    outcome.time = started.elapsed();
+    let doc_suite = Suite { name: "doc tests".into(), executable: PathBuf::new(), dir: deps::root() };
+    report(steps, &doc_suite, &outcome, &logs);
+    let mut outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
+    outcomes.insert(doc_suite.name, outcome);
+
+    for (name, outcome) in &outcomes {
+        last.insert(name.clone(), outcome.time.as_secs_f64());
+    }
+    let _ = std::fs::write(&times_file, serde_json::to_string_pretty(&last).unwrap_or_default());
+
+    print_table(&outcomes, wall + started.elapsed());
+    let failed: Vec<&str> = outcomes.iter().filter(|(_, o)| o.broken).map(|(n, _)| n.as_str()).collect();
+    if !failed.is_empty() {
+        bail!("{} suite(s) failed: {} (their output: var/logs/test/<suite>.log)", failed.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+/// How many suites run at once: `SECKILL_TEST_JOBS`, else the number of cores.
+fn jobs() -> usize {
+    std::env::var("SECKILL_TEST_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .filter(|j| *j > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The test binaries the last `cargo test --no-run` built (cargo says, as JSON, which they are).
+fn list_suites() -> anyhow::Result<Vec<Suite>> {
+    let output = deps::cargo()
+        .args(["test", "--workspace", "--no-run", "--message-format=json"])
+        .stderr(Stdio::null())
+        .output()
+        .context("listing the test binaries (cargo test --no-run)")?;
+    if !output.status.success() {
+        bail!("cargo test --no-run --message-format=json failed with {}", output.status);
+    }
+    let mut suites = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if message["reason"] != "compiler-artifact" || message["profile"]["test"] != true {
+            continue;
+        }
+        let Some(executable) = message["executable"].as_str() else { continue };
+        let target = &message["target"];
+        let package = package_name(message["package_id"].as_str().unwrap_or_default());
+        let kinds: Vec<&str> = target["kind"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).collect();
+        let name = if kinds.iter().any(|k| *k == "lib" || *k == "bin" && target["name"] == package) {
+            package.to_owned()
+        } else {
+            format!("{package}::{}", target["name"].as_str().unwrap_or("?"))
+        };
+        let manifest = Path::new(message["manifest_path"].as_str().unwrap_or_default());
+        let dir = manifest.parent().map(Path::to_path_buf).unwrap_or_else(deps::root);
+        suites.push(Suite { name, executable: executable.into(), dir });
+    }
+    if suites.is_empty() {
+        bail!("cargo built no test binaries");
+    }
+    Ok(suites)
+}
+
+/// The package's name out of a cargo package id (`path+file:///…/backend#seckill-backend@0.1.0`,
+/// `path+file:///…/xtask#0.1.0`).
+fn package_name(id: &str) -> &str {
+    let (path, fragment) = id.rsplit_once('#').unwrap_or((id, ""));
+    match fragment.split_once('@') {
+        Some((name, _)) => name,
+        None => path.rsplit('/').next().unwrap_or(path),
+    }
+}
+
+/// A suite's name as a file name.
+fn file_name(suite: &str) -> String {
+    suite.replace("::", "-").replace(' ', "-")
+}
+
+fn run_suite(suite: &Suite, log: &Path) -> Outcome {
+    let started = Instant::now();
+    let mut cmd = Command::new(&suite.executable);
+    cmd.current_dir(&suite.dir);
+    let mut outcome = run_logged(&mut cmd, log);
+    outcome.time = started.elapsed();
+    outcome
+}
+
+/// Runs a test command with its output into `log`; reads the counts from libtest's `test result:` lines.
+fn run_logged(cmd: &mut Command, log: &Path) -> Outcome {
+    let Ok(file) = std::fs::File::create(log) else { return Outcome { broken: true, ..Outcome::default() } };
+    let Ok(err) = file.try_clone() else { return Outcome { broken: true, ..Outcome::default() } };
+    let status = cmd.stdin(Stdio::null()).stdout(file).stderr(err).status();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut outcome = Outcome { broken: !status.is_ok_and(|s| s.success()), ..Outcome::default() };
+    for line in text.lines().filter(|l| l.starts_with("test result: ")) {
+        outcome.passed += count(line, " passed");
+        outcome.failed += count(line, " failed");
+        outcome.ignored += count(line, " ignored");
+    }
+    outcome
+}
+
+/// The number before `label` in a `test result:` line (`… 12 passed; 0 failed; …`).
+fn count(line: &str, label: &str) -> u32 {
+    line.find(label)
+        .and_then(|end| line[..end].rsplit([' ', '.', ';']).next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One line per finished suite; a failure also shows libtest's failure report and the log's path.
+fn report(steps: &Steps, suite: &Suite, outcome: &Outcome, logs: &Path) {
+    let total = outcome.passed + outcome.failed;
+    if !outcome.broken {
+        steps.say(&format!("ok      {:<40} {:>4} passed in {}", suite.name, outcome.passed, seconds(outcome.time)));
+        return;
+    }
+    let log = logs.join(format!("{}.log", file_name(&suite.name)));
+    steps.say(&format!(
+        "FAILED  {:<40} {}/{total} passed in {}; its output: {}",
+        suite.name,
+        outcome.passed,
+        seconds(outcome.time),
+        log.display()
+    ));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    // libtest's own summary of what failed, or the end of the output if it crashed first.
+    let report = match text.find("\nfailures:\n") {
+        Some(at) => &text[at..],
+        None => &text[text.char_indices().rev().nth(4000).map_or(0, |(i, _)| i)..],
+    };
+    eprintln!("{report}");
+}
+
+fn print_table(outcomes: &BTreeMap<String, Outcome>, wall: Duration) {
+    let width = outcomes.keys().map(String::len).max().unwrap_or(5).max(5);
+    eprintln!();
+    eprintln!(
+        "{:<width$}  {:>6}  {:>6}  {:>6}  {:>7}  {:>12}",
+        "suite", "tests", "passed", "failed", "ignored", "time"
+    );
+    let mut sum = Outcome::default();
+    for (name, o) in outcomes {
+        let mark = if o.broken { "  ← FAILED" } else { "" };
+        eprintln!(
+            "{name:<width$}  {:>6}  {:>6}  {:>6}  {:>7}  {:>12}{mark}",
+            o.passed + o.failed,
+            o.passed,
+            o.failed,
+            o.ignored,
+            seconds(o.time)
+        );
+        sum.passed += o.passed;
+        sum.failed += o.failed;
+        sum.ignored += o.ignored;
+        sum.time += o.time;
+    }
+    eprintln!(
+        "{:<width$}  {:>6}  {:>6}  {:>6}  {:>7}  {:>12}",
+        "total",
+        sum.passed + sum.failed,
+        sum.passed,
+        sum.failed,
+        sum.ignored,
+        seconds(sum.time)
+    );
+    eprintln!("(the suites ran side by side: {} of wall time)", seconds(wall));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_libtest_counts() {
+        let line = "test result: FAILED. 12 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out; finished in 3.2s";
+        assert_eq!((count(line, " passed"), count(line, " failed"), count(line, " ignored")), (12, 2, 1));
+        assert_eq!(count("test result: ok. 0 passed; 0 failed; 0 ignored", " passed"), 0);
+    }
+
+    #[test]
+    fn names_packages_from_cargo_ids() {
+        assert_eq!(package_name("path+file:///w/backend#seckill-backend@0.1.0"), "seckill-backend");
+        assert_eq!(package_name("path+file:///w/xtask#0.1.0"), "xtask");
+    }
+}
