@@ -53,10 +53,7 @@ REDIS_ARGS=(--save '' --appendonly yes --appendfsync everysec)
 bench_setup "$OUT/redis*/appendonlydir"
 
 ensure_tools redis-server=redis-server redis-cli=redis-tools curl=curl jq=jq
-if [ "$BUILD" = 1 ]; then
-  log "cargo build --release -p seckill-backend -p seckill-load"
-  (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-load) >>"$LOG" 2>&1 || die "cargo build failed (see $LOG)"
-fi
+[ "$BUILD" = 1 ] && build_release
 [ -x "$BACKEND_BIN" ] && [ -x "$LOAD_BIN" ] || die "missing $BACKEND_BIN or $LOAD_BIN (run with BUILD=1)"
 alloc_port REDIS_PORT; alloc_port BACKEND_PORT
 for i in 0 1 2; do

@@ -101,7 +101,7 @@
 #   OUT [mktemp -d /tmp/seckill-bench.XXXXXX]  results, logs, raw.tsv; the AOF data is deleted at exit
 #   INSTALL [1]         apt-get install -y the missing Debian packages (redis-server redis-tools nginx
 #                       wrk curl jq libnginx-mod-http-lua lua-nginx-redis)
-#   BUILD [1]           cargo build --release -p seckill-backend -p seckill-load first
+#   BUILD [1]           the release build first (bench/lib.sh build_release, the same for every script)
 #
 # Every server (redis-server, nginx, seckill-backend) is started by this script on 127.0.0.1 and
 # only the PIDs it started are stopped (also on exit/interrupt). Shared helpers: bench/lib.sh. Clients
@@ -151,10 +151,7 @@ bench_setup "$OUT/redis/appendonlydir" "$OUT/*.fifo"   # the AOF can be ~1 GB
 # ---------------------------------------------------------------- prerequisites
 ensure_tools redis-server=redis-server redis-benchmark=redis-tools nginx=nginx wrk=wrk curl=curl jq=jq \
   /usr/lib/nginx/modules/ngx_http_lua_module.so=libnginx-mod-http-lua /usr/share/lua/5.1/nginx/redis.lua=lua-nginx-redis
-if [ "$BUILD" = 1 ]; then
-  log "cargo build --release -p seckill-backend -p seckill-load"
-  (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-load) >>"$LOG" 2>&1 || die "cargo build failed (see $LOG)"
-fi
+[ "$BUILD" = 1 ] && build_release
 [ -x "$BACKEND_BIN" ] && [ -x "$LOAD_BIN" ] || die "missing $BACKEND_BIN or $LOAD_BIN (run with BUILD=1)"
 
 alloc_port REDIS_PORT; alloc_port REPLICA_PORT; alloc_port HTTP_PORT; alloc_port BACKEND_PORT   # the next free port if busy

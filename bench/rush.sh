@@ -80,14 +80,7 @@ REDIS_ARGS=(--save '' --appendonly yes --appendfsync everysec)
 bench_setup "$OUT/redis/appendonlydir"
 
 ensure_tools redis-server=redis-server redis-cli=redis-tools curl=curl jq=jq
-if [ "$BUILD" = 1 ]; then   # one cargo build after the other, never two at once
-  log "cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load"
-  (cd "$REPO" && cargo build --release -p seckill-backend -p seckill-edge-host -p seckill-load) >>"$LOG" 2>&1 \
-    || die "cargo build failed (see $LOG)"
-  log "cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter"
-  (cd "$REPO" && cargo build --release --target wasm32-unknown-unknown -p seckill-edge-filter) >>"$LOG" 2>&1 \
-    || die "cargo build of the filter failed (see $LOG; the target: rustup target add wasm32-unknown-unknown)"
-fi
+[ "$BUILD" = 1 ] && build_release
 for f in "$BACKEND_BIN" "$EDGE_BIN" "$LOAD_BIN"; do [ -x "$f" ] || die "missing $f (run with BUILD=1)"; done
 [ -f "$WASM" ] || die "missing $WASM (run with BUILD=1)"
 if want v; then
