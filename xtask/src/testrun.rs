@@ -101,7 +101,7 @@ pub fn run_all(steps: &Steps) -> anyhow::Result<()> {
     }
     let _ = std::fs::write(&times_file, serde_json::to_string_pretty(&last).unwrap_or_default());
 
-    print_table(&outcomes, wall + started.elapsed());
+    print_table(&outcomes, wall + started.elapsed(), jobs);
     let failed: Vec<&str> = outcomes.iter().filter(|(_, o)| o.broken).map(|(n, _)| n.as_str()).collect();
     if !failed.is_empty() {
         bail!("{} suite(s) failed: {} (their output: var/logs/test/<suite>.log)", failed.len(), failed.join(", "));
@@ -224,7 +224,7 @@ fn report(steps: &Steps, suite: &Suite, outcome: &Outcome, logs: &Path) {
     eprintln!("{report}");
 }
 
-fn print_table(outcomes: &BTreeMap<String, Outcome>, wall: Duration) {
+fn print_table(outcomes: &BTreeMap<String, Outcome>, wall: Duration, jobs: usize) {
     let width = outcomes.keys().map(String::len).max().unwrap_or(5).max(5);
     eprintln!();
     eprintln!(
@@ -256,7 +256,7 @@ fn print_table(outcomes: &BTreeMap<String, Outcome>, wall: Duration) {
         sum.ignored,
         seconds(sum.time)
     );
-    eprintln!("(the suites ran side by side: {} of wall time)", seconds(wall));
+    eprintln!("(the suites ran {jobs} at a time: {} of wall time)", seconds(wall));
 }
 
 #[cfg(test)]
