@@ -22,9 +22,9 @@ use crate::deps::{self, BUILD_HINT};
 use crate::steps::{Steps, seconds};
 
 /// One test binary: a library's unit tests or one integration test file.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Suite {
-    /// `package` for a crate's own tests, `package::file` for a `tests/` file.
+    /// See [`suite_name`].
     name: String,
     executable: PathBuf,
     /// The package's folder: cargo runs a test binary there.
@@ -47,12 +47,11 @@ pub fn run_all(steps: &Steps) -> anyhow::Result<()> {
     let mut build = deps::cargo();
     build.args(["test", "--workspace", "--no-run"]);
     steps.command("building every test", "build-tests", BUILD_HINT, &mut build)?;
-    let suites = list_suites()?;
+    let mut queue = list_suites()?;
 
     let times_file = deps::root().join("target/xtask-test-times.json");
     let mut last: BTreeMap<String, f64> =
         std::fs::read_to_string(&times_file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    let mut queue = suites.clone();
     // Longest first (by the last run; unknown ones first of all, they may be long).
     queue.sort_by(|a, b| {
         let time = |s: &Suite| last.get(&s.name).copied().unwrap_or(f64::MAX);
@@ -72,9 +71,11 @@ pub fn run_all(steps: &Steps) -> anyhow::Result<()> {
             std::thread::spawn(move || {
                 loop {
                     let Some(suite) = queue.lock().unwrap().pop_front() else { return };
-                    let outcome = run_suite(&suite, &logs.join(format!("{}.log", file_name(&suite.name))));
-                    report(&steps, &suite, &outcome, &logs);
-                    outcomes.lock().unwrap().insert(suite.name.clone(), outcome);
+                    let mut cmd = Command::new(&suite.executable);
+                    cmd.current_dir(&suite.dir);
+                    let outcome = run_logged(&mut cmd, &log_file(&logs, &suite.name));
+                    report(&steps, &suite.name, &outcome, &logs);
+                    outcomes.lock().unwrap().insert(suite.name, outcome);
                 }
             })
         })
@@ -85,23 +86,21 @@ pub fn run_all(steps: &Steps) -> anyhow::Result<()> {
     let wall = began.elapsed();
 
     // Doc tests are not binaries cargo hands out: cargo runs them itself.
-    let doc_log = logs.join("doc-tests.log");
-    let started = Instant::now();
+    const DOC_TESTS: &str = "doc tests";
     let mut doc = deps::cargo();
     doc.args(["test", "--workspace", "--doc"]);
-    let mut outcome = run_logged(&mut doc, &doc_log);
-    outcome.time = started.elapsed();
-    let doc_suite = Suite { name: "doc tests".into(), executable: PathBuf::new(), dir: deps::root() };
-    report(steps, &doc_suite, &outcome, &logs);
+    let outcome = run_logged(&mut doc, &log_file(&logs, DOC_TESTS));
+    report(steps, DOC_TESTS, &outcome, &logs);
+    let doc_time = outcome.time;
     let mut outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
-    outcomes.insert(doc_suite.name, outcome);
+    outcomes.insert(DOC_TESTS.to_owned(), outcome);
 
     for (name, outcome) in &outcomes {
         last.insert(name.clone(), outcome.time.as_secs_f64());
     }
     let _ = std::fs::write(&times_file, serde_json::to_string_pretty(&last).unwrap_or_default());
 
-    print_table(&outcomes, wall + started.elapsed(), jobs);
+    print_table(&outcomes, wall + doc_time, jobs);
     let failed: Vec<&str> = outcomes.iter().filter(|(_, o)| o.broken).map(|(n, _)| n.as_str()).collect();
     if !failed.is_empty() {
         bail!("{} suite(s) failed: {} (their output: var/logs/test/<suite>.log)", failed.len(), failed.join(", "));
@@ -137,12 +136,12 @@ fn list_suites() -> anyhow::Result<Vec<Suite>> {
         let Some(executable) = message["executable"].as_str() else { continue };
         let target = &message["target"];
         let package = package_name(message["package_id"].as_str().unwrap_or_default());
-        let kinds: Vec<&str> = target["kind"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).collect();
-        let name = if kinds.iter().any(|k| *k == "lib" || *k == "bin" && target["name"] == package) {
-            package.to_owned()
-        } else {
-            format!("{package}::{}", target["name"].as_str().unwrap_or("?"))
-        };
+        let kind = target["kind"][0].as_str().unwrap_or("?");
+        let name = suite_name(package, kind, target["name"].as_str().unwrap_or("?"));
+        if suites.iter().any(|s: &Suite| s.name == name) {
+            // Two suites under one name would share a log and one's result would hide the other's.
+            bail!("two test binaries are both called {name}");
+        }
         let manifest = Path::new(message["manifest_path"].as_str().unwrap_or_default());
         let dir = manifest.parent().map(Path::to_path_buf).unwrap_or_else(deps::root);
         suites.push(Suite { name, executable: executable.into(), dir });
@@ -163,27 +162,34 @@ fn package_name(id: &str) -> &str {
     }
 }
 
-/// A suite's name as a file name.
-fn file_name(suite: &str) -> String {
-    suite.replace("::", "-").replace(' ', "-")
+/// What the table calls a test binary: a library's unit tests by its
+/// package's name, an integration test file as `package::file`, any other
+/// target (a binary's unit tests, say) as `package::target (kind)`; a package
+/// often has a library and a binary of the same name.
+fn suite_name(package: &str, kind: &str, target: &str) -> String {
+    match kind {
+        "lib" | "rlib" | "cdylib" | "dylib" | "staticlib" | "proc-macro" => package.to_owned(),
+        "test" => format!("{package}::{target}"),
+        other => format!("{package}::{target} ({other})"),
+    }
 }
 
-fn run_suite(suite: &Suite, log: &Path) -> Outcome {
-    let started = Instant::now();
-    let mut cmd = Command::new(&suite.executable);
-    cmd.current_dir(&suite.dir);
-    let mut outcome = run_logged(&mut cmd, log);
-    outcome.time = started.elapsed();
-    outcome
+/// `logs/<suite>.log`, the suite's name made a file name.
+fn log_file(logs: &Path, suite: &str) -> PathBuf {
+    let name: String = suite.chars().filter(|c| !matches!(c, '(' | ')')).collect();
+    logs.join(format!("{}.log", name.replace("::", "-").replace(' ', "-")))
 }
 
-/// Runs a test command with its output into `log`; reads the counts from libtest's `test result:` lines.
+/// Runs a test command with its output into `log`, timed; reads the counts
+/// from libtest's `test result:` lines.
 fn run_logged(cmd: &mut Command, log: &Path) -> Outcome {
+    let started = Instant::now();
     let Ok(file) = std::fs::File::create(log) else { return Outcome { broken: true, ..Outcome::default() } };
     let Ok(err) = file.try_clone() else { return Outcome { broken: true, ..Outcome::default() } };
     let status = cmd.stdin(Stdio::null()).stdout(file).stderr(err).status();
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut outcome = Outcome { broken: !status.is_ok_and(|s| s.success()), ..Outcome::default() };
+    let mut outcome =
+        Outcome { broken: !status.is_ok_and(|s| s.success()), time: started.elapsed(), ..Outcome::default() };
     for line in text.lines().filter(|l| l.starts_with("test result: ")) {
         outcome.passed += count(line, " passed");
         outcome.failed += count(line, " failed");
@@ -201,16 +207,15 @@ fn count(line: &str, label: &str) -> u32 {
 }
 
 /// One line per finished suite; a failure also shows libtest's failure report and the log's path.
-fn report(steps: &Steps, suite: &Suite, outcome: &Outcome, logs: &Path) {
+fn report(steps: &Steps, suite: &str, outcome: &Outcome, logs: &Path) {
     let total = outcome.passed + outcome.failed;
     if !outcome.broken {
-        steps.say(&format!("ok      {:<40} {:>4} passed in {}", suite.name, outcome.passed, seconds(outcome.time)));
+        steps.say(&format!("ok      {suite:<40} {:>4} passed in {}", outcome.passed, seconds(outcome.time)));
         return;
     }
-    let log = logs.join(format!("{}.log", file_name(&suite.name)));
+    let log = log_file(logs, suite);
     steps.say(&format!(
-        "FAILED  {:<40} {}/{total} passed in {}; its output: {}",
-        suite.name,
+        "FAILED  {suite:<40} {}/{total} passed in {}; its output: {}",
         outcome.passed,
         seconds(outcome.time),
         log.display()
@@ -268,6 +273,19 @@ mod tests {
         let line = "test result: FAILED. 12 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out; finished in 3.2s";
         assert_eq!((count(line, " passed"), count(line, " failed"), count(line, " ignored")), (12, 2, 1));
         assert_eq!(count("test result: ok. 0 passed; 0 failed; 0 ignored", " passed"), 0);
+    }
+
+    #[test]
+    fn a_library_and_a_binary_of_one_name_are_two_suites() {
+        let lib = suite_name("seckill-backend", "lib", "seckill_backend");
+        let bin = suite_name("seckill-backend", "bin", "seckill-backend");
+        assert_eq!(lib, "seckill-backend");
+        assert_eq!(bin, "seckill-backend::seckill-backend (bin)");
+        assert_eq!(suite_name("seckill-tests", "test", "crowd"), "seckill-tests::crowd");
+        assert_eq!(suite_name("seckill-edge-filter", "cdylib", "seckill_edge_filter"), "seckill-edge-filter");
+        let logs = Path::new("/l");
+        assert_ne!(log_file(logs, &lib), log_file(logs, &bin));
+        assert_eq!(log_file(logs, "seckill-tests::crowd"), Path::new("/l/seckill-tests-crowd.log"));
     }
 
     #[test]
