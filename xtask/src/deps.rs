@@ -206,7 +206,7 @@ fn build_wasm(steps: &Steps, packages: &[&str]) -> anyhow::Result<PathBuf> {
     }
     let what = if packages.len() == 1 { "the edge filter" } else { "the edge filter and the test filter" };
     steps.command(&format!("building {what} (.wasm, release)"), "build-filter", BUILD_HINT, &mut cmd)?;
-    let wasm = root().join("target/wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
+    let wasm = target_dir().join("wasm32-unknown-unknown/release/seckill_edge_filter.wasm");
     if !wasm.is_file() {
         bail!("the filter build did not produce {}", wasm.display());
     }

@@ -144,7 +144,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     if args.edge == Edge::SeckillEdge && args.backends > 1 {
         bail!("seckill-edge forwards to one backend; use the default --edge envoy for --backends {}", args.backends);
     }
-    let steps = Steps::new(var.join("logs"));
+    let logs = var.join("logs");
+    let steps = Steps::new(logs.clone());
 
     // The sale first: what a purchase needs, and the dashboard after it.
     deps::ensure_packages(&steps, &[("redis-server", "redis-server"), ("openssl", "openssl")])?;
@@ -218,7 +219,6 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
         roles.push(("seckill-backend (worker)", "worker", apis[0]));
         roles
     };
-    let logs = var.join("logs");
     for (i, (name, role, listen)) in roles.into_iter().enumerate() {
         // The servers' own logs go to files too: the terminal keeps the steps and the banner.
         let log =

@@ -67,12 +67,8 @@ impl Console {
     }
 }
 
-/// A step's progress as the step itself reports it.
-#[derive(Default)]
-struct Progress {
-    /// cargo's `n/m` units.
-    units: Option<(u32, u32)>,
-}
+/// How far a cargo step got: its last progress frame's `n/m` units.
+type Units = Mutex<Option<(u32, u32)>>;
 
 impl Steps {
     /// Steps whose logs go to `logs` (created when the first one is written).
@@ -84,11 +80,6 @@ impl Steps {
             console: Arc::new(Mutex::new(Console { terminal, live: None })),
             redraw: true,
         }
-    }
-
-    /// Where the step named `log` writes its output.
-    pub fn log_path(&self, log: &str) -> PathBuf {
-        self.logs.join(format!("{log}.log"))
     }
 
     /// These steps, for a thread running beside another: their lines are
@@ -112,10 +103,10 @@ impl Steps {
     /// Cargo's progress bar is read for its `n/m`; a failure shows the log's
     /// end and `hint` (what to do).
     pub fn command(&self, what: &str, log: &str, hint: &str, cmd: &mut Command) -> anyhow::Result<()> {
-        let path = self.log_path(log);
+        let path = self.logs.join(format!("{log}.log"));
         std::fs::create_dir_all(&self.logs).with_context(|| format!("creating {}", self.logs.display()))?;
         let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let progress = Arc::new(Mutex::new(Progress::default()));
+        let units = Arc::new(Units::default());
         cmd.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(Stdio::piped());
         // Cargo draws its bar only on a terminal unless told; the bar's frames are read, not logged.
         cmd.env("CARGO_TERM_PROGRESS_WHEN", "always").env("CARGO_TERM_PROGRESS_WIDTH", "100");
@@ -129,17 +120,18 @@ impl Steps {
         };
         let stderr = child.stderr.take().expect("stderr is piped");
         let reader = {
-            let progress = progress.clone();
-            std::thread::spawn(move || copy_output(stderr, file, &progress))
+            let units = units.clone();
+            std::thread::spawn(move || copy_output(stderr, file, &units))
         };
         let started = Instant::now();
-        self.watch(what, &progress, || child.try_wait().map(|s| s.is_some()))?;
+        self.watch(what, &units, || child.try_wait().map(|s| s.is_some()))?;
         let _ = reader.join();
         let status = child.wait()?;
         if !status.success() {
             return self.failed(what, started, &format!("exited with {status}"), Some(&path), hint);
         }
-        self.done(what, started, progress.lock().unwrap().units.map(|(_, m)| m));
+        let total = units.lock().unwrap().map(|(_, m)| m);
+        self.done(what, started, total);
         Ok(())
     }
 
@@ -147,7 +139,7 @@ impl Steps {
     fn watch(
         &self,
         what: &str,
-        progress: &Mutex<Progress>,
+        units: &Units,
         mut finished: impl FnMut() -> std::io::Result<bool>,
     ) -> anyhow::Result<()> {
         let mut repeated = Instant::now();
@@ -155,7 +147,7 @@ impl Steps {
             if finished()? {
                 return Ok(());
             }
-            let detail = match progress.lock().unwrap().units {
+            let detail = match *units.lock().unwrap() {
                 Some((n, m)) => format!("… {n}/{m} crates"),
                 None => "…".to_owned(),
             };
@@ -226,7 +218,7 @@ pub fn seconds(d: Duration) -> String {
 
 /// Copies a child's stderr into its log, taking cargo's progress frames
 /// (`Building [===>  ] 12/345: …`, ended by `\r`) out as progress instead.
-fn copy_output(stderr: impl Read, mut log: std::fs::File, progress: &Mutex<Progress>) {
+fn copy_output(stderr: impl Read, mut log: std::fs::File, units: &Units) {
     let mut reader = BufReader::new(stderr);
     let mut piece = Vec::new();
     loop {
@@ -237,8 +229,8 @@ fn copy_output(stderr: impl Read, mut log: std::fs::File, progress: &Mutex<Progr
             Ok(_) => {}
         }
         let text = String::from_utf8_lossy(&piece);
-        if let Some(units) = cargo_units(&text) {
-            progress.lock().unwrap().units = Some(units);
+        if let Some(frame) = cargo_units(&text) {
+            *units.lock().unwrap() = Some(frame);
             continue;
         }
         let text = text.trim_end_matches(['\r', '\n']);
