@@ -92,9 +92,9 @@ pub struct EdgeSync {
     /// Version of the whole edge state (blacklist, rules, activities) it holds.
     pub version: String,
     pub rules_version: i64,
-    /// When this edge first fetched state with `rules_version` (Unix ms).
+    /// When this edge first named (held) a state with `rules_version` (Unix ms).
     pub rules_since_ms: i64,
-    /// When this edge last synced, `200` or `304` (Unix ms).
+    /// When this edge last synced naming a state it holds (Unix ms).
     pub at_ms: i64,
 }
 

@@ -11,9 +11,9 @@
 //! it in its shared memory, and either can fail (a full store, a bad body).
 //! What the edge holds it names in its next sync's `if-none-match` (the
 //! version of the state it applied, never one it only received). So a state
-//! version's blacklist counts as reached when an edge names that version;
-//! the versions served are remembered (for a day) with the blacklist version
-//! they were read at, and the entries stamped are the current ones when that
+//! version's blacklist counts as reached when an edge names that version
+//! (`edge::record_served` remembers, for a day, which blacklist version each
+//! state served was read at), and the entries stamped are the current ones when that
 //! blacklist version is still the current one (stamping an older blacklist
 //! exactly would need its entries; the next confirming sync stamps them).
 //!
@@ -26,11 +26,6 @@
 use crate::clock::now_ms;
 use crate::store::keys::{BLACKLIST_REACHED_EDGE, BLACKLIST_REACHED_EDGE_VERSION};
 
-/// Prefix of the keys `<prefix><state version>` → the blacklist version that
-/// state was read at, for the versions served to edges.
-const SERVED_PREFIX: &str = "seckill:edge:served_blacklist:";
-/// How long a served version can still be confirmed.
-const SERVED_TTL_SECS: u64 = 86_400;
 use crate::store::{BlacklistKind, Store, StoreError};
 
 /// The field of an entry in the hash of times.
@@ -39,23 +34,6 @@ pub fn field(kind: BlacklistKind, value: &str) -> String {
         BlacklistKind::Users => format!("user:{value}"),
         BlacklistKind::Ips => format!("ip:{value}"),
     }
-}
-
-/// Remembers that state `state_version` (read at blacklist version
-/// `blacklist_version`) was served, so that an edge naming it later counts.
-pub async fn record_served(store: &Store, state_version: &str, blacklist_version: i64) -> Result<(), StoreError> {
-    let key = format!("{SERVED_PREFIX}{state_version}");
-    store
-        .bounded(|mut c| async move {
-            redis::cmd("SET").arg(&key).arg(blacklist_version).arg("EX").arg(SERVED_TTL_SECS).query_async(&mut c).await
-        })
-        .await
-}
-
-/// The blacklist version a served state version was read at, if known.
-pub async fn served_at(store: &Store, state_version: &str) -> Result<Option<i64>, StoreError> {
-    let key = format!("{SERVED_PREFIX}{state_version}");
-    store.bounded(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await }).await
 }
 
 /// An edge confirmed it applied a state read at blacklist `version`, which

@@ -266,10 +266,26 @@ pub async fn record_sync(store: &Store, edge_id: &str, version: &str, rules_vers
     store.hset(keys::EDGE_SYNCS, edge_id, &serde_json::to_string(&sync).expect("sync serialises")).await
 }
 
-/// Remembers that edge `edge_id` was just served `built` (a 200 or a 304):
-/// its sync; the version served, should the edge confirm it later; and the
-/// blacklist entries that reached the edge, going by `applied`, the version
-/// the edge says it holds (its `if-none-match`), never by what it is served.
+/// What a state served to the edge was built from, remembered by its
+/// version ([`keys::edge_served`]) until an edge names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Served {
+    rules_version: i64,
+    blacklist_version: i64,
+}
+
+/// How long a served version can still be confirmed.
+const SERVED_TTL_SECS: u64 = 86_400;
+
+/// Remembers that edge `edge_id` was just served `built` (a 200 or a 304).
+///
+/// Being served a state is not running it: the edge checks it and stores it
+/// in its shared memory first, and either can fail. What it runs it names in
+/// `applied`, its `if-none-match` (the version it holds). So the edge's sync
+/// — which rules it runs, shown to operators and waited on by whoever just
+/// saved rules — and the blacklist entries that reached it follow `applied`,
+/// never what it is served; an edge that names no version, or one too old to
+/// be remembered, is recorded once it names the one served now.
 pub async fn record_served(
     store: &Store,
     edge_id: &str,
@@ -277,22 +293,36 @@ pub async fn record_served(
     applied: Option<&str>,
 ) -> Result<(), StoreError> {
     let s = &built.state;
-    record_sync(store, edge_id, &s.version, s.rules_version).await?;
-    let Some(applied) = applied else {
-        return blacklist_reach::record_served(store, &s.version, built.blacklist_version).await;
-    };
-    if applied != s.version {
-        blacklist_reach::record_served(store, &s.version, built.blacklist_version).await?;
+    let current = Served { rules_version: s.rules_version, blacklist_version: built.blacklist_version };
+    if applied != Some(s.version.as_str()) {
+        remember_served(store, &s.version, current).await?;
     }
-    let applied_blacklist = if applied == s.version {
-        Some(built.blacklist_version)
-    } else {
-        blacklist_reach::served_at(store, applied).await?
-    };
-    if applied_blacklist != Some(built.blacklist_version) {
+    let Some(applied) = applied else { return Ok(()) };
+    let held = if applied == s.version { Some(current) } else { served(store, applied).await? };
+    let Some(held) = held else { return Ok(()) };
+    record_sync(store, edge_id, applied, held.rules_version).await?;
+    if held.blacklist_version != built.blacklist_version {
         return Ok(());
     }
     blacklist_reach::record_applied(store, built.blacklist_version, &s.blacklist_users, &s.blacklist_ips).await
+}
+
+async fn remember_served(store: &Store, state_version: &str, served: Served) -> Result<(), StoreError> {
+    let key = keys::edge_served(state_version);
+    let value = serde_json::to_string(&served).expect("served serialises");
+    store
+        .bounded(|mut c| async move {
+            redis::cmd("SET").arg(&key).arg(&value).arg("EX").arg(SERVED_TTL_SECS).query_async(&mut c).await
+        })
+        .await
+}
+
+/// What the state served as `state_version` was built from, if still known.
+async fn served(store: &Store, state_version: &str) -> Result<Option<Served>, StoreError> {
+    let key = keys::edge_served(state_version);
+    let value: Option<String> =
+        store.bounded(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await }).await?;
+    Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
 }
 
 /// The last sync of every edge that ever synced.

@@ -70,6 +70,53 @@ async fn the_state_needs_the_edge_secret_and_is_versioned() {
     assert_eq!(status[0]["edge_id"], "edge-test");
 }
 
+/// The edge's status says what it runs, never merely what it was sent: an
+/// operator (or a test) who saved rules and sees them on the edge can rely
+/// on the edge applying them.
+#[tokio::test]
+async fn the_edge_status_names_the_state_the_edge_holds() {
+    let redis = RedisServer::start().unwrap();
+    let api = Backend::start(&redis.url()).await.unwrap();
+    let admin = api.admin_token().await;
+    let edge_status = || async {
+        let (_, all) = api.get("/admin/api/edge-status", &admin).await;
+        all.as_array().unwrap().iter().find(|s| s["edge_id"] == "edge-test").cloned()
+    };
+
+    // Served, never named: the edge holds nothing the backend knows of.
+    let (_, v0, _) = state(&api, Some(EDGE_SECRET), None).await;
+    let v0 = v0.unwrap();
+    assert_eq!(edge_status().await, None);
+    // The edge names it in its next sync: it runs rules v0.
+    assert_eq!(state(&api, Some(EDGE_SECRET), Some(&v0)).await.0, 304);
+    let held = edge_status().await.expect("the edge holds v0");
+    assert_eq!((held["version"].as_str(), held["rules_version"].as_i64()), (Some(v0.trim_matches('"')), Some(0)));
+
+    // New rules are saved and served; the edge still names v0, so it runs v0.
+    let (_, rules) = api.get("/admin/api/edge-rules", &admin).await;
+    let mut rules = rules["rules"].clone();
+    rules["per_ip"]["burst"] = json!(5);
+    let res = api.http.put(api.url("/admin/api/edge-rules")).bearer_auth(&admin).json(&rules).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, v1, body) = state(&api, Some(EDGE_SECRET), Some(&v0)).await;
+    assert_eq!((status, body["rules_version"].as_i64()), (200, Some(1)));
+    assert_eq!(edge_status().await.unwrap()["rules_version"], 0, "served v1, still running v0");
+    let (_, current) = api.get("/admin/api/edge-rules", &admin).await;
+    assert_eq!(current["edge_synced_at"], Value::Null, "{current}");
+
+    // It names the new state: now it runs rules v1.
+    let v1 = v1.unwrap();
+    assert_eq!(state(&api, Some(EDGE_SECRET), Some(&v1)).await.0, 304);
+    let held = edge_status().await.unwrap();
+    assert_eq!((held["version"].as_str(), held["rules_version"].as_i64()), (Some(v1.trim_matches('"')), Some(1)));
+    let (_, current) = api.get("/admin/api/edge-rules", &admin).await;
+    assert!(current["edge_synced_at"].is_string(), "{current}");
+
+    // A version the backend never served names nothing it can vouch for.
+    state(&api, Some(EDGE_SECRET), Some("\"forged\"")).await;
+    assert_eq!(edge_status().await.unwrap()["version"].as_str(), Some(v1.trim_matches('"')));
+}
+
 #[tokio::test]
 async fn edge_rules_are_versioned_validated_and_survive_a_restart() {
     let redis = RedisServer::start().unwrap();
@@ -103,9 +150,15 @@ async fn edge_rules_are_versioned_validated_and_survive_a_restart() {
         let res = api.http.put(api.url("/admin/api/edge-rules")).bearer_auth(&admin).json(&rules).send().await.unwrap();
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
-    let (_, _, edge_view) = state(&api, Some(EDGE_SECRET), None).await;
+    let (_, etag, edge_view) = state(&api, Some(EDGE_SECRET), None).await;
     assert_eq!(edge_view["rules_version"], 3);
     assert_eq!(edge_view["rules"]["per_ip"]["burst"], 7);
+    // Served is not running: the rules count as picked up once the edge
+    // names the state it holds, in its next sync.
+    let current: Value =
+        api.http.get(api.url("/admin/api/edge-rules")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(current["edge_synced_at"], Value::Null, "only served so far: {current}");
+    assert_eq!(state(&api, Some(EDGE_SECRET), etag.as_deref()).await.0, 304);
     drop(api);
 
     // A restart on the same database keeps every version.

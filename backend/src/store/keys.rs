@@ -30,6 +30,13 @@ pub fn admin_login_failures_ip(ip: &str) -> String {
 pub const EDGE_RULES: &str = "seckill:edge:rules";
 /// Hash: edge id → `{version, rules_version, at_ms}` of its last sync.
 pub const EDGE_SYNCS: &str = "seckill:edge:syncs";
+/// `{rules_version, blacklist_version}` a state served to the edge as
+/// `state_version` was built from, kept for a day, so that an edge naming
+/// that version later (it holds it) is known to run those rules and that
+/// blacklist (`edge::record_served`).
+pub fn edge_served(state_version: &str) -> String {
+    format!("seckill:edge:served:{state_version}")
+}
 /// Hash: `reason`, `since_ms` while degraded mode is on (absent while off).
 pub const DEGRADED: &str = "seckill:degraded";
 /// Hash: `pow_bits`, the proof of work the token step asks (`anti_bot`).
