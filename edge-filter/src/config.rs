@@ -14,7 +14,7 @@
 //!   "jwt_secret": "…",
 //!   "jwt_leeway_secs": 5,
 //!   "jwt_path_prefixes": ["/api/"],
-//!   "blocked_path_prefixes": ["/internal/"],
+//!   "blocked_path_prefixes": ["/internal/", "/metrics/"],
 //!   "sync_period_ms": 1000,
 //!   "sync_timeout_ms": 1000,
 //!   "state_max_age_ms": 10000,
@@ -37,7 +37,7 @@
 //! | `jwt_secret` | yes | | HS256 secret of buyers' JWTs (`SECKILL_JWT_SECRET`) |
 //! | `jwt_leeway_secs` | no | `5` | seconds past `exp` a buyer token still passes (the backend's leeway), ≤ 300 |
 //! | `jwt_path_prefixes` | no | `["/api/"]` | paths whose `Authorization` header the edge checks |
-//! | `blocked_path_prefixes` | no | `["/internal/"]` | paths the edge never forwards (`404 not_found`) |
+//! | `blocked_path_prefixes` | no | `["/internal/", "/metrics/"]` | paths the edge never forwards (`404 not_found`): the side door, and the backends' metrics, which are scraped from inside |
 //! | `sync_period_ms` | no | `1000` | state sync period, 100 ms to 1 h |
 //! | `sync_timeout_ms` | no | `min(sync_period_ms, 5000)` | timeout of one state request, 10 ms to `sync_period_ms` |
 //! | `state_max_age_ms` | no | `10 × sync_period_ms` | how long the backend may fail to confirm the state before the edge stops answering token/purchase requests from its activity lists (they go to the backend); `3 × sync_period_ms` to 24 h |
@@ -303,7 +303,7 @@ impl Config {
             path_prefixes("jwt_path_prefixes", f.take("jwt_path_prefixes")?.unwrap_or_else(|| vec!["/api/".into()]))?;
         let blocked_path_prefixes = path_prefixes(
             "blocked_path_prefixes",
-            f.take("blocked_path_prefixes")?.unwrap_or_else(|| vec!["/internal/".into()]),
+            f.take("blocked_path_prefixes")?.unwrap_or_else(|| vec!["/internal/".into(), "/metrics/".into()]),
         )?;
         let sync_period_ms: u64 = f.take("sync_period_ms")?.unwrap_or(1000);
         if !(100..=3_600_000).contains(&sync_period_ms) {
@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(c.max_header_bytes, 8192);
         assert_eq!(c.client_prefixes, ClientPrefixes { ipv4: 32, ipv6: 64 });
         assert_eq!(c.jwt_path_prefixes, ["/api/"]);
-        assert_eq!(c.blocked_path_prefixes, ["/internal/"]);
+        assert_eq!(c.blocked_path_prefixes, ["/internal/", "/metrics/"]);
         assert_eq!(c.defaults, EdgeRules::default());
         assert_eq!(c.default_rules.per_ip, Limit::new(10.0, 20).unwrap());
         assert_eq!(c.default_rules.routes.len(), 2);

@@ -293,11 +293,23 @@ async fn jwts_are_checked_at_the_edge_and_the_side_door_is_closed(host: EdgeHost
     // The side door stays closed even to a caller presenting the edge's secret.
     let res = http
         .get(w.edge.url("/internal/edge/state"))
-        .header("x-edge-secret", seckill_tests::EDGE_SECRET)
+        .header("x-seckill-edge-secret", seckill_tests::EDGE_SECRET)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+    // The backends' metrics are scraped from inside, never read through the
+    // public edge, however the path is spelled.
+    for path in ["/metrics", "/metrics/", "/Metrics/../metrics", "/%6detrics", "/metrics?format=prometheus"] {
+        let res = http.get(w.edge.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        assert!(from_the_edge(&res), "{path} reached the backend");
+    }
+    assert_eq!(
+        w.api.http.get(w.api.url("/metrics")).send().await.unwrap().status(),
+        200,
+        "the backend still serves them"
+    );
 }
 
 async fn blacklisted_users_addresses_and_ranges_are_refused_once_synced(host: EdgeHost) {

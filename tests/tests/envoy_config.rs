@@ -86,7 +86,7 @@ fn the_side_door_is_closed_and_client_headers_are_not_trusted() {
     assert_eq!(routes[0]["direct_response"]["status"].as_u64(), Some(404));
     let shared: Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("envoy/filter-config.json")).unwrap()).unwrap();
-    assert_eq!(shared["blocked_path_prefixes"], serde_json::json!(["/internal/"]));
+    assert_eq!(shared["blocked_path_prefixes"], serde_json::json!(["/internal/", "/metrics/"]));
     // Secrets are placeholders, never committed values.
     for key in ["edge_secret", "jwt_secret"] {
         assert!(shared[key].as_str().unwrap().starts_with("${SECKILL_"), "{key} must be a placeholder");
