@@ -105,7 +105,7 @@ impl AdminSessions {
     async fn key(&self) -> Result<&SessionKey, StoreError> {
         self.key
             .get_or_try_init(|| async {
-                let candidate = hex(&rand::random::<[u8; 32]>());
+                let candidate = hex::encode(rand::random::<[u8; 32]>());
                 let stored: String = self
                     .store
                     .bounded(|mut c| async move {
@@ -122,10 +122,10 @@ impl AdminSessions {
                         Ok(stored)
                     })
                     .await?;
-                let generation = hex(&Sha256::new()
-                    .chain_update(stored.as_bytes())
-                    .chain_update(self.password.as_bytes())
-                    .finalize()[..8]);
+                let generation = hex::encode(
+                    &Sha256::new().chain_update(stored.as_bytes()).chain_update(self.password.as_bytes()).finalize()
+                        [..8],
+                );
                 Ok(SessionKey {
                     encoding: EncodingKey::from_secret(stored.as_bytes()),
                     decoding: DecodingKey::from_secret(stored.as_bytes()),
@@ -219,7 +219,7 @@ impl AdminSessions {
             sub: "admin".into(),
             aud: AUDIENCE.into(),
             exp: time::OffsetDateTime::now_utc().unix_timestamp() + SESSION_SECS,
-            jti: hex(&rand::random::<[u8; 16]>()),
+            jti: hex::encode(rand::random::<[u8; 16]>()),
             generation: key.generation.clone(),
             epoch,
         };
@@ -298,8 +298,4 @@ impl AdminSessions {
             })
             .await
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

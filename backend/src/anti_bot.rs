@@ -106,7 +106,7 @@ impl AntiBot {
     fn challenge_in(&self, activity: u64, user: &str, window: i64) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key[..]).expect("HMAC takes keys of any length");
         mac.update(format!("{activity}:{user}:{window}").as_bytes());
-        mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// The challenge `user` solves for a token of `activity` now.

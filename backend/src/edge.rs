@@ -245,7 +245,7 @@ pub async fn build(store: &Store, db: &Db) -> Result<BuiltState, DependencyError
 /// A short hash of everything in the state but its version.
 fn content_version(state: &EdgeState) -> String {
     let json = serde_json::to_vec(state).expect("state serialises");
-    Sha256::digest(&json).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&Sha256::digest(&json)[..8])
 }
 
 /// Remembers that edge `edge_id` now runs state `version` with `rules_version`.

@@ -409,7 +409,7 @@ fn dev_secrets(path: &Path) -> anyhow::Result<BTreeMap<&'static str, String>> {
             std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| stored.get(name).cloned()).unwrap_or_else(
                 || {
                     let bytes: [u8; 18] = rand::random();
-                    bytes.iter().map(|b| format!("{b:02x}")).collect()
+                    hex::encode(bytes)
                 },
             );
         secrets.insert(name, value);

@@ -49,6 +49,15 @@ pub fn build_ui(steps: &Steps) -> anyhow::Result<PathBuf> {
         bail!("the admin UI build did not produce {}", wasm.display());
     }
 
+    let out = target_dir.join("admin-ui");
+    // What the served folder was made from; equal on a warm start, when
+    // binding and assembling again would give the same files.
+    let stamp_path = target_dir.join("admin-ui.source");
+    let stamp = source_stamp(&version, &wasm, &root.join("admin-ui"))?;
+    if out.join("index.html").is_file() && fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) {
+        return Ok(out);
+    }
+
     let staging = target_dir.join("admin-ui.bindgen");
     reset_dir(&staging)?;
     steps.command(
@@ -62,17 +71,35 @@ pub fn build_ui(steps: &Steps) -> anyhow::Result<PathBuf> {
             .arg(&wasm),
     )?;
 
-    let out = target_dir.join("admin-ui");
     let fresh = target_dir.join("admin-ui.new");
     reset_dir(&fresh)?;
     assemble(&root.join("admin-ui"), &staging, &fresh)?;
+    // The stamp goes before the folder it describes and comes back after it.
+    if stamp_path.exists() {
+        fs::remove_file(&stamp_path).with_context(|| format!("removing {}", stamp_path.display()))?;
+    }
     if out.exists() {
         fs::remove_dir_all(&out).with_context(|| format!("removing the old {}", out.display()))?;
     }
     // One rename: a backend looking for the UI finds the old build or the new, never half of one.
     fs::rename(&fresh, &out).with_context(|| format!("moving {} to {}", fresh.display(), out.display()))?;
     fs::remove_dir_all(&staging).ok();
+    fs::write(&stamp_path, &stamp).with_context(|| format!("writing {}", stamp_path.display()))?;
     Ok(out)
+}
+
+/// The SHA-256 of everything the served folder is made from: the
+/// wasm-bindgen version, the UI's `.wasm`, and the crate's `index.html` and
+/// `style.css`.
+fn source_stamp(bindgen_version: &str, wasm: &Path, ui_src: &Path) -> anyhow::Result<String> {
+    let mut hash = Sha256::new();
+    hash.update(bindgen_version.as_bytes());
+    for file in [wasm.to_owned(), ui_src.join("index.html"), ui_src.join("style.css")] {
+        let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(&bytes);
+    }
+    Ok(hex::encode(hash.finalize()))
 }
 
 /// Writes the hashed assets and `index.html` from the crate's sources (`ui_src`:
@@ -118,8 +145,7 @@ fn assemble(ui_src: &Path, bindgen: &Path, out: &Path) -> anyhow::Result<()> {
 
 /// `stem-<hash><suffix>`, the hash being the first hex digits of the SHA-256 of `content`.
 fn hashed_name(stem: &str, suffix: &str, content: &[u8]) -> String {
-    let digest = Sha256::digest(content);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(Sha256::digest(content));
     format!("{stem}-{}{suffix}", &hex[..HASH_LEN])
 }
 
@@ -270,5 +296,27 @@ dependencies = [
             r#"<link href="./style-1.css"><script>import init from './x-2.js'; init('./x-3_bg.wasm')</script>"#
         );
         assert!(rewrite_index(html, &[("missing.css", "m.css")]).is_err());
+    }
+
+    #[test]
+    fn the_source_stamp_changes_with_every_input() {
+        let dir = std::env::temp_dir().join(format!("xtask-ui-stamp-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let wasm = dir.join("ui.wasm");
+        let write = |name: &str, text: &str| fs::write(dir.join(name), text).unwrap();
+        write("ui.wasm", "wasm");
+        write("index.html", "<html>");
+        write("style.css", "a{}");
+        let stamp = || source_stamp("0.2.1", &wasm, &dir).unwrap();
+        let first = stamp();
+        assert_eq!(first, stamp(), "same inputs, same stamp");
+        let mut seen = vec![first];
+        for (name, text) in [("ui.wasm", "wasm2"), ("index.html", "<html lang=en>"), ("style.css", "b{}")] {
+            write(name, text);
+            assert!(!seen.contains(&stamp()), "{name} changed");
+            seen.push(stamp());
+        }
+        assert_ne!(source_stamp("0.2.2", &wasm, &dir).unwrap(), stamp(), "another wasm-bindgen");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
