@@ -562,7 +562,7 @@ fn ensure_tools(db: &OrderDb) -> anyhow::Result<()> {
             }
         }
     }
-    deps::ensure_packages(&crate::steps::Steps::new(root().join("var/logs")), &wanted)
+    deps::ensure_packages(&crate::steps(), &wanted)
 }
 
 fn sha256_file(path: &Path) -> anyhow::Result<String> {

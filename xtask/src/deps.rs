@@ -32,6 +32,11 @@ pub fn target_dir() -> PathBuf {
 pub const BUILD_HINT: &str = "the compiler's errors are in the log above; after `git pull` or a toolchain \
     change, `cargo clean` and run this again";
 
+/// Where xtask's steps and the servers `start` runs write their logs.
+pub fn logs_dir() -> PathBuf {
+    root().join("var/logs")
+}
+
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent dir").to_path_buf()

@@ -72,7 +72,7 @@ fn main() -> std::process::ExitCode {
 
 /// The steps of a command, logging under `var/logs/`.
 fn steps() -> steps::Steps {
-    steps::Steps::new(deps::root().join("var/logs"))
+    steps::Steps::new(deps::logs_dir())
 }
 
 fn run(command: Command) -> anyhow::Result<()> {

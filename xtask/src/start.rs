@@ -144,7 +144,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<()> {
     if args.edge == Edge::SeckillEdge && args.backends > 1 {
         bail!("seckill-edge forwards to one backend; use the default --edge envoy for --backends {}", args.backends);
     }
-    let logs = var.join("logs");
+    let logs = deps::logs_dir();
     let steps = Steps::new(logs.clone());
 
     // The sale first: what a purchase needs, and the dashboard after it.

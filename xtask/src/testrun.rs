@@ -49,7 +49,7 @@ pub fn run_all(steps: &Steps) -> anyhow::Result<()> {
     steps.command("building every test", "build-tests", BUILD_HINT, &mut build)?;
     let mut queue = list_suites()?;
 
-    let times_file = deps::root().join("target/xtask-test-times.json");
+    let times_file = deps::target_dir().join("xtask-test-times.json");
     let mut last: BTreeMap<String, f64> =
         std::fs::read_to_string(&times_file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     // Longest first (by the last run; unknown ones first of all, they may be long).
@@ -60,7 +60,7 @@ pub fn run_all(steps: &Steps) -> anyhow::Result<()> {
     let jobs = jobs();
     steps.say(&format!("running {} test suites, {jobs} at a time; their output: var/logs/test/", queue.len()));
 
-    let logs = deps::root().join("var/logs/test");
+    let logs = deps::logs_dir().join("test");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
     let outcomes: Arc<Mutex<BTreeMap<String, Outcome>>> = Arc::default();
